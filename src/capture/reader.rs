@@ -1,0 +1,484 @@
+//! Record-level reading of pcap and pcapng, on top of pcap-parser's block and
+//! record parsers, in batches of frames that borrow from the source window.
+//!
+//! pcap-parser 0.17 pitfalls handled here (each has a test in this module):
+//! - its slice APIs (`LegacyPcapSlice`, `parse_pcap`) read records as
+//!   little-endian whatever the header says: we pick `parse_pcap_frame_be`
+//!   ourselves for big-endian files;
+//! - `PcapNGCapture::iter()` panics on files with several sections: we walk
+//!   blocks ourselves and switch byte order at every Section Header Block;
+//! - `PcapCapture::from_file` silently drops a truncated tail: we report it;
+//! - an EPB's `data` includes padding: we use `packet_data()`;
+//! - nanosecond pcaps keep nanoseconds in `ts_usec`: we scale by the magic;
+//! - `build_ts_resolution` rejects every power-of-two `if_tsresol`: we
+//!   compute the resolution ourselves;
+//! - the streaming readers' fixed buffer overflows on large blocks (their
+//!   issue #29): our window grows to the record's size, up to a bound.
+
+use super::source::Source;
+use super::{CaptureError, FrameMeta, ReadEvent};
+use pcap_parser::pcapng::{Block, SectionHeaderBlock};
+use pcap_parser::traits::PcapNGPacketBlock;
+use pcap_parser::nom;
+use pcap_parser::{PcapError, PcapHeader};
+
+const SHB_MAGIC: u32 = 0x0A0D_0D0A;
+/// Obsolete Packet Block (pcapng draft), block type 2.
+const OPB_TYPE: u32 = 0x0000_0002;
+/// Largest packet record we accept in a pcap (Wireshark's standard maximum is
+/// 256 KiB; we allow more when the header's snaplen says so).
+const MAX_PCAP_RECORD: u32 = 256 << 10;
+/// Largest pcapng block accepted (a bound against hostile length fields).
+const MAX_BLOCK: u32 = super::source::MAX_WINDOW as u32;
+/// Upper bound on decryption secrets kept per file.
+const MAX_SECRETS: usize = 16 << 20;
+/// At most this many interfaces per section.
+const MAX_IFACES: usize = 4096;
+
+#[derive(Debug, Clone)]
+struct Iface {
+    link: u32,
+    /// Timestamp units per second.
+    units: u64,
+    offset_s: i64,
+    snaplen: u32,
+}
+
+enum Fmt {
+    Pcap {
+        be: bool,
+        nanos: bool,
+        modified: bool,
+        link: u32,
+        max_record: u32,
+    },
+    PcapNg {
+        be: bool,
+        ifaces: Vec<Iface>,
+    },
+}
+
+/// Reads frames from one capture in batches.
+pub struct Reader {
+    src: Source,
+    fmt: Fmt,
+    pending: usize,
+    next_number: u64,
+    secrets_bytes: usize,
+    done: bool,
+    /// Non-fatal things noticed while reading (truncation, secrets, …).
+    pub events: Vec<ReadEvent>,
+}
+
+enum Step {
+    /// Parsed a record of `n` bytes; maybe a frame.
+    Record(usize, Option<FrameMeta>),
+    /// Need at least this many bytes in the window.
+    Need(usize),
+    /// Corrupt data at this point.
+    Corrupt(String),
+}
+
+impl Reader {
+    /// Reads the file header. Fails when the bytes are not a capture.
+    pub fn new(mut src: Source) -> Result<Reader, CaptureError> {
+        src.fill(64).map_err(CaptureError::Io)?;
+        let head = src.window();
+        if head.is_empty() {
+            return Err(CaptureError::Empty);
+        }
+        if head.len() < 4 || !super::is_capture_magic(head) {
+            return Err(CaptureError::NotCapture);
+        }
+        let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let (fmt, used) = if magic == SHB_MAGIC {
+            // Peek at the SHB's length (byte order from its BOM) and make sure it is all here.
+            if head.len() < 12 {
+                return Err(CaptureError::Truncated);
+            }
+            let be = head[8..12] == [0x1A, 0x2B, 0x3C, 0x4D];
+            let len = rd32(&head[4..8], be) as usize;
+            src.fill(len).map_err(CaptureError::Io)?;
+            let head = src.window();
+            match pcap_parser::pcapng::parse_sectionheaderblock(head) {
+                Ok((rest, shb)) => (
+                    Fmt::PcapNg {
+                        be: shb.big_endian(),
+                        ifaces: Vec::new(),
+                    },
+                    head.len() - rest.len(),
+                ),
+                Err(nom::Err::Incomplete(_)) => return Err(CaptureError::Truncated),
+                Err(e) => {
+                    return Err(CaptureError::Corrupt {
+                        frame: 0,
+                        what: format!("bad section header block: {e:?}"),
+                    })
+                }
+            }
+        } else {
+            match pcap_parser::parse_pcap_header(head) {
+                Ok((rest, h)) => (pcap_fmt(&h), head.len() - rest.len()),
+                Err(nom::Err::Incomplete(_)) => return Err(CaptureError::Truncated),
+                Err(e) => {
+                    return Err(CaptureError::Corrupt {
+                        frame: 0,
+                        what: format!("bad pcap header: {e:?}"),
+                    })
+                }
+            }
+        };
+        src.consume(used);
+        Ok(Reader {
+            src,
+            fmt,
+            pending: 0,
+            next_number: 1,
+            secrets_bytes: 0,
+            done: false,
+            events: Vec::new(),
+        })
+    }
+
+    pub fn len_hint(&self) -> Option<u64> {
+        self.src.len_hint()
+    }
+
+    /// The window the frames of the last batch point into.
+    pub fn window(&self) -> &[u8] {
+        self.src.window()
+    }
+
+    /// Fills `out` with the next frames (offsets into [`Reader::window`]).
+    /// Returns `Ok(false)` when the capture has ended (`out` may still hold
+    /// the last frames). A corrupt record ends the file with `Err` after the
+    /// frames before it were returned by earlier calls.
+    pub fn next_batch(
+        &mut self,
+        out: &mut Vec<FrameMeta>,
+        max_frames: usize,
+        max_bytes: usize,
+    ) -> Result<bool, CaptureError> {
+        out.clear();
+        self.src.consume(self.pending);
+        self.pending = 0;
+        if self.done {
+            return Ok(false);
+        }
+        let mut off = 0usize;
+        loop {
+            if out.len() >= max_frames || off >= max_bytes {
+                self.pending = off;
+                return Ok(true);
+            }
+            let step = self.step(off);
+            match step {
+                Step::Record(n, frame) => {
+                    off += n;
+                    if let Some(f) = frame {
+                        out.push(f);
+                    }
+                }
+                Step::Need(want) => {
+                    let have = self.src.window().len() - off;
+                    if self.src.at_eof() {
+                        self.pending = off;
+                        self.done = true;
+                        if have > 0 {
+                            self.events.push(ReadEvent::Truncated {
+                                frame: self.next_number,
+                                missing: want.saturating_sub(have) as u64,
+                            });
+                        }
+                        return Ok(false);
+                    }
+                    if off > 0 {
+                        // Hand over what we have; the next call compacts and reads on.
+                        self.pending = off;
+                        return Ok(true);
+                    }
+                    if let Err(e) = self.src.fill(want) {
+                        self.done = true;
+                        return Err(if e.kind() == std::io::ErrorKind::InvalidData {
+                            CaptureError::Corrupt {
+                                frame: self.next_number,
+                                what: e.to_string(),
+                            }
+                        } else {
+                            CaptureError::Io(e)
+                        });
+                    }
+                }
+                Step::Corrupt(what) => {
+                    self.pending = off;
+                    self.done = true;
+                    return Err(CaptureError::Corrupt {
+                        frame: self.next_number,
+                        what,
+                    });
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, off: usize) -> Step {
+        let win = &self.src.window()[off..];
+        match &mut self.fmt {
+            Fmt::Pcap {
+                be,
+                nanos,
+                modified,
+                link,
+                max_record,
+            } => {
+                let hdr = if *modified { 24 } else { 16 };
+                if win.len() < hdr {
+                    return Step::Need(hdr);
+                }
+                let caplen = rd32(&win[8..12], *be);
+                if caplen > *max_record {
+                    return Step::Corrupt(format!(
+                        "record length {caplen} exceeds the limit of {max_record} bytes"
+                    ));
+                }
+                let need = hdr + caplen as usize;
+                if win.len() < need {
+                    return Step::Need(need);
+                }
+                let parsed = if *modified {
+                    pcap_parser::parse_pcap_frame_modified(win)
+                } else if *be {
+                    pcap_parser::parse_pcap_frame_be(win)
+                } else {
+                    pcap_parser::parse_pcap_frame(win)
+                };
+                match parsed {
+                    Ok((_, rec)) => {
+                        let frac = if *nanos {
+                            rec.ts_usec as i64
+                        } else {
+                            rec.ts_usec as i64 * 1000
+                        };
+                        let number = self.next_number;
+                        self.next_number += 1;
+                        Step::Record(
+                            need,
+                            Some(FrameMeta {
+                                number,
+                                ts: rec.ts_sec as i64 * 1_000_000_000 + frac,
+                                link: *link,
+                                off: off + hdr,
+                                len: caplen,
+                                orig_len: rec.origlen,
+                                iface: 0,
+                            }),
+                        )
+                    }
+                    Err(nom::Err::Incomplete(_)) => Step::Need(need),
+                    Err(e) => Step::Corrupt(format!("bad record: {e:?}")),
+                }
+            }
+            Fmt::PcapNg { be, ifaces } => {
+                if win.len() < 12 {
+                    return Step::Need(12);
+                }
+                let is_shb = rd32(&win[0..4], false) == SHB_MAGIC;
+                // A new section may switch byte order: its BOM decides.
+                let len_be = if is_shb {
+                    win[8..12] == [0x1A, 0x2B, 0x3C, 0x4D]
+                } else {
+                    *be
+                };
+                let block_len = rd32(&win[4..8], len_be);
+                if block_len < 12 || block_len % 4 != 0 || block_len > MAX_BLOCK {
+                    return Step::Corrupt(format!("invalid block length {block_len}"));
+                }
+                let need = block_len as usize;
+                if win.len() < need {
+                    return Step::Need(need);
+                }
+                let win = &win[..need];
+                if is_shb {
+                    return match pcap_parser::pcapng::parse_sectionheaderblock(win) {
+                        Ok((_, shb)) => {
+                            *be = SectionHeaderBlock::big_endian(&shb);
+                            ifaces.clear();
+                            Step::Record(need, None)
+                        }
+                        Err(e) => Step::Corrupt(format!("bad section header block: {e:?}")),
+                    };
+                }
+                let parsed = if *be {
+                    pcap_parser::pcapng::parse_block_be(win)
+                } else {
+                    pcap_parser::pcapng::parse_block_le(win)
+                };
+                let block = match parsed {
+                    Ok((_, b)) => b,
+                    Err(nom::Err::Incomplete(_)) => {
+                        return Step::Corrupt("block shorter than its contents".into())
+                    }
+                    Err(e) => return Step::Corrupt(format!("bad block: {}", short_err(&e))),
+                };
+                let number = self.next_number;
+                let mut frame = |if_id: u32, ts_high: u32, ts_low: u32, data_off: usize, len: usize, orig: u32| {
+                    self.next_number += 1;
+                    let (link, ts) = match ifaces.get(if_id as usize) {
+                        Some(i) => (i.link, ts_ns(ts_high, ts_low, i.units, i.offset_s)),
+                        None => (u32::MAX, ts_ns(ts_high, ts_low, 1_000_000, 0)),
+                    };
+                    Some(FrameMeta {
+                        number,
+                        ts,
+                        link,
+                        off: off + data_off,
+                        len: len as u32,
+                        orig_len: orig,
+                        iface: if_id,
+                    })
+                };
+                let base = win.as_ptr() as usize;
+                match block {
+                    Block::InterfaceDescription(idb) => {
+                        if ifaces.len() >= MAX_IFACES {
+                            return Step::Corrupt(format!("more than {MAX_IFACES} interfaces"));
+                        }
+                        let units = resolution(idb.if_tsresol).unwrap_or(1_000_000);
+                        ifaces.push(Iface {
+                            link: idb.linktype.0 as u32,
+                            units,
+                            offset_s: idb.if_tsoffset,
+                            snaplen: idb.snaplen,
+                        });
+                        Step::Record(need, None)
+                    }
+                    Block::EnhancedPacket(epb) => {
+                        let data = epb.packet_data();
+                        let f = frame(
+                            epb.if_id,
+                            epb.ts_high,
+                            epb.ts_low,
+                            data.as_ptr() as usize - base,
+                            data.len(),
+                            epb.origlen,
+                        );
+                        Step::Record(need, f)
+                    }
+                    Block::SimplePacket(spb) => {
+                        let mut len = spb.data.len().min(spb.origlen as usize);
+                        if let Some(i) = ifaces.first() {
+                            if i.snaplen > 0 {
+                                len = len.min(i.snaplen as usize);
+                            }
+                        }
+                        let off_in = spb.data.as_ptr() as usize - base;
+                        let orig = spb.origlen;
+                        // SPBs carry no timestamp; they belong to interface 0.
+                        let mut f = frame(0, 0, 0, off_in, len, orig);
+                        if let Some(f) = f.as_mut() {
+                            f.ts = 0;
+                        }
+                        Step::Record(need, f)
+                    }
+                    Block::Unknown(ub) if ub.block_type == OPB_TYPE || ub.block_type.swap_bytes() == OPB_TYPE => {
+                        // Obsolete Packet Block: if_id u16, drops u16, ts_high, ts_low, caplen, origlen, data.
+                        let d = ub.data;
+                        if d.len() < 20 {
+                            return Step::Corrupt("obsolete packet block too short".into());
+                        }
+                        let if_id = rd16(&d[0..2], *be) as u32;
+                        let caplen = (rd32(&d[12..16], *be) as usize).min(d.len() - 20);
+                        let orig = rd32(&d[16..20], *be);
+                        let f = frame(
+                            if_id,
+                            rd32(&d[4..8], *be),
+                            rd32(&d[8..12], *be),
+                            d.as_ptr() as usize - base + 20,
+                            caplen,
+                            orig,
+                        );
+                        Step::Record(need, f)
+                    }
+                    Block::DecryptionSecrets(dsb) => {
+                        let len = (dsb.secrets_len as usize).min(dsb.data.len());
+                        if self.secrets_bytes + len <= MAX_SECRETS {
+                            self.secrets_bytes += len;
+                            self.events.push(ReadEvent::Secrets {
+                                kind: dsb.secrets_type.0,
+                                data: dsb.data[..len].to_vec(),
+                            });
+                        } else {
+                            self.events.push(ReadEvent::SecretsDropped { bytes: len as u64 });
+                        }
+                        Step::Record(need, None)
+                    }
+                    _ => Step::Record(need, None),
+                }
+            }
+        }
+    }
+
+    /// Link types of the interfaces defined so far (pcap: the one link type).
+    pub fn link_types(&self) -> Vec<u32> {
+        match &self.fmt {
+            Fmt::Pcap { link, .. } => vec![*link],
+            Fmt::PcapNg { ifaces, .. } => ifaces.iter().map(|i| i.link).collect(),
+        }
+    }
+}
+
+fn pcap_fmt(h: &PcapHeader) -> Fmt {
+    Fmt::Pcap {
+        be: h.is_bigendian(),
+        nanos: h.is_nanosecond_precision(),
+        modified: h.is_modified_format(),
+        link: h.network.0 as u32,
+        max_record: MAX_PCAP_RECORD.max(h.snaplen.min(MAX_BLOCK)),
+    }
+}
+
+fn short_err(e: &nom::Err<PcapError<&[u8]>>) -> String {
+    match e {
+        nom::Err::Error(p) | nom::Err::Failure(p) => format!("{p}"),
+        nom::Err::Incomplete(_) => "incomplete".into(),
+    }
+}
+
+fn rd32(b: &[u8], be: bool) -> u32 {
+    let a = [b[0], b[1], b[2], b[3]];
+    if be {
+        u32::from_be_bytes(a)
+    } else {
+        u32::from_le_bytes(a)
+    }
+}
+
+fn rd16(b: &[u8], be: bool) -> u16 {
+    let a = [b[0], b[1]];
+    if be {
+        u16::from_be_bytes(a)
+    } else {
+        u16::from_le_bytes(a)
+    }
+}
+
+/// `if_tsresol`: bit 7 clear = 10^-v seconds, set = 2^-(v & 0x7f) seconds.
+/// (pcap-parser 0.17's `build_ts_resolution` refuses every power-of-two value.)
+pub fn resolution(tsresol: u8) -> Option<u64> {
+    let v = (tsresol & 0x7f) as u32;
+    if tsresol & 0x80 == 0 {
+        10u64.checked_pow(v)
+    } else {
+        1u64.checked_shl(v).filter(|_| v < 64)
+    }
+}
+
+/// Nanoseconds since the epoch from a pcapng 64-bit timestamp.
+pub fn ts_ns(high: u32, low: u32, units: u64, offset_s: i64) -> i64 {
+    let t = ((high as u64) << 32) | low as u64;
+    let units = units.max(1) as u128;
+    let secs = (t as u128 / units) as i128;
+    let frac = ((t as u128 % units) * 1_000_000_000 / units) as i128;
+    let ns = (secs + offset_s as i128) * 1_000_000_000 + frac;
+    ns.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
