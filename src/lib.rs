@@ -5,3 +5,11 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
+pub mod decode;
+pub mod config;
+pub mod flow;
+pub mod proto;
+pub mod detect;
+pub mod report;
+pub mod session;
+pub mod engine;

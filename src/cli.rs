@@ -1,0 +1,289 @@
+//! Flags, input discovery, running captures in parallel, and writing the
+//! reports.
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use rayon::prelude::*;
+use rdpsift::capture::{self, Source};
+use rdpsift::config::Config;
+use rdpsift::engine;
+use rdpsift::report::model::{CaptureReport, Outcome, Severity};
+use rdpsift::report::output;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Parser, Debug)]
+#[command(name = "rdpsift", version, about = "Tells from packet captures why Remote Desktop connections failed")]
+pub struct Args {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Analyze captures (files, directories, or - for standard input).
+    Analyze(Analyze),
+    /// List every finding code this build can report.
+    Codes,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    Never,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Analyze {
+    /// Capture files (.pcap, .pcapng, also .gz/.zst), directories, or -.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Write the findings report (CSV, header first) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write one row per connection attempt (CSV) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub attempts_csv: Option<PathBuf>,
+    /// Write the findings as JSON Lines to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the attempts as JSON Lines to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub attempts_json: Option<PathBuf>,
+    /// What standard output shows (default: table on a terminal, CSV otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Exit with status 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value = "error")]
+    pub fail_on: FailOn,
+    /// Worker threads (default: all cores).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Progress bar on standard error (never when it is not a terminal).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: When,
+    /// Print nothing on standard error but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Also follow TCP/UDP flows on this port (repeatable); content decides the protocol.
+    #[arg(long = "port", value_name = "N")]
+    pub ports: Vec<u16>,
+    /// Handshake phase with no progress for this many seconds: tcp.stalled.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
+    pub stall_timeout: f64,
+    /// SYN unanswered for this many seconds: tcp.syn_unanswered.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
+    pub syn_timeout: f64,
+    /// Bytes per direction handed to protocol parsers (stream depth).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub depth: u64,
+}
+
+/// An input to analyze: its report name and where to open it.
+struct Input {
+    name: String,
+    path: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<u8> {
+    match args.cmd {
+        Cmd::Codes => {
+            let mut out = io::stdout().lock();
+            for c in rdpsift::detect::all_codes() {
+                writeln!(out, "{c}")?;
+            }
+            Ok(0)
+        }
+        Cmd::Analyze(a) => analyze(a),
+    }
+}
+
+fn analyze(a: Analyze) -> Result<u8> {
+    let cfg = Config {
+        ports: a.ports.iter().copied().collect(),
+        stall_ns: (a.stall_timeout * 1e9) as i64,
+        syn_timeout_ns: (a.syn_timeout * 1e9) as i64,
+        depth: a.depth,
+        ..Config::default()
+    };
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let mut failed_inputs = 0usize;
+    let mut skipped = 0usize;
+    let mut inputs = Vec::new();
+    for p in &a.paths {
+        if let Err(e) = discover(p, &mut inputs, &mut skipped) {
+            eprintln!("rdpsift: {}: {e}", p.display());
+            failed_inputs += 1;
+        }
+    }
+    if inputs.iter().filter(|i| i.path.as_os_str() == "-").count() > 1 {
+        anyhow::bail!("standard input (-) can be named only once");
+    }
+
+    let total: u64 = inputs.iter().filter_map(|i| std::fs::metadata(&i.path).ok()).map(|m| m.len()).sum();
+    let bar = progress_bar(a.progress, total);
+    let done = AtomicU64::new(0);
+    let tick = |n: u64| {
+        let d = done.fetch_add(n, Ordering::Relaxed) + n;
+        if let Some(b) = &bar {
+            b.set_position(d.min(total));
+        }
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let reports: Vec<CaptureReport> = pool.install(|| {
+        inputs
+            .par_iter()
+            .map(|i| match Source::open(&i.path) {
+                Ok(src) => engine::analyze(&i.name, src, &cfg, threads, &tick),
+                Err(e) => CaptureReport {
+                    capture: i.name.clone(),
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                },
+            })
+            .collect()
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    for r in &reports {
+        if let Some(e) = &r.error {
+            eprintln!("rdpsift: {}: {e}", r.capture);
+            failed_inputs += 1;
+        }
+    }
+
+    write_file(&a.csv, |w| output::findings_csv(w, &reports))?;
+    write_file(&a.attempts_csv, |w| output::attempts_csv(w, &reports))?;
+    write_file(&a.json, |w| output::findings_json(w, &reports))?;
+    write_file(&a.attempts_json, |w| output::attempts_json(w, &reports))?;
+    let stdout = io::stdout();
+    let tty = stdout.is_terminal();
+    let format = a.format.unwrap_or(if tty { Format::Table } else { Format::Csv });
+    let mut out = BufWriter::new(stdout.lock());
+    match format {
+        Format::Table => output::table(&mut out, &reports, tty)?,
+        Format::Csv => output::findings_csv(&mut out, &reports)?,
+        Format::Json => output::findings_json(&mut out, &reports)?,
+    }
+    out.flush()?;
+
+    if !a.quiet {
+        let attempts: usize = reports.iter().map(|r| r.attempts.len()).sum();
+        let failed = reports.iter().flat_map(|r| &r.attempts).filter(|x| x.outcome == Outcome::Failed).count();
+        let findings: usize = reports.iter().map(|r| r.findings.len()).sum();
+        let frames: u64 = reports.iter().map(|r| r.frames).sum();
+        let mut line = format!(
+            "rdpsift: {} capture{}, {frames} frames, {attempts} attempts ({failed} failed), {findings} findings",
+            reports.len(),
+            if reports.len() == 1 { "" } else { "s" }
+        );
+        if skipped > 0 {
+            line.push_str(&format!("; {skipped} files skipped (not captures)"));
+        }
+        eprintln!("{line}");
+    }
+
+    if failed_inputs > 0 {
+        return Ok(2);
+    }
+    let threshold = match a.fail_on {
+        FailOn::Never => None,
+        FailOn::Info => Some(Severity::Info),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Error => Some(Severity::Error),
+        FailOn::Critical => Some(Severity::Critical),
+    };
+    let hit = threshold.is_some_and(|t| reports.iter().flat_map(|r| &r.findings).any(|f| f.severity >= t));
+    Ok(if hit { 1 } else { 0 })
+}
+
+fn write_file(path: &Option<PathBuf>, f: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>) -> Result<()> {
+    if let Some(p) = path {
+        let file = File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+        let mut w = BufWriter::new(file);
+        f(&mut w).with_context(|| format!("cannot write {}", p.display()))?;
+        w.flush()?;
+    }
+    Ok(())
+}
+
+fn progress_bar(when: When, total: u64) -> Option<indicatif::ProgressBar> {
+    let tty = io::stderr().is_terminal();
+    let show = match when {
+        When::Never => false,
+        When::Always => tty,
+        When::Auto => tty && total >= 64 << 20,
+    };
+    if !show {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(total);
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}")
+            .ok()?,
+    );
+    Some(b)
+}
+
+/// Files named on the command line must be captures; directories are walked
+/// (sorted, recursively): files with a capture extension must be captures,
+/// others are taken when their first bytes say so and skipped otherwise.
+fn discover(p: &Path, out: &mut Vec<Input>, skipped: &mut usize) -> io::Result<()> {
+    if p.as_os_str() == "-" {
+        out.push(Input {
+            name: "-".into(),
+            path: p.to_path_buf(),
+        });
+        return Ok(());
+    }
+    let meta = std::fs::metadata(p)?;
+    if !meta.is_dir() {
+        out.push(Input {
+            name: p.display().to_string(),
+            path: p.to_path_buf(),
+        });
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for e in entries {
+        let Ok(m) = std::fs::metadata(&e) else {
+            *skipped += 1;
+            continue;
+        };
+        if m.is_dir() {
+            discover(&e, out, skipped)?;
+            continue;
+        }
+        let name = e.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if capture::has_capture_extension(&name) || capture::source::sniff_capture(&e).unwrap_or(false) {
+            out.push(Input {
+                name: e.display().to_string(),
+                path: e,
+            });
+        } else {
+            *skipped += 1;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! Thresholds and bounds, with their defaults (documented in docs/THRESHOLDS.md).
+
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Extra TCP/UDP ports whose flows are relevant and reported (`--port`).
+    pub ports: BTreeSet<u16>,
+    /// Handshake phase without progress for this long: `tcp.stalled`.
+    pub stall_ns: i64,
+    /// SYN unanswered this long (or retried): `tcp.syn_unanswered`.
+    pub syn_timeout_ns: i64,
+    /// Retransmission rate above which `tcp.retransmissions` is reported…
+    pub retrans_rate: f64,
+    /// …when at least this many data segments were retransmitted.
+    pub retrans_min: u64,
+    /// A handshake segment sent this many times is reported regardless.
+    pub handshake_resends: u32,
+    /// Bytes per direction counted as "handshake" before bulk data.
+    pub handshake_bytes: u64,
+    /// Reassembly depth per direction (bytes handed to parsers).
+    pub depth: u64,
+    /// Flows tracked at once per file (bound; hitting it is reported).
+    pub max_flows: usize,
+    /// Relevant flow records kept per file for the report.
+    pub max_records: usize,
+    /// An open TCP flow idle this long is finished (and a closed one after
+    /// `closed_linger_ns`).
+    pub idle_ns: i64,
+    pub closed_linger_ns: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ports: BTreeSet::new(),
+            stall_ns: 20_000_000_000,
+            syn_timeout_ns: 3_000_000_000,
+            retrans_rate: 0.03,
+            retrans_min: 4,
+            handshake_resends: 3,
+            handshake_bytes: 64 << 10,
+            depth: 1 << 20,
+            max_flows: 1_000_000,
+            max_records: 1_000_000,
+            idle_ns: 600_000_000_000,
+            closed_linger_ns: 30_000_000_000,
+        }
+    }
+}
+
+/// Ports that make a flow relevant by themselves.
+pub mod port {
+    pub const RDP: u16 = 3389;
+    pub const GATEWAY_UDP: u16 = 3391;
+    pub const HTTPS: u16 = 443;
+    pub const DNS: u16 = 53;
+}

@@ -1,0 +1,37 @@
+//! `capture.loss`: bytes the receiver acknowledged that the capture never
+//! saw. Not a network fault: it tells how far to trust the verdict.
+
+use super::{conversation_filter, Context, Detector, Draft};
+use crate::report::model::{Confidence, Phase, Severity};
+
+pub struct CaptureLoss;
+
+impl Detector for CaptureLoss {
+    fn codes(&self) -> &'static [&'static str] {
+        &["capture.loss"]
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        let lost = [f.dirs[0].capture_lost, f.dirs[1].capture_lost];
+        if lost == [0, 0] {
+            return;
+        }
+        out.push(Draft {
+            code: "capture.loss".into(),
+            severity: Severity::Info,
+            phase: Phase::Capture,
+            first_frame: f.first.frame,
+            last_frame: f.last.frame,
+            ts: f.first.ts,
+            summary: format!(
+                "{} bytes from the client and {} from the server were acknowledged but are not in the capture",
+                lost[0], lost[1]
+            ),
+            cause: "The capture dropped packets (a busy capture host, a SPAN port over capacity, or a snap filter).".into(),
+            remedy: "Capture closer to an endpoint, with a larger buffer (dumpcap -B), or filter to the RDP host only.".into(),
+            filter: format!("{} && tcp.analysis.ack_lost_segment", conversation_filter(f)),
+            confidence: Confidence::high(),
+        });
+    }
+}

@@ -1,0 +1,91 @@
+//! `path.fragmented`, `path.frag_incomplete`, `path.frag_overlap`: IP
+//! fragments on the flow, fragment trains that never completed, and
+//! overlapping fragments. Evidence: the defragmenter's record per datagram.
+
+use super::{conversation_filter, Context, Detector, Draft};
+use crate::report::model::{Confidence, Phase, Severity};
+
+pub struct Fragments;
+
+impl Detector for Fragments {
+    fn codes(&self) -> &'static [&'static str] {
+        &["path.fragmented", "path.frag_incomplete", "path.frag_overlap"]
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        let fr = f.frags;
+        if fr.datagrams == 0 && fr.incomplete == 0 {
+            return;
+        }
+        let v6 = f.server.ip().is_ipv6();
+        let frag_cond = if v6 {
+            "ipv6.fraghdr"
+        } else {
+            "(ip.flags.mf==1 || ip.frag_offset>0)"
+        };
+        let addr = if v6 { "ipv6.addr" } else { "ip.addr" };
+        // Non-first fragments carry no ports: filter on addresses.
+        let filter = format!(
+            "{addr}=={} && {addr}=={} && {frag_cond}",
+            f.client.ip(),
+            f.server.ip()
+        );
+        let _ = conversation_filter;
+        let base = |code: &str, sev, summary: String, cause: &str, remedy: &str| Draft {
+            code: code.into(),
+            severity: sev,
+            phase: Phase::Path,
+            first_frame: fr.first.frame,
+            last_frame: fr.last.frame.max(fr.first.frame),
+            ts: fr.first.ts,
+            summary,
+            cause: cause.into(),
+            remedy: remedy.into(),
+            filter: filter.clone(),
+            confidence: Confidence::high(),
+        };
+        if fr.datagrams > 0 {
+            out.push(base(
+                "path.fragmented",
+                Severity::Warning,
+                format!(
+                    "{} datagram{} arrived in {} IP fragments (largest fragment {} bytes)",
+                    fr.datagrams,
+                    if fr.datagrams == 1 { "" } else { "s" },
+                    fr.fragments,
+                    fr.largest
+                ),
+                "Packets larger than the path MTU were fragmented; firewalls and NAT often drop fragments.",
+                "Find the link with the smaller MTU (VPN, tunnel, PPPoE) and lower the sender's MTU or clamp the TCP MSS; for RDP over UDP, make sure the path carries 1280-byte datagrams.",
+            ));
+        }
+        if fr.incomplete > 0 {
+            out.push(base(
+                "path.frag_incomplete",
+                Severity::Warning,
+                format!(
+                    "{} fragmented datagram{} never completed",
+                    fr.incomplete,
+                    if fr.incomplete == 1 { "" } else { "s" }
+                ),
+                "Some fragments were lost or dropped on the way (or before the capture point).",
+                "Allow IP fragments on firewalls in the path, or avoid fragmentation by lowering the MTU/MSS.",
+            ));
+        }
+        if fr.overlaps > 0 {
+            out.push(base(
+                "path.frag_overlap",
+                Severity::Warning,
+                format!(
+                    "{} datagram{} had overlapping fragments ({} with bytes that disagree)",
+                    fr.overlaps,
+                    if fr.overlaps == 1 { "" } else { "s" },
+                    fr.conflicts
+                ),
+                "Overlapping fragments are a sign of a broken device or an evasion attempt; receivers may drop them.",
+                "Find the device that re-fragments the traffic; capture on both sides of it.",
+            ));
+        }
+    }
+}

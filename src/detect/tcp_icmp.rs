@@ -1,0 +1,71 @@
+//! `tcp.icmp_unreachable`: a router or the host answered the connection with
+//! an ICMP/ICMPv6 destination unreachable quoting it. Evidence: the ICMP
+//! error, matched to the flow by the packet it quotes.
+
+use super::{conversation_filter, Context, Detector, Draft};
+use crate::flow::Transport;
+use crate::report::model::{Confidence, Phase, Severity};
+
+pub struct IcmpUnreachable;
+
+impl Detector for IcmpUnreachable {
+    fn codes(&self) -> &'static [&'static str] {
+        &["tcp.icmp_unreachable"]
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        if f.key.transport != Transport::Tcp {
+            return;
+        }
+        let mut errs = f.icmp.iter().filter(|e| e.err.is_unreachable());
+        let Some(first) = errs.next() else {
+            return;
+        };
+        let last = errs.last().unwrap_or(first);
+        let count = f.icmp.iter().filter(|e| e.err.is_unreachable()).count();
+        let from_server = first.from == f.server.ip();
+        let who = if from_server {
+            format!("the server {} itself", first.from)
+        } else {
+            format!("router {}", first.from)
+        };
+        let icmp = if first.err.v6 { "icmpv6.type==1" } else { "icmp.type==3" };
+        out.push(Draft {
+            code: "tcp.icmp_unreachable".into(),
+            severity: Severity::Error,
+            phase: Phase::Tcp,
+            first_frame: first.at.frame,
+            last_frame: last.at.frame,
+            ts: first.at.ts,
+            summary: format!(
+                "{count} ICMP {} from {who} for the connection to {}",
+                first.err.describe(),
+                f.server
+            ),
+            cause: match (first.err.v6, first.err.code) {
+                (false, 9 | 10 | 13) | (true, 1 | 5 | 6) => format!(
+                    "A firewall ({}) forbids the connection and says so.",
+                    first.from
+                ),
+                (false, 0 | 1) | (true, 0 | 3) => format!(
+                    "No route to {}: it is down or not reachable from {}.",
+                    f.server.ip(),
+                    first.from
+                ),
+                _ => format!("{} reports the destination as unreachable.", first.from),
+            },
+            remedy: format!(
+                "Check routing and firewall rules on {} for TCP port {} toward {}.",
+                first.from,
+                f.server.port(),
+                f.server.ip()
+            ),
+            filter: format!(
+                "{icmp} && {}",
+                conversation_filter(f)
+            ),
+            confidence: Confidence::high(),
+        });
+    }
+}

@@ -1,0 +1,80 @@
+//! `tcp.reset_by_server` / `tcp.reset_by_client`: the connection was torn
+//! down with a RST after it was established. Evidence: the first RST, its
+//! sender, and how far the connection had come.
+
+use super::{filter_with, tcp_moment, Context, Detector, Draft};
+use crate::flow::{Transport, SERVER};
+use crate::report::model::{Confidence, Phase, Severity};
+
+pub struct ResetDetector;
+
+impl Detector for ResetDetector {
+    fn codes(&self) -> &'static [&'static str] {
+        &["tcp.reset_by_server", "tcp.reset_by_client"]
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        let Some(r) = f.rst else {
+            return;
+        };
+        if f.key.transport != Transport::Tcp {
+            return;
+        }
+        // A RST answering the SYN is tcp.refused; one after a FIN from the
+        // same side is an ordinary abortive close after a clean end.
+        if !r.established {
+            if r.dir == SERVER || f.syn_ack.count == 0 {
+                return;
+            }
+        }
+        let by_server = r.dir == SERVER;
+        let closed_first = f.dirs[0].fin.or(f.dirs[1].fin).is_some_and(|m| m.frame < r.at.frame);
+        if closed_first {
+            return;
+        }
+        let (code, who, other) = if by_server {
+            ("tcp.reset_by_server", "server", "client")
+        } else {
+            ("tcp.reset_by_client", "client", "server")
+        };
+        let (ep, _) = if by_server { (f.server, f.client) } else { (f.client, f.server) };
+        out.push(Draft {
+            code: code.into(),
+            severity: Severity::Error,
+            phase: Phase::Tcp,
+            first_frame: r.at.frame,
+            last_frame: r.at.frame,
+            ts: r.at.ts,
+            summary: format!(
+                "The {who} {ep} reset the connection {} (TTL {}, {} reset{} in all)",
+                tcp_moment(f, r.bytes),
+                r.ttl,
+                f.rst_count,
+                if f.rst_count == 1 { "" } else { "s" }
+            ),
+            cause: if by_server {
+                "The server (or a device in front of it) aborted the connection; the client sees \
+                 0x904 \"socket closed\"."
+                    .to_string()
+            } else {
+                format!(
+                    "The client gave up or refused what the {other} offered (a policy, a certificate \
+                     or a timeout on the client side)."
+                )
+            },
+            remedy: if by_server {
+                "Look at the server's System and TerminalServices-RemoteConnectionManager event logs \
+                 at this time; check security-layer and NLA settings and any IPS or load balancer \
+                 in front of the server."
+                    .to_string()
+            } else {
+                "Look at the client's error message and event log (Microsoft-Windows-TerminalServices-\
+                 ClientActiveXCore) at this time; compare client and server security settings."
+                    .to_string()
+            },
+            filter: filter_with(f, "tcp.flags.reset==1"),
+            confidence: Confidence::high(),
+        });
+    }
+}

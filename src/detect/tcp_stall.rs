@@ -1,0 +1,64 @@
+//! `tcp.stalled`: during the handshake region (before the first
+//! `handshake_bytes` of data), nothing moved for longer than the stall
+//! threshold. Evidence: the last progress and what came after the wait.
+
+use super::{filter_with, secs, Context, Detector, Draft};
+use crate::flow::Transport;
+use crate::report::model::{Confidence, Phase, Severity};
+
+pub struct Stalled;
+
+impl Detector for Stalled {
+    fn codes(&self) -> &'static [&'static str] {
+        &["tcp.stalled"]
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        let s = f.stall;
+        if f.key.transport != Transport::Tcp || s.gap_ns < cx.cfg.stall_ns {
+            return;
+        }
+        if f.established.is_none() && !f.mid_stream {
+            return; // SYN retries are tcp.syn_unanswered's.
+        }
+        let bytes = f.payload();
+        let (ended, last) = match s.after {
+            Some(a) => (
+                format!("until frame {}", a.frame),
+                a.frame,
+            ),
+            None => ("until the end of the capture".to_string(), s.before.frame),
+        };
+        let range = if last > s.before.frame {
+            format!("frame.number>={} && frame.number<={}", s.before.frame, last)
+        } else {
+            format!("frame.number>={}", s.before.frame)
+        };
+        out.push(Draft {
+            code: "tcp.stalled".into(),
+            severity: Severity::Warning,
+            phase: Phase::Tcp,
+            first_frame: s.before.frame,
+            last_frame: last,
+            ts: s.before.ts,
+            summary: format!(
+                "No progress for {} after frame {} ({ended}); {} bytes from the client and {} from the server so far",
+                secs(s.gap_ns),
+                s.before.frame,
+                bytes[0],
+                bytes[1]
+            ),
+            cause: "One side waited for an answer that did not come: a hung service, a peer \
+                    waiting for user input (credentials, certificate prompt), or packets lost on \
+                    the path."
+                .to_string(),
+            remedy: "See which side sent last: if the client, check the server's responsiveness \
+                     (TermService, CPU, disk); if the server, check the client for a pending \
+                     prompt; look for path loss (path.* findings)."
+                .to_string(),
+            filter: filter_with(f, &format!("({range})")),
+            confidence: Confidence::high(),
+        });
+    }
+}

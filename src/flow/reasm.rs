@@ -1,0 +1,327 @@
+//! Per-direction TCP reassembly into an ordered byte stream.
+//!
+//! Handles retransmissions, out-of-order segments (held, bounded), overlaps
+//! (first data wins; disagreeing overlaps are counted), sequence wrap,
+//! mid-stream starts, and holes: a hole the peer acknowledges but the capture
+//! never saw is capture loss, skipped and reported as such.
+//! Bytes are delivered to the caller's sink as soon as they are in order and
+//! only up to `depth` bytes per direction; nothing is kept once delivered.
+
+use std::collections::BTreeMap;
+
+/// What one segment turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegKind {
+    /// New data at the expected place (or a zero-length segment).
+    InOrder,
+    /// All its bytes were seen before.
+    Retransmission,
+    /// Some old bytes, some new.
+    Partial,
+    /// Ahead of the expected place: a hole before it.
+    OutOfOrder,
+    /// Filled (part of) a hole.
+    HoleFill,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub depth: u64,
+    pub max_ooo_segments: usize,
+    pub max_ooo_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            depth: 1 << 20,
+            max_ooo_segments: 256,
+            max_ooo_bytes: 256 << 10,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Reasm {
+    init: bool,
+    /// Sequence number of relative offset 0.
+    base: u32,
+    /// Next in-order offset (everything below was delivered or skipped).
+    next: u64,
+    /// Highest segment end seen.
+    pub highest: u64,
+    ooo: BTreeMap<u64, Vec<u8>>,
+    ooo_bytes: usize,
+    /// Bytes acknowledged by the peer but never captured.
+    pub capture_lost: u64,
+    /// Overlapping bytes that disagreed with what was there first.
+    pub overlap_conflicts: u64,
+    /// Out-of-order data dropped because the hold bound was hit.
+    pub ooo_dropped: u64,
+    /// Bytes delivered to the sink.
+    pub delivered: u64,
+}
+
+/// Receives the ordered stream. `Gap(n)`: n bytes that will never come.
+pub enum Chunk<'a> {
+    Data(&'a [u8]),
+    Gap(u64),
+}
+
+impl Reasm {
+    /// Starts the stream: `isn_next` is the sequence number of the first data
+    /// byte (ISN + 1 after a SYN, or the first seen segment's seq mid-stream).
+    pub fn start(&mut self, isn_next: u32) {
+        if !self.init {
+            self.init = true;
+            self.base = isn_next;
+        }
+    }
+
+    pub fn started(&self) -> bool {
+        self.init
+    }
+
+    /// Relative offset of `seq`, unwrapped around the current position.
+    pub fn rel(&self, seq: u32) -> i64 {
+        let here = self.base.wrapping_add(self.next as u32);
+        self.next as i64 + seq.wrapping_sub(here) as i32 as i64
+    }
+
+    pub fn next_offset(&self) -> u64 {
+        self.next
+    }
+
+    /// Feeds one segment. `wire_len` is its length on the wire (≥ captured).
+    pub fn segment(
+        &mut self,
+        seq: u32,
+        data: &[u8],
+        wire_len: u32,
+        lim: &Limits,
+        sink: &mut impl FnMut(Chunk<'_>),
+    ) -> SegKind {
+        if !self.init {
+            self.start(seq);
+        }
+        let len = wire_len as u64;
+        if len == 0 {
+            return SegKind::InOrder;
+        }
+        let rel = self.rel(seq);
+        let end = rel + len as i64;
+        let was_highest = self.highest;
+        if end > self.highest as i64 {
+            self.highest = end as u64;
+        }
+        if end <= self.next as i64 {
+            return SegKind::Retransmission;
+        }
+        if rel > self.next as i64 {
+            // A hole before this segment: hold it (bounded, below depth).
+            let rel = rel as u64;
+            if rel < lim.depth && !data.is_empty() {
+                let fits = self.ooo.len() < lim.max_ooo_segments
+                    && self.ooo_bytes + data.len() <= lim.max_ooo_bytes;
+                if fits {
+                    self.hold(rel, data);
+                } else {
+                    self.ooo_dropped += data.len() as u64;
+                }
+            }
+            return if (end as u64) <= was_highest {
+                SegKind::HoleFill
+            } else {
+                SegKind::OutOfOrder
+            };
+        }
+        // rel <= next < end: deliver the new part.
+        let skip = (self.next as i64 - rel) as usize;
+        let kind = if skip > 0 {
+            SegKind::Partial
+        } else if (end as u64) <= was_highest {
+            SegKind::HoleFill
+        } else {
+            SegKind::InOrder
+        };
+        self.deliver_at(skip, data, len - skip as u64, lim, sink);
+        self.drain(lim, sink);
+        kind
+    }
+
+    /// The peer acknowledged up to `ack`: a hole below it was received by the
+    /// peer but not captured. Skip it as capture loss.
+    pub fn acked(&mut self, ack: u32, lim: &Limits, sink: &mut impl FnMut(Chunk<'_>)) {
+        if !self.init {
+            return;
+        }
+        let a = self.rel(ack);
+        // Only holes we know data exists beyond, or up to the ack itself.
+        if a <= self.next as i64 || a > self.highest as i64 + 1 {
+            return;
+        }
+        let a = (a as u64).min(self.highest);
+        while self.next < a {
+            let hole_end = match self.ooo.first_key_value() {
+                Some((&k, _)) if k < a => k,
+                _ => a,
+            };
+            if hole_end > self.next {
+                let n = hole_end - self.next;
+                self.capture_lost += n;
+                if self.delivered < lim.depth {
+                    sink(Chunk::Gap(n));
+                }
+                self.next = hole_end;
+            }
+            self.drain(lim, sink);
+            if self.ooo.is_empty() || self.next >= a {
+                break;
+            }
+        }
+    }
+
+    fn hold(&mut self, rel: u64, data: &[u8]) {
+        if let Some(old) = self.ooo.get(&rel) {
+            let n = old.len().min(data.len());
+            if old[..n] != data[..n] {
+                self.overlap_conflicts += n as u64;
+            }
+            if old.len() >= data.len() {
+                return;
+            }
+            self.ooo_bytes -= old.len();
+        }
+        self.ooo_bytes += data.len();
+        self.ooo.insert(rel, data.to_vec());
+    }
+
+    fn deliver_at(
+        &mut self,
+        skip: usize,
+        data: &[u8],
+        new_len: u64,
+        lim: &Limits,
+        sink: &mut impl FnMut(Chunk<'_>),
+    ) {
+        let avail = data.get(skip..).unwrap_or(&[]);
+        if self.delivered < lim.depth {
+            let room = (lim.depth - self.delivered) as usize;
+            let part = &avail[..avail.len().min(room)];
+            if !part.is_empty() {
+                sink(Chunk::Data(part));
+                self.delivered += part.len() as u64;
+            }
+            // Snap length cut the segment: the rest is a gap for the parsers.
+            let cut = new_len.saturating_sub(avail.len() as u64);
+            if cut > 0 && self.delivered < lim.depth {
+                sink(Chunk::Gap(cut));
+            }
+        }
+        self.next += new_len;
+    }
+
+    /// Delivers held segments that are now in order; drops ones made stale.
+    fn drain(&mut self, lim: &Limits, sink: &mut impl FnMut(Chunk<'_>)) {
+        while let Some((&k, _)) = self.ooo.first_key_value() {
+            if k > self.next {
+                break;
+            }
+            let (k, v) = self.ooo.pop_first().expect("non-empty");
+            self.ooo_bytes -= v.len();
+            let end = k + v.len() as u64;
+            if end <= self.next {
+                continue;
+            }
+            let skip = (self.next - k) as usize;
+            let n = v.len() - skip;
+            self.deliver_at(skip, &v, n as u64, lim, sink);
+        }
+    }
+
+    /// Bytes held out of order right now.
+    pub fn held_bytes(&self) -> usize {
+        self.ooo_bytes
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn collect(r: &mut Reasm, seq: u32, d: &[u8], out: &mut Vec<u8>) -> SegKind {
+        r.segment(seq, d, d.len() as u32, &Limits::default(), &mut |c| match c {
+            Chunk::Data(b) => out.extend_from_slice(b),
+            Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
+        })
+    }
+
+    #[test]
+    fn in_order_retransmission_and_reordering() {
+        let mut r = Reasm::default();
+        r.start(1000);
+        let mut out = vec![];
+        assert_eq!(collect(&mut r, 1000, b"abc", &mut out), SegKind::InOrder);
+        assert_eq!(collect(&mut r, 1006, b"ghi", &mut out), SegKind::OutOfOrder);
+        assert_eq!(collect(&mut r, 1000, b"abc", &mut out), SegKind::Retransmission);
+        assert_eq!(collect(&mut r, 1003, b"def", &mut out), SegKind::HoleFill);
+        assert_eq!(out, b"abcdefghi");
+        assert_eq!(collect(&mut r, 1007, b"hijk", &mut out), SegKind::Partial);
+        assert_eq!(out, b"abcdefghijk");
+    }
+
+    #[test]
+    fn sequence_wraps() {
+        let mut r = Reasm::default();
+        r.start(u32::MAX - 1);
+        let mut out = vec![];
+        collect(&mut r, u32::MAX - 1, b"ab", &mut out);
+        collect(&mut r, 0, b"cd", &mut out);
+        assert_eq!(out, b"abcd");
+    }
+
+    #[test]
+    fn overlap_first_data_wins_and_is_counted() {
+        let mut r = Reasm::default();
+        r.start(0);
+        let mut out = vec![];
+        collect(&mut r, 4, b"XXXX", &mut out);
+        collect(&mut r, 4, b"YYYY", &mut out);
+        collect(&mut r, 0, b"0123", &mut out);
+        assert_eq!(out, b"0123XXXX");
+        assert_eq!(r.overlap_conflicts, 4);
+    }
+
+    #[test]
+    fn acked_hole_is_capture_loss() {
+        let mut r = Reasm::default();
+        r.start(0);
+        let mut out = vec![];
+        collect(&mut r, 0, b"ab", &mut out);
+        collect(&mut r, 5, b"fg", &mut out);
+        r.acked(7, &Limits::default(), &mut |c| match c {
+            Chunk::Data(b) => out.extend_from_slice(b),
+            Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
+        });
+        assert_eq!(out, b"ab???fg");
+        assert_eq!(r.capture_lost, 3);
+    }
+
+    #[test]
+    fn depth_bounds_delivery() {
+        let mut r = Reasm::default();
+        r.start(0);
+        let lim = Limits {
+            depth: 4,
+            ..Limits::default()
+        };
+        let mut n = 0;
+        r.segment(0, b"abcdef", 6, &lim, &mut |c| {
+            if let Chunk::Data(b) = c {
+                n += b.len()
+            }
+        });
+        assert_eq!(n, 4);
+        assert_eq!(r.next_offset(), 6);
+    }
+}

@@ -1,0 +1,309 @@
+//! The flow table of one worker: creates flows, routes segments, datagrams,
+//! fragments and ICMP errors to them, finishes idle and closed flows, and
+//! keeps every structure within its bound.
+
+use super::{interest, Flow, FlowKey, IcmpEvent, Interest, Mark, Transport, CLIENT};
+use crate::config::Config;
+use crate::decode::defrag::{self, Defrag, FragKey, FragMeta, Outcome};
+use crate::decode::{self, Packet, L4};
+use rustc_hash::FxHashMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// ICMP errors that quote no tracked flow, kept for path findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrphanIcmp {
+    pub at: Mark,
+    pub from: IpAddr,
+    pub err: decode::IcmpError,
+}
+
+const MAX_ORPHAN_ICMP: usize = 4096;
+/// How often (in packets) idle flows are swept.
+const SWEEP_EVERY: u32 = 1 << 16;
+
+/// Bounds that were hit, reported as `capture.bound` findings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BoundsHit {
+    pub flows_evicted: u64,
+    pub records_dropped: u64,
+    pub fragments_evicted: u64,
+    pub icmp_dropped: u64,
+}
+
+pub struct Table {
+    flows: FxHashMap<FlowKey, Flow>,
+    defrag: Defrag,
+    frag_dropped: Vec<FragMeta>,
+    /// Finished flows that are reported.
+    pub done: Vec<Flow>,
+    pub orphan_icmp: Vec<OrphanIcmp>,
+    /// Incomplete fragment trains whose flow is unknown.
+    pub orphan_frags: Vec<FragMeta>,
+    pub bounds: BoundsHit,
+    since_sweep: u32,
+    now: i64,
+}
+
+impl Table {
+    pub fn new() -> Table {
+        Table {
+            flows: FxHashMap::default(),
+            defrag: Defrag::new(defrag::Limits::default()),
+            frag_dropped: Vec::new(),
+            done: Vec::new(),
+            orphan_icmp: Vec::new(),
+            orphan_frags: Vec::new(),
+            bounds: BoundsHit::default(),
+            since_sweep: 0,
+            now: i64::MIN,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// One decoded packet.
+    pub fn packet(&mut self, pkt: &Packet<'_>, at: Mark, frame_len: u32, cfg: &Config) {
+        self.now = self.now.max(at.ts);
+        match pkt.l4 {
+            L4::Fragment(f) => {
+                let key = FragKey {
+                    src: pkt.ip.src,
+                    dst: pkt.ip.dst,
+                    proto: f.proto,
+                    id: f.id,
+                };
+                match self.defrag.add(
+                    key,
+                    f.offset,
+                    f.more,
+                    f.payload,
+                    pkt.ip.len,
+                    at.frame,
+                    at.ts,
+                    &mut self.frag_dropped,
+                ) {
+                    Outcome::Complete(data, meta) => {
+                        let l4 = decode::packet::transport(f.proto, &data, data.len() as u32, pkt.ip.v6);
+                        let whole = Packet { ip: pkt.ip, l4 };
+                        self.dispatch(&whole, at, frame_len, cfg, Some(&meta));
+                    }
+                    Outcome::Invalid(meta, _why) => self.frag_dropped.push(meta),
+                    Outcome::Pending => {}
+                }
+                self.bounds.fragments_evicted = self.defrag.evicted;
+                self.settle_frags();
+            }
+            _ => self.dispatch(pkt, at, frame_len, cfg, None),
+        }
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.since_sweep = 0;
+            self.sweep(cfg);
+        }
+    }
+
+    fn dispatch(&mut self, pkt: &Packet<'_>, at: Mark, frame_len: u32, cfg: &Config, frag: Option<&FragMeta>) {
+        let ip = &pkt.ip;
+        let (transport, sport, dport) = match pkt.l4 {
+            L4::Tcp(t) => (Transport::Tcp, t.sport, t.dport),
+            L4::Udp(u) => (Transport::Udp, u.sport, u.dport),
+            L4::IcmpError(e) => {
+                self.icmp(ip.src, e, at);
+                return;
+            }
+            _ => return,
+        };
+        let src = SocketAddr::new(ip.src, sport);
+        let dst = SocketAddr::new(ip.dst, dport);
+        let key = FlowKey::new(src, dst, transport);
+        // A new SYN on a closed connection with the same ports starts a new one.
+        if let L4::Tcp(t) = pkt.l4 {
+            let syn_only = t.flags & 0x12 == 0x02;
+            if syn_only {
+                if let Some(f) = self.flows.get(&key) {
+                    let same = f.isn[CLIENT] == Some(t.seq) && f.client == src;
+                    if !same && (f.closed() || f.dirs[CLIENT].syn.count > 0 && f.client != src) {
+                        let old = self.flows.remove(&key).expect("present");
+                        self.finish(old, cfg, None);
+                    }
+                }
+            }
+        }
+        if !self.flows.contains_key(&key) {
+            let Some((int, dst_is_server)) = interest(transport, sport, dport, cfg) else {
+                return;
+            };
+            let (mut client, mut server) = if dst_is_server { (src, dst) } else { (dst, src) };
+            // A SYN names the client whatever the ports say.
+            if let L4::Tcp(t) = pkt.l4 {
+                if t.flags & 0x12 == 0x02 {
+                    (client, server) = (src, dst);
+                } else if t.flags & 0x12 == 0x12 {
+                    (client, server) = (dst, src);
+                }
+            }
+            if self.flows.len() >= cfg.max_flows {
+                self.evict_one(cfg);
+            }
+            self.flows.insert(key, Flow::new(key, client, server, int, at));
+        }
+        let f = self.flows.get_mut(&key).expect("inserted");
+        if let Some(m) = frag {
+            let fr = &mut f.frags;
+            if fr.datagrams == 0 {
+                fr.first = Mark {
+                    frame: m.first_frame,
+                    ts: m.first_ts,
+                };
+            }
+            fr.datagrams += 1;
+            fr.fragments += m.fragments;
+            fr.overlaps += m.overlap as u32;
+            fr.conflicts += m.overlap_conflict as u32;
+            fr.largest = fr.largest.max(m.largest);
+            fr.last = Mark {
+                frame: m.last_frame,
+                ts: m.last_ts,
+            };
+        }
+        match pkt.l4 {
+            L4::Tcp(t) => f.tcp(src, ip, &t, at, frame_len, cfg),
+            L4::Udp(u) => f.udp(src, ip, &u, at, frame_len),
+            _ => {}
+        }
+    }
+
+    fn icmp(&mut self, from: IpAddr, e: decode::IcmpError, at: Mark) {
+        let q = e.quoted;
+        let transport = match q.proto {
+            6 => Transport::Tcp,
+            17 => Transport::Udp,
+            _ => {
+                self.orphan(from, e, at);
+                return;
+            }
+        };
+        let src = SocketAddr::new(q.src, q.sport);
+        let key = FlowKey::new(src, SocketAddr::new(q.dst, q.dport), transport);
+        match self.flows.get_mut(&key) {
+            Some(f) if !f.ignored => {
+                let dir = f.dir_of(src);
+                f.icmp(IcmpEvent { at, from, err: e, dir })
+            }
+            Some(_) => {}
+            None => self.orphan(from, e, at),
+        }
+    }
+
+    fn orphan(&mut self, from: IpAddr, err: decode::IcmpError, at: Mark) {
+        if self.orphan_icmp.len() < MAX_ORPHAN_ICMP {
+            self.orphan_icmp.push(OrphanIcmp { at, from, err });
+        } else {
+            self.bounds.icmp_dropped += 1;
+        }
+    }
+
+    /// Incomplete fragment trains go to their flow when the first fragment
+    /// named its ports, or to the list of orphans.
+    fn settle_frags(&mut self) {
+        for m in std::mem::take(&mut self.frag_dropped) {
+            let k = m.key;
+            let transport = match k.proto {
+                6 => Some(Transport::Tcp),
+                17 => Some(Transport::Udp),
+                _ => None,
+            };
+            let flow = match (transport, m.ports) {
+                (Some(t), Some((sp, dp))) => {
+                    self.flows.get_mut(&FlowKey::new(SocketAddr::new(k.src, sp), SocketAddr::new(k.dst, dp), t))
+                }
+                _ => None,
+            };
+            match flow {
+                Some(f) => {
+                    f.frags.incomplete += 1;
+                    f.frags.fragments += m.fragments;
+                    f.frags.overlaps += m.overlap as u32;
+                    f.frags.conflicts += m.overlap_conflict as u32;
+                    if f.frags.datagrams == 0 && f.frags.incomplete == 1 {
+                        f.frags.first = Mark { frame: m.first_frame, ts: m.first_ts };
+                    }
+                    f.frags.last = Mark { frame: m.last_frame, ts: m.last_ts };
+                }
+                None if self.orphan_frags.len() < MAX_ORPHAN_ICMP => self.orphan_frags.push(m),
+                None => self.bounds.fragments_evicted += 1,
+            }
+        }
+    }
+
+    fn finish(&mut self, mut f: Flow, cfg: &Config, end: Option<Mark>) {
+        let end = end.unwrap_or(f.last);
+        f.finish(end, cfg);
+        if f.reported() {
+            if self.done.len() < cfg.max_records {
+                self.done.push(f);
+            } else {
+                self.bounds.records_dropped += 1;
+            }
+        }
+    }
+
+    /// Finishes flows that are idle (open) or closed and quiet.
+    fn sweep(&mut self, cfg: &Config) {
+        let now = self.now;
+        self.defrag.expire(now, &mut self.frag_dropped);
+        self.settle_frags();
+        let mut old: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| {
+                let idle = now.saturating_sub(f.last.ts);
+                idle > cfg.idle_ns || (f.closed() && idle > cfg.closed_linger_ns) || (f.ignored && idle > cfg.closed_linger_ns)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        old.sort_by_key(|k| self.flows[k].first.frame);
+        for k in old {
+            let f = self.flows.remove(&k).expect("present");
+            self.finish(f, cfg, None);
+        }
+    }
+
+    /// The flow table is full: finish the flow idle the longest.
+    fn evict_one(&mut self, cfg: &Config) {
+        let victim = self
+            .flows
+            .iter()
+            .min_by_key(|(_, f)| (f.interest != Interest::Probe || !f.ignored, f.last.ts, f.first.frame))
+            .map(|(k, _)| *k);
+        if let Some(k) = victim {
+            let f = self.flows.remove(&k).expect("present");
+            self.bounds.flows_evicted += 1;
+            self.finish(f, cfg, None);
+        }
+    }
+
+    /// End of the capture: finish everything. `end` is the last frame.
+    pub fn close(&mut self, end: Mark, cfg: &Config) {
+        self.defrag.drain(&mut self.frag_dropped);
+        self.settle_frags();
+        let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        all.sort_by_key(|f| f.first.frame);
+        for f in all {
+            let e = if f.closed() { f.last } else { end };
+            self.finish(f, cfg, Some(e));
+        }
+    }
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table::new()
+    }
+}

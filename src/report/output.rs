@@ -1,0 +1,281 @@
+//! Printers. Each writes into any `io::Write`, so tests compare exact text.
+//! CSV and JSON Lines share one row type per report, so their fields agree.
+
+use super::model::{rfc3339, Attempt, CaptureReport, Finding};
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// A findings row: the column order is the public contract.
+#[derive(Serialize)]
+pub struct FindingRow<'a> {
+    pub capture: &'a str,
+    pub attempt: &'a str,
+    pub code: &'a str,
+    pub severity: &'static str,
+    pub phase: &'static str,
+    pub client: &'a str,
+    pub server: &'a str,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub time: String,
+    pub summary: &'a str,
+    pub cause: &'a str,
+    pub remedy: &'a str,
+    pub filter: &'a str,
+    pub confidence: String,
+}
+
+impl<'a> From<&'a Finding> for FindingRow<'a> {
+    fn from(f: &'a Finding) -> Self {
+        FindingRow {
+            capture: &f.capture,
+            attempt: &f.attempt,
+            code: &f.code,
+            severity: f.severity.name(),
+            phase: f.phase.name(),
+            client: &f.client,
+            server: &f.server,
+            first_frame: f.first_frame,
+            last_frame: f.last_frame,
+            time: rfc3339(f.ts),
+            summary: &f.summary,
+            cause: &f.cause,
+            remedy: &f.remedy,
+            filter: &f.filter,
+            confidence: f.confidence.render(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AttemptRow<'a> {
+    pub capture: &'a str,
+    pub attempt: &'a str,
+    pub client: &'a str,
+    pub server: &'a str,
+    pub transport: &'a str,
+    pub start: String,
+    pub end: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub outcome: &'static str,
+    pub failed_phase: &'static str,
+    pub verdict: &'a str,
+    pub app: &'a str,
+    pub first_frame: u64,
+    pub last_frame: u64,
+}
+
+impl<'a> From<&'a Attempt> for AttemptRow<'a> {
+    fn from(a: &'a Attempt) -> Self {
+        AttemptRow {
+            capture: &a.capture,
+            attempt: &a.attempt,
+            client: &a.client,
+            server: &a.server,
+            transport: &a.transport,
+            start: rfc3339(a.start),
+            end: rfc3339(a.end),
+            packets: a.packets,
+            bytes: a.bytes,
+            outcome: a.outcome.name(),
+            failed_phase: a.failed_phase.map_or("", |p| p.name()),
+            verdict: &a.verdict,
+            app: &a.app,
+            first_frame: a.first_frame,
+            last_frame: a.last_frame,
+        }
+    }
+}
+
+const FINDING_HEADER: [&str; 15] = [
+    "capture", "attempt", "code", "severity", "phase", "client", "server", "first_frame", "last_frame",
+    "time", "summary", "cause", "remedy", "filter", "confidence",
+];
+const ATTEMPT_HEADER: [&str; 15] = [
+    "capture", "attempt", "client", "server", "transport", "start", "end", "packets", "bytes", "outcome",
+    "failed_phase", "verdict", "app", "first_frame", "last_frame",
+];
+
+fn csv_err(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        k => io::Error::other(format!("{k:?}")),
+    }
+}
+
+/// CSV with a header row, written even when there are no rows.
+fn write_csv<T: Serialize>(w: impl Write, header: &[&str], rows: impl Iterator<Item = T>) -> io::Result<()> {
+    let mut c = csv::WriterBuilder::new().has_headers(false).from_writer(w);
+    c.write_record(header).map_err(csv_err)?;
+    for r in rows {
+        c.serialize(r).map_err(csv_err)?;
+    }
+    c.flush()
+}
+
+fn write_jsonl<T: Serialize>(mut w: impl Write, rows: impl Iterator<Item = T>) -> io::Result<()> {
+    for r in rows {
+        serde_json::to_writer(&mut w, &r)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+}
+
+pub fn findings_csv(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
+    write_csv(w, &FINDING_HEADER, reports.iter().flat_map(|r| &r.findings).map(FindingRow::from))
+}
+
+pub fn attempts_csv(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
+    write_csv(w, &ATTEMPT_HEADER, reports.iter().flat_map(|r| &r.attempts).map(AttemptRow::from))
+}
+
+pub fn findings_json(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
+    write_jsonl(w, reports.iter().flat_map(|r| &r.findings).map(FindingRow::from))
+}
+
+pub fn attempts_json(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
+    write_jsonl(w, reports.iter().flat_map(|r| &r.attempts).map(AttemptRow::from))
+}
+
+/// The terminal view: per capture, one line per attempt with its verdict,
+/// then the findings.
+pub fn table(mut w: impl Write, reports: &[CaptureReport], color: bool) -> io::Result<()> {
+    use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+    for r in reports {
+        writeln!(w, "{} ({} frames)", r.capture, r.frames)?;
+        if let Some(e) = &r.error {
+            writeln!(w, "  error: {e}")?;
+        }
+        if r.attempts.is_empty() {
+            writeln!(w, "  no connection attempts to RDP services found")?;
+        } else {
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(vec!["attempt", "client", "server", "proto", "outcome", "phase", "verdict", "frames"]);
+            if !color {
+                t.force_no_tty();
+            }
+            for a in &r.attempts {
+                t.add_row(vec![
+                    a.attempt.clone(),
+                    a.client.clone(),
+                    a.server.clone(),
+                    if a.app.is_empty() { a.transport.clone() } else { format!("{}/{}", a.transport, a.app) },
+                    a.outcome.name().to_string(),
+                    a.failed_phase.map_or(String::new(), |p| p.name().to_string()),
+                    a.verdict.clone(),
+                    format!("{}-{}", a.first_frame, a.last_frame),
+                ]);
+            }
+            writeln!(w, "{t}")?;
+        }
+        if !r.findings.is_empty() {
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(vec!["attempt", "severity", "code", "frames", "summary / remedy"]);
+            if !color {
+                t.force_no_tty();
+            }
+            for f in &r.findings {
+                t.add_row(vec![
+                    f.attempt.clone(),
+                    f.severity.name().to_string(),
+                    f.code.clone(),
+                    if f.first_frame == f.last_frame {
+                        f.first_frame.to_string()
+                    } else {
+                        format!("{}-{}", f.first_frame, f.last_frame)
+                    },
+                    format!("{}\n→ {}\nfilter: {}", f.summary, f.remedy, f.filter),
+                ]);
+            }
+            writeln!(w, "{t}")?;
+        }
+        writeln!(w)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::report::model::{Confidence, Level, Outcome, Phase, Severity};
+
+    fn sample() -> CaptureReport {
+        CaptureReport {
+            capture: "a.pcap".into(),
+            frames: 3,
+            attempts: vec![Attempt {
+                capture: "a.pcap".into(),
+                attempt: "#1".into(),
+                client: "198.18.0.1:50000".into(),
+                server: "[2001:db8::1]:3389".into(),
+                transport: "tcp".into(),
+                start: 0,
+                end: 1_500_000,
+                packets: 3,
+                bytes: 180,
+                outcome: Outcome::Failed,
+                failed_phase: Some(Phase::Tcp),
+                verdict: "tcp.refused".into(),
+                app: String::new(),
+                first_frame: 1,
+                last_frame: 3,
+            }],
+            findings: vec![Finding {
+                capture: "a.pcap".into(),
+                attempt: "#1".into(),
+                code: "tcp.refused".into(),
+                severity: Severity::Error,
+                phase: Phase::Tcp,
+                client: "198.18.0.1:50000".into(),
+                server: "[2001:db8::1]:3389".into(),
+                first_frame: 1,
+                last_frame: 2,
+                ts: 0,
+                summary: "refused, \"quoted\"".into(),
+                cause: "c".into(),
+                remedy: "r".into(),
+                filter: "tcp.flags.reset==1".into(),
+                confidence: Confidence::lowered(Level::Medium, "why"),
+            }],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn findings_csv_exact() {
+        let mut out = Vec::new();
+        findings_csv(&mut out, &[sample()]).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            "capture,attempt,code,severity,phase,client,server,first_frame,last_frame,time,summary,cause,remedy,filter,confidence\n\
+             a.pcap,#1,tcp.refused,error,tcp,198.18.0.1:50000,[2001:db8::1]:3389,1,2,1970-01-01T00:00:00.000000Z,\"refused, \"\"quoted\"\"\",c,r,tcp.flags.reset==1,medium: why\n"
+        );
+    }
+
+    #[test]
+    fn header_only_when_empty() {
+        let mut out = Vec::new();
+        attempts_csv(&mut out, &[]).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
+    }
+
+    #[test]
+    fn json_lines_have_the_csv_fields() {
+        let mut out = Vec::new();
+        attempts_json(&mut out, &[sample()]).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut want = ATTEMPT_HEADER.to_vec();
+        want.sort();
+        let mut keys = keys;
+        keys.sort();
+        assert_eq!(keys, want);
+        assert_eq!(v["failed_phase"], "tcp");
+    }
+}
