@@ -13,3 +13,5 @@ pub mod detect;
 pub mod report;
 pub mod session;
 pub mod engine;
+#[doc(hidden)]
+pub mod synth;

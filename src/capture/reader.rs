@@ -482,3 +482,169 @@ pub fn ts_ns(high: u32, low: u32, units: u64, offset_s: i64) -> i64 {
     let ns = (secs + offset_s as i128) * 1_000_000_000 + frac;
     ns.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::synth::{self, Format, Pkt};
+
+    fn pkts(n: usize) -> Vec<Pkt> {
+        (0..n)
+            .map(|i| Pkt {
+                ts: 1_700_000_000_123_456_789 + i as i64 * 1000,
+                data: vec![i as u8; 61 + i], // odd lengths: pcapng pads
+                orig_len: 61 + i as u32,
+            })
+            .collect()
+    }
+
+    /// Reads through the streaming window in batches of 3 (maps share the
+    /// window logic and are exercised by the end-to-end tests).
+    fn read_all(bytes: Vec<u8>) -> (Vec<(u64, i64, Vec<u8>)>, Vec<ReadEvent>, Option<CaptureError>) {
+        let src = Source::from_reader(Box::new(std::io::Cursor::new(bytes))).unwrap();
+        let mut r = Reader::new(src).unwrap();
+        let mut out = vec![];
+        let mut batch = vec![];
+        let mut err = None;
+        loop {
+            let more = match r.next_batch(&mut batch, 3, 1 << 20) {
+                Ok(m) => m,
+                Err(e) => {
+                    err = Some(e);
+                    false
+                }
+            };
+            for f in &batch {
+                out.push((f.number, f.ts, f.data(r.window()).to_vec()));
+            }
+            if !more {
+                break;
+            }
+        }
+        (out, r.events.clone(), err)
+    }
+
+    #[test]
+    fn every_pcap_flavour_reads_the_same() {
+        let want = pkts(7);
+        for fmt in [Format::Pcap, Format::PcapNanos, Format::PcapBigEndian, Format::PcapNg] {
+            let (got, ev, err) = read_all(synth::to_bytes(&want, fmt));
+            assert!(err.is_none() && ev.is_empty(), "{fmt:?}");
+            assert_eq!(got.len(), 7, "{fmt:?}");
+            for (i, (n, ts, data)) in got.iter().enumerate() {
+                assert_eq!(*n, i as u64 + 1);
+                // Big-endian records read as little-endian would give absurd lengths.
+                assert_eq!(data, &want[i].data, "{fmt:?}: EPB padding must not leak into data");
+                let exact = matches!(fmt, Format::PcapNanos | Format::PcapNg);
+                let expect = if exact { want[i].ts } else { want[i].ts / 1000 * 1000 };
+                assert_eq!(*ts, expect, "{fmt:?}: nanosecond magic keeps ns in ts_usec");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_tail_is_reported_not_dropped() {
+        let mut b = synth::to_bytes(&pkts(4), Format::Pcap);
+        b.truncate(b.len() - 10);
+        let (got, ev, err) = read_all(b);
+        assert!(err.is_none());
+        assert_eq!(got.len(), 3);
+        assert_eq!(ev, vec![ReadEvent::Truncated { frame: 4, missing: 10 }]);
+    }
+
+    /// Two sections, the second big-endian: pcap-parser's `PcapNGCapture::iter()`
+    /// panics on this; frame numbers continue across sections.
+    #[test]
+    fn pcapng_sections_switch_byte_order() {
+        let mut b = synth::to_bytes(&pkts(2), Format::PcapNg);
+        b.extend(be_section(&[0xAB; 13], 5, 0x86)); // if_tsresol 2^-6 s
+        let (got, _, err) = read_all(b);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[2].0, 3);
+        assert_eq!(got[2].2, vec![0xAB; 13]);
+        // 5 units of 1/64 s.
+        assert_eq!(got[2].1, 5 * 1_000_000_000 / 64);
+    }
+
+    fn be_section(data: &[u8], ts: u64, tsresol: u8) -> Vec<u8> {
+        let mut v = vec![];
+        let be = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_be_bytes());
+        be(&mut v, 0x0A0D0D0A);
+        be(&mut v, 28);
+        be(&mut v, 0x1A2B3C4D);
+        v.extend_from_slice(&1u16.to_be_bytes());
+        v.extend_from_slice(&0u16.to_be_bytes());
+        v.extend_from_slice(&(-1i64).to_be_bytes());
+        be(&mut v, 28);
+        // IDB with if_tsresol.
+        be(&mut v, 1);
+        be(&mut v, 32);
+        v.extend_from_slice(&1u16.to_be_bytes());
+        v.extend_from_slice(&0u16.to_be_bytes());
+        be(&mut v, 0);
+        v.extend_from_slice(&9u16.to_be_bytes());
+        v.extend_from_slice(&1u16.to_be_bytes());
+        v.extend_from_slice(&[tsresol, 0, 0, 0]);
+        be(&mut v, 0);
+        be(&mut v, 32);
+        // EPB.
+        let pad = (4 - data.len() % 4) % 4;
+        let len = 32 + data.len() + pad;
+        be(&mut v, 6);
+        be(&mut v, len as u32);
+        be(&mut v, 0);
+        be(&mut v, (ts >> 32) as u32);
+        be(&mut v, ts as u32);
+        be(&mut v, data.len() as u32);
+        be(&mut v, data.len() as u32);
+        v.extend_from_slice(data);
+        v.extend(std::iter::repeat_n(0, pad));
+        be(&mut v, len as u32);
+        v
+    }
+
+    #[test]
+    fn absurd_lengths_are_corrupt_with_the_frame_number() {
+        let mut b = synth::to_bytes(&pkts(2), Format::Pcap);
+        // Second record's caplen (header at 24 + 16 + 61) set to 0x7fffffff.
+        let at = 24 + 16 + 61 + 8;
+        b[at..at + 4].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+        let (got, _, err) = read_all(b);
+        assert_eq!(got.len(), 1);
+        match err {
+            Some(CaptureError::Corrupt { frame: 2, .. }) => {}
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn not_a_capture_and_empty() {
+        let src = |b: &[u8]| Source::from_reader(Box::new(std::io::Cursor::new(b.to_vec()))).unwrap();
+        assert!(matches!(Reader::new(src(b"hello world")), Err(CaptureError::NotCapture)));
+        assert!(matches!(Reader::new(src(b"")), Err(CaptureError::Empty)));
+        assert!(matches!(Reader::new(src(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0])), Err(CaptureError::Truncated)));
+    }
+
+    #[test]
+    fn gzip_and_zstd_streams() {
+        use std::io::Write;
+        let raw = synth::to_bytes(&pkts(5), Format::PcapNg);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&raw).unwrap();
+        let zs = zstd::encode_all(&raw[..], 1).unwrap();
+        for b in [gz.finish().unwrap(), zs] {
+            let (got, _, err) = read_all(b);
+            assert!(err.is_none());
+            assert_eq!(got.len(), 5);
+        }
+    }
+
+    #[test]
+    fn power_of_two_resolution() {
+        assert_eq!(resolution(6), Some(1_000_000));
+        assert_eq!(resolution(0x80 | 10), Some(1024));
+        assert_eq!(resolution(20), None);
+        assert_eq!(ts_ns(0, 1536, 1024, 0), 1_500_000_000);
+    }
+}

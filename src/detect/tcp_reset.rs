@@ -29,6 +29,11 @@ impl Detector for ResetDetector {
             }
         }
         let by_server = r.dir == SERVER;
+        // A client that gives up after a stall: the stall is the finding.
+        let stalled = f.stall.gap_ns >= cx.cfg.stall_ns && f.stall.after.is_some_and(|a| a.frame == r.at.frame);
+        if stalled && !by_server {
+            return;
+        }
         let closed_first = f.dirs[0].fin.or(f.dirs[1].fin).is_some_and(|m| m.frame < r.at.frame);
         if closed_first {
             return;

@@ -65,12 +65,12 @@ impl Detector for SynDetector {
             last_frame: syn.last.frame,
             ts: syn.first.ts,
             summary: format!(
-                "{} SYN{} to {} over {}, no SYN-ACK and no reset (capture went on {} after the last)",
+                "{} SYN{} to {} over {}, no SYN-ACK and no reset{}",
                 syn.count,
                 if syn.count == 1 { "" } else { "s" },
                 f.server,
                 secs(syn.last.ts - syn.first.ts),
-                secs(waited)
+                if waited > 0 { format!(" ({} of capture after the last)", secs(waited)) } else { String::new() }
             ),
             cause: format!(
                 "{} is down, asleep or unreachable, or a firewall silently drops TCP port {port}.",

@@ -156,7 +156,7 @@ impl Table {
         let f = self.flows.get_mut(&key).expect("inserted");
         if let Some(m) = frag {
             let fr = &mut f.frags;
-            if fr.datagrams == 0 {
+            if fr.datagrams + fr.incomplete == 0 || m.first_frame < fr.first.frame {
                 fr.first = Mark {
                     frame: m.first_frame,
                     ts: m.first_ts,
@@ -167,10 +167,12 @@ impl Table {
             fr.overlaps += m.overlap as u32;
             fr.conflicts += m.overlap_conflict as u32;
             fr.largest = fr.largest.max(m.largest);
-            fr.last = Mark {
-                frame: m.last_frame,
-                ts: m.last_ts,
-            };
+            if m.last_frame > fr.last.frame {
+                fr.last = Mark {
+                    frame: m.last_frame,
+                    ts: m.last_ts,
+                };
+            }
         }
         match pkt.l4 {
             L4::Tcp(t) => f.tcp(src, ip, &t, at, frame_len, cfg),
@@ -231,10 +233,12 @@ impl Table {
                     f.frags.fragments += m.fragments;
                     f.frags.overlaps += m.overlap as u32;
                     f.frags.conflicts += m.overlap_conflict as u32;
-                    if f.frags.datagrams == 0 && f.frags.incomplete == 1 {
+                    if (f.frags.datagrams == 0 && f.frags.incomplete == 1) || m.first_frame < f.frags.first.frame {
                         f.frags.first = Mark { frame: m.first_frame, ts: m.first_ts };
                     }
-                    f.frags.last = Mark { frame: m.last_frame, ts: m.last_ts };
+                    if m.last_frame > f.frags.last.frame {
+                        f.frags.last = Mark { frame: m.last_frame, ts: m.last_ts };
+                    }
                 }
                 None if self.orphan_frags.len() < MAX_ORPHAN_ICMP => self.orphan_frags.push(m),
                 None => self.bounds.fragments_evicted += 1,

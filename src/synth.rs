@@ -1,0 +1,451 @@
+//! Test support: builds captures from scenario descriptions with
+//! etherparse's header types, and writes them as pcap or pcapng. Used by the
+//! tests, by `rdpsift-synth` (samples and the benchmark capture), never by
+//! the analysis itself.
+
+use etherparse::{
+    EtherType, Ethernet2Header, IpFragOffset, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, TcpHeader,
+    TcpOptionElement, UdpHeader,
+};
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+
+pub const MAC_C: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub const MAC_S: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+
+/// A frame to be written.
+#[derive(Debug, Clone)]
+pub struct Pkt {
+    pub ts: i64,
+    pub data: Vec<u8>,
+    /// Length on the wire (≥ data.len() when a snap length cut it).
+    pub orig_len: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pcap,
+    PcapNanos,
+    PcapBigEndian,
+    PcapNg,
+}
+
+/// Writes pcap or pcapng (Ethernet) incrementally.
+pub struct Writer<W: Write> {
+    w: W,
+    fmt: Format,
+}
+
+impl<W: Write> Writer<W> {
+    pub fn new(mut w: W, fmt: Format) -> io::Result<Writer<W>> {
+        match fmt {
+            Format::Pcap | Format::PcapNanos => {
+                let magic: u32 = if fmt == Format::Pcap { 0xa1b2c3d4 } else { 0xa1b23c4d };
+                w.write_all(&magic.to_le_bytes())?;
+                w.write_all(&2u16.to_le_bytes())?;
+                w.write_all(&4u16.to_le_bytes())?;
+                w.write_all(&[0; 8])?;
+                w.write_all(&262144u32.to_le_bytes())?;
+                w.write_all(&1u32.to_le_bytes())?;
+            }
+            Format::PcapBigEndian => {
+                w.write_all(&0xa1b2c3d4u32.to_be_bytes())?;
+                w.write_all(&2u16.to_be_bytes())?;
+                w.write_all(&4u16.to_be_bytes())?;
+                w.write_all(&[0; 8])?;
+                w.write_all(&262144u32.to_be_bytes())?;
+                w.write_all(&1u32.to_be_bytes())?;
+            }
+            Format::PcapNg => {
+                // SHB: type, len, BOM, version 1.0, section length -1, len.
+                let mut shb = Vec::new();
+                shb.extend_from_slice(&0x0A0D0D0Au32.to_le_bytes());
+                shb.extend_from_slice(&28u32.to_le_bytes());
+                shb.extend_from_slice(&0x1A2B3C4Du32.to_le_bytes());
+                shb.extend_from_slice(&1u16.to_le_bytes());
+                shb.extend_from_slice(&0u16.to_le_bytes());
+                shb.extend_from_slice(&(-1i64).to_le_bytes());
+                shb.extend_from_slice(&28u32.to_le_bytes());
+                w.write_all(&shb)?;
+                // IDB: Ethernet, snaplen 0, if_tsresol = 9 (nanoseconds).
+                let mut idb = Vec::new();
+                idb.extend_from_slice(&1u32.to_le_bytes());
+                idb.extend_from_slice(&32u32.to_le_bytes());
+                idb.extend_from_slice(&1u16.to_le_bytes());
+                idb.extend_from_slice(&0u16.to_le_bytes());
+                idb.extend_from_slice(&0u32.to_le_bytes());
+                idb.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0]); // if_tsresol=9, padded
+                idb.extend_from_slice(&[0, 0, 0, 0]); // opt_endofopt
+                idb.extend_from_slice(&32u32.to_le_bytes());
+                w.write_all(&idb)?;
+            }
+        }
+        Ok(Writer { w, fmt })
+    }
+
+    pub fn write(&mut self, p: &Pkt) -> io::Result<()> {
+        let caplen = p.data.len() as u32;
+        match self.fmt {
+            Format::Pcap | Format::PcapNanos | Format::PcapBigEndian => {
+                let sec = p.ts.div_euclid(1_000_000_000) as u32;
+                let ns = p.ts.rem_euclid(1_000_000_000) as u32;
+                let frac = if self.fmt == Format::PcapNanos { ns } else { ns / 1000 };
+                let fields = [sec, frac, caplen, p.orig_len.max(caplen)];
+                for v in fields {
+                    if self.fmt == Format::PcapBigEndian {
+                        self.w.write_all(&v.to_be_bytes())?;
+                    } else {
+                        self.w.write_all(&v.to_le_bytes())?;
+                    }
+                }
+                self.w.write_all(&p.data)
+            }
+            Format::PcapNg => {
+                let pad = (4 - caplen % 4) % 4;
+                let len = 32 + caplen + pad;
+                let ts = p.ts as u64;
+                let mut h = Vec::with_capacity(28);
+                h.extend_from_slice(&6u32.to_le_bytes());
+                h.extend_from_slice(&len.to_le_bytes());
+                h.extend_from_slice(&0u32.to_le_bytes());
+                h.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+                h.extend_from_slice(&(ts as u32).to_le_bytes());
+                h.extend_from_slice(&caplen.to_le_bytes());
+                h.extend_from_slice(&p.orig_len.max(caplen).to_le_bytes());
+                self.w.write_all(&h)?;
+                self.w.write_all(&p.data)?;
+                self.w.write_all(&[0u8; 3][..pad as usize])?;
+                self.w.write_all(&len.to_le_bytes())
+            }
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+}
+
+/// Writes all packets to a byte vector.
+pub fn to_bytes(pkts: &[Pkt], fmt: Format) -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), fmt).expect("vec");
+    for p in pkts {
+        w.write(p).expect("vec");
+    }
+    w.into_inner()
+}
+
+/// IP header options for one packet.
+#[derive(Debug, Clone, Copy)]
+pub struct IpOpts {
+    pub ttl: u8,
+    pub df: bool,
+    pub id: u16,
+}
+
+impl Default for IpOpts {
+    fn default() -> Self {
+        IpOpts {
+            ttl: 64,
+            df: true,
+            id: 0,
+        }
+    }
+}
+
+fn eth(src_is_client: bool, ether_type: EtherType) -> Vec<u8> {
+    let (s, d) = if src_is_client { (MAC_C, MAC_S) } else { (MAC_S, MAC_C) };
+    let mut v = Vec::with_capacity(1514);
+    Ethernet2Header {
+        source: s,
+        destination: d,
+        ether_type,
+    }
+    .write(&mut v)
+    .expect("vec");
+    v
+}
+
+fn v4(a: IpAddr) -> [u8; 4] {
+    match a {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(_) => [0; 4],
+    }
+}
+
+fn v6(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V6(a) => a.octets(),
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+    }
+}
+
+/// An IP packet (with Ethernet) around an already built transport payload.
+pub fn ip_packet(src: IpAddr, dst: IpAddr, proto: IpNumber, l4: &[u8], o: IpOpts, from_client: bool) -> Vec<u8> {
+    if src.is_ipv6() {
+        let mut v = eth(from_client, EtherType::IPV6);
+        Ipv6Header {
+            traffic_class: 0,
+            flow_label: Ipv6FlowLabel::ZERO,
+            payload_length: l4.len() as u16,
+            next_header: proto,
+            hop_limit: o.ttl,
+            source: v6(src),
+            destination: v6(dst),
+        }
+        .write(&mut v)
+        .expect("vec");
+        v.extend_from_slice(l4);
+        v
+    } else {
+        let mut v = eth(from_client, EtherType::IPV4);
+        let mut h = Ipv4Header::new(l4.len() as u16, o.ttl, proto, v4(src), v4(dst)).expect("size");
+        h.dont_fragment = o.df;
+        h.identification = o.id;
+        h.header_checksum = h.calc_header_checksum();
+        h.write(&mut v).expect("vec");
+        v.extend_from_slice(l4);
+        v
+    }
+}
+
+/// IPv4 fragments of a transport payload, `chunk` bytes each (multiple of 8).
+pub fn ipv4_fragments(src: IpAddr, dst: IpAddr, proto: IpNumber, l4: &[u8], chunk: usize, o: IpOpts, from_client: bool) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < l4.len() {
+        let end = (off + chunk).min(l4.len());
+        let mut v = eth(from_client, EtherType::IPV4);
+        let mut h = Ipv4Header::new((end - off) as u16, o.ttl, proto, v4(src), v4(dst)).expect("size");
+        h.identification = o.id;
+        h.more_fragments = end < l4.len();
+        h.fragment_offset = IpFragOffset::try_new((off / 8) as u16).expect("offset");
+        h.header_checksum = h.calc_header_checksum();
+        h.write(&mut v).expect("vec");
+        v.extend_from_slice(&l4[off..end]);
+        out.push(v);
+        off = end;
+    }
+    out
+}
+
+/// TCP segment bytes (header + payload) with a correct checksum.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_segment(src: SocketAddr, dst: SocketAddr, seq: u32, ack: Option<u32>, flags: u8, window: u16, mss: Option<u16>, payload: &[u8]) -> Vec<u8> {
+    let mut t = TcpHeader::new(src.port(), dst.port(), seq, window);
+    t.fin = flags & 0x01 != 0;
+    t.syn = flags & 0x02 != 0;
+    t.rst = flags & 0x04 != 0;
+    t.psh = flags & 0x08 != 0;
+    if let Some(a) = ack {
+        t.ack = true;
+        t.acknowledgment_number = a;
+    }
+    if let Some(m) = mss {
+        t.set_options(&[TcpOptionElement::MaximumSegmentSize(m)]).expect("fits");
+    }
+    t.checksum = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => t.calc_checksum_ipv4_raw(s.octets(), d.octets(), payload).unwrap_or(0),
+        _ => t.calc_checksum_ipv6_raw(v6(src.ip()), v6(dst.ip()), payload).unwrap_or(0),
+    };
+    let mut v = Vec::with_capacity(t.header_len() + payload.len());
+    t.write(&mut v).expect("vec");
+    v.extend_from_slice(payload);
+    v
+}
+
+pub fn udp_datagram(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let h = UdpHeader {
+        source_port: src.port(),
+        destination_port: dst.port(),
+        length: (8 + payload.len()) as u16,
+        checksum: 0,
+    };
+    let mut v = Vec::with_capacity(8 + payload.len());
+    h.write(&mut v).expect("vec");
+    v.extend_from_slice(payload);
+    v
+}
+
+/// ICMPv4 type 3 (code given; code 4 carries `mtu`) quoting `quoted_ip`.
+pub fn icmp4_unreachable(code: u8, mtu: u16, quoted_ip: &[u8]) -> Vec<u8> {
+    let mut v = vec![3, code, 0, 0, 0, 0];
+    v.extend_from_slice(&mtu.to_be_bytes());
+    v.extend_from_slice(&quoted_ip[..quoted_ip.len().min(28)]);
+    let c = inet_checksum(&v);
+    v[2..4].copy_from_slice(&c.to_be_bytes());
+    v
+}
+
+fn inet_checksum(b: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in b.chunks(2) {
+        s += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+pub mod flag {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+}
+
+/// One TCP conversation, told step by step; packets go to `out`.
+#[derive(Debug, Clone)]
+pub struct TcpConv {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    /// Next sequence number each way (client, server).
+    pub seq: [u32; 2],
+    pub now: i64,
+    pub window: [u16; 2],
+    pub ttl: [u8; 2],
+    pub mss: u16,
+    ip_id: [u16; 2],
+}
+
+pub const C: usize = 0;
+pub const S: usize = 1;
+
+impl TcpConv {
+    pub fn new(client: &str, server: &str, start_ns: i64) -> TcpConv {
+        TcpConv {
+            client: client.parse().expect("client addr"),
+            server: server.parse().expect("server addr"),
+            seq: [0x1000_0000, 0x7000_0000],
+            now: start_ns,
+            window: [64240, 65160],
+            ttl: [128, 64],
+            mss: 1460,
+            ip_id: [0x100, 0x200],
+        }
+    }
+
+    pub fn wait(&mut self, ns: i64) -> &mut Self {
+        self.now += ns;
+        self
+    }
+
+    /// Raw segment from `dir` with explicit sequence/flags (for retransmissions and oddities).
+    #[allow(clippy::too_many_arguments)]
+    pub fn raw(&mut self, out: &mut Vec<Pkt>, dir: usize, seq: u32, flags: u8, with_ack: bool, mss: Option<u16>, payload: &[u8]) {
+        let (src, dst) = if dir == C { (self.client, self.server) } else { (self.server, self.client) };
+        let ack = with_ack.then_some(self.seq[1 - dir]);
+        let seg = tcp_segment(src, dst, seq, ack, flags, self.window[dir], mss, payload);
+        self.ip_id[dir] = self.ip_id[dir].wrapping_add(1);
+        let o = IpOpts {
+            ttl: self.ttl[dir],
+            df: true,
+            id: self.ip_id[dir],
+        };
+        let data = ip_packet(src.ip(), dst.ip(), IpNumber::TCP, &seg, o, dir == C);
+        out.push(Pkt {
+            ts: self.now,
+            orig_len: data.len() as u32,
+            data,
+        });
+    }
+
+    pub fn syn(&mut self, out: &mut Vec<Pkt>) -> &mut Self {
+        let s = self.seq[C];
+        self.raw(out, C, s, flag::SYN, false, Some(self.mss), &[]);
+        self
+    }
+
+    /// Resends the SYN (same ISN) after `ns`.
+    pub fn syn_again(&mut self, out: &mut Vec<Pkt>, ns: i64) -> &mut Self {
+        self.now += ns;
+        self.syn(out)
+    }
+
+    pub fn handshake(&mut self, out: &mut Vec<Pkt>, rtt: i64) -> &mut Self {
+        self.syn(out);
+        self.seq[C] = self.seq[C].wrapping_add(1);
+        self.now += rtt / 2;
+        let s = self.seq[S];
+        self.raw(out, S, s, flag::SYN, true, Some(self.mss), &[]);
+        self.seq[S] = self.seq[S].wrapping_add(1);
+        self.now += rtt / 2;
+        let c = self.seq[C];
+        self.raw(out, C, c, 0, true, None, &[]);
+        self
+    }
+
+    /// Data from `dir` in segments of at most `mss`, each acknowledged after `rtt`.
+    pub fn send(&mut self, out: &mut Vec<Pkt>, dir: usize, data: &[u8], rtt: i64) -> &mut Self {
+        for chunk in data.chunks(self.mss as usize) {
+            let s = self.seq[dir];
+            self.raw(out, dir, s, flag::PSH, true, None, chunk);
+            self.seq[dir] = self.seq[dir].wrapping_add(chunk.len() as u32);
+            self.now += rtt;
+            self.ack(out, 1 - dir);
+        }
+        self
+    }
+
+    /// A pure ACK from `dir`.
+    pub fn ack(&mut self, out: &mut Vec<Pkt>, dir: usize) -> &mut Self {
+        let s = self.seq[dir];
+        self.raw(out, dir, s, 0, true, None, &[]);
+        self
+    }
+
+    pub fn fin(&mut self, out: &mut Vec<Pkt>, dir: usize) -> &mut Self {
+        let s = self.seq[dir];
+        self.raw(out, dir, s, flag::FIN, true, None, &[]);
+        self.seq[dir] = self.seq[dir].wrapping_add(1);
+        self
+    }
+
+    /// FIN from `dir`, FIN back, final ACK.
+    pub fn close(&mut self, out: &mut Vec<Pkt>, dir: usize, rtt: i64) -> &mut Self {
+        self.fin(out, dir);
+        self.now += rtt / 2;
+        self.fin(out, 1 - dir);
+        self.now += rtt / 2;
+        self.ack(out, dir)
+    }
+
+    pub fn rst(&mut self, out: &mut Vec<Pkt>, dir: usize) -> &mut Self {
+        let s = self.seq[dir];
+        self.raw(out, dir, s, flag::RST, true, None, &[]);
+        self
+    }
+}
+
+/// An X.224 Connection Request with a cookie and RDP_NEG_REQ (MS-RDPBCGR 2.2.1.1).
+pub fn x224_cr(user: &str, protocols: u32) -> Vec<u8> {
+    let cookie = format!("Cookie: mstshash={user}\r\n");
+    let li = 6 + cookie.len() + 8;
+    let mut v = vec![0x03, 0x00];
+    v.extend_from_slice(&((li + 5) as u16).to_be_bytes());
+    v.extend_from_slice(&[li as u8, 0xE0, 0, 0, 0, 0, 0]);
+    v.extend_from_slice(cookie.as_bytes());
+    v.extend_from_slice(&[0x01, 0x00, 0x08, 0x00]);
+    v.extend_from_slice(&protocols.to_le_bytes());
+    v
+}
+
+/// An X.224 Connection Confirm with RDP_NEG_RSP selecting `protocol`.
+pub fn x224_cc(protocol: u32) -> Vec<u8> {
+    let mut v = vec![0x03, 0x00, 0x00, 0x13, 0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x02, 0x1f, 0x08, 0x00];
+    v.extend_from_slice(&protocol.to_le_bytes());
+    v
+}
+
+/// Deterministic filler bytes (a tiny xorshift; no dependency needed).
+pub fn filler(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
