@@ -90,7 +90,12 @@ impl Table {
                 ) {
                     Outcome::Complete(data, meta) => {
                         let l4 = decode::packet::transport(f.proto, &data, data.len() as u32, pkt.ip.v6);
-                        let whole = Packet { ip: pkt.ip, l4 };
+                        let hdr = if pkt.ip.v6 { 40 } else { 20 };
+                        let ip = decode::Ip {
+                            len: data.len() as u32 + hdr,
+                            ..pkt.ip
+                        };
+                        let whole = Packet { ip, l4 };
                         self.dispatch(&whole, at, frame_len, cfg, Some(&meta));
                     }
                     Outcome::Invalid(meta, _why) => self.frag_dropped.push(meta),
@@ -155,6 +160,15 @@ impl Table {
         }
         let f = self.flows.get_mut(&key).expect("inserted");
         if let Some(m) = frag {
+            // The datagram's frames: all its fragments, from the first.
+            if m.first_frame < f.first.frame {
+                f.first = Mark {
+                    frame: m.first_frame,
+                    ts: m.first_ts,
+                };
+            }
+            let dir = f.dir_of(src);
+            f.dirs[dir].packets += m.fragments.saturating_sub(1) as u64;
             let fr = &mut f.frags;
             if fr.datagrams + fr.incomplete == 0 || m.first_frame < fr.first.frame {
                 fr.first = Mark {

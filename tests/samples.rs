@@ -1,0 +1,158 @@
+//! End-to-end: the binary on the bundled samples, compared with reviewed
+//! expected reports (tests/expected/NAME.{findings,attempts}.csv).
+//! `UPDATE_EXPECTED=1 cargo test --test samples` rewrites them; review the diff.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn samples() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples"))
+        .expect("samples/")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn samples_match_their_expected_reports() {
+    let update = std::env::var_os("UPDATE_EXPECTED").is_some();
+    let dir = std::env::temp_dir().join(format!("rdpsift-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut failures = vec![];
+    for name in samples() {
+        let path = format!("samples/{name}");
+        let att = dir.join(format!("{name}.attempts.csv"));
+        let o = run(&["analyze", "-q", "--format", "csv", "--attempts-csv", att.to_str().unwrap(), &path]);
+        assert!(o.status.code().is_some_and(|c| c <= 1), "{name}: {:?}", o);
+        let got = [("findings", stdout(&o)), ("attempts", std::fs::read_to_string(&att).unwrap())];
+        for (kind, text) in got {
+            let exp = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/expected/{name}.{kind}.csv"));
+            if update {
+                std::fs::write(&exp, &text).unwrap();
+            } else {
+                let want = std::fs::read_to_string(&exp).unwrap_or_else(|_| panic!("missing {}", exp.display()));
+                if want != text {
+                    failures.push(format!("{name} {kind}:\n--- expected\n{want}--- got\n{text}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every sample's verdict is the scenario it was made for.
+#[test]
+fn each_scenario_gets_its_verdict() {
+    let cases = [
+        ("healthy.pcap", "connected", ""),
+        ("syn-unanswered.pcap", "failed", "tcp.syn_unanswered"),
+        ("refused.pcap", "failed", "tcp.refused"),
+        ("icmp-unreachable.pcap", "failed", "tcp.icmp_unreachable"),
+        ("reset-by-server.pcap", "failed", "tcp.reset_by_server"),
+        ("reset-by-client.pcapng", "failed", "tcp.reset_by_client"),
+        ("closed-by-server.pcap", "failed", "tcp.closed_by_server"),
+        ("stalled.pcap", "failed", "tcp.stalled"),
+        ("retransmissions.pcap", "connected", "tcp.retransmissions"),
+        ("zero-window.pcap", "connected", "tcp.zero_window"),
+        ("fragmented-udp.pcap", "connected", "path.fragmented"),
+        ("capture-loss.pcap", "connected", "capture.loss"),
+        ("socks5-rdp.pcap", "failed", "tcp.closed_by_server"),
+    ];
+    for (name, outcome, verdict) in cases {
+        let o = run(&["analyze", "-q", "--format", "csv", "--attempts-csv", "/dev/stdout", "--csv", "/dev/null", &format!("samples/{name}")]);
+        let text = stdout(&o);
+        let rows = csv_rows(text.split("capture,attempt,code").next().unwrap());
+        assert_eq!(rows.len(), 2, "{name}: one attempt expected:\n{text}");
+        assert_eq!(rows[1][9], outcome, "{name}");
+        assert_eq!(rows[1][11], verdict, "{name}");
+    }
+}
+
+#[test]
+fn output_does_not_depend_on_thread_count() {
+    let one = run(&["analyze", "-q", "-j", "1", "--format", "json", "samples"]);
+    let four = run(&["analyze", "-q", "-j", "4", "--format", "json", "samples"]);
+    assert!(!one.stdout.is_empty());
+    assert_eq!(one.stdout, four.stdout);
+}
+
+#[test]
+fn exit_codes() {
+    assert_eq!(run(&["analyze", "-q", "samples/healthy.pcap"]).status.code(), Some(0));
+    assert_eq!(run(&["analyze", "-q", "samples/refused.pcap"]).status.code(), Some(1));
+    assert_eq!(run(&["analyze", "-q", "--fail-on", "never", "samples/refused.pcap"]).status.code(), Some(0));
+    assert_eq!(run(&["analyze", "-q", "--fail-on", "info", "samples/truncated.pcap"]).status.code(), Some(1));
+    assert_eq!(run(&["analyze", "-q", "--fail-on", "critical", "samples/refused.pcap"]).status.code(), Some(0));
+    // Not a capture: named on stderr, exit 2, the other file still reported.
+    let o = run(&["analyze", "--format", "csv", "Cargo.toml", "samples/refused.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Cargo.toml") && err.contains("not a pcap"), "{err}");
+    assert!(stdout(&o).contains("tcp.refused"));
+    // A truncated capture is not an input error.
+    assert_eq!(run(&["analyze", "-q", "samples/truncated.pcap"]).status.code(), Some(0));
+}
+
+#[test]
+fn directory_walk_takes_captures_by_content_and_skips_the_rest() {
+    let dir = std::env::temp_dir().join(format!("rdpsift-walk-{}", std::process::id()));
+    let sub = dir.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    std::fs::copy(src.join("refused.pcap"), sub.join("no-extension")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a capture").unwrap();
+    let raw = std::fs::read(src.join("syn-unanswered.pcap")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &raw).unwrap();
+    std::fs::write(dir.join("x.pcap.gz"), gz.finish().unwrap()).unwrap();
+    let o = run(&["analyze", "--format", "csv", dir.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(out.contains("tcp.refused") && out.contains("tcp.syn_unanswered"), "{out}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 files skipped"));
+    assert_eq!(o.status.code(), Some(1));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn standard_input() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let data = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/refused.pcap")).unwrap();
+    let mut c = Command::new(bin())
+        .args(["analyze", "-q", "--format", "csv", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(&data).unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert!(stdout(&o).contains("-,#1,tcp.refused"));
+}
+
+/// The committed samples are exactly what the generator writes.
+#[test]
+fn samples_are_reproducible() {
+    let dir = std::env::temp_dir().join(format!("rdpsift-regen-{}", std::process::id()));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rdpsift-synth"))
+        .args(["samples", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    for name in samples() {
+        let a = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(&name)).unwrap();
+        let b = std::fs::read(dir.join(&name)).unwrap();
+        assert!(a == b, "samples/{name} differs from what scripts/gen-samples writes");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn table_output_lists_attempts_then_findings() {
+    let o = run(&["analyze", "-q", "--format", "table", "samples/refused.pcap"]);
+    let t = stdout(&o);
+    let a = t.find("outcome").expect("attempts table");
+    let f = t.find("tcp.refused").expect("finding");
+    assert!(a < f && t.contains("failed"), "{t}");
+}
