@@ -102,7 +102,7 @@ impl Table {
                     Outcome::Pending => {}
                 }
                 self.bounds.fragments_evicted = self.defrag.evicted;
-                self.settle_frags();
+                self.settle_frags(cfg);
             }
             _ => self.dispatch(pkt, at, frame_len, cfg, None),
         }
@@ -227,7 +227,7 @@ impl Table {
 
     /// Incomplete fragment trains go to their flow when the first fragment
     /// named its ports, or to the list of orphans.
-    fn settle_frags(&mut self) {
+    fn settle_frags(&mut self, cfg: &Config) {
         for m in std::mem::take(&mut self.frag_dropped) {
             let k = m.key;
             let transport = match k.proto {
@@ -237,12 +237,25 @@ impl Table {
             };
             let flow = match (transport, m.ports) {
                 (Some(t), Some((sp, dp))) => {
-                    self.flows.get_mut(&FlowKey::new(SocketAddr::new(k.src, sp), SocketAddr::new(k.dst, dp), t))
+                    let (src, dst) = (SocketAddr::new(k.src, sp), SocketAddr::new(k.dst, dp));
+                    let key = FlowKey::new(src, dst, t);
+                    // A datagram to a relevant port that never completed is
+                    // an attempt by itself (e.g. a fragmented RDPEUDP SYN).
+                    if !self.flows.contains_key(&key) && self.flows.len() < cfg.max_flows {
+                        if let Some((int @ (Interest::Rdp | Interest::UserPort), dst_is_server)) = interest(t, sp, dp, cfg) {
+                            let (c, s) = if dst_is_server { (src, dst) } else { (dst, src) };
+                            let at = Mark { frame: m.first_frame, ts: m.first_ts };
+                            self.flows.insert(key, Flow::new(key, c, s, int, at));
+                        }
+                    }
+                    self.flows.get_mut(&key)
                 }
                 _ => None,
             };
             match flow {
                 Some(f) => {
+                    let dir = if k.src == f.client.ip() { 0 } else { 1 };
+                    f.dirs[dir].packets += m.fragments as u64;
                     f.frags.incomplete += 1;
                     f.frags.fragments += m.fragments;
                     f.frags.overlaps += m.overlap as u32;
@@ -276,7 +289,7 @@ impl Table {
     fn sweep(&mut self, cfg: &Config) {
         let now = self.now;
         self.defrag.expire(now, &mut self.frag_dropped);
-        self.settle_frags();
+        self.settle_frags(cfg);
         let mut old: Vec<FlowKey> = self
             .flows
             .iter()
@@ -310,7 +323,7 @@ impl Table {
     /// End of the capture: finish everything. `end` is the last frame.
     pub fn close(&mut self, end: Mark, cfg: &Config) {
         self.defrag.drain(&mut self.frag_dropped);
-        self.settle_frags();
+        self.settle_frags(cfg);
         let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
         all.sort_by_key(|f| f.first.frame);
         for f in all {

@@ -1,0 +1,204 @@
+//! The tool on real public captures (../shared/captures), checked against the
+//! gold outputs their projects wrote. Skips with a message when absent.
+
+mod common;
+use common::*;
+use rdpsift::capture::{Reader, Source};
+use rdpsift::config::Config;
+use rdpsift::flow::{Mark, Table};
+use rdpsift::{decode, engine};
+use std::path::{Path, PathBuf};
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    for p in v {
+        if p.is_dir() {
+            all_files(&p, out);
+        } else if rdpsift::capture::source::sniff_capture(&p).unwrap_or(false) {
+            out.push(p);
+        }
+    }
+}
+
+fn analyze(path: &Path, ports: &[u16]) -> rdpsift::report::CaptureReport {
+    let cfg = Config {
+        ports: ports.iter().copied().collect(),
+        ..Config::default()
+    };
+    engine::analyze(&path.display().to_string(), Source::open(path).unwrap(), &cfg, 2, &|_| {})
+}
+
+fn codes(r: &rdpsift::report::CaptureReport) -> Vec<&str> {
+    r.findings.iter().map(|f| f.code.as_str()).collect()
+}
+
+#[test]
+fn every_shared_capture_is_read_without_panic() {
+    let Some(root) = shared() else { return };
+    let mut files = vec![];
+    all_files(&root, &mut files);
+    assert!(files.len() > 50, "found only {} captures", files.len());
+    let mut clean = 0;
+    for f in &files {
+        // Many ports relevant: the most code paths on every byte.
+        let r = analyze(f, &[25, 53, 80, 443, 8080]);
+        match &r.error {
+            None => clean += 1,
+            Some(e) => assert!(!e.is_empty(), "{}", f.display()),
+        }
+    }
+    // Public captures are valid files: every one reads to its end.
+    assert_eq!(clean, files.len());
+}
+
+/// Packet counts as capinfos reports them (pcap-parser's own test files).
+#[test]
+fn pcap_parser_format_files_give_their_packets() {
+    let Some(root) = shared() else { return };
+    let cases = [
+        ("err-buffertoosmall.pcapng", 27),
+        ("modified-format.pcap", 1),
+        ("ntp.pcap", 12),
+        ("test001-be.pcapng", 4),
+        ("test001-le.pcapng", 4),
+        ("test010-le.pcapng", 4),
+        ("test016-be.pcapng", 4),
+        ("test016-le.pcapng", 4),
+        ("test017-be.pcapng", 0),
+        ("test017-le.pcapng", 0),
+    ];
+    for (name, n) in cases {
+        let p = root.join("rusticata-pcap-parser/assets").join(name);
+        let r = analyze(&p, &[]);
+        assert_eq!(r.error, None, "{name}");
+        assert_eq!(r.frames, n, "{name}");
+        // Also through the streaming window (as standard input would be read).
+        let data = std::fs::read(&p).unwrap();
+        let src = Source::from_reader(Box::new(std::io::Cursor::new(data))).unwrap();
+        let r = engine::analyze(name, src, &Config::default(), 1, &|_| {});
+        assert_eq!(r.frames, n, "{name} (stream)");
+    }
+}
+
+/// Zeek's conn_state for the four minimal reset traces
+/// (Baseline/scripts.base.protocols.conn.conn_state-RST-behavior/out), mapped
+/// to what rdpsift reports:
+/// - R / OTH: no SYN seen, the originator resets: mid-stream attempt,
+///   `tcp.reset_by_client` with lowered confidence;
+/// - SR, SaR / RSTOS0: the originator sent a SYN, then a reset, no SYN-ACK:
+///   nothing to blame on the server, the attempt is `incomplete`;
+/// - SaFR / OTH: the same with a FIN first: `incomplete`, no finding.
+#[test]
+fn zeek_reset_traces_agree_with_conn_state() {
+    let Some(root) = shared() else { return };
+    let baseline = std::fs::read_to_string(
+        root.join("zeek/Baseline/scripts.base.protocols.conn.conn_state-RST-behavior/out"),
+    )
+    .unwrap();
+    let states: Vec<&str> = baseline.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(states, ["R, OTH", "SR, RSTOS0", "SaR, RSTOS0", "SaFR, OTH"]);
+    let cases = [
+        ("single-rst.pcap", 80, "failed", vec!["tcp.reset_by_client"]),
+        ("syn-then-rst.pcap", 31313, "incomplete", vec![]),
+        ("syn-then-ack-then-rst.pcap", 31313, "incomplete", vec![]),
+        ("syn-then-stuff-then-rst.pcap", 31313, "incomplete", vec![]),
+    ];
+    for (name, port, outcome, want) in cases {
+        let r = analyze(&root.join("zeek/Traces/tcp").join(name), &[port]);
+        assert_eq!(r.attempts.len(), 1, "{name}");
+        assert_eq!(r.attempts[0].outcome.name(), outcome, "{name}");
+        assert_eq!(codes(&r), want, "{name}");
+    }
+    let r = analyze(&root.join("zeek/Traces/tcp/single-rst.pcap"), &[80]);
+    assert!(r.findings[0].confidence.reason.contains("started after"));
+}
+
+#[test]
+fn fragment_traces_reassemble() {
+    let Some(root) = shared() else { return };
+    // A SYN in two fragments (Zeek) and in three on raw IPv4, link type 228 (Suricata).
+    for (path, port, frags) in [
+        ("zeek/Traces/ipv4/fragmented-syn.pcap", 80, 2),
+        ("suricata-verify/tests/defrag/bug-6887-defrag-ipv4-tcp-syn/frag-ip-tcp-syn.pcap", 8080, 3),
+    ] {
+        let r = analyze(&root.join(path), &[port]);
+        assert_eq!(r.attempts.len(), 1, "{path}");
+        assert_eq!(r.attempts[0].client, if port == 80 { "192.168.1.100:12345" } else { "1.1.1.1:12345" });
+        let f = r.findings.iter().find(|f| f.code == "path.fragmented").expect(path);
+        assert!(f.summary.contains(&format!("{frags} IP fragments")), "{}", f.summary);
+    }
+    // Zeek flags fragment_inconsistency on fragmented-4: overlapping bytes that disagree.
+    let r = analyze(&root.join("zeek/Traces/ipv4/fragmented-4.pcap"), &[80]);
+    assert!(codes(&r).contains(&"path.frag_overlap"), "{:?}", codes(&r));
+    // IPv6 fragment header: a DNS answer in three fragments.
+    let r = analyze(&root.join("zeek/Traces/ipv6-fragmented-dns.pcap"), &[53]);
+    let f = r.findings.iter().find(|f| f.code == "path.fragmented").expect("v6 fragments");
+    assert!(f.summary.contains("3 IP fragments"));
+    assert_eq!(f.attempt, "#2");
+}
+
+#[test]
+fn garbage_fragments_stay_bounded() {
+    let Some(root) = shared() else { return };
+    let p = root.join("nDPI/tests/cfgs/default/pcap/ip_fragmented_garbage.pcap");
+    let r = analyze(&p, &[]);
+    assert_eq!(r.frames, 1252);
+    assert!(r.attempts.is_empty());
+}
+
+/// ICMP errors are matched to the flow whose packet they quote: smtp.pcap has
+/// four "fragmentation needed" (next-hop MTU 1492) quoting 1500-byte segments.
+#[test]
+fn icmp_errors_meet_their_flow() {
+    let Some(root) = shared() else { return };
+    let cfg = Config {
+        ports: [25].into_iter().collect(),
+        ..Config::default()
+    };
+    let mut reader = Reader::new(Source::open(&root.join("zeek/Traces/smtp.pcap")).unwrap()).unwrap();
+    let mut table = Table::new();
+    let mut batch = vec![];
+    let mut end = Mark::default();
+    loop {
+        let more = reader.next_batch(&mut batch, 1000, 1 << 20).unwrap();
+        for f in &batch {
+            let ip = decode::link::ip_bytes(f.link, f.data(reader.window())).unwrap();
+            let pkt = decode::decode(ip).unwrap();
+            end = Mark { frame: f.number, ts: f.ts };
+            table.packet(&pkt, end, f.orig_len, &cfg);
+        }
+        if !more {
+            break;
+        }
+    }
+    table.close(end, &cfg);
+    let flow = table.done.iter().find(|f| f.server.port() == 25 && f.client.port() == 1470).unwrap();
+    assert_eq!(flow.icmp.len(), 4);
+    for e in &flow.icmp {
+        assert!(e.err.is_too_big());
+        assert_eq!(e.err.mtu, Some(1492));
+        assert_eq!(e.err.quoted.len, 1500);
+        assert!(e.err.quoted.df);
+        assert_eq!(e.dir, rdpsift::flow::CLIENT);
+    }
+    assert!(table.orphan_icmp.is_empty());
+}
+
+#[test]
+fn direct_rdp_traces_are_found_as_rdp() {
+    let Some(root) = shared() else { return };
+    for (path, attempts) in [
+        ("zeek/Traces/rdp/rdp-to-ssl.pcap", 2),
+        ("zeek/Traces/rdp/rdp-x509.pcap", 1),
+        ("suricata-verify/tests/rdp-protocol/RDP-003.pcap", 1),
+        ("nDPI/tests/cfgs/default/pcap/rdp.pcap", 1),
+    ] {
+        let r = analyze(&root.join(path), &[]);
+        assert_eq!(r.attempts.len(), attempts, "{path}");
+        for a in &r.attempts {
+            assert_eq!(a.app, "rdp", "{path}");
+            assert_eq!(a.outcome.name(), "connected", "{path}");
+        }
+    }
+}
