@@ -44,7 +44,7 @@ impl Default for Config {
             max_flows: 1_000_000,
             max_records: 1_000_000,
             idle_ns: 600_000_000_000,
-            closed_linger_ns: 30_000_000_000,
+            closed_linger_ns: 5_000_000_000,
         }
     }
 }

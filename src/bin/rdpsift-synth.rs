@@ -270,7 +270,8 @@ fn bench(path: &Path, mib: u64, small: bool) -> std::io::Result<()> {
             }
             let mut p = lanes[lane][pos[lane]].clone();
             pos[lane] += 1;
-            t += 1000;
+            // 20 µs a frame: a busy link (1 GiB in about 30 s).
+            t += 20_000;
             p.ts = t;
             written += 16 + p.data.len() as u64;
             w.write(&p)?;

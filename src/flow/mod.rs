@@ -495,3 +495,11 @@ pub fn interest(transport: Transport, a: u16, b: u16, cfg: &Config) -> Option<(I
         }
     }
 }
+
+#[cfg(test)]
+mod size_test {
+    #[test]
+    fn sizes() {
+        eprintln!("Flow {} TcpState {} Reasm {} DirStats {}", std::mem::size_of::<super::Flow>(), std::mem::size_of::<super::TcpState>(), std::mem::size_of::<super::reasm::Reasm>(), std::mem::size_of::<super::DirStats>());
+    }
+}
