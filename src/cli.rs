@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Parser, Debug)]
-#[command(name = "rdpsift", version, about = "Tells from packet captures why Remote Desktop connections failed")]
+#[command(
+    name = "rdpsift",
+    version,
+    about = "Tells from packet captures why Remote Desktop connections failed"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -125,7 +129,10 @@ fn analyze(a: Analyze) -> Result<u8> {
         depth: a.depth,
         ..Config::default()
     };
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let mut failed_inputs = 0usize;
     let mut skipped = 0usize;
     let mut inputs = Vec::new();
@@ -139,7 +146,11 @@ fn analyze(a: Analyze) -> Result<u8> {
         anyhow::bail!("standard input (-) can be named only once");
     }
 
-    let total: u64 = inputs.iter().filter_map(|i| std::fs::metadata(&i.path).ok()).map(|m| m.len()).sum();
+    let total: u64 = inputs
+        .iter()
+        .filter_map(|i| std::fs::metadata(&i.path).ok())
+        .map(|m| m.len())
+        .sum();
     let bar = progress_bar(a.progress, total);
     let done = AtomicU64::new(0);
     let tick = |n: u64| {
@@ -148,7 +159,9 @@ fn analyze(a: Analyze) -> Result<u8> {
             b.set_position(d.min(total));
         }
     };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
     let reports: Vec<CaptureReport> = pool.install(|| {
         inputs
             .par_iter()
@@ -178,7 +191,9 @@ fn analyze(a: Analyze) -> Result<u8> {
     write_file(&a.attempts_json, |w| output::attempts_json(w, &reports))?;
     let stdout = io::stdout();
     let tty = stdout.is_terminal();
-    let format = a.format.unwrap_or(if tty { Format::Table } else { Format::Csv });
+    let format = a
+        .format
+        .unwrap_or(if tty { Format::Table } else { Format::Csv });
     let mut out = BufWriter::new(stdout.lock());
     match format {
         Format::Table => output::table(&mut out, &reports, tty)?,
@@ -189,7 +204,11 @@ fn analyze(a: Analyze) -> Result<u8> {
 
     if !a.quiet {
         let attempts: usize = reports.iter().map(|r| r.attempts.len()).sum();
-        let failed = reports.iter().flat_map(|r| &r.attempts).filter(|x| x.outcome == Outcome::Failed).count();
+        let failed = reports
+            .iter()
+            .flat_map(|r| &r.attempts)
+            .filter(|x| x.outcome == Outcome::Failed)
+            .count();
         let findings: usize = reports.iter().map(|r| r.findings.len()).sum();
         let frames: u64 = reports.iter().map(|r| r.frames).sum();
         let mut line = format!(
@@ -213,11 +232,19 @@ fn analyze(a: Analyze) -> Result<u8> {
         FailOn::Error => Some(Severity::Error),
         FailOn::Critical => Some(Severity::Critical),
     };
-    let hit = threshold.is_some_and(|t| reports.iter().flat_map(|r| &r.findings).any(|f| f.severity >= t));
+    let hit = threshold.is_some_and(|t| {
+        reports
+            .iter()
+            .flat_map(|r| &r.findings)
+            .any(|f| f.severity >= t)
+    });
     Ok(if hit { 1 } else { 0 })
 }
 
-fn write_file(path: &Option<PathBuf>, f: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>) -> Result<()> {
+fn write_file(
+    path: &Option<PathBuf>,
+    f: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> Result<()> {
     if let Some(p) = path {
         let file = File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
         let mut w = BufWriter::new(file);
@@ -239,8 +266,10 @@ fn progress_bar(when: When, total: u64) -> Option<indicatif::ProgressBar> {
     }
     let b = indicatif::ProgressBar::new(total);
     b.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}")
-            .ok()?,
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .ok()?,
     );
     Some(b)
 }
@@ -264,7 +293,9 @@ fn discover(p: &Path, out: &mut Vec<Input>, skipped: &mut usize) -> io::Result<(
         });
         return Ok(());
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for e in entries {
         let Ok(m) = std::fs::metadata(&e) else {
@@ -275,8 +306,13 @@ fn discover(p: &Path, out: &mut Vec<Input>, skipped: &mut usize) -> io::Result<(
             discover(&e, out, skipped)?;
             continue;
         }
-        let name = e.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if capture::has_capture_extension(&name) || capture::source::sniff_capture(&e).unwrap_or(false) {
+        let name = e
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if capture::has_capture_extension(&name)
+            || capture::source::sniff_capture(&e).unwrap_or(false)
+        {
             out.push(Input {
                 name: e.display().to_string(),
                 path: e,

@@ -74,7 +74,13 @@ fn shard_of(f: &FrameMeta, data: &[u8], n: usize) -> usize {
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// Analyzes one capture. `name` is how the report names it.
-pub fn analyze(name: &str, src: Source, cfg: &Config, threads: usize, progress: Progress<'_>) -> CaptureReport {
+pub fn analyze(
+    name: &str,
+    src: Source,
+    cfg: &Config,
+    threads: usize,
+    progress: Progress<'_>,
+) -> CaptureReport {
     let mut report = CaptureReport {
         capture: name.to_string(),
         ..Default::default()
@@ -110,7 +116,12 @@ pub fn analyze(name: &str, src: Source, cfg: &Config, threads: usize, progress: 
             frames = last.number;
             end = Mark {
                 frame: last.number,
-                ts: batch.iter().map(|f| f.ts).max().unwrap_or(last.ts).max(end.ts),
+                ts: batch
+                    .iter()
+                    .map(|f| f.ts)
+                    .max()
+                    .unwrap_or(last.ts)
+                    .max(end.ts),
             };
             progress(batch.iter().map(|f| f.len as u64 + 16).sum());
         }
@@ -183,7 +194,10 @@ pub fn analyze(name: &str, src: Source, cfg: &Config, threads: usize, progress: 
             format!("frame.number>={}", frame.saturating_sub(1).max(1)),
         ));
     }
-    let mut unsupported: Vec<(u32, u32, u64)> = shards.iter().flat_map(|s| s.unsupported.iter().copied()).collect();
+    let mut unsupported: Vec<(u32, u32, u64)> = shards
+        .iter()
+        .flat_map(|s| s.unsupported.iter().copied())
+        .collect();
     unsupported.sort_by_key(|u| (u.0, u.2));
     unsupported.dedup_by_key(|u| u.0);
     for (iface, lt, frame) in unsupported {

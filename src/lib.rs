@@ -5,13 +5,13 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
-pub mod decode;
 pub mod config;
+pub mod decode;
+pub mod detect;
+pub mod engine;
 pub mod flow;
 pub mod proto;
-pub mod detect;
 pub mod report;
 pub mod session;
-pub mod engine;
 #[doc(hidden)]
 pub mod synth;

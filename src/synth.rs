@@ -4,8 +4,8 @@
 //! the analysis itself.
 
 use etherparse::{
-    EtherType, Ethernet2Header, IpFragOffset, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, TcpHeader,
-    TcpOptionElement, UdpHeader,
+    EtherType, Ethernet2Header, IpFragOffset, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header,
+    TcpHeader, TcpOptionElement, UdpHeader,
 };
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -40,7 +40,11 @@ impl<W: Write> Writer<W> {
     pub fn new(mut w: W, fmt: Format) -> io::Result<Writer<W>> {
         match fmt {
             Format::Pcap | Format::PcapNanos => {
-                let magic: u32 = if fmt == Format::Pcap { 0xa1b2c3d4 } else { 0xa1b23c4d };
+                let magic: u32 = if fmt == Format::Pcap {
+                    0xa1b2c3d4
+                } else {
+                    0xa1b23c4d
+                };
                 w.write_all(&magic.to_le_bytes())?;
                 w.write_all(&2u16.to_le_bytes())?;
                 w.write_all(&4u16.to_le_bytes())?;
@@ -89,7 +93,11 @@ impl<W: Write> Writer<W> {
             Format::Pcap | Format::PcapNanos | Format::PcapBigEndian => {
                 let sec = p.ts.div_euclid(1_000_000_000) as u32;
                 let ns = p.ts.rem_euclid(1_000_000_000) as u32;
-                let frac = if self.fmt == Format::PcapNanos { ns } else { ns / 1000 };
+                let frac = if self.fmt == Format::PcapNanos {
+                    ns
+                } else {
+                    ns / 1000
+                };
                 let fields = [sec, frac, caplen, p.orig_len.max(caplen)];
                 for v in fields {
                     if self.fmt == Format::PcapBigEndian {
@@ -153,7 +161,11 @@ impl Default for IpOpts {
 }
 
 fn eth(src_is_client: bool, ether_type: EtherType) -> Vec<u8> {
-    let (s, d) = if src_is_client { (MAC_C, MAC_S) } else { (MAC_S, MAC_C) };
+    let (s, d) = if src_is_client {
+        (MAC_C, MAC_S)
+    } else {
+        (MAC_S, MAC_C)
+    };
     let mut v = Vec::with_capacity(1514);
     Ethernet2Header {
         source: s,
@@ -180,7 +192,14 @@ fn v6(a: IpAddr) -> [u8; 16] {
 }
 
 /// An IP packet (with Ethernet) around an already built transport payload.
-pub fn ip_packet(src: IpAddr, dst: IpAddr, proto: IpNumber, l4: &[u8], o: IpOpts, from_client: bool) -> Vec<u8> {
+pub fn ip_packet(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: IpNumber,
+    l4: &[u8],
+    o: IpOpts,
+    from_client: bool,
+) -> Vec<u8> {
     if src.is_ipv6() {
         let mut v = eth(from_client, EtherType::IPV6);
         Ipv6Header {
@@ -209,13 +228,22 @@ pub fn ip_packet(src: IpAddr, dst: IpAddr, proto: IpNumber, l4: &[u8], o: IpOpts
 }
 
 /// IPv4 fragments of a transport payload, `chunk` bytes each (multiple of 8).
-pub fn ipv4_fragments(src: IpAddr, dst: IpAddr, proto: IpNumber, l4: &[u8], chunk: usize, o: IpOpts, from_client: bool) -> Vec<Vec<u8>> {
+pub fn ipv4_fragments(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: IpNumber,
+    l4: &[u8],
+    chunk: usize,
+    o: IpOpts,
+    from_client: bool,
+) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut off = 0;
     while off < l4.len() {
         let end = (off + chunk).min(l4.len());
         let mut v = eth(from_client, EtherType::IPV4);
-        let mut h = Ipv4Header::new((end - off) as u16, o.ttl, proto, v4(src), v4(dst)).expect("size");
+        let mut h =
+            Ipv4Header::new((end - off) as u16, o.ttl, proto, v4(src), v4(dst)).expect("size");
         h.identification = o.id;
         h.more_fragments = end < l4.len();
         h.fragment_offset = IpFragOffset::try_new((off / 8) as u16).expect("offset");
@@ -230,7 +258,16 @@ pub fn ipv4_fragments(src: IpAddr, dst: IpAddr, proto: IpNumber, l4: &[u8], chun
 
 /// TCP segment bytes (header + payload) with a correct checksum.
 #[allow(clippy::too_many_arguments)]
-pub fn tcp_segment(src: SocketAddr, dst: SocketAddr, seq: u32, ack: Option<u32>, flags: u8, window: u16, mss: Option<u16>, payload: &[u8]) -> Vec<u8> {
+pub fn tcp_segment(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: Option<u32>,
+    flags: u8,
+    window: u16,
+    mss: Option<u16>,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut t = TcpHeader::new(src.port(), dst.port(), seq, window);
     t.fin = flags & 0x01 != 0;
     t.syn = flags & 0x02 != 0;
@@ -241,11 +278,16 @@ pub fn tcp_segment(src: SocketAddr, dst: SocketAddr, seq: u32, ack: Option<u32>,
         t.acknowledgment_number = a;
     }
     if let Some(m) = mss {
-        t.set_options(&[TcpOptionElement::MaximumSegmentSize(m)]).expect("fits");
+        t.set_options(&[TcpOptionElement::MaximumSegmentSize(m)])
+            .expect("fits");
     }
     t.checksum = match (src.ip(), dst.ip()) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => t.calc_checksum_ipv4_raw(s.octets(), d.octets(), payload).unwrap_or(0),
-        _ => t.calc_checksum_ipv6_raw(v6(src.ip()), v6(dst.ip()), payload).unwrap_or(0),
+        (IpAddr::V4(s), IpAddr::V4(d)) => t
+            .calc_checksum_ipv4_raw(s.octets(), d.octets(), payload)
+            .unwrap_or(0),
+        _ => t
+            .calc_checksum_ipv6_raw(v6(src.ip()), v6(dst.ip()), payload)
+            .unwrap_or(0),
     };
     let mut v = Vec::with_capacity(t.header_len() + payload.len());
     t.write(&mut v).expect("vec");
@@ -332,8 +374,21 @@ impl TcpConv {
 
     /// Raw segment from `dir` with explicit sequence/flags (for retransmissions and oddities).
     #[allow(clippy::too_many_arguments)]
-    pub fn raw(&mut self, out: &mut Vec<Pkt>, dir: usize, seq: u32, flags: u8, with_ack: bool, mss: Option<u16>, payload: &[u8]) {
-        let (src, dst) = if dir == C { (self.client, self.server) } else { (self.server, self.client) };
+    pub fn raw(
+        &mut self,
+        out: &mut Vec<Pkt>,
+        dir: usize,
+        seq: u32,
+        flags: u8,
+        with_ack: bool,
+        mss: Option<u16>,
+        payload: &[u8],
+    ) {
+        let (src, dst) = if dir == C {
+            (self.client, self.server)
+        } else {
+            (self.server, self.client)
+        };
         let ack = with_ack.then_some(self.seq[1 - dir]);
         let seg = tcp_segment(src, dst, seq, ack, flags, self.window[dir], mss, payload);
         self.ip_id[dir] = self.ip_id[dir].wrapping_add(1);
@@ -432,7 +487,9 @@ pub fn x224_cr(user: &str, protocols: u32) -> Vec<u8> {
 
 /// An X.224 Connection Confirm with RDP_NEG_RSP selecting `protocol`.
 pub fn x224_cc(protocol: u32) -> Vec<u8> {
-    let mut v = vec![0x03, 0x00, 0x00, 0x13, 0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x02, 0x1f, 0x08, 0x00];
+    let mut v = vec![
+        0x03, 0x00, 0x00, 0x13, 0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x02, 0x1f, 0x08, 0x00,
+    ];
     v.extend_from_slice(&protocol.to_le_bytes());
     v
 }

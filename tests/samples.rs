@@ -7,10 +7,11 @@ use common::*;
 use std::path::Path;
 
 fn samples() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples"))
-        .expect("samples/")
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples"))
+            .expect("samples/")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
     v.sort();
     v
 }
@@ -24,17 +25,32 @@ fn samples_match_their_expected_reports() {
     for name in samples() {
         let path = format!("samples/{name}");
         let att = dir.join(format!("{name}.attempts.csv"));
-        let o = run(&["analyze", "-q", "--format", "csv", "--attempts-csv", att.to_str().unwrap(), &path]);
+        let o = run(&[
+            "analyze",
+            "-q",
+            "--format",
+            "csv",
+            "--attempts-csv",
+            att.to_str().unwrap(),
+            &path,
+        ]);
         assert!(o.status.code().is_some_and(|c| c <= 1), "{name}: {:?}", o);
-        let got = [("findings", stdout(&o)), ("attempts", std::fs::read_to_string(&att).unwrap())];
+        let got = [
+            ("findings", stdout(&o)),
+            ("attempts", std::fs::read_to_string(&att).unwrap()),
+        ];
         for (kind, text) in got {
-            let exp = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/expected/{name}.{kind}.csv"));
+            let exp = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("tests/expected/{name}.{kind}.csv"));
             if update {
                 std::fs::write(&exp, &text).unwrap();
             } else {
-                let want = std::fs::read_to_string(&exp).unwrap_or_else(|_| panic!("missing {}", exp.display()));
+                let want = std::fs::read_to_string(&exp)
+                    .unwrap_or_else(|_| panic!("missing {}", exp.display()));
                 if want != text {
-                    failures.push(format!("{name} {kind}:\n--- expected\n{want}--- got\n{text}"));
+                    failures.push(format!(
+                        "{name} {kind}:\n--- expected\n{want}--- got\n{text}"
+                    ));
                 }
             }
         }
@@ -61,7 +77,17 @@ fn each_scenario_gets_its_verdict() {
         ("socks5-rdp.pcap", "failed", "tcp.closed_by_server"),
     ];
     for (name, outcome, verdict) in cases {
-        let o = run(&["analyze", "-q", "--format", "csv", "--attempts-csv", "/dev/stdout", "--csv", "/dev/null", &format!("samples/{name}")]);
+        let o = run(&[
+            "analyze",
+            "-q",
+            "--format",
+            "csv",
+            "--attempts-csv",
+            "/dev/stdout",
+            "--csv",
+            "/dev/null",
+            &format!("samples/{name}"),
+        ]);
         let text = stdout(&o);
         let rows = csv_rows(text.split("capture,attempt,code").next().unwrap());
         assert_eq!(rows.len(), 2, "{name}: one attempt expected:\n{text}");
@@ -80,19 +106,76 @@ fn output_does_not_depend_on_thread_count() {
 
 #[test]
 fn exit_codes() {
-    assert_eq!(run(&["analyze", "-q", "samples/healthy.pcap"]).status.code(), Some(0));
-    assert_eq!(run(&["analyze", "-q", "samples/refused.pcap"]).status.code(), Some(1));
-    assert_eq!(run(&["analyze", "-q", "--fail-on", "never", "samples/refused.pcap"]).status.code(), Some(0));
-    assert_eq!(run(&["analyze", "-q", "--fail-on", "info", "samples/truncated.pcap"]).status.code(), Some(1));
-    assert_eq!(run(&["analyze", "-q", "--fail-on", "critical", "samples/refused.pcap"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["analyze", "-q", "samples/healthy.pcap"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["analyze", "-q", "samples/refused.pcap"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        run(&[
+            "analyze",
+            "-q",
+            "--fail-on",
+            "never",
+            "samples/refused.pcap"
+        ])
+        .status
+        .code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&[
+            "analyze",
+            "-q",
+            "--fail-on",
+            "info",
+            "samples/truncated.pcap"
+        ])
+        .status
+        .code(),
+        Some(1)
+    );
+    assert_eq!(
+        run(&[
+            "analyze",
+            "-q",
+            "--fail-on",
+            "critical",
+            "samples/refused.pcap"
+        ])
+        .status
+        .code(),
+        Some(0)
+    );
     // Not a capture: named on stderr, exit 2, the other file still reported.
-    let o = run(&["analyze", "--format", "csv", "Cargo.toml", "samples/refused.pcap"]);
+    let o = run(&[
+        "analyze",
+        "--format",
+        "csv",
+        "Cargo.toml",
+        "samples/refused.pcap",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("Cargo.toml") && err.contains("not a pcap"), "{err}");
+    assert!(
+        err.contains("Cargo.toml") && err.contains("not a pcap"),
+        "{err}"
+    );
     assert!(stdout(&o).contains("tcp.refused"));
     // A truncated capture is not an input error.
-    assert_eq!(run(&["analyze", "-q", "samples/truncated.pcap"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["analyze", "-q", "samples/truncated.pcap"])
+            .status
+            .code(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -109,7 +192,10 @@ fn directory_walk_takes_captures_by_content_and_skips_the_rest() {
     std::fs::write(dir.join("x.pcap.gz"), gz.finish().unwrap()).unwrap();
     let o = run(&["analyze", "--format", "csv", dir.to_str().unwrap()]);
     let out = stdout(&o);
-    assert!(out.contains("tcp.refused") && out.contains("tcp.syn_unanswered"), "{out}");
+    assert!(
+        out.contains("tcp.refused") && out.contains("tcp.syn_unanswered"),
+        "{out}"
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("1 files skipped"));
     assert_eq!(o.status.code(), Some(1));
     std::fs::remove_dir_all(&dir).ok();
@@ -119,7 +205,8 @@ fn directory_walk_takes_captures_by_content_and_skips_the_rest() {
 fn standard_input() {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let data = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/refused.pcap")).unwrap();
+    let data =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/refused.pcap")).unwrap();
     let mut c = Command::new(bin())
         .args(["analyze", "-q", "--format", "csv", "-"])
         .stdin(Stdio::piped())
@@ -141,9 +228,17 @@ fn samples_are_reproducible() {
         .unwrap();
     assert!(o.status.success());
     for name in samples() {
-        let a = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(&name)).unwrap();
+        let a = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("samples")
+                .join(&name),
+        )
+        .unwrap();
         let b = std::fs::read(dir.join(&name)).unwrap();
-        assert!(a == b, "samples/{name} differs from what scripts/gen-samples writes");
+        assert!(
+            a == b,
+            "samples/{name} differs from what scripts/gen-samples writes"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }

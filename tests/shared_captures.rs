@@ -10,7 +10,10 @@ use rdpsift::{decode, engine};
 use std::path::{Path, PathBuf};
 
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     for p in v {
         if p.is_dir() {
@@ -26,7 +29,13 @@ fn analyze(path: &Path, ports: &[u16]) -> rdpsift::report::CaptureReport {
         ports: ports.iter().copied().collect(),
         ..Config::default()
     };
-    engine::analyze(&path.display().to_string(), Source::open(path).unwrap(), &cfg, 2, &|_| {})
+    engine::analyze(
+        &path.display().to_string(),
+        Source::open(path).unwrap(),
+        &cfg,
+        2,
+        &|_| {},
+    )
 }
 
 fn codes(r: &rdpsift::report::CaptureReport) -> Vec<&str> {
@@ -120,20 +129,43 @@ fn fragment_traces_reassemble() {
     // A SYN in two fragments (Zeek) and in three on raw IPv4, link type 228 (Suricata).
     for (path, port, frags) in [
         ("zeek/Traces/ipv4/fragmented-syn.pcap", 80, 2),
-        ("suricata-verify/tests/defrag/bug-6887-defrag-ipv4-tcp-syn/frag-ip-tcp-syn.pcap", 8080, 3),
+        (
+            "suricata-verify/tests/defrag/bug-6887-defrag-ipv4-tcp-syn/frag-ip-tcp-syn.pcap",
+            8080,
+            3,
+        ),
     ] {
         let r = analyze(&root.join(path), &[port]);
         assert_eq!(r.attempts.len(), 1, "{path}");
-        assert_eq!(r.attempts[0].client, if port == 80 { "192.168.1.100:12345" } else { "1.1.1.1:12345" });
-        let f = r.findings.iter().find(|f| f.code == "path.fragmented").expect(path);
-        assert!(f.summary.contains(&format!("{frags} IP fragments")), "{}", f.summary);
+        assert_eq!(
+            r.attempts[0].client,
+            if port == 80 {
+                "192.168.1.100:12345"
+            } else {
+                "1.1.1.1:12345"
+            }
+        );
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.code == "path.fragmented")
+            .expect(path);
+        assert!(
+            f.summary.contains(&format!("{frags} IP fragments")),
+            "{}",
+            f.summary
+        );
     }
     // Zeek flags fragment_inconsistency on fragmented-4: overlapping bytes that disagree.
     let r = analyze(&root.join("zeek/Traces/ipv4/fragmented-4.pcap"), &[80]);
     assert!(codes(&r).contains(&"path.frag_overlap"), "{:?}", codes(&r));
     // IPv6 fragment header: a DNS answer in three fragments.
     let r = analyze(&root.join("zeek/Traces/ipv6-fragmented-dns.pcap"), &[53]);
-    let f = r.findings.iter().find(|f| f.code == "path.fragmented").expect("v6 fragments");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "path.fragmented")
+        .expect("v6 fragments");
     assert!(f.summary.contains("3 IP fragments"));
     assert_eq!(f.attempt, "#2");
 }
@@ -156,7 +188,8 @@ fn icmp_errors_meet_their_flow() {
         ports: [25].into_iter().collect(),
         ..Config::default()
     };
-    let mut reader = Reader::new(Source::open(&root.join("zeek/Traces/smtp.pcap")).unwrap()).unwrap();
+    let mut reader =
+        Reader::new(Source::open(&root.join("zeek/Traces/smtp.pcap")).unwrap()).unwrap();
     let mut table = Table::new();
     let mut batch = vec![];
     let mut end = Mark::default();
@@ -165,7 +198,10 @@ fn icmp_errors_meet_their_flow() {
         for f in &batch {
             let ip = decode::link::ip_bytes(f.link, f.data(reader.window())).unwrap();
             let pkt = decode::decode(ip).unwrap();
-            end = Mark { frame: f.number, ts: f.ts };
+            end = Mark {
+                frame: f.number,
+                ts: f.ts,
+            };
             table.packet(&pkt, end, f.orig_len, &cfg);
         }
         if !more {
@@ -173,7 +209,11 @@ fn icmp_errors_meet_their_flow() {
         }
     }
     table.close(end, &cfg);
-    let flow = table.done.iter().find(|f| f.server.port() == 25 && f.client.port() == 1470).unwrap();
+    let flow = table
+        .done
+        .iter()
+        .find(|f| f.server.port() == 25 && f.client.port() == 1470)
+        .unwrap();
     assert_eq!(flow.icmp.len(), 4);
     for e in &flow.icmp {
         assert!(e.err.is_too_big());

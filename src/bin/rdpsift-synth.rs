@@ -35,7 +35,10 @@ fn main() {
 }
 
 fn flag_value(args: &[String], name: &str) -> Option<u64> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
 }
 
 fn write(dir: &Path, name: &str, pkts: &[Pkt], fmt: synth::Format) -> std::io::Result<()> {
@@ -45,7 +48,8 @@ fn write(dir: &Path, name: &str, pkts: &[Pkt], fmt: synth::Format) -> std::io::R
 /// The start of an RDP connection: handshake, X.224 CR/CC.
 fn rdp_start(c: &mut TcpConv, out: &mut Vec<Pkt>) {
     c.handshake(out, 2 * MS);
-    c.wait(MS).send(out, C, &synth::x224_cr("alice", 0x3), 2 * MS);
+    c.wait(MS)
+        .send(out, C, &synth::x224_cr("alice", 0x3), 2 * MS);
     c.wait(MS).send(out, S, &synth::x224_cc(0x2), 2 * MS);
 }
 
@@ -74,7 +78,9 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     // Three SYNs, nothing back.
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
-    c.syn(&mut out).syn_again(&mut out, SEC).syn_again(&mut out, 2 * SEC);
+    c.syn(&mut out)
+        .syn_again(&mut out, SEC)
+        .syn_again(&mut out, 2 * SEC);
     write(dir, "syn-unanswered.pcap", &out, pcap)?;
 
     // SYN answered by RST/ACK.
@@ -92,8 +98,23 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     let quoted = out[0].data[14..].to_vec();
     let icmp = synth::icmp4_unreachable(13, 0, &quoted);
     let router: IpAddr = "198.18.0.1".parse().unwrap();
-    let data = ip_packet(router, c.client.ip(), etherparse::IpNumber::ICMP, &icmp, IpOpts { ttl: 255, df: false, id: 0 }, false);
-    out.push(Pkt { ts: T0 + 3 * MS, orig_len: data.len() as u32, data });
+    let data = ip_packet(
+        router,
+        c.client.ip(),
+        etherparse::IpNumber::ICMP,
+        &icmp,
+        IpOpts {
+            ttl: 255,
+            df: false,
+            id: 0,
+        },
+        false,
+    );
+    out.push(Pkt {
+        ts: T0 + 3 * MS,
+        orig_len: data.len() as u32,
+        data,
+    });
     write(dir, "icmp-unreachable.pcap", &out, pcap)?;
 
     // The server resets after the negotiation.
@@ -140,10 +161,12 @@ fn samples(dir: &Path) -> std::io::Result<()> {
         let s = c.seq[S];
         c.raw(&mut out, S, s, flag::PSH, true, None, seg);
         if i % 3 == 0 {
-            c.wait(200 * MS).raw(&mut out, S, s, flag::PSH, true, None, seg);
+            c.wait(200 * MS)
+                .raw(&mut out, S, s, flag::PSH, true, None, seg);
         }
         if i == 0 {
-            c.wait(400 * MS).raw(&mut out, S, s, flag::PSH, true, None, seg);
+            c.wait(400 * MS)
+                .raw(&mut out, S, s, flag::PSH, true, None, seg);
         }
         c.seq[S] = c.seq[S].wrapping_add(seg.len() as u32);
         c.wait(2 * MS).ack(&mut out, C);
@@ -171,31 +194,76 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let cl: SocketAddr = "198.18.0.10:50200".parse().unwrap();
     let sv: SocketAddr = "198.19.0.20:3389".parse().unwrap();
-    let mut syn = vec![0xff, 0xff, 0xff, 0xff, 0x00, 0x40, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01];
+    let mut syn = vec![
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x40, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+    ];
     syn.resize(1232, 0);
     let udp = synth::udp_datagram(cl, sv, &syn);
     let mut t = T0;
     for (id, keep) in [(0x1111u16, 2usize), (0x2222, 1)] {
-        let frags = synth::ipv4_fragments(cl.ip(), sv.ip(), etherparse::IpNumber::UDP, &udp, 1000, IpOpts { ttl: 128, df: false, id }, true);
+        let frags = synth::ipv4_fragments(
+            cl.ip(),
+            sv.ip(),
+            etherparse::IpNumber::UDP,
+            &udp,
+            1000,
+            IpOpts {
+                ttl: 128,
+                df: false,
+                id,
+            },
+            true,
+        );
         for f in frags.into_iter().take(keep) {
-            out.push(Pkt { ts: t, orig_len: f.len() as u32, data: f });
+            out.push(Pkt {
+                ts: t,
+                orig_len: f.len() as u32,
+                data: f,
+            });
             t += MS;
         }
         t += 500 * MS;
     }
     // Overlap: the second of four fragments is sent twice with different bytes.
-    let mut frags = synth::ipv4_fragments(cl.ip(), sv.ip(), etherparse::IpNumber::UDP, &udp, 400, IpOpts { ttl: 128, df: false, id: 0x3333 }, true);
+    let mut frags = synth::ipv4_fragments(
+        cl.ip(),
+        sv.ip(),
+        etherparse::IpNumber::UDP,
+        &udp,
+        400,
+        IpOpts {
+            ttl: 128,
+            df: false,
+            id: 0x3333,
+        },
+        true,
+    );
     let mut dup = frags[1].clone();
     let n = dup.len();
     dup[n - 1] ^= 0xff;
     frags.insert(1, dup);
     for f in frags {
-        out.push(Pkt { ts: t, orig_len: f.len() as u32, data: f });
+        out.push(Pkt {
+            ts: t,
+            orig_len: f.len() as u32,
+            data: f,
+        });
         t += MS;
     }
     let reply = synth::udp_datagram(sv, cl, &synth::filler(100, 17));
-    let data = ip_packet(sv.ip(), cl.ip(), etherparse::IpNumber::UDP, &reply, IpOpts::default(), false);
-    out.push(Pkt { ts: t + 2 * MS, orig_len: data.len() as u32, data });
+    let data = ip_packet(
+        sv.ip(),
+        cl.ip(),
+        etherparse::IpNumber::UDP,
+        &reply,
+        IpOpts::default(),
+        false,
+    );
+    out.push(Pkt {
+        ts: t + 2 * MS,
+        orig_len: data.len() as u32,
+        data,
+    });
     write(dir, "fragmented-udp.pcap", &out, pcap)?;
 
     // A healthy session whose file was cut inside the last record.
@@ -227,8 +295,18 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     c.handshake(&mut out, 2 * MS);
     c.send(&mut out, C, &[5, 1, 0], 2 * MS);
     c.send(&mut out, S, &[5, 0], 2 * MS);
-    c.send(&mut out, C, &[5, 1, 0, 1, 198, 19, 0, 20, 0x0d, 0x3d], 2 * MS);
-    c.send(&mut out, S, &[5, 0, 0, 1, 198, 19, 0, 20, 0x0d, 0x3d], 2 * MS);
+    c.send(
+        &mut out,
+        C,
+        &[5, 1, 0, 1, 198, 19, 0, 20, 0x0d, 0x3d],
+        2 * MS,
+    );
+    c.send(
+        &mut out,
+        S,
+        &[5, 0, 0, 1, 198, 19, 0, 20, 0x0d, 0x3d],
+        2 * MS,
+    );
     c.send(&mut out, C, &synth::x224_cr("alice", 0x3), 2 * MS);
     c.wait(5 * MS).close(&mut out, S, 2 * MS);
     // And an ordinary web flow on 8080 beside it, which is not reported.
@@ -287,13 +365,23 @@ fn bench(path: &Path, mib: u64, small: bool) -> std::io::Result<()> {
 
 fn conversation(n: u64, next: &mut impl FnMut() -> u64, small: bool) -> Vec<Pkt> {
     let mut out = vec![];
-    let client = format!("198.18.{}.{}:{}", (n >> 8) & 0xff, n & 0xff, 49152 + (n % 16000));
+    let client = format!(
+        "198.18.{}.{}:{}",
+        (n >> 8) & 0xff,
+        n & 0xff,
+        49152 + (n % 16000)
+    );
     let port = match n % 10 {
         0..=5 => 3389,
         6..=8 => 443,
         _ => 0,
     };
-    let server = format!("198.19.{}.{}:{}", (n >> 4) & 0xff, 1 + (n % 200), if port == 0 { 3389 } else { port });
+    let server = format!(
+        "198.19.{}.{}:{}",
+        (n >> 4) & 0xff,
+        1 + (n % 200),
+        if port == 0 { 3389 } else { port }
+    );
     if port == 0 {
         // UDP 3389, sometimes fragmented; sometimes an ICMP error comes back.
         let cl: SocketAddr = client.parse().unwrap();
@@ -303,18 +391,56 @@ fn conversation(n: u64, next: &mut impl FnMut() -> u64, small: bool) -> Vec<Pkt>
             let (a, b) = if i % 2 == 0 { (cl, sv) } else { (sv, cl) };
             let udp = synth::udp_datagram(a, b, &synth::filler(size, n + i));
             if !small && n % 7 == 0 && i == 0 {
-                for f in synth::ipv4_fragments(a.ip(), b.ip(), etherparse::IpNumber::UDP, &udp, 1000, IpOpts { df: false, id: n as u16, ..IpOpts::default() }, true) {
-                    out.push(Pkt { ts: 0, orig_len: f.len() as u32, data: f });
+                for f in synth::ipv4_fragments(
+                    a.ip(),
+                    b.ip(),
+                    etherparse::IpNumber::UDP,
+                    &udp,
+                    1000,
+                    IpOpts {
+                        df: false,
+                        id: n as u16,
+                        ..IpOpts::default()
+                    },
+                    true,
+                ) {
+                    out.push(Pkt {
+                        ts: 0,
+                        orig_len: f.len() as u32,
+                        data: f,
+                    });
                 }
                 continue;
             }
-            let d = ip_packet(a.ip(), b.ip(), etherparse::IpNumber::UDP, &udp, IpOpts::default(), i % 2 == 0);
+            let d = ip_packet(
+                a.ip(),
+                b.ip(),
+                etherparse::IpNumber::UDP,
+                &udp,
+                IpOpts::default(),
+                i % 2 == 0,
+            );
             if n % 13 == 0 && i == 2 {
                 let icmp = synth::icmp4_unreachable(3, 0, &d[14..]);
-                let e = ip_packet(sv.ip(), cl.ip(), etherparse::IpNumber::ICMP, &icmp, IpOpts::default(), false);
-                out.push(Pkt { ts: 0, orig_len: e.len() as u32, data: e });
+                let e = ip_packet(
+                    sv.ip(),
+                    cl.ip(),
+                    etherparse::IpNumber::ICMP,
+                    &icmp,
+                    IpOpts::default(),
+                    false,
+                );
+                out.push(Pkt {
+                    ts: 0,
+                    orig_len: e.len() as u32,
+                    data: e,
+                });
             }
-            out.push(Pkt { ts: 0, orig_len: d.len() as u32, data: d });
+            out.push(Pkt {
+                ts: 0,
+                orig_len: d.len() as u32,
+                data: d,
+            });
         }
         return out;
     }
@@ -330,7 +456,11 @@ fn conversation(n: u64, next: &mut impl FnMut() -> u64, small: bool) -> Vec<Pkt>
     c.send(&mut out, C, &tls_like(if small { 60 } else { 300 }, n), 0);
     let flights = 2 + (next() % 6) as usize;
     for f in 0..flights {
-        let len = if small { 64 + (next() % 512) as usize } else { 200 + (next() % 30000) as usize };
+        let len = if small {
+            64 + (next() % 512) as usize
+        } else {
+            200 + (next() % 30000) as usize
+        };
         let data = synth::filler(len, n * 31 + f as u64);
         let dir = if f % 2 == 0 { S } else { C };
         let mut segs = vec![];

@@ -54,7 +54,10 @@ pub enum CaptureError {
     /// The file ends inside its header.
     Truncated,
     /// Invalid data at this frame (frame 0: in the file header).
-    Corrupt { frame: u64, what: String },
+    Corrupt {
+        frame: u64,
+        what: String,
+    },
 }
 
 impl fmt::Display for CaptureError {
@@ -62,7 +65,9 @@ impl fmt::Display for CaptureError {
         match self {
             CaptureError::Io(e) => write!(f, "{e}"),
             CaptureError::Empty => write!(f, "empty file, not a capture"),
-            CaptureError::NotCapture => write!(f, "not a pcap or pcapng capture (unknown magic number)"),
+            CaptureError::NotCapture => {
+                write!(f, "not a pcap or pcapng capture (unknown magic number)")
+            }
             CaptureError::Truncated => write!(f, "file ends inside the capture header"),
             CaptureError::Corrupt { frame: 0, what } => write!(f, "{what}"),
             CaptureError::Corrupt { frame, what } => write!(f, "frame {frame}: {what}"),

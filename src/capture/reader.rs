@@ -17,9 +17,9 @@
 
 use super::source::Source;
 use super::{CaptureError, FrameMeta, ReadEvent};
+use pcap_parser::nom;
 use pcap_parser::pcapng::{Block, SectionHeaderBlock};
 use pcap_parser::traits::PcapNGPacketBlock;
-use pcap_parser::nom;
 use pcap_parser::{PcapError, PcapHeader};
 
 const SHB_MAGIC: u32 = 0x0A0D_0D0A;
@@ -321,7 +321,12 @@ impl Reader {
                     Err(e) => return Step::Corrupt(format!("bad block: {}", short_err(&e))),
                 };
                 let number = self.next_number;
-                let mut frame = |if_id: u32, ts_high: u32, ts_low: u32, data_off: usize, len: usize, orig: u32| {
+                let mut frame = |if_id: u32,
+                                 ts_high: u32,
+                                 ts_low: u32,
+                                 data_off: usize,
+                                 len: usize,
+                                 orig: u32| {
                     self.next_number += 1;
                     let (link, ts) = match ifaces.get(if_id as usize) {
                         Some(i) => (i.link, ts_ns(ts_high, ts_low, i.units, i.offset_s)),
@@ -380,7 +385,9 @@ impl Reader {
                         }
                         Step::Record(need, f)
                     }
-                    Block::Unknown(ub) if ub.block_type == OPB_TYPE || ub.block_type.swap_bytes() == OPB_TYPE => {
+                    Block::Unknown(ub)
+                        if ub.block_type == OPB_TYPE || ub.block_type.swap_bytes() == OPB_TYPE =>
+                    {
                         // Obsolete Packet Block: if_id u16, drops u16, ts_high, ts_low, caplen, origlen, data.
                         let d = ub.data;
                         if d.len() < 20 {
@@ -408,7 +415,8 @@ impl Reader {
                                 data: dsb.data[..len].to_vec(),
                             });
                         } else {
-                            self.events.push(ReadEvent::SecretsDropped { bytes: len as u64 });
+                            self.events
+                                .push(ReadEvent::SecretsDropped { bytes: len as u64 });
                         }
                         Step::Record(need, None)
                     }
@@ -498,9 +506,12 @@ mod test {
             .collect()
     }
 
+    /// (frame number, timestamp, bytes)
+    type Read = (u64, i64, Vec<u8>);
+
     /// Reads through the streaming window in batches of 3 (maps share the
     /// window logic and are exercised by the end-to-end tests).
-    fn read_all(bytes: Vec<u8>) -> (Vec<(u64, i64, Vec<u8>)>, Vec<ReadEvent>, Option<CaptureError>) {
+    fn read_all(bytes: Vec<u8>) -> (Vec<Read>, Vec<ReadEvent>, Option<CaptureError>) {
         let src = Source::from_reader(Box::new(std::io::Cursor::new(bytes))).unwrap();
         let mut r = Reader::new(src).unwrap();
         let mut out = vec![];
@@ -527,16 +538,28 @@ mod test {
     #[test]
     fn every_pcap_flavour_reads_the_same() {
         let want = pkts(7);
-        for fmt in [Format::Pcap, Format::PcapNanos, Format::PcapBigEndian, Format::PcapNg] {
+        for fmt in [
+            Format::Pcap,
+            Format::PcapNanos,
+            Format::PcapBigEndian,
+            Format::PcapNg,
+        ] {
             let (got, ev, err) = read_all(synth::to_bytes(&want, fmt));
             assert!(err.is_none() && ev.is_empty(), "{fmt:?}");
             assert_eq!(got.len(), 7, "{fmt:?}");
             for (i, (n, ts, data)) in got.iter().enumerate() {
                 assert_eq!(*n, i as u64 + 1);
                 // Big-endian records read as little-endian would give absurd lengths.
-                assert_eq!(data, &want[i].data, "{fmt:?}: EPB padding must not leak into data");
+                assert_eq!(
+                    data, &want[i].data,
+                    "{fmt:?}: EPB padding must not leak into data"
+                );
                 let exact = matches!(fmt, Format::PcapNanos | Format::PcapNg);
-                let expect = if exact { want[i].ts } else { want[i].ts / 1000 * 1000 };
+                let expect = if exact {
+                    want[i].ts
+                } else {
+                    want[i].ts / 1000 * 1000
+                };
                 assert_eq!(*ts, expect, "{fmt:?}: nanosecond magic keeps ns in ts_usec");
             }
         }
@@ -549,7 +572,13 @@ mod test {
         let (got, ev, err) = read_all(b);
         assert!(err.is_none());
         assert_eq!(got.len(), 3);
-        assert_eq!(ev, vec![ReadEvent::Truncated { frame: 4, missing: 10 }]);
+        assert_eq!(
+            ev,
+            vec![ReadEvent::Truncated {
+                frame: 4,
+                missing: 10
+            }]
+        );
     }
 
     /// Two sections, the second big-endian: pcap-parser's `PcapNGCapture::iter()`
@@ -620,10 +649,17 @@ mod test {
 
     #[test]
     fn not_a_capture_and_empty() {
-        let src = |b: &[u8]| Source::from_reader(Box::new(std::io::Cursor::new(b.to_vec()))).unwrap();
-        assert!(matches!(Reader::new(src(b"hello world")), Err(CaptureError::NotCapture)));
+        let src =
+            |b: &[u8]| Source::from_reader(Box::new(std::io::Cursor::new(b.to_vec()))).unwrap();
+        assert!(matches!(
+            Reader::new(src(b"hello world")),
+            Err(CaptureError::NotCapture)
+        ));
         assert!(matches!(Reader::new(src(b"")), Err(CaptureError::Empty)));
-        assert!(matches!(Reader::new(src(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0])), Err(CaptureError::Truncated)));
+        assert!(matches!(
+            Reader::new(src(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0])),
+            Err(CaptureError::Truncated)
+        ));
     }
 
     #[test]

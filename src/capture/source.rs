@@ -153,7 +153,7 @@ impl Source {
             *end -= *start;
             *start = 0;
         }
-        let target = want.max(STREAM_CHUNK).min(MAX_WINDOW);
+        let target = want.clamp(STREAM_CHUNK, MAX_WINDOW);
         if buf.len() < target {
             buf.resize(target, 0);
         }

@@ -256,8 +256,20 @@ mod test {
     fn two_fragments_out_of_order() {
         let mut d = Defrag::new(Limits::default());
         let mut dropped = vec![];
-        assert!(matches!(d.add(key(), 8, false, b"tail", 24, 2, 2, &mut dropped), Outcome::Pending));
-        match d.add(key(), 0, true, b"\x0d\x3d\x0d\x3dhead", 28, 1, 1, &mut dropped) {
+        assert!(matches!(
+            d.add(key(), 8, false, b"tail", 24, 2, 2, &mut dropped),
+            Outcome::Pending
+        ));
+        match d.add(
+            key(),
+            0,
+            true,
+            b"\x0d\x3d\x0d\x3dhead",
+            28,
+            1,
+            1,
+            &mut dropped,
+        ) {
             Outcome::Complete(data, m) => {
                 assert_eq!(data, b"\x0d\x3d\x0d\x3dheadtail");
                 assert_eq!(m.ports, Some((3389, 3389)));
@@ -295,7 +307,16 @@ mod test {
         let mut dropped = vec![];
         for id in 0..5 {
             let k = FragKey { id, ..key() };
-            d.add(k, 0, true, &[0; 8], 28, id as u64 + 1, id as i64, &mut dropped);
+            d.add(
+                k,
+                0,
+                true,
+                &[0; 8],
+                28,
+                id as u64 + 1,
+                id as i64,
+                &mut dropped,
+            );
         }
         assert_eq!(d.evicted, 3);
         assert_eq!(dropped.len(), 3);

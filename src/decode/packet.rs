@@ -244,7 +244,11 @@ fn ip_info(ip: &LaxIpSlice<'_>) -> (Ip, Option<(u32, u16, bool)>) {
             for ext in v6.extensions().clone().into_iter() {
                 if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext {
                     let f = f.to_header();
-                    frag = Some((f.identification, f.fragment_offset.byte_offset(), f.more_fragments));
+                    frag = Some((
+                        f.identification,
+                        f.fragment_offset.byte_offset(),
+                        f.more_fragments,
+                    ));
                     break;
                 }
             }
@@ -271,8 +275,9 @@ fn declared_payload_len(ip: &LaxIpSlice<'_>) -> Option<u32> {
             let h = v4.header();
             (h.total_len() as u32).checked_sub(h.ihl() as u32 * 4)
         }
-        LaxIpSlice::Ipv6(v6) => (v6.header().payload_length() as u32)
-            .checked_sub(v6.extensions().slice().len() as u32),
+        LaxIpSlice::Ipv6(v6) => {
+            (v6.header().payload_length() as u32).checked_sub(v6.extensions().slice().len() as u32)
+        }
     }
 }
 
@@ -313,7 +318,10 @@ fn quoted(b: &[u8]) -> Option<Quoted> {
     let t = pl.payload;
     let first = !pl.fragmented || matches!(ip_info(&ip).1, Some((_, 0, _)));
     let (sport, dport) = if first && t.len() >= 4 {
-        (u16::from_be_bytes([t[0], t[1]]), u16::from_be_bytes([t[2], t[3]]))
+        (
+            u16::from_be_bytes([t[0], t[1]]),
+            u16::from_be_bytes([t[2], t[3]]),
+        )
     } else {
         (0, 0)
     };
@@ -342,7 +350,11 @@ pub fn shard_pair(ip_bytes: &[u8]) -> Option<(IpAddr, IpAddr)> {
             let src = IpAddr::from(<[u8; 4]>::try_from(&b[12..16]).ok()?);
             let dst = IpAddr::from(<[u8; 4]>::try_from(&b[16..20]).ok()?);
             let frag_off = u16::from_be_bytes([b[6], b[7]]) & 0x1fff;
-            let l4 = if frag_off == 0 { ip_bytes.get(ihl..) } else { None };
+            let l4 = if frag_off == 0 {
+                ip_bytes.get(ihl..)
+            } else {
+                None
+            };
             (src, dst, b[9], l4)
         }
         6 => {

@@ -69,7 +69,10 @@ pub const CAPTURE_CODES: &[&str] = &[
 
 /// Every code this build can emit.
 pub fn all_codes() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = REGISTRY.iter().flat_map(|d| d.codes().iter().copied()).collect();
+    let mut v: Vec<&'static str> = REGISTRY
+        .iter()
+        .flat_map(|d| d.codes().iter().copied())
+        .collect();
     v.extend_from_slice(CAPTURE_CODES);
     v
 }

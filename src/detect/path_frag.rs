@@ -9,7 +9,11 @@ pub struct Fragments;
 
 impl Detector for Fragments {
     fn codes(&self) -> &'static [&'static str] {
-        &["path.fragmented", "path.frag_incomplete", "path.frag_overlap"]
+        &[
+            "path.fragmented",
+            "path.frag_incomplete",
+            "path.frag_overlap",
+        ]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {

@@ -44,7 +44,9 @@ impl Detector for ServerClose {
             severity: Severity::Error,
             phase: Phase::Tcp,
             first_frame: sfin.frame,
-            last_frame: f.dirs[CLIENT].fin.map_or(sfin.frame, |m| m.frame.max(sfin.frame)),
+            last_frame: f.dirs[CLIENT]
+                .fin
+                .map_or(sfin.frame, |m| m.frame.max(sfin.frame)),
             ts: sfin.ts,
             summary: format!(
                 "The server {} closed the connection (FIN) {}",

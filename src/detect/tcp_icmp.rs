@@ -22,7 +22,7 @@ impl Detector for IcmpUnreachable {
         let Some(first) = errs.next() else {
             return;
         };
-        let last = errs.last().unwrap_or(first);
+        let last = errs.next_back().unwrap_or(first);
         let count = f.icmp.iter().filter(|e| e.err.is_unreachable()).count();
         let from_server = first.from == f.server.ip();
         let who = if from_server {
@@ -30,7 +30,11 @@ impl Detector for IcmpUnreachable {
         } else {
             format!("router {}", first.from)
         };
-        let icmp = if first.err.v6 { "icmpv6.type==1" } else { "icmp.type==3" };
+        let icmp = if first.err.v6 {
+            "icmpv6.type==1"
+        } else {
+            "icmp.type==3"
+        };
         out.push(Draft {
             code: "tcp.icmp_unreachable".into(),
             severity: Severity::Error,
@@ -61,10 +65,7 @@ impl Detector for IcmpUnreachable {
                 f.server.port(),
                 f.server.ip()
             ),
-            filter: format!(
-                "{icmp} && {}",
-                conversation_filter(f)
-            ),
+            filter: format!("{icmp} && {}", conversation_filter(f)),
             confidence: Confidence::high(),
         });
     }

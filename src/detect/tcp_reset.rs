@@ -23,18 +23,20 @@ impl Detector for ResetDetector {
         }
         // A RST answering the SYN is tcp.refused; one after a FIN from the
         // same side is an ordinary abortive close after a clean end.
-        if !r.established {
-            if r.dir == SERVER || f.syn_ack.count == 0 {
-                return;
-            }
+        if !r.established && (r.dir == SERVER || f.syn_ack.count == 0) {
+            return;
         }
         let by_server = r.dir == SERVER;
         // A client that gives up after a stall: the stall is the finding.
-        let stalled = f.stall.gap_ns >= cx.cfg.stall_ns && f.stall.after.is_some_and(|a| a.frame == r.at.frame);
+        let stalled = f.stall.gap_ns >= cx.cfg.stall_ns
+            && f.stall.after.is_some_and(|a| a.frame == r.at.frame);
         if stalled && !by_server {
             return;
         }
-        let closed_first = f.dirs[0].fin.or(f.dirs[1].fin).is_some_and(|m| m.frame < r.at.frame);
+        let closed_first = f.dirs[0]
+            .fin
+            .or(f.dirs[1].fin)
+            .is_some_and(|m| m.frame < r.at.frame);
         if closed_first {
             return;
         }
@@ -43,7 +45,11 @@ impl Detector for ResetDetector {
         } else {
             ("tcp.reset_by_client", "client", "server")
         };
-        let (ep, _) = if by_server { (f.server, f.client) } else { (f.client, f.server) };
+        let (ep, _) = if by_server {
+            (f.server, f.client)
+        } else {
+            (f.client, f.server)
+        };
         out.push(Draft {
             code: code.into(),
             severity: Severity::Error,

@@ -32,7 +32,11 @@ impl Detector for Retransmissions {
                 continue;
             }
             let first = d.first_data.map_or(f.first.frame, |m| m.frame);
-            let at = if by_resend { d.max_resend_at } else { d.last_data.unwrap_or(f.last) };
+            let at = if by_resend {
+                d.max_resend_at
+            } else {
+                d.last_data.unwrap_or(f.last)
+            };
             let mut summary = format!(
                 "The {} retransmitted {} of {} data segments ({:.1}%)",
                 names[dir],

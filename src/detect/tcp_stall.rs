@@ -25,8 +25,15 @@ impl Detector for Stalled {
         let bytes = f.payload();
         let (ended, last) = match s.after {
             Some(a) if f.rst.is_some_and(|r| r.at.frame == a.frame) => {
-                let who = if f.rst.is_some_and(|r| r.dir == crate::flow::CLIENT) { "client" } else { "server" };
-                (format!("then the {who} reset the connection in frame {}", a.frame), a.frame)
+                let who = if f.rst.is_some_and(|r| r.dir == crate::flow::CLIENT) {
+                    "client"
+                } else {
+                    "server"
+                };
+                (
+                    format!("then the {who} reset the connection in frame {}", a.frame),
+                    a.frame,
+                )
             }
             Some(a) => (format!("until frame {}", a.frame), a.frame),
             None => ("until the end of the capture".to_string(), s.before.frame),

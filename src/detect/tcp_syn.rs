@@ -70,7 +70,11 @@ impl Detector for SynDetector {
                 if syn.count == 1 { "" } else { "s" },
                 f.server,
                 secs(syn.last.ts - syn.first.ts),
-                if waited > 0 { format!(" ({} of capture after the last)", secs(waited)) } else { String::new() }
+                if waited > 0 {
+                    format!(" ({} of capture after the last)", secs(waited))
+                } else {
+                    String::new()
+                }
             ),
             cause: format!(
                 "{} is down, asleep or unreachable, or a firewall silently drops TCP port {port}.",

@@ -202,7 +202,13 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub fn new(key: FlowKey, client: SocketAddr, server: SocketAddr, interest: Interest, at: Mark) -> Flow {
+    pub fn new(
+        key: FlowKey,
+        client: SocketAddr,
+        server: SocketAddr,
+        interest: Interest,
+        at: Mark,
+    ) -> Flow {
         let tcp = (key.transport == Transport::Tcp).then(Box::default);
         Flow {
             key,
@@ -269,7 +275,15 @@ impl Flow {
     }
 
     /// One TCP segment. `new_conn` is set by the table beforehand.
-    pub fn tcp(&mut self, src: SocketAddr, ip: &Ip, t: &Tcp<'_>, at: Mark, frame_len: u32, cfg: &Config) {
+    pub fn tcp(
+        &mut self,
+        src: SocketAddr,
+        ip: &Ip,
+        t: &Tcp<'_>,
+        at: Mark,
+        frame_len: u32,
+        cfg: &Config,
+    ) {
         let dir = self.dir_of(src);
         self.common(dir, ip, at, frame_len);
         if self.ignored {
@@ -296,7 +310,12 @@ impl Flow {
                 }
             }
             self.progress(at, hs_before);
-        } else if ack && dir == CLIENT && self.established.is_none() && self.syn_ack.count > 0 && !rst {
+        } else if ack
+            && dir == CLIENT
+            && self.established.is_none()
+            && self.syn_ack.count > 0
+            && !rst
+        {
             self.established = Some(at);
             self.progress(at, hs_before);
         }
@@ -349,7 +368,9 @@ impl Flow {
         if !r.started() {
             self.mid_stream |= self.isn[dir].is_none();
         }
-        let kind = r.segment(seq, t.payload, wire, &lim, &mut |c: Chunk<'_>| app.feed(dir, c));
+        let kind = r.segment(seq, t.payload, wire, &lim, &mut |c: Chunk<'_>| {
+            app.feed(dir, c)
+        });
         let d = &mut self.dirs[dir];
         d.data_segments += 1;
         d.largest_segment = d.largest_segment.max(wire);
@@ -493,13 +514,5 @@ pub fn interest(transport: Transport, a: u16, b: u16, cfg: &Config) -> Option<(I
                 pick(port::DNS).map(|s| (Interest::Dns, s))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod size_test {
-    #[test]
-    fn sizes() {
-        eprintln!("Flow {} TcpState {} Reasm {} DirStats {}", std::mem::size_of::<super::Flow>(), std::mem::size_of::<super::TcpState>(), std::mem::size_of::<super::reasm::Reasm>(), std::mem::size_of::<super::DirStats>());
     }
 }

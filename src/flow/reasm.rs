@@ -250,10 +250,16 @@ mod test {
     use super::*;
 
     fn collect(r: &mut Reasm, seq: u32, d: &[u8], out: &mut Vec<u8>) -> SegKind {
-        r.segment(seq, d, d.len() as u32, &Limits::default(), &mut |c| match c {
-            Chunk::Data(b) => out.extend_from_slice(b),
-            Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
-        })
+        r.segment(
+            seq,
+            d,
+            d.len() as u32,
+            &Limits::default(),
+            &mut |c| match c {
+                Chunk::Data(b) => out.extend_from_slice(b),
+                Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
+            },
+        )
     }
 
     #[test]
@@ -263,7 +269,10 @@ mod test {
         let mut out = vec![];
         assert_eq!(collect(&mut r, 1000, b"abc", &mut out), SegKind::InOrder);
         assert_eq!(collect(&mut r, 1006, b"ghi", &mut out), SegKind::OutOfOrder);
-        assert_eq!(collect(&mut r, 1000, b"abc", &mut out), SegKind::Retransmission);
+        assert_eq!(
+            collect(&mut r, 1000, b"abc", &mut out),
+            SegKind::Retransmission
+        );
         assert_eq!(collect(&mut r, 1003, b"def", &mut out), SegKind::HoleFill);
         assert_eq!(out, b"abcdefghi");
         assert_eq!(collect(&mut r, 1007, b"hijk", &mut out), SegKind::Partial);

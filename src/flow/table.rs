@@ -89,7 +89,8 @@ impl Table {
                     &mut self.frag_dropped,
                 ) {
                     Outcome::Complete(data, meta) => {
-                        let l4 = decode::packet::transport(f.proto, &data, data.len() as u32, pkt.ip.v6);
+                        let l4 =
+                            decode::packet::transport(f.proto, &data, data.len() as u32, pkt.ip.v6);
                         let hdr = if pkt.ip.v6 { 40 } else { 20 };
                         let ip = decode::Ip {
                             len: data.len() as u32 + hdr,
@@ -113,7 +114,14 @@ impl Table {
         }
     }
 
-    fn dispatch(&mut self, pkt: &Packet<'_>, at: Mark, frame_len: u32, cfg: &Config, frag: Option<&FragMeta>) {
+    fn dispatch(
+        &mut self,
+        pkt: &Packet<'_>,
+        at: Mark,
+        frame_len: u32,
+        cfg: &Config,
+        frag: Option<&FragMeta>,
+    ) {
         let ip = &pkt.ip;
         let (transport, sport, dport) = match pkt.l4 {
             L4::Tcp(t) => (Transport::Tcp, t.sport, t.dport),
@@ -144,7 +152,11 @@ impl Table {
             let Some((int, dst_is_server)) = interest(transport, sport, dport, cfg) else {
                 return;
             };
-            let (mut client, mut server) = if dst_is_server { (src, dst) } else { (dst, src) };
+            let (mut client, mut server) = if dst_is_server {
+                (src, dst)
+            } else {
+                (dst, src)
+            };
             // A SYN names the client whatever the ports say.
             if let L4::Tcp(t) = pkt.l4 {
                 if t.flags & 0x12 == 0x02 {
@@ -156,7 +168,8 @@ impl Table {
             if self.flows.len() >= cfg.max_flows {
                 self.evict_one(cfg);
             }
-            self.flows.insert(key, Flow::new(key, client, server, int, at));
+            self.flows
+                .insert(key, Flow::new(key, client, server, int, at));
         }
         let f = self.flows.get_mut(&key).expect("inserted");
         if let Some(m) = frag {
@@ -210,7 +223,12 @@ impl Table {
         match self.flows.get_mut(&key) {
             Some(f) if !f.ignored => {
                 let dir = f.dir_of(src);
-                f.icmp(IcmpEvent { at, from, err: e, dir })
+                f.icmp(IcmpEvent {
+                    at,
+                    from,
+                    err: e,
+                    dir,
+                })
             }
             Some(_) => {}
             None => self.orphan(from, e, at),
@@ -242,9 +260,18 @@ impl Table {
                     // A datagram to a relevant port that never completed is
                     // an attempt by itself (e.g. a fragmented RDPEUDP SYN).
                     if !self.flows.contains_key(&key) && self.flows.len() < cfg.max_flows {
-                        if let Some((int @ (Interest::Rdp | Interest::UserPort), dst_is_server)) = interest(t, sp, dp, cfg) {
-                            let (c, s) = if dst_is_server { (src, dst) } else { (dst, src) };
-                            let at = Mark { frame: m.first_frame, ts: m.first_ts };
+                        if let Some((int @ (Interest::Rdp | Interest::UserPort), dst_is_server)) =
+                            interest(t, sp, dp, cfg)
+                        {
+                            let (c, s) = if dst_is_server {
+                                (src, dst)
+                            } else {
+                                (dst, src)
+                            };
+                            let at = Mark {
+                                frame: m.first_frame,
+                                ts: m.first_ts,
+                            };
                             self.flows.insert(key, Flow::new(key, c, s, int, at));
                         }
                     }
@@ -260,11 +287,19 @@ impl Table {
                     f.frags.fragments += m.fragments;
                     f.frags.overlaps += m.overlap as u32;
                     f.frags.conflicts += m.overlap_conflict as u32;
-                    if (f.frags.datagrams == 0 && f.frags.incomplete == 1) || m.first_frame < f.frags.first.frame {
-                        f.frags.first = Mark { frame: m.first_frame, ts: m.first_ts };
+                    if (f.frags.datagrams == 0 && f.frags.incomplete == 1)
+                        || m.first_frame < f.frags.first.frame
+                    {
+                        f.frags.first = Mark {
+                            frame: m.first_frame,
+                            ts: m.first_ts,
+                        };
                     }
                     if m.last_frame > f.frags.last.frame {
-                        f.frags.last = Mark { frame: m.last_frame, ts: m.last_ts };
+                        f.frags.last = Mark {
+                            frame: m.last_frame,
+                            ts: m.last_ts,
+                        };
                     }
                 }
                 None if self.orphan_frags.len() < MAX_ORPHAN_ICMP => self.orphan_frags.push(m),
@@ -295,7 +330,9 @@ impl Table {
             .iter()
             .filter(|(_, f)| {
                 let idle = now.saturating_sub(f.last.ts);
-                idle > cfg.idle_ns || (f.closed() && idle > cfg.closed_linger_ns) || (f.ignored && idle > cfg.closed_linger_ns)
+                idle > cfg.idle_ns
+                    || (f.closed() && idle > cfg.closed_linger_ns)
+                    || (f.ignored && idle > cfg.closed_linger_ns)
             })
             .map(|(k, _)| *k)
             .collect();
@@ -311,7 +348,13 @@ impl Table {
         let victim = self
             .flows
             .iter()
-            .min_by_key(|(_, f)| (f.interest != Interest::Probe || !f.ignored, f.last.ts, f.first.frame))
+            .min_by_key(|(_, f)| {
+                (
+                    f.interest != Interest::Probe || !f.ignored,
+                    f.last.ts,
+                    f.first.frame,
+                )
+            })
             .map(|(k, _)| *k);
         if let Some(k) = victim {
             let f = self.flows.remove(&k).expect("present");

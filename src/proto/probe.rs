@@ -19,7 +19,10 @@ pub enum AppClass {
     #[default]
     Unknown,
     /// An X.224 Connection Request starts at `offset` in the client stream.
-    Rdp { via: Via, offset: usize },
+    Rdp {
+        via: Via,
+        offset: usize,
+    },
     Tls,
     Http,
     Other,
@@ -217,7 +220,13 @@ mod test {
 
     #[test]
     fn direct_and_truncated() {
-        assert_eq!(classify(CR), AppClass::Rdp { via: Via::Direct, offset: 0 });
+        assert_eq!(
+            classify(CR),
+            AppClass::Rdp {
+                via: Via::Direct,
+                offset: 0
+            }
+        );
         assert_eq!(classify(&CR[..3]), AppClass::Unknown);
         // LI that disagrees with the TPKT length (byte 4 mutated).
         let mut bad = CR.to_vec();
@@ -230,7 +239,13 @@ mod test {
         let mut s = vec![5, 1, 0];
         s.extend_from_slice(&[5, 1, 0, 1, 198, 18, 0, 2, 0x0d, 0x3d]);
         s.extend_from_slice(CR);
-        assert_eq!(classify(&s), AppClass::Rdp { via: Via::Socks5, offset: 13 });
+        assert_eq!(
+            classify(&s),
+            AppClass::Rdp {
+                via: Via::Socks5,
+                offset: 13
+            }
+        );
         assert_eq!(classify(&s[..8]), AppClass::Unknown);
     }
 
@@ -240,7 +255,13 @@ mod test {
         s.extend_from_slice(b"bob\0host.example\0");
         let off = s.len();
         s.extend_from_slice(CR);
-        assert_eq!(classify(&s), AppClass::Rdp { via: Via::Socks4, offset: off });
+        assert_eq!(
+            classify(&s),
+            AppClass::Rdp {
+                via: Via::Socks4,
+                offset: off
+            }
+        );
     }
 
     #[test]
@@ -248,20 +269,35 @@ mod test {
         let mut s = b"CONNECT rdp.example:3389 HTTP/1.1\r\nHost: rdp.example\r\n\r\n".to_vec();
         let off = s.len();
         s.extend_from_slice(CR);
-        assert_eq!(classify(&s), AppClass::Rdp { via: Via::HttpConnect, offset: off });
+        assert_eq!(
+            classify(&s),
+            AppClass::Rdp {
+                via: Via::HttpConnect,
+                offset: off
+            }
+        );
     }
 
     #[test]
     fn preconnection_v1_then_rdp() {
         let mut s = vec![16, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 42, 0, 0, 0];
         s.extend_from_slice(CR);
-        assert_eq!(classify(&s), AppClass::Rdp { via: Via::Preconnection, offset: 16 });
+        assert_eq!(
+            classify(&s),
+            AppClass::Rdp {
+                via: Via::Preconnection,
+                offset: 16
+            }
+        );
     }
 
     #[test]
     fn tls_http_other() {
         assert_eq!(classify(b"\x16\x03\x01\x02\x00"), AppClass::Tls);
-        assert_eq!(classify(b"RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\n"), AppClass::Http);
+        assert_eq!(
+            classify(b"RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\n"),
+            AppClass::Http
+        );
         assert_eq!(classify(b"EHLO mail\r\n"), AppClass::Other);
         assert_eq!(classify(b"RDG_"), AppClass::Unknown);
     }

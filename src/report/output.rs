@@ -89,12 +89,38 @@ impl<'a> From<&'a Attempt> for AttemptRow<'a> {
 }
 
 const FINDING_HEADER: [&str; 15] = [
-    "capture", "attempt", "code", "severity", "phase", "client", "server", "first_frame", "last_frame",
-    "time", "summary", "cause", "remedy", "filter", "confidence",
+    "capture",
+    "attempt",
+    "code",
+    "severity",
+    "phase",
+    "client",
+    "server",
+    "first_frame",
+    "last_frame",
+    "time",
+    "summary",
+    "cause",
+    "remedy",
+    "filter",
+    "confidence",
 ];
 const ATTEMPT_HEADER: [&str; 15] = [
-    "capture", "attempt", "client", "server", "transport", "start", "end", "packets", "bytes", "outcome",
-    "failed_phase", "verdict", "app", "first_frame", "last_frame",
+    "capture",
+    "attempt",
+    "client",
+    "server",
+    "transport",
+    "start",
+    "end",
+    "packets",
+    "bytes",
+    "outcome",
+    "failed_phase",
+    "verdict",
+    "app",
+    "first_frame",
+    "last_frame",
 ];
 
 fn csv_err(e: csv::Error) -> io::Error {
@@ -105,7 +131,11 @@ fn csv_err(e: csv::Error) -> io::Error {
 }
 
 /// CSV with a header row, written even when there are no rows.
-fn write_csv<T: Serialize>(w: impl Write, header: &[&str], rows: impl Iterator<Item = T>) -> io::Result<()> {
+fn write_csv<T: Serialize>(
+    w: impl Write,
+    header: &[&str],
+    rows: impl Iterator<Item = T>,
+) -> io::Result<()> {
     let mut c = csv::WriterBuilder::new().has_headers(false).from_writer(w);
     c.write_record(header).map_err(csv_err)?;
     for r in rows {
@@ -123,19 +153,45 @@ fn write_jsonl<T: Serialize>(mut w: impl Write, rows: impl Iterator<Item = T>) -
 }
 
 pub fn findings_csv(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
-    write_csv(w, &FINDING_HEADER, reports.iter().flat_map(|r| &r.findings).map(FindingRow::from))
+    write_csv(
+        w,
+        &FINDING_HEADER,
+        reports
+            .iter()
+            .flat_map(|r| &r.findings)
+            .map(FindingRow::from),
+    )
 }
 
 pub fn attempts_csv(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
-    write_csv(w, &ATTEMPT_HEADER, reports.iter().flat_map(|r| &r.attempts).map(AttemptRow::from))
+    write_csv(
+        w,
+        &ATTEMPT_HEADER,
+        reports
+            .iter()
+            .flat_map(|r| &r.attempts)
+            .map(AttemptRow::from),
+    )
 }
 
 pub fn findings_json(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
-    write_jsonl(w, reports.iter().flat_map(|r| &r.findings).map(FindingRow::from))
+    write_jsonl(
+        w,
+        reports
+            .iter()
+            .flat_map(|r| &r.findings)
+            .map(FindingRow::from),
+    )
 }
 
 pub fn attempts_json(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
-    write_jsonl(w, reports.iter().flat_map(|r| &r.attempts).map(AttemptRow::from))
+    write_jsonl(
+        w,
+        reports
+            .iter()
+            .flat_map(|r| &r.attempts)
+            .map(AttemptRow::from),
+    )
 }
 
 /// The terminal view: per capture, one line per attempt with its verdict,
@@ -153,7 +209,9 @@ pub fn table(mut w: impl Write, reports: &[CaptureReport], color: bool) -> io::R
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(vec!["attempt", "client", "server", "proto", "outcome", "phase", "verdict", "frames"]);
+                .set_header(vec![
+                    "attempt", "client", "server", "proto", "outcome", "phase", "verdict", "frames",
+                ]);
             if !color {
                 t.force_no_tty();
             }
@@ -162,9 +220,14 @@ pub fn table(mut w: impl Write, reports: &[CaptureReport], color: bool) -> io::R
                     a.attempt.clone(),
                     a.client.clone(),
                     a.server.clone(),
-                    if a.app.is_empty() { a.transport.clone() } else { format!("{}/{}", a.transport, a.app) },
+                    if a.app.is_empty() {
+                        a.transport.clone()
+                    } else {
+                        format!("{}/{}", a.transport, a.app)
+                    },
                     a.outcome.name().to_string(),
-                    a.failed_phase.map_or(String::new(), |p| p.name().to_string()),
+                    a.failed_phase
+                        .map_or(String::new(), |p| p.name().to_string()),
                     a.verdict.clone(),
                     format!("{}-{}", a.first_frame, a.last_frame),
                 ]);
@@ -175,7 +238,13 @@ pub fn table(mut w: impl Write, reports: &[CaptureReport], color: bool) -> io::R
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(vec!["attempt", "severity", "code", "frames", "summary / remedy"]);
+                .set_header(vec![
+                    "attempt",
+                    "severity",
+                    "code",
+                    "frames",
+                    "summary / remedy",
+                ]);
             if !color {
                 t.force_no_tty();
             }

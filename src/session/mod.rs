@@ -37,7 +37,7 @@ fn outcome(f: &Flow, drafts: &[Draft]) -> (Outcome, Option<Phase>) {
     if let Some(d) = failing {
         // A stall in a session that then exchanged data both ways and ended
         // cleanly is not a failure by itself.
-        if d.severity >= Severity::Error || !(both_ways && !f.closed()) {
+        if d.severity >= Severity::Error || !both_ways || f.closed() {
             return (Outcome::Failed, Some(d.phase));
         }
     }
@@ -71,7 +71,11 @@ fn app_name(f: &Flow) -> String {
 /// Numbers attempts by first frame and turns drafts into findings.
 pub fn build(capture: &str, mut judged: Vec<Judged>) -> (Vec<Attempt>, Vec<Finding>) {
     judged.sort_by(|a, b| {
-        (a.flow.first.frame, a.flow.client, a.flow.server).cmp(&(b.flow.first.frame, b.flow.client, b.flow.server))
+        (a.flow.first.frame, a.flow.client, a.flow.server).cmp(&(
+            b.flow.first.frame,
+            b.flow.client,
+            b.flow.server,
+        ))
     });
     let mut attempts = Vec::with_capacity(judged.len());
     let mut findings = Vec::new();
@@ -91,13 +95,21 @@ pub fn build(capture: &str, mut judged: Vec<Judged>) -> (Vec<Attempt>, Vec<Findi
             bytes: f.dirs[0].bytes + f.dirs[1].bytes,
             outcome,
             failed_phase,
-            verdict: primary(&j.drafts).map(|d| d.code.clone()).unwrap_or_default(),
+            verdict: primary(&j.drafts)
+                .map(|d| d.code.clone())
+                .unwrap_or_default(),
             app: app_name(f),
             first_frame: f.first.frame,
             last_frame: f.last.frame,
         });
         for d in &j.drafts {
-            findings.push(finding(capture, &id, &fmt_ep(f.client), &fmt_ep(f.server), d.clone()));
+            findings.push(finding(
+                capture,
+                &id,
+                &fmt_ep(f.client),
+                &fmt_ep(f.server),
+                d.clone(),
+            ));
         }
     }
     (attempts, findings)
