@@ -169,9 +169,10 @@ pub fn analyze(
     let mut cap: Vec<Draft> = Vec::new();
     for ev in &reader.events {
         if let ReadEvent::Truncated { frame, missing } = ev {
+            // Cite the last complete frame: the cut record is not a frame Wireshark shows.
             cap.push(capture_draft(
                 "capture.truncated",
-                *frame,
+                frame.saturating_sub(1).max(1),
                 end.ts,
                 format!(
                     "The file ends inside record {frame} ({missing} bytes missing); frames 1 to {} were analyzed",

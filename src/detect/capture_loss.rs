@@ -17,13 +17,25 @@ impl Detector for CaptureLoss {
         if lost == [0, 0] {
             return;
         }
+        // The ACKs that revealed the loss (Wireshark: "ACKed segment that wasn't captured").
+        let marks = [f.dirs[0].loss_seen, f.dirs[1].loss_seen];
+        let seen = marks.iter().filter(|m| m.count > 0);
+        let first = seen
+            .clone()
+            .map(|m| m.first)
+            .min_by_key(|m| m.frame)
+            .unwrap_or(f.first);
+        let last = seen
+            .map(|m| m.last)
+            .max_by_key(|m| m.frame)
+            .unwrap_or(f.last);
         out.push(Draft {
             code: "capture.loss".into(),
             severity: Severity::Info,
             phase: Phase::Capture,
-            first_frame: f.first.frame,
-            last_frame: f.last.frame,
-            ts: f.first.ts,
+            first_frame: first.frame,
+            last_frame: last.frame,
+            ts: first.ts,
             summary: format!(
                 "{} bytes from the client and {} from the server were acknowledged but are not in the capture",
                 lost[0], lost[1]

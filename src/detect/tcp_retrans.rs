@@ -31,12 +31,9 @@ impl Detector for Retransmissions {
             if !by_rate && !by_resend {
                 continue;
             }
-            let first = d.first_data.map_or(f.first.frame, |m| m.frame);
-            let at = if by_resend {
-                d.max_resend_at
-            } else {
-                d.last_data.unwrap_or(f.last)
-            };
+            // The retransmitted segments themselves (Wireshark flags the same).
+            let first = d.retrans.first.frame;
+            let at = d.retrans.last;
             let mut summary = format!(
                 "The {} retransmitted {} of {} data segments ({:.1}%)",
                 names[dir],

@@ -125,6 +125,10 @@ pub struct DirStats {
     pub first_data: Option<Mark>,
     pub last_data: Option<Mark>,
     pub capture_lost: u64,
+    /// ACKs from the peer that revealed bytes of this direction as never captured.
+    pub loss_seen: Marks,
+    /// Retransmitted segments.
+    pub retrans: Marks,
     pub overlap_conflicts: u64,
     pub ooo_dropped: u64,
     /// Frames larger than the wire allows (TSO/GRO on the capturing host).
@@ -357,7 +361,11 @@ impl Flow {
         let app = &mut self.app;
         if ack && !rst {
             let other = 1 - dir;
+            let before = state.reasm[other].capture_lost;
             state.reasm[other].acked(t.ack, &lim, &mut |c| app.feed(other, c));
+            if state.reasm[other].capture_lost > before {
+                self.dirs[other].loss_seen.add(at);
+            }
         }
         let wire = t.wire_len;
         if wire == 0 || rst {
@@ -380,6 +388,7 @@ impl Flow {
         match kind {
             SegKind::Retransmission => {
                 d.retransmissions += 1;
+                d.retrans.add(at);
                 let run = if state.last_resend_seq[dir] == Some(seq) {
                     state.resend_run[dir] + 1
                 } else {
