@@ -145,6 +145,9 @@ pub fn filter_with(f: &Flow, extra: &str) -> String {
     format!("{} && {extra}", conversation_filter(f))
 }
 
+/// Names of the two directions, indexed by `CLIENT` / `SERVER`.
+pub const SIDE: [&str; 2] = ["client", "server"];
+
 /// Seconds with millisecond precision for summaries.
 pub fn secs(ns: i64) -> String {
     format!("{:.3} s", ns as f64 / 1e9)

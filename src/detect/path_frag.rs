@@ -2,7 +2,7 @@
 //! fragments on the flow, fragment trains that never completed, and
 //! overlapping fragments. Evidence: the defragmenter's record per datagram.
 
-use super::{conversation_filter, Context, Detector, Draft};
+use super::{Context, Detector, Draft};
 use crate::report::model::{Confidence, Phase, Severity};
 
 pub struct Fragments;
@@ -35,7 +35,6 @@ impl Detector for Fragments {
             f.client.ip(),
             f.server.ip()
         );
-        let _ = conversation_filter;
         let base = |code: &str, sev, summary: String, cause: &str, remedy: &str| Draft {
             code: code.into(),
             severity: sev,

@@ -3,7 +3,7 @@
 //! one handshake segment was sent `handshake_resends` times. Linux tail-loss
 //! probes (1–3 resends in a healthy session) stay below both thresholds.
 
-use super::{filter_with, Context, Detector, Draft};
+use super::{filter_with, Context, Detector, Draft, SIDE};
 use crate::flow::Transport;
 use crate::report::model::{Confidence, Phase, Severity};
 
@@ -19,7 +19,6 @@ impl Detector for Retransmissions {
         if f.key.transport != Transport::Tcp {
             return;
         }
-        let names = ["client", "server"];
         for (dir, d) in f.dirs.iter().enumerate() {
             let rate = if d.data_segments > 0 {
                 d.retransmissions as f64 / d.data_segments as f64
@@ -36,7 +35,7 @@ impl Detector for Retransmissions {
             let at = d.retrans.last;
             let mut summary = format!(
                 "The {} retransmitted {} of {} data segments ({:.1}%)",
-                names[dir],
+                SIDE[dir],
                 d.retransmissions,
                 d.data_segments,
                 rate * 100.0

@@ -1,7 +1,7 @@
 //! `tcp.zero_window`: a side advertised a zero receive window: it could not
 //! keep up. Evidence: the zero-window episodes (open → zero transitions).
 
-use super::{filter_with, Context, Detector, Draft};
+use super::{filter_with, Context, Detector, Draft, SIDE};
 use crate::flow::Transport;
 use crate::report::model::{Confidence, Phase, Severity};
 
@@ -17,7 +17,6 @@ impl Detector for ZeroWindow {
         if f.key.transport != Transport::Tcp {
             return;
         }
-        let names = ["client", "server"];
         for (dir, d) in f.dirs.iter().enumerate() {
             let z = d.zero_window;
             if z.count == 0 {
@@ -33,17 +32,17 @@ impl Detector for ZeroWindow {
                 ts: z.first.ts,
                 summary: format!(
                     "The {} {ep} advertised a zero window {} time{}",
-                    names[dir],
+                    SIDE[dir],
                     z.count,
                     if z.count == 1 { "" } else { "s" }
                 ),
                 cause: format!(
                     "The {} stopped reading from the connection: it is overloaded or hung.",
-                    names[dir]
+                    SIDE[dir]
                 ),
                 remedy: format!(
                     "Check CPU, memory and disk on the {}, and its RDP service or client process.",
-                    names[dir]
+                    SIDE[dir]
                 ),
                 filter: filter_with(f, "tcp.analysis.zero_window"),
                 confidence: Confidence::high(),
