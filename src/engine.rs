@@ -52,7 +52,7 @@ impl Shard {
             frame: f.number,
             ts: f.ts,
         };
-        self.table.packet(&pkt, at, f.orig_len, cfg);
+        self.table.packet(&pkt, at, cfg);
     }
 }
 

@@ -202,7 +202,7 @@ fn icmp_errors_meet_their_flow() {
                 frame: f.number,
                 ts: f.ts,
             };
-            table.packet(&pkt, end, f.orig_len, &cfg);
+            table.packet(&pkt, end, &cfg);
         }
         if !more {
             break;

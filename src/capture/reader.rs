@@ -140,10 +140,6 @@ impl Reader {
         })
     }
 
-    pub fn len_hint(&self) -> Option<u64> {
-        self.src.len_hint()
-    }
-
     /// The window the frames of the last batch point into.
     pub fn window(&self) -> &[u8] {
         self.src.window()
@@ -423,14 +419,6 @@ impl Reader {
                     _ => Step::Record(need, None),
                 }
             }
-        }
-    }
-
-    /// Link types of the interfaces defined so far (pcap: the one link type).
-    pub fn link_types(&self) -> Vec<u32> {
-        match &self.fmt {
-            Fmt::Pcap { link, .. } => vec![*link],
-            Fmt::PcapNg { ifaces, .. } => ifaces.iter().map(|i| i.link).collect(),
         }
     }
 }

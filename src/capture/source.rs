@@ -119,14 +119,6 @@ impl Source {
         }
     }
 
-    /// Total size when known (maps), for progress reporting.
-    pub fn len_hint(&self) -> Option<u64> {
-        match self {
-            Source::Map { map, .. } => Some(map.len() as u64),
-            Source::Stream { .. } => None,
-        }
-    }
-
     /// Reads more so that the window holds at least `want` bytes (or the
     /// stream ends). Returns `Err` with `InvalidData` when `want` exceeds
     /// [`MAX_WINDOW`]: a record that large is not a real packet.

@@ -39,8 +39,6 @@ pub struct Tcp<'a> {
     pub window: u16,
     /// MSS option, parsed on SYN segments only.
     pub mss: Option<u16>,
-    /// SACK permitted / window scale seen (SYN only), for completeness.
-    pub sack_ok: bool,
     /// Payload bytes present in the capture.
     pub payload: &'a [u8],
     /// Payload length on the wire (larger than `payload.len()` when the
@@ -176,13 +174,10 @@ pub fn transport(proto: u8, payload: &[u8], declared: u32, v6: bool) -> L4<'_> {
             Ok(t) => {
                 let hl = t.header_slice().len() as u32;
                 let mut mss = None;
-                let mut sack_ok = false;
                 if t.syn() {
                     for o in t.options_iterator().flatten() {
-                        match o {
-                            TcpOptionElement::MaximumSegmentSize(v) => mss = Some(v),
-                            TcpOptionElement::SelectiveAcknowledgementPermitted => sack_ok = true,
-                            _ => {}
+                        if let TcpOptionElement::MaximumSegmentSize(v) = o {
+                            mss = Some(v);
                         }
                     }
                 }
@@ -195,7 +190,6 @@ pub fn transport(proto: u8, payload: &[u8], declared: u32, v6: bool) -> L4<'_> {
                     flags: hdr[13],
                     window: t.window_size(),
                     mss,
-                    sack_ok,
                     payload: t.payload(),
                     wire_len: declared.saturating_sub(hl).max(t.payload().len() as u32),
                 })

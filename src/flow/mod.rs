@@ -131,8 +131,6 @@ pub struct DirStats {
     pub retrans: Marks,
     pub overlap_conflicts: u64,
     pub ooo_dropped: u64,
-    /// Frames larger than the wire allows (TSO/GRO on the capturing host).
-    pub oversize: u32,
 }
 
 /// TCP machinery that can be dropped once a flow is of no interest.
@@ -179,7 +177,6 @@ const MAX_ICMP: usize = 16;
 
 #[derive(Debug)]
 pub struct Flow {
-    /// Order of creation in this shard (stable, for sorting ties).
     pub key: FlowKey,
     pub interest: Interest,
     pub client: SocketAddr,
@@ -260,7 +257,7 @@ impl Flow {
         self.rst.is_some() || (self.dirs[0].fin.is_some() && self.dirs[1].fin.is_some())
     }
 
-    fn common(&mut self, dir: usize, ip: &Ip, at: Mark, frame_len: u32) {
+    fn common(&mut self, dir: usize, ip: &Ip, at: Mark) {
         self.last = at;
         let d = &mut self.dirs[dir];
         d.packets += 1;
@@ -272,24 +269,12 @@ impl Flow {
         if d.first_ttl.is_none() {
             d.first_ttl = Some(ip.ttl);
         }
-        // Larger than any Ethernet frame: segmentation offload on the capturing host.
-        if ip.len > 1500 && frame_len > 1518 {
-            d.oversize += 1;
-        }
     }
 
     /// One TCP segment. `new_conn` is set by the table beforehand.
-    pub fn tcp(
-        &mut self,
-        src: SocketAddr,
-        ip: &Ip,
-        t: &Tcp<'_>,
-        at: Mark,
-        frame_len: u32,
-        cfg: &Config,
-    ) {
+    pub fn tcp(&mut self, src: SocketAddr, ip: &Ip, t: &Tcp<'_>, at: Mark, cfg: &Config) {
         let dir = self.dir_of(src);
-        self.common(dir, ip, at, frame_len);
+        self.common(dir, ip, at);
         if self.ignored {
             return;
         }
@@ -462,9 +447,9 @@ impl Flow {
         }
     }
 
-    pub fn udp(&mut self, src: SocketAddr, ip: &Ip, u: &Udp<'_>, at: Mark, frame_len: u32) {
+    pub fn udp(&mut self, src: SocketAddr, ip: &Ip, u: &Udp<'_>, at: Mark) {
         let dir = self.dir_of(src);
-        self.common(dir, ip, at, frame_len);
+        self.common(dir, ip, at);
         let d = &mut self.dirs[dir];
         d.data_segments += 1;
         d.payload += u.wire_len as u64;

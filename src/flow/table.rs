@@ -68,7 +68,7 @@ impl Table {
     }
 
     /// One decoded packet.
-    pub fn packet(&mut self, pkt: &Packet<'_>, at: Mark, frame_len: u32, cfg: &Config) {
+    pub fn packet(&mut self, pkt: &Packet<'_>, at: Mark, cfg: &Config) {
         self.now = self.now.max(at.ts);
         match pkt.l4 {
             L4::Fragment(f) => {
@@ -97,7 +97,7 @@ impl Table {
                             ..pkt.ip
                         };
                         let whole = Packet { ip, l4 };
-                        self.dispatch(&whole, at, frame_len, cfg, Some(&meta));
+                        self.dispatch(&whole, at, cfg, Some(&meta));
                     }
                     Outcome::Invalid(meta, _why) => self.frag_dropped.push(meta),
                     Outcome::Pending => {}
@@ -105,7 +105,7 @@ impl Table {
                 self.bounds.fragments_evicted = self.defrag.evicted;
                 self.settle_frags(cfg);
             }
-            _ => self.dispatch(pkt, at, frame_len, cfg, None),
+            _ => self.dispatch(pkt, at, cfg, None),
         }
         self.since_sweep += 1;
         if self.since_sweep >= SWEEP_EVERY {
@@ -114,14 +114,7 @@ impl Table {
         }
     }
 
-    fn dispatch(
-        &mut self,
-        pkt: &Packet<'_>,
-        at: Mark,
-        frame_len: u32,
-        cfg: &Config,
-        frag: Option<&FragMeta>,
-    ) {
+    fn dispatch(&mut self, pkt: &Packet<'_>, at: Mark, cfg: &Config, frag: Option<&FragMeta>) {
         let ip = &pkt.ip;
         let (transport, sport, dport) = match pkt.l4 {
             L4::Tcp(t) => (Transport::Tcp, t.sport, t.dport),
@@ -202,8 +195,8 @@ impl Table {
             }
         }
         match pkt.l4 {
-            L4::Tcp(t) => f.tcp(src, ip, &t, at, frame_len, cfg),
-            L4::Udp(u) => f.udp(src, ip, &u, at, frame_len),
+            L4::Tcp(t) => f.tcp(src, ip, &t, at, cfg),
+            L4::Udp(u) => f.udp(src, ip, &u, at),
             _ => {}
         }
     }

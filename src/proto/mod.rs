@@ -15,8 +15,6 @@ pub struct App {
     prefix: Vec<u8>,
     /// Bytes seen per direction (client, server) by the parsers.
     pub seen: [u64; 2],
-    /// A gap (lost or cut bytes) came before the class was decided.
-    pub gap_before_decision: bool,
 }
 
 impl App {
@@ -45,7 +43,6 @@ impl App {
                 self.seen[dir] += n;
                 if dir == 0 && self.class == AppClass::Unknown {
                     // Content after a hole cannot be matched from its start.
-                    self.gap_before_decision = true;
                     self.class = AppClass::Other;
                     self.prefix = Vec::new();
                 }
