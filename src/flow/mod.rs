@@ -347,7 +347,7 @@ impl Flow {
         if ack && !rst {
             let other = 1 - dir;
             let before = state.reasm[other].capture_lost;
-            state.reasm[other].acked(t.ack, &lim, &mut |c| app.feed(other, c));
+            state.reasm[other].acked(t.ack, &lim, &mut |c| app.feed(other, c, at));
             if state.reasm[other].capture_lost > before {
                 self.dirs[other].loss_seen.add(at);
             }
@@ -362,7 +362,7 @@ impl Flow {
             self.mid_stream |= self.isn[dir].is_none();
         }
         let kind = r.segment(seq, t.payload, wire, &lim, &mut |c: Chunk<'_>| {
-            app.feed(dir, c)
+            app.feed(dir, c, at)
         });
         let d = &mut self.dirs[dir];
         d.data_segments += 1;
@@ -400,7 +400,7 @@ impl Flow {
         if new_data {
             self.progress(at, hs_before);
         }
-        if self.interest == Interest::Probe && self.app.done() && !self.reported() {
+        if self.interest == Interest::Probe && self.app.decided() && !self.reported() {
             // Not RDP: stop following the content.
             self.ignored = true;
             self.tcp = None;

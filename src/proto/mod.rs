@@ -1,42 +1,132 @@
-//! proto: what the reassembled byte streams say. For now, recognising RDP
-//! (and TLS/HTTP) by content; protocol parsers plug in here.
+//! proto: what the reassembled byte streams say. [`probe`] recognises RDP
+//! (and TLS/HTTP) by content; [`x224`], [`mcs`] and [`tls`] parse the
+//! connection sequence; [`App`] frames each direction into TPKTs, fast-path
+//! PDUs or TLS records and records the facts with the frame that completed
+//! them ([`Facts`], [`Step`]).
 
+pub mod mcs;
 pub mod probe;
+pub mod tls;
+pub mod x224;
 
 pub use probe::{AppClass, Via};
 
 use crate::flow::reasm::Chunk;
+use crate::flow::Mark;
+use x224::{ConnReq, NegResult, Tpdu};
+
+/// A milestone of the connection sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    ConnectionRequest,
+    ConnectionConfirm,
+    /// X.224 Disconnect Request from this side.
+    Disconnect(usize),
+    McsConnectInitial,
+    McsConnectResponse,
+    ClientHello,
+    ServerHello,
+    ServerCertificate,
+    /// A plaintext or encrypted alert from this side.
+    Alert(usize),
+    TlsDone,
+}
+
+/// Steps remembered per flow (the sequence has about ten).
+const MAX_STEPS: usize = 32;
+/// Bytes of server stream held before the client stream is classified.
+const MAX_WAIT: usize = probe::MAX_PROBE;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Mode {
+    /// Server side, before the class is known (or the tunnel reply).
+    #[default]
+    Wait,
+    Tpkt,
+    Tls,
+    /// Nothing more to parse (not RDP/TLS, a capture hole, or malformed).
+    Off,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Stream {
+    mode: Mode,
+    buf: Vec<u8>,
+    /// Bytes of the current record still to skip unread.
+    skip: usize,
+}
+
+/// Facts the parsers established, each with the frame that completed it.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub cr: Option<(ConnReq, Mark)>,
+    pub cc: Option<(NegResult, Mark)>,
+    pub client_data: Option<(mcs::ClientData, Mark)>,
+    pub server_data: Option<(mcs::ServerData, Mark)>,
+    /// Plaintext slow-path and fast-path PDUs after the confirm, per side.
+    pub pdus: [u64; 2],
+    pub tls: tls::Tls,
+    /// The first malformed unit: side, frame, what.
+    pub malformed: Option<(usize, Mark, String)>,
+    /// A capture hole stopped parsing this side.
+    pub gap: [bool; 2],
+    pub steps: Vec<(Step, Mark)>,
+}
+
+impl Facts {
+    fn step(&mut self, s: Step, at: Mark) {
+        if self.steps.len() < MAX_STEPS {
+            self.steps.push((s, at));
+        }
+    }
+
+    /// The first time a step was reached.
+    pub fn when(&self, s: Step) -> Option<Mark> {
+        self.steps.iter().find(|(x, _)| *x == s).map(|(_, m)| *m)
+    }
+
+    /// The negotiated protocol, when the server answered with RDP_NEG_RSP.
+    pub fn selected(&self) -> Option<x224::Protocols> {
+        match self.cc {
+            Some((NegResult::Rsp { selected, .. }, _)) => Some(selected),
+            _ => None,
+        }
+    }
+}
 
 /// Per-flow application state fed with the ordered client and server
-/// streams. Holds at most [`probe::MAX_PROBE`] bytes while deciding.
-#[derive(Debug, Default, Clone)]
+/// streams. Memory per flow is bounded: the probe prefix
+/// ([`probe::MAX_PROBE`]), one TPKT (64 KiB) or TLS record
+/// ([`tls::MAX_RECORD`]) per side, one handshake message
+/// ([`tls::MAX_HANDSHAKE`]).
+#[derive(Debug, Clone, Default)]
 pub struct App {
     pub class: AppClass,
     prefix: Vec<u8>,
     /// Bytes seen per direction (client, server) by the parsers.
     pub seen: [u64; 2],
+    streams: [Stream; 2],
+    pub facts: Facts,
 }
 
 impl App {
-    /// True once nothing more is needed from the stream.
-    pub fn done(&self) -> bool {
+    /// True once the content class is known.
+    pub fn decided(&self) -> bool {
         self.class != AppClass::Unknown
     }
 
-    pub fn feed(&mut self, dir: usize, chunk: Chunk<'_>) {
+    pub fn feed(&mut self, dir: usize, chunk: Chunk<'_>, at: Mark) {
         match chunk {
             Chunk::Data(b) => {
                 self.seen[dir] += b.len() as u64;
-                if dir == 0 && self.class == AppClass::Unknown {
-                    let room = probe::MAX_PROBE - self.prefix.len();
-                    self.prefix.extend_from_slice(&b[..b.len().min(room)]);
-                    self.class = probe::classify(&self.prefix);
-                    if self.class == AppClass::Unknown && self.prefix.len() >= probe::MAX_PROBE {
-                        self.class = AppClass::Other;
+                if self.class == AppClass::Unknown {
+                    if dir == 0 {
+                        self.classify(b, at);
+                    } else {
+                        self.hold_server(b);
                     }
-                    if self.done() {
-                        self.prefix = Vec::new();
-                    }
+                } else {
+                    self.parse(dir, b, at);
                 }
             }
             Chunk::Gap(n) => {
@@ -46,7 +136,372 @@ impl App {
                     self.class = AppClass::Other;
                     self.prefix = Vec::new();
                 }
+                if self.streams[dir].mode != Mode::Off {
+                    self.facts.gap[dir] = true;
+                }
+                self.stop(dir);
             }
         }
+    }
+
+    fn stop(&mut self, dir: usize) {
+        self.streams[dir] = Stream {
+            mode: Mode::Off,
+            ..Default::default()
+        };
+    }
+
+    fn hold_server(&mut self, b: &[u8]) {
+        let s = &mut self.streams[1];
+        if s.buf.len() + b.len() > MAX_WAIT {
+            self.stop(1);
+        } else {
+            s.buf.extend_from_slice(b);
+        }
+    }
+
+    fn classify(&mut self, b: &[u8], at: Mark) {
+        let room = probe::MAX_PROBE - self.prefix.len();
+        let took = b.len().min(room);
+        self.prefix.extend_from_slice(&b[..took]);
+        self.class = probe::classify(&self.prefix);
+        if self.class == AppClass::Unknown && self.prefix.len() >= probe::MAX_PROBE {
+            self.class = AppClass::Other;
+        }
+        if !self.decided() {
+            return;
+        }
+        let prefix = std::mem::take(&mut self.prefix);
+        let held = std::mem::take(&mut self.streams[1].buf);
+        let (cmode, smode, start) = match self.class {
+            AppClass::Rdp {
+                offset,
+                via: Via::Direct | Via::Preconnection,
+            } => (Mode::Tpkt, Mode::Tpkt, offset),
+            AppClass::Rdp { offset, .. } => (Mode::Tpkt, Mode::Wait, offset),
+            AppClass::Tls => (Mode::Tls, Mode::Tls, 0),
+            _ => (Mode::Off, Mode::Off, 0),
+        };
+        self.streams[0].mode = cmode;
+        self.streams[1].mode = smode;
+        // The prefix may have stopped short of this chunk's end.
+        let mut client = prefix;
+        client.extend_from_slice(&b[took..]);
+        if start <= client.len() {
+            self.parse(0, &client[start..], at);
+        }
+        if !held.is_empty() {
+            self.parse(1, &held, at);
+        }
+    }
+
+    fn parse(&mut self, dir: usize, b: &[u8], at: Mark) {
+        let mut s = std::mem::take(&mut self.streams[dir]);
+        let mut b = b;
+        if s.skip > 0 {
+            let n = s.skip.min(b.len());
+            s.skip -= n;
+            b = &b[n..];
+        }
+        if s.mode != Mode::Off && !b.is_empty() {
+            if s.buf.is_empty() {
+                let used = self.units(dir, &mut s, b, at);
+                let rest = &b[used.min(b.len())..];
+                if s.mode != Mode::Off && s.skip == 0 {
+                    s.buf.extend_from_slice(rest);
+                }
+            } else {
+                let mut buf = std::mem::take(&mut s.buf);
+                buf.extend_from_slice(b);
+                let used = self.units(dir, &mut s, &buf, at);
+                if s.mode != Mode::Off && s.skip == 0 {
+                    buf.drain(..used.min(buf.len()));
+                    s.buf = buf;
+                }
+            }
+        }
+        if s.mode == Mode::Off {
+            s.buf = Vec::new();
+        }
+        self.streams[dir] = s;
+    }
+
+    fn malformed(&mut self, dir: usize, at: Mark, what: String) {
+        if self.facts.malformed.is_none() {
+            self.facts.malformed = Some((dir, at, what));
+        }
+    }
+
+    /// Consumes whole units from `b`; returns the bytes used. A unit whose
+    /// body is skipped unread sets `s.skip` to what is still to come.
+    fn units(&mut self, dir: usize, s: &mut Stream, b: &[u8], at: Mark) -> usize {
+        let mut off = 0;
+        loop {
+            let rest = &b[off..];
+            if rest.is_empty() {
+                return off;
+            }
+            match s.mode {
+                Mode::Off => return off,
+                Mode::Wait => {
+                    // Server: find the Connection Confirm after a tunnel reply.
+                    let found = rest.windows(6).position(|w| {
+                        w[0] == 3 && w[1] == 0 && w[5] & 0xF0 == x224::CC && w[4] as usize + 5 == u16::from_be_bytes([w[2], w[3]]) as usize
+                    });
+                    match found {
+                        Some(p) => {
+                            off += p;
+                            s.mode = Mode::Tpkt;
+                        }
+                        None if rest.len() > MAX_WAIT => {
+                            s.mode = Mode::Off;
+                            return off;
+                        }
+                        None => return off,
+                    }
+                }
+                Mode::Tpkt => {
+                    if rest[0] == x224::TPKT_LEN as u8 - 1 {
+                        let len = match x224::tpkt_len(rest) {
+                            Ok(Some(l)) => l,
+                            Ok(None) => return off,
+                            Err(e) => {
+                                self.malformed(dir, at, e.0);
+                                s.mode = Mode::Off;
+                                return off;
+                            }
+                        };
+                        if rest.len() < len {
+                            return off;
+                        }
+                        self.tpdu(dir, &rest[..len], at);
+                        off += len;
+                    } else if rest.len() >= 2 && (20..=23).contains(&rest[0]) && rest[1] == 3 {
+                        s.mode = Mode::Tls;
+                    } else if self.facts.cc.is_some() || self.facts.client_data.is_some() {
+                        match x224::fastpath_len(rest) {
+                            Ok(Some(l)) => {
+                                self.facts.pdus[dir] += 1;
+                                if rest.len() < l {
+                                    s.skip = l - rest.len();
+                                    return b.len();
+                                }
+                                off += l;
+                            }
+                            Ok(None) => return off,
+                            Err(e) => {
+                                self.malformed(dir, at, e.0);
+                                s.mode = Mode::Off;
+                                return off;
+                            }
+                        }
+                    } else {
+                        self.malformed(
+                            dir,
+                            at,
+                            format!(
+                                "{} data starts with 0x{:02x}, not a TPKT",
+                                crate::detect::SIDE[dir],
+                                rest[0]
+                            ),
+                        );
+                        s.mode = Mode::Off;
+                        return off;
+                    }
+                }
+                Mode::Tls => {
+                    if rest.len() < 5 {
+                        return off;
+                    }
+                    let typ = rest[0];
+                    let len = u16::from_be_bytes([rest[3], rest[4]]) as usize;
+                    if !(20..=24).contains(&typ) || rest[1] != 3 || len > tls::MAX_RECORD {
+                        self.malformed(
+                            dir,
+                            at,
+                            format!(
+                                "invalid TLS record header {:02x} {:02x}{:02x} length {len}",
+                                typ, rest[1], rest[2]
+                            ),
+                        );
+                        s.mode = Mode::Off;
+                        return off;
+                    }
+                    let skip_body = typ == tls::APP_DATA
+                        || (typ == tls::HANDSHAKE && self.facts.tls.ccs[dir].is_some());
+                    if skip_body {
+                        self.tls_record(dir, typ, len, None, at);
+                        if rest.len() < 5 + len {
+                            s.skip = 5 + len - rest.len();
+                            return b.len();
+                        }
+                    } else {
+                        if rest.len() < 5 + len {
+                            return off;
+                        }
+                        self.tls_record(dir, typ, len, Some(&rest[5..5 + len]), at);
+                    }
+                    off += 5 + len;
+                }
+            }
+        }
+    }
+
+    fn tls_record(&mut self, dir: usize, typ: u8, len: usize, body: Option<&[u8]>, at: Mark) {
+        let t = &mut self.facts.tls;
+        let had = (t.client_hello.is_some(), t.server_hello.is_some(), t.certs.is_some(), t.done.is_some());
+        let alerts = t.alerts.len();
+        if let Err(e) = t.record(dir, typ, len, body, at) {
+            self.malformed(dir, at, e);
+        }
+        let t = &self.facts.tls;
+        let now = (t.client_hello.is_some(), t.server_hello.is_some(), t.certs.is_some(), t.done.is_some());
+        let alert = t.alerts.len() > alerts;
+        if now.0 && !had.0 {
+            self.facts.step(Step::ClientHello, at);
+        }
+        if now.1 && !had.1 {
+            self.facts.step(Step::ServerHello, at);
+        }
+        if now.2 && !had.2 {
+            self.facts.step(Step::ServerCertificate, at);
+        }
+        if now.3 && !had.3 {
+            self.facts.step(Step::TlsDone, at);
+        }
+        if alert {
+            self.facts.step(Step::Alert(dir), at);
+        }
+    }
+
+    fn tpdu(&mut self, dir: usize, pdu: &[u8], at: Mark) {
+        let t = match x224::parse(pdu) {
+            Ok(t) => t,
+            Err(e) => {
+                // Keep what the request still tells (the cookie) when only
+                // the negotiation part is bad.
+                if dir == 1 && pdu.len() > 5 && pdu[5] & 0xF0 == x224::CC && self.facts.cc.is_none() {
+                    self.facts.step(Step::ConnectionConfirm, at);
+                }
+                self.malformed(dir, at, e.0);
+                return;
+            }
+        };
+        match t {
+            Tpdu::ConnReq(r) if dir == 0 && self.facts.cr.is_none() => {
+                self.facts.cr = Some((r, at));
+                self.facts.step(Step::ConnectionRequest, at);
+            }
+            Tpdu::ConnConfirm(n) if dir == 1 && self.facts.cc.is_none() => {
+                self.facts.cc = Some((n, at));
+                self.facts.step(Step::ConnectionConfirm, at);
+            }
+            Tpdu::Disconnect => self.facts.step(Step::Disconnect(dir), at),
+            Tpdu::Data { offset } => {
+                let data = &pdu[offset..];
+                // BER application tags 101 / 102 (T.125).
+                if dir == 0 && data.starts_with(&[0x7f, 0x65]) && self.facts.client_data.is_none() {
+                    if let Some(c) = mcs::client_data(data) {
+                        self.facts.client_data = Some((c, at));
+                    }
+                    self.facts.step(Step::McsConnectInitial, at);
+                } else if dir == 1
+                    && data.starts_with(&[0x7f, 0x66])
+                    && self.facts.server_data.is_none()
+                {
+                    if let Some(c) = mcs::server_data(data) {
+                        self.facts.server_data = Some((c, at));
+                    }
+                    self.facts.step(Step::McsConnectResponse, at);
+                } else {
+                    self.facts.pdus[dir] += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn m(frame: u64) -> Mark {
+        Mark { frame, ts: frame as i64 }
+    }
+
+    fn cr() -> Vec<u8> {
+        let mut b = vec![0x03, 0x00, 0x00, 0x2b, 0x26, 0xe0, 0, 0, 0, 0, 0];
+        b.extend_from_slice(b"Cookie: mstshash=rzhou\r\n");
+        b.extend_from_slice(&[0x01, 0x00, 0x08, 0x00, 0x03, 0x00, 0x00, 0x00]);
+        b
+    }
+
+    const CC_HYBRID: [u8; 19] = [
+        0x03, 0x00, 0x00, 0x13, 0x0e, 0xd0, 0x00, 0x00, 0x12, 0x34, 0x00, 0x02, 0x01, 0x08, 0x00,
+        0x02, 0x00, 0x00, 0x00,
+    ];
+
+    #[test]
+    fn cr_split_then_cc_then_tls() {
+        let mut a = App::default();
+        let b = cr();
+        a.feed(0, Chunk::Data(&b[..5]), m(4));
+        assert!(!a.decided());
+        a.feed(0, Chunk::Data(&b[5..]), m(5));
+        assert!(matches!(a.class, AppClass::Rdp { .. }));
+        assert_eq!(a.facts.cr.as_ref().unwrap().1, m(5));
+        // ClientHello starts right after the CR (in the same direction).
+        a.feed(0, Chunk::Data(&[0x16, 0x03, 0x01, 0x00, 0x04, 1, 0, 0, 0]), m(8));
+        a.feed(1, Chunk::Data(&CC_HYBRID), m(6));
+        assert_eq!(a.facts.selected().unwrap().to_string(), "HYBRID");
+        // A server record split over two segments, then app data skipped.
+        a.feed(1, Chunk::Data(&[0x15, 0x03, 0x03, 0x00]), m(9));
+        a.feed(1, Chunk::Data(&[0x02, 0x02, 0x28, 0x17, 0x03, 0x03, 0x00, 0x10, 1, 2]), m(10));
+        assert_eq!(a.facts.tls.alerts[0].desc, 40);
+        assert_eq!(a.facts.tls.alerts[0].at, m(10));
+        let steps: Vec<Step> = a.facts.steps.iter().map(|s| s.0).collect();
+        assert_eq!(
+            steps,
+            vec![Step::ConnectionRequest, Step::ConnectionConfirm, Step::Alert(1)]
+        );
+    }
+
+    #[test]
+    fn gap_stops_parsing_and_is_remembered() {
+        let mut a = App::default();
+        a.feed(0, Chunk::Data(&cr()), m(1));
+        a.feed(1, Chunk::Gap(100), m(2));
+        a.feed(1, Chunk::Data(&CC_HYBRID), m(3));
+        assert!(a.facts.cc.is_none());
+        assert!(a.facts.gap[1]);
+    }
+
+    #[test]
+    fn server_bytes_before_classification_and_socks_reply() {
+        let mut a = App::default();
+        // SOCKS5 greeting and connect, split so the class waits.
+        let mut c = vec![0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x01, 198, 18, 0, 2, 0x0d, 0x3d];
+        c.extend(cr());
+        a.feed(0, Chunk::Data(&c[..3]), m(1));
+        // Server method choice + connect reply + CC in one go.
+        let mut s = vec![0x05, 0x00, 0x05, 0x00, 0x00, 0x01, 198, 18, 0, 2, 0x0d, 0x3d];
+        s.extend(CC_HYBRID);
+        a.feed(1, Chunk::Data(&s), m(2));
+        a.feed(0, Chunk::Data(&c[3..]), m(3));
+        assert!(matches!(a.class, AppClass::Rdp { via: Via::Socks5, .. }));
+        assert_eq!(a.facts.cr.as_ref().unwrap().0.cookie.as_deref(), Some("rzhou"));
+        assert_eq!(a.facts.cc.unwrap().1, m(3));
+    }
+
+    #[test]
+    fn not_a_tpkt_is_malformed_and_bounded() {
+        let mut a = App::default();
+        a.feed(0, Chunk::Data(&cr()), m(1));
+        a.feed(1, Chunk::Data(b"SSH-2.0-OpenSSH\r\n"), m(2));
+        assert!(a.facts.cc.is_none());
+        let big = vec![0u8; 5000];
+        a.feed(1, Chunk::Data(&big), m(3));
+        assert!(a.streams[1].buf.len() <= MAX_WAIT);
     }
 }

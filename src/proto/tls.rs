@@ -1,0 +1,495 @@
+//! TLS records and the plaintext handshake (RFC 5246, RFC 8446), on
+//! tls-parser for the handshake messages and x509-parser for certificates.
+//! Records are framed here (tls-parser wants whole records and cannot say
+//! "need more"); only handshake bodies are buffered, application data is
+//! counted from its header and skipped.
+
+use crate::flow::Mark;
+use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
+
+pub const HANDSHAKE: u8 = 22;
+pub const ALERT: u8 = 21;
+pub const CCS: u8 = 20;
+pub const APP_DATA: u8 = 23;
+
+/// Largest record a conforming peer sends (2^14 + 2048, RFC 5246 6.2.3).
+pub const MAX_RECORD: usize = (1 << 14) + 2048;
+/// Largest handshake message kept for parsing (certificate chains).
+pub const MAX_HANDSHAKE: usize = 256 << 10;
+/// Encrypted records remembered in order after the handshake.
+pub const MAX_RECORDS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientHello {
+    /// Versions offered (supported_versions, else the hello's version).
+    pub versions: Vec<u16>,
+    pub ciphers: usize,
+    pub sni: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServerHello {
+    pub version: u16,
+    pub cipher: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub cn: Option<String>,
+    /// DNS names and IP addresses of the subjectAltName.
+    pub san: Vec<String>,
+    /// Validity, seconds since the epoch.
+    pub not_before: i64,
+    pub not_after: i64,
+    /// "RSA 2048", "EC 256".
+    pub key: String,
+    pub self_signed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alert {
+    pub dir: usize,
+    pub at: Mark,
+    pub level: u8,
+    pub desc: u8,
+    /// Sent after ChangeCipherSpec: type visible, content not.
+    pub encrypted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rec {
+    pub dir: usize,
+    pub len: u16,
+    pub at: Mark,
+}
+
+/// Totals of encrypted application records one way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub records: u64,
+    pub bytes: u64,
+    pub first: Option<Mark>,
+    pub last: Option<Mark>,
+}
+
+/// What the TLS exchange of one connection showed.
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    pub client_hello: Option<(ClientHello, Mark)>,
+    pub server_hello: Option<(ServerHello, Mark)>,
+    pub certs: Option<(Vec<CertInfo>, Mark)>,
+    pub cert_request: Option<Mark>,
+    pub ccs: [Option<Mark>; 2],
+    /// The handshake completed (both Finished sent, as far as visible).
+    pub done: Option<Mark>,
+    pub alerts: Vec<Alert>,
+    /// Encrypted application records after the handshake, per direction.
+    pub app: [Totals; 2],
+    /// The first [`MAX_RECORDS`] of them, in stream order per direction.
+    pub records: Vec<Rec>,
+    /// The last few server records (newest last).
+    pub server_tail: Vec<Rec>,
+    /// A handshake message over [`MAX_HANDSHAKE`] was skipped.
+    pub bound_hit: bool,
+    hs: [Vec<u8>; 2],
+    hs_dead: [bool; 2],
+}
+
+impl Tls {
+    pub fn tls13(&self) -> bool {
+        self.server_hello.is_some_and(|(h, _)| h.version == 0x0304)
+    }
+
+    /// One record. `body` is `None` for records skipped unread (encrypted).
+    /// Returns a description when the content is invalid.
+    pub fn record(
+        &mut self,
+        dir: usize,
+        typ: u8,
+        len: usize,
+        body: Option<&[u8]>,
+        at: Mark,
+    ) -> Result<(), String> {
+        let encrypted = self.ccs[dir].is_some();
+        match typ {
+            CCS => {
+                if self.ccs[dir].is_none() {
+                    self.ccs[dir] = Some(at);
+                }
+                if !self.tls13() && self.ccs[0].is_some() && self.ccs[1].is_some() {
+                    self.done.get_or_insert(at);
+                }
+            }
+            ALERT => {
+                let b = body.unwrap_or_default();
+                if self.alerts.len() < 8 {
+                    let (level, desc, enc) = if !encrypted && b.len() == 2 {
+                        (b[0], b[1], false)
+                    } else {
+                        (0, 0, true)
+                    };
+                    if !enc && !(1..=2).contains(&level) {
+                        return Err(format!("TLS alert with level {level}"));
+                    }
+                    self.alerts.push(Alert {
+                        dir,
+                        at,
+                        level,
+                        desc,
+                        encrypted: enc,
+                    });
+                }
+            }
+            HANDSHAKE if !encrypted => {
+                if let Some(b) = body {
+                    return self.handshake_bytes(dir, b, at);
+                }
+            }
+            APP_DATA | HANDSHAKE => {
+                // TLS 1.3: the client's first encrypted record after the
+                // ServerHello carries its Finished.
+                if self.done.is_none() {
+                    if self.tls13() && dir == 0 {
+                        self.done = Some(at);
+                    }
+                    return Ok(());
+                }
+                let t = &mut self.app[dir];
+                t.records += 1;
+                t.bytes += len as u64;
+                t.first.get_or_insert(at);
+                t.last = Some(at);
+                let r = Rec {
+                    dir,
+                    len: len.min(u16::MAX as usize) as u16,
+                    at,
+                };
+                if self.records.len() < MAX_RECORDS {
+                    self.records.push(r);
+                }
+                if dir == 1 {
+                    if self.server_tail.len() == 4 {
+                        self.server_tail.remove(0);
+                    }
+                    self.server_tail.push(r);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn handshake_bytes(&mut self, dir: usize, b: &[u8], at: Mark) -> Result<(), String> {
+        if self.hs_dead[dir] {
+            return Ok(());
+        }
+        let mut buf = std::mem::take(&mut self.hs[dir]);
+        buf.extend_from_slice(b);
+        let mut off = 0;
+        let mut res = Ok(());
+        while buf.len() - off >= 4 {
+            let m = &buf[off..];
+            let len = u32::from_be_bytes([0, m[1], m[2], m[3]]) as usize;
+            if len > MAX_HANDSHAKE {
+                self.bound_hit = true;
+                self.hs_dead[dir] = true;
+                break;
+            }
+            if m.len() < 4 + len {
+                break;
+            }
+            if let Err(e) = self.message(dir, &m[..4 + len], at) {
+                res = Err(e);
+                self.hs_dead[dir] = true;
+                break;
+            }
+            off += 4 + len;
+        }
+        buf.drain(..off);
+        if !self.hs_dead[dir] {
+            self.hs[dir] = buf;
+        }
+        res
+    }
+
+    fn message(&mut self, dir: usize, m: &[u8], at: Mark) -> Result<(), String> {
+        let typ = m[0];
+        let parsed = tls_parser::parse_tls_message_handshake(m);
+        let msg = match parsed {
+            Ok((_, TlsMessage::Handshake(h))) => h,
+            Ok(_) => return Ok(()),
+            Err(_) => {
+                return match typ {
+                    1 | 2 | 11 => Err(format!("undecodable TLS handshake message type {typ}")),
+                    _ => Ok(()),
+                }
+            }
+        };
+        match msg {
+            TlsMessageHandshake::ClientHello(ch) if self.client_hello.is_none() => {
+                let mut h = ClientHello {
+                    versions: vec![ch.version.0],
+                    ciphers: ch.ciphers.len(),
+                    sni: None,
+                };
+                if let Some(ext) = ch.ext {
+                    if let Ok((_, exts)) = tls_parser::parse_tls_client_hello_extensions(ext) {
+                        for e in exts {
+                            match e {
+                                TlsExtension::SNI(names) => {
+                                    h.sni = names
+                                        .first()
+                                        .map(|(_, n)| String::from_utf8_lossy(n).into_owned());
+                                }
+                                TlsExtension::SupportedVersions(v) => {
+                                    let v: Vec<u16> = v
+                                        .iter()
+                                        .map(|x| x.0)
+                                        .filter(|x| x & 0x0F0F != 0x0A0A)
+                                        .collect();
+                                    if !v.is_empty() {
+                                        h.versions = v;
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                self.client_hello = Some((h, at));
+            }
+            TlsMessageHandshake::ServerHello(sh) if self.server_hello.is_none() => {
+                let mut h = ServerHello {
+                    version: sh.version.0,
+                    cipher: sh.cipher.0,
+                };
+                if let Some(ext) = sh.ext {
+                    if let Ok((_, exts)) = tls_parser::parse_tls_server_hello_extensions(ext) {
+                        for e in exts {
+                            if let TlsExtension::SupportedVersions(v) = e {
+                                if let Some(v) = v.first() {
+                                    h.version = v.0;
+                                }
+                            }
+                        }
+                    }
+                }
+                self.server_hello = Some((h, at));
+            }
+            TlsMessageHandshake::Certificate(c) if self.certs.is_none() && dir == 1 => {
+                let infos = c.cert_chain.iter().take(8).map(|r| cert_info(r.data)).collect();
+                self.certs = Some((infos, at));
+            }
+            TlsMessageHandshake::CertificateRequest(_) => {
+                self.cert_request.get_or_insert(at);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Certificate facts; a certificate that does not decode keeps its
+/// subject as "(undecodable certificate)".
+pub fn cert_info(der: &[u8]) -> CertInfo {
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::public_key::PublicKey;
+    let Ok((_, c)) = x509_parser::parse_x509_certificate(der) else {
+        return CertInfo {
+            subject: "(undecodable certificate)".into(),
+            ..Default::default()
+        };
+    };
+    let subject = c.subject().to_string();
+    let issuer = c.issuer().to_string();
+    let cn = c
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|a| a.as_str().ok())
+        .map(str::to_string);
+    let mut san = Vec::new();
+    if let Ok(Some(ext)) = c.subject_alternative_name() {
+        for n in &ext.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => san.push(d.to_string()),
+                GeneralName::IPAddress(ip) => match ip.len() {
+                    4 => san.push(std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string()),
+                    16 => {
+                        let a: [u8; 16] = (*ip).try_into().unwrap_or([0; 16]);
+                        san.push(std::net::Ipv6Addr::from(a).to_string())
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    let key = match c.public_key().parsed() {
+        Ok(PublicKey::RSA(r)) => format!("RSA {}", r.key_size()),
+        Ok(PublicKey::EC(e)) => format!("EC {}", e.key_size()),
+        Ok(PublicKey::DSA(_)) => "DSA".into(),
+        Ok(_) => "other".into(),
+        Err(_) => "unknown".into(),
+    };
+    CertInfo {
+        self_signed: subject == issuer,
+        subject,
+        issuer,
+        cn,
+        san,
+        not_before: c.validity().not_before.timestamp(),
+        not_after: c.validity().not_after.timestamp(),
+        key,
+    }
+}
+
+/// "TLS 1.2", "SSL 3.0", "0x7f12".
+pub fn version_name(v: u16) -> String {
+    match v {
+        0x0300 => "SSL 3.0".into(),
+        0x0301 => "TLS 1.0".into(),
+        0x0302 => "TLS 1.1".into(),
+        0x0303 => "TLS 1.2".into(),
+        0x0304 => "TLS 1.3".into(),
+        0x7f00..=0x7fff => format!("TLS 1.3 draft {}", v & 0xff),
+        _ => format!("0x{v:04x}"),
+    }
+}
+
+/// IANA cipher suite name, or the number.
+pub fn cipher_name(id: u16) -> String {
+    tls_parser::TlsCipherSuite::from_id(id)
+        .map(|c| c.name.to_string())
+        .unwrap_or_else(|| format!("0x{id:04x}"))
+}
+
+/// Alert description names (RFC 8446 6, RFC 5246 7.2).
+pub fn alert_name(d: u8) -> String {
+    let n = match d {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        21 => "decryption_failed",
+        22 => "record_overflow",
+        30 => "decompression_failure",
+        40 => "handshake_failure",
+        41 => "no_certificate",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        60 => "export_restriction",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        111 => "certificate_unobtainable",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        114 => "bad_certificate_hash_value",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        _ => return format!("unknown_{d}"),
+    };
+    n.to_string()
+}
+
+/// Does a certificate name (possibly `*.domain`) cover `host`?
+pub fn name_matches(pattern: &str, host: &str) -> bool {
+    let p = pattern.trim_end_matches('.').to_ascii_lowercase();
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    if let Some(rest) = p.strip_prefix("*.") {
+        return h
+            .split_once('.')
+            .is_some_and(|(first, tail)| !first.is_empty() && tail == rest);
+    }
+    p == h
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn m(frame: u64) -> Mark {
+        Mark { frame, ts: 0 }
+    }
+
+    #[test]
+    fn alert_and_ccs_and_app_records() {
+        let mut t = Tls::default();
+        // Fatal handshake_failure in plaintext (PROTOCOLS.md §5 example).
+        t.record(1, ALERT, 2, Some(&[2, 40]), m(3)).unwrap();
+        assert_eq!(t.alerts[0].desc, 40);
+        assert!(!t.alerts[0].encrypted);
+        assert!(t.record(1, ALERT, 2, Some(&[7, 40]), m(4)).is_err());
+        t.record(0, CCS, 1, Some(&[1]), m(5)).unwrap();
+        t.record(1, CCS, 1, Some(&[1]), m(6)).unwrap();
+        assert_eq!(t.done, Some(m(6)));
+        // After CCS, an alert's content is not visible.
+        t.record(1, ALERT, 26, Some(&[0; 26]), m(7)).unwrap();
+        assert!(t.alerts[1].encrypted);
+        for i in 0..6 {
+            t.record(1, APP_DATA, 65 + i, None, m(10 + i as u64)).unwrap();
+        }
+        assert_eq!(t.app[1].records, 6);
+        assert_eq!(t.server_tail.len(), 4);
+        assert_eq!(t.server_tail[3].len, 70);
+    }
+
+    #[test]
+    fn client_hello_split_over_records() {
+        // ClientHello with TLS 1.2, two suites, SNI "rdp.example".
+        let sni = b"rdp.example";
+        let mut ext = vec![0x00, 0x00]; // server_name
+        let list_len = 3 + sni.len();
+        ext.extend(((list_len + 2) as u16).to_be_bytes());
+        ext.extend((list_len as u16).to_be_bytes());
+        ext.push(0);
+        ext.extend((sni.len() as u16).to_be_bytes());
+        ext.extend(sni);
+        let mut body = vec![0x03, 0x03];
+        body.extend([0u8; 32]);
+        body.push(0); // session id
+        body.extend([0x00, 0x04, 0xc0, 0x30, 0x00, 0x9d]);
+        body.extend([1, 0]);
+        body.extend((ext.len() as u16).to_be_bytes());
+        body.extend(&ext);
+        let mut msg = vec![1];
+        msg.extend(&(body.len() as u32).to_be_bytes()[1..]);
+        msg.extend(&body);
+        let mut t = Tls::default();
+        let (a, b) = msg.split_at(20);
+        t.record(0, HANDSHAKE, a.len(), Some(a), m(1)).unwrap();
+        assert!(t.client_hello.is_none());
+        t.record(0, HANDSHAKE, b.len(), Some(b), m(2)).unwrap();
+        let (h, at) = t.client_hello.clone().unwrap();
+        assert_eq!(at, m(2));
+        assert_eq!(h.versions, vec![0x0303]);
+        assert_eq!(h.ciphers, 2);
+        assert_eq!(h.sni.as_deref(), Some("rdp.example"));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(alert_name(112), "unrecognized_name");
+        assert_eq!(version_name(0x0301), "TLS 1.0");
+        assert_eq!(cipher_name(0xc030), "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384");
+        assert!(name_matches("*.example.com", "rdp.example.com"));
+        assert!(!name_matches("*.example.com", "example.com"));
+        assert!(name_matches("HOST.example.com.", "host.example.com"));
+    }
+}
