@@ -97,6 +97,14 @@ pub struct Analyze {
     /// SYN unanswered for this many seconds: tcp.syn_unanswered.
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
     pub syn_timeout: f64,
+    /// The server the user tried to reach (host name or address): only its
+    /// attempts are reported, and a name is checked against certificates.
+    #[arg(long, value_name = "NAME|ADDR")]
+    pub target: Option<String>,
+    /// A client's connections to one server this many seconds apart, after
+    /// a failed one, form one attempt (a retry).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub attempt_window: f64,
     /// Bytes per direction handed to protocol parsers (stream depth).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub depth: u64,
@@ -127,6 +135,8 @@ fn analyze(a: Analyze) -> Result<u8> {
         stall_ns: (a.stall_timeout * 1e9) as i64,
         syn_timeout_ns: (a.syn_timeout * 1e9) as i64,
         depth: a.depth,
+        target: a.target.clone(),
+        attempt_window_ns: (a.attempt_window * 1e9) as i64,
         ..Config::default()
     };
     let threads = a

@@ -28,12 +28,19 @@ pub struct Config {
     /// `closed_linger_ns`).
     pub idle_ns: i64,
     pub closed_linger_ns: i64,
+    /// `--target NAME|ADDR`: the server the user tried to reach.
+    pub target: Option<String>,
+    /// A client's connections to one server this close together (end of
+    /// one to start of the next) form one attempt when the earlier failed.
+    pub attempt_window_ns: i64,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             ports: BTreeSet::new(),
+            target: None,
+            attempt_window_ns: 30_000_000_000,
             stall_ns: 20_000_000_000,
             syn_timeout_ns: 3_000_000_000,
             retrans_rate: 0.03,

@@ -162,7 +162,7 @@ pub fn analyze(
             Judged { flow, drafts }
         })
         .collect();
-    let (attempts, mut findings) = session::build(name, judged);
+    let (attempts, mut findings) = session::build(name, judged, cfg);
     report.attempts = attempts;
 
     // Findings about the capture itself.

@@ -2,7 +2,10 @@
 //! the evidence it needs; all of them listed in [`REGISTRY`].
 
 mod capture_loss;
+pub mod cert;
+mod nla;
 mod path_frag;
+mod rdp;
 mod tcp_close;
 mod tcp_icmp;
 mod tcp_reset;
@@ -10,9 +13,12 @@ mod tcp_retrans;
 mod tcp_stall;
 mod tcp_syn;
 mod tcp_zero_window;
+mod tls;
+mod x224;
 
 use crate::config::Config;
-use crate::flow::{Flow, Mark, Transport};
+use crate::flow::{Flow, Mark, Transport, CLIENT, SERVER};
+use crate::proto::{AppClass, Step};
 use crate::report::model::{Confidence, Level, Phase, Severity};
 use std::net::{IpAddr, SocketAddr};
 
@@ -48,6 +54,11 @@ pub trait Detector: Sync {
 
 /// Every detector, in the order their findings are listed.
 pub static REGISTRY: &[&dyn Detector] = &[
+    &x224::Negotiation,
+    &tls::Handshake,
+    &cert::Certificates,
+    &nla::NlaStalled,
+    &rdp::ServerDenied,
     &tcp_syn::SynDetector,
     &tcp_icmp::IcmpUnreachable,
     &tcp_reset::ResetDetector,
@@ -74,6 +85,7 @@ pub fn all_codes() -> Vec<&'static str> {
         .flat_map(|d| d.codes().iter().copied())
         .collect();
     v.extend_from_slice(CAPTURE_CODES);
+    v.extend_from_slice(crate::session::SESSION_CODES);
     v
 }
 
@@ -81,6 +93,12 @@ pub fn run(cx: &Context<'_>) -> Vec<Draft> {
     let mut out = Vec::new();
     for d in REGISTRY {
         d.check(cx, &mut out);
+    }
+    // A protocol finding that explains how the connection ended makes the
+    // bare TCP ending (the client's RST after a negotiation failure, the
+    // server's FIN after an alert) part of its evidence, not a finding.
+    if out.iter().any(|d| EXPLAINS_END.iter().any(|p| d.code.starts_with(p))) {
+        out.retain(|d| !ENDINGS.contains(&d.code.as_str()));
     }
     let conf = flow_confidence(cx.flow);
     for d in &mut out {
@@ -91,6 +109,23 @@ pub fn run(cx: &Context<'_>) -> Vec<Draft> {
     out
 }
 
+/// Codes (prefixes) whose evidence includes how the connection ended.
+const EXPLAINS_END: &[&str] = &[
+    "x224.",
+    "tls.alert.",
+    "tls.no_server_hello",
+    "tls.version_mismatch",
+    "nla.",
+    "rdp.server_denied",
+];
+/// Bare TCP endings that such a finding absorbs.
+const ENDINGS: &[&str] = &[
+    "tcp.reset_by_server",
+    "tcp.reset_by_client",
+    "tcp.closed_by_server",
+    "tcp.stalled",
+];
+
 /// How far a flow's evidence can be trusted.
 pub fn flow_confidence(f: &Flow) -> Confidence {
     let lost = f.dirs[0].capture_lost + f.dirs[1].capture_lost;
@@ -100,6 +135,10 @@ pub fn flow_confidence(f: &Flow) -> Confidence {
     }
     if lost > 0 {
         why.push(format!("{lost} bytes were acknowledged but not captured"));
+    }
+    let gaps = f.app.facts.gap;
+    if gaps[0] || gaps[1] {
+        why.push("a capture hole stopped the protocol decoding".to_string());
     }
     if why.is_empty() {
         Confidence::high()
@@ -140,6 +179,17 @@ pub fn endpoints_filter(a: SocketAddr, b: SocketAddr, t: Transport) -> String {
     format!("{addrs} && {ports}")
 }
 
+/// Everything between a client host and a server port (all the client's
+/// connections there).
+pub fn hosts_filter(client: IpAddr, server: SocketAddr) -> String {
+    let af = addr_field(&client);
+    format!(
+        "{af}=={client} && {af}=={} && tcp.port=={}",
+        server.ip(),
+        server.port()
+    )
+}
+
 /// Conversation plus an extra condition.
 pub fn filter_with(f: &Flow, extra: &str) -> String {
     format!("{} && {extra}", conversation_filter(f))
@@ -153,16 +203,123 @@ pub fn secs(ns: i64) -> String {
     format!("{:.3} s", ns as f64 / 1e9)
 }
 
-/// Human phrase for where in the connection something happened, from what
-/// TCP alone can see.
-pub fn tcp_moment(f: &Flow, bytes: [u64; 2]) -> String {
+/// Human phrase for where in the connection something happened, and the
+/// phase it interrupted: the RDP connection sequence when it was decoded,
+/// else what TCP alone can see.
+pub fn tcp_moment(f: &Flow, bytes: [u64; 2], frame: u64) -> (Phase, String) {
     if f.established.is_none() && !f.mid_stream {
-        return "during the TCP handshake".to_string();
+        return (Phase::Tcp, "during the TCP handshake".to_string());
     }
-    match bytes {
-        [0, 0] => "after the TCP handshake, before any data".to_string(),
+    let counts = match bytes {
+        [0, 0] => "before any data".to_string(),
         [c, s] => format!("after {c} bytes from the client and {s} bytes from the server"),
+    };
+    match rdp_moment(f, frame) {
+        Some((p, what)) => (p, format!("{what} ({counts})")),
+        None if bytes == [0, 0] => (Phase::Tcp, "after the TCP handshake, before any data".into()),
+        None => (Phase::Tcp, counts),
     }
+}
+
+/// Encrypted records each way sent before `frame`.
+pub fn records_before(f: &Flow, frame: u64) -> [u64; 2] {
+    let t = &f.app.facts.tls;
+    let mut n = [0u64; 2];
+    if t.records.len() < crate::proto::tls::MAX_RECORDS {
+        for r in t.records.iter().filter(|r| r.at.frame <= frame) {
+            n[r.dir] += 1;
+        }
+    } else {
+        n = [t.app[0].records, t.app[1].records];
+    }
+    n
+}
+
+/// Where the RDP connection sequence stood at `frame` (inclusive).
+pub fn rdp_moment(f: &Flow, frame: u64) -> Option<(Phase, String)> {
+    let x = &f.app.facts;
+    if !matches!(f.app.class, AppClass::Rdp { .. } | AppClass::Tls) || x.steps.is_empty() {
+        return None;
+    }
+    let reached = |s: Step| x.when(s).is_some_and(|m| m.frame <= frame);
+    let nla = x.selected().is_some_and(|p| p.nla());
+    Some(if reached(Step::TlsDone) {
+        let [c, s] = records_before(f, frame);
+        if nla && c <= NLA_CLIENT_RECORDS {
+            (
+                Phase::Nla,
+                format!(
+                    "during NLA (CredSSP) after the TLS handshake, {c} encrypted record{} from the client and {s} from the server",
+                    plural(c)
+                ),
+            )
+        } else {
+            (
+                Phase::Rdp,
+                format!(
+                    "after the TLS handshake{}, {c} encrypted record{} from the client and {s} from the server",
+                    if nla { " and NLA" } else { "" },
+                    plural(c)
+                ),
+            )
+        }
+    } else if reached(Step::ServerHello) {
+        (Phase::Tls, "during the TLS handshake, after the server's ServerHello".into())
+    } else if reached(Step::ClientHello) {
+        (Phase::Tls, "after the TLS ClientHello, before any ServerHello".into())
+    } else if reached(Step::McsConnectResponse) {
+        (Phase::Rdp, "after the MCS Connect Response (Standard RDP Security)".into())
+    } else if reached(Step::McsConnectInitial) {
+        (Phase::Rdp, "after the client's MCS Connect Initial, before the server's Connect Response".into())
+    } else if reached(Step::ConnectionConfirm) {
+        let sel = x.selected().map(|p| format!(" selecting {p}")).unwrap_or_default();
+        (Phase::X224, format!("after the X.224 Connection Confirm{sel}, before TLS or MCS"))
+    } else if reached(Step::ConnectionRequest) {
+        (Phase::X224, "after the X.224 Connection Request, before any Connection Confirm".into())
+    } else {
+        return None;
+    })
+}
+
+/// CredSSP takes at most this many client messages (negotiate,
+/// authenticate + pubKeyAuth, credentials); more means NLA is over.
+pub const NLA_CLIENT_RECORDS: u64 = 3;
+
+pub fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The conversation, narrowed to the given frames.
+pub fn frames_filter(f: &Flow, frames: &[u64]) -> String {
+    let mut v: Vec<u64> = frames.iter().copied().filter(|&n| n > 0).collect();
+    v.sort_unstable();
+    v.dedup();
+    let set = v
+        .iter()
+        .map(|n| format!("frame.number=={n}"))
+        .collect::<Vec<_>>()
+        .join(" || ");
+    filter_with(f, &format!("({set})"))
+}
+
+/// How the connection ended: the first of the server's FIN or a RST, with
+/// the side that did it.
+pub fn ending(f: &Flow) -> Option<(usize, Mark, &'static str)> {
+    let fin = [f.dirs[CLIENT].fin, f.dirs[SERVER].fin];
+    let mut ends: Vec<(usize, Mark, &'static str)> = Vec::new();
+    for (d, m) in fin.iter().enumerate() {
+        if let Some(m) = m {
+            ends.push((d, *m, "closed (FIN)"));
+        }
+    }
+    if let Some(r) = f.rst {
+        ends.push((r.dir, r.at, "reset"));
+    }
+    ends.into_iter().min_by_key(|e| e.1.frame)
 }
 
 #[cfg(test)]

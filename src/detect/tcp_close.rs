@@ -4,7 +4,7 @@
 
 use super::{filter_with, tcp_moment, Context, Detector, Draft};
 use crate::flow::{Transport, CLIENT, SERVER};
-use crate::report::model::{Confidence, Level, Phase, Severity};
+use crate::report::model::{Confidence, Level, Severity};
 
 pub struct ServerClose;
 
@@ -39,10 +39,11 @@ impl Detector for ServerClose {
         } else {
             Confidence::high()
         };
+        let (phase, moment) = tcp_moment(f, bytes, sfin.frame);
         out.push(Draft {
             code: "tcp.closed_by_server".into(),
             severity: Severity::Error,
-            phase: Phase::Tcp,
+            phase,
             first_frame: sfin.frame,
             last_frame: f.dirs[CLIENT]
                 .fin
@@ -51,7 +52,7 @@ impl Detector for ServerClose {
             summary: format!(
                 "The server {} closed the connection (FIN) {}",
                 f.server,
-                tcp_moment(f, bytes)
+                moment
             ),
             cause: "The server hung up: the client reports 0x904 \"socket closed\". Without the \
                     protocol exchange, the reason is the server's."

@@ -4,13 +4,17 @@
 
 use super::{filter_with, tcp_moment, Context, Detector, Draft};
 use crate::flow::{Transport, SERVER};
-use crate::report::model::{Confidence, Phase, Severity};
+use crate::report::model::{Confidence, Severity};
 
 pub struct ResetDetector;
 
 impl Detector for ResetDetector {
     fn codes(&self) -> &'static [&'static str] {
-        &["tcp.reset_by_server", "tcp.reset_by_client"]
+        &[
+            "tcp.reset_by_server",
+            "tcp.reset_by_client",
+            "tcp.reset_by_middlebox",
+        ]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
@@ -19,6 +23,10 @@ impl Detector for ResetDetector {
             return;
         };
         if f.key.transport != Transport::Tcp {
+            return;
+        }
+        if let Some(d) = middlebox(f) {
+            out.push(d);
             return;
         }
         // A RST answering the SYN is tcp.refused; one after a FIN from the
@@ -50,16 +58,17 @@ impl Detector for ResetDetector {
         } else {
             (f.client, f.server)
         };
+        let (phase, moment) = tcp_moment(f, r.bytes, r.at.frame);
         out.push(Draft {
             code: code.into(),
             severity: Severity::Error,
-            phase: Phase::Tcp,
+            phase,
             first_frame: r.at.frame,
             last_frame: r.at.frame,
             ts: r.at.ts,
             summary: format!(
                 "The {who} {ep} reset the connection {} (TTL {}, {} reset{} in all)",
-                tcp_moment(f, r.bytes),
+                moment,
                 r.ttl,
                 f.rst_count,
                 if f.rst_count == 1 { "" } else { "s" }
@@ -88,4 +97,55 @@ impl Detector for ResetDetector {
             confidence: Confidence::high(),
         });
     }
+}
+
+/// A RST whose TTL differs from every other packet of the side it claims
+/// to come from: a firewall, IPS or load balancer forged it (PROTOCOLS.md
+/// §7: iptables REJECT answers with its own initial TTL and IP ID 0).
+pub fn middlebox(f: &crate::flow::Flow) -> Option<Draft> {
+    let r = f.rst?;
+    let own = f.dirs[r.dir].first_ttl?;
+    if own == r.ttl {
+        return None;
+    }
+    let who = super::SIDE[r.dir];
+    let ep = if r.dir == SERVER { f.server } else { f.client };
+    let delta = (own as i32 - r.ttl as i32).unsigned_abs();
+    let (phase, moment) = tcp_moment(f, r.bytes, r.at.frame);
+    let id = if r.ip_id == 0 && !f.server.is_ipv6() {
+        ", IP ID 0"
+    } else {
+        ""
+    };
+    Some(Draft {
+        code: "tcp.reset_by_middlebox".into(),
+        severity: Severity::Error,
+        phase,
+        first_frame: r.at.frame,
+        last_frame: r.at.frame,
+        ts: r.at.ts,
+        summary: format!(
+            "A reset claiming to come from the {who} {ep} arrived {moment} with TTL {}{id}, while the {who}'s own packets arrive with TTL {own}",
+            r.ttl
+        ),
+        cause: "A device on the path (firewall, IPS, load balancer, proxy) tore the connection \
+                down in the endpoint's name; the client sees 0x904 \"socket closed\"."
+            .to_string(),
+        remedy: format!(
+            "Find the device {} hop{} from the capture point that rejects this traffic (firewall or \
+             IPS rules for TCP {}, idle timeouts, TLS inspection) and allow the RDP connection.",
+            delta,
+            if delta == 1 { "" } else { "s" },
+            f.server.port()
+        ),
+        filter: filter_with(f, "tcp.flags.reset==1"),
+        confidence: if delta == 1 {
+            Confidence::lowered(
+                crate::report::model::Level::Medium,
+                "the TTL differs by one hop only; a route change can do that too",
+            )
+        } else {
+            Confidence::high()
+        },
+    })
 }

@@ -20,7 +20,8 @@ impl Detector for SynDetector {
             return;
         }
         let port = f.server.port();
-        if let Some(r) = f.rst.filter(|r| r.dir == SERVER) {
+        let forged = super::tcp_reset::middlebox(f).is_some();
+        if let Some(r) = f.rst.filter(|r| r.dir == SERVER && !forged) {
             out.push(Draft {
                 code: "tcp.refused".into(),
                 severity: Severity::Error,

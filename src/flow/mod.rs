@@ -119,6 +119,7 @@ pub struct DirStats {
     pub largest_ip: u32,
     pub mss: Option<u16>,
     pub df: u64,
+    /// TTL of the first packet that was not a RST (the endpoint's own).
     pub first_ttl: Option<u8>,
     pub syn: Marks,
     pub fin: Option<Mark>,
@@ -211,6 +212,8 @@ impl Flow {
         at: Mark,
     ) -> Flow {
         let tcp = (key.transport == Transport::Tcp).then(Box::default);
+        let mut app = App::default();
+        app.rdp_port = interest == Interest::Rdp;
         Flow {
             key,
             interest,
@@ -228,7 +231,7 @@ impl Flow {
             last_progress: None,
             frags: Frags::default(),
             icmp: Vec::new(),
-            app: App::default(),
+            app,
             tcp,
             ignored: false,
             isn: [None; 2],
@@ -266,9 +269,6 @@ impl Flow {
         if ip.df && !ip.v6 {
             d.df += 1;
         }
-        if d.first_ttl.is_none() {
-            d.first_ttl = Some(ip.ttl);
-        }
     }
 
     /// One TCP segment. `new_conn` is set by the table beforehand.
@@ -282,6 +282,9 @@ impl Flow {
         let ack = t.flags & tf::ACK != 0;
         let rst = t.flags & tf::RST != 0;
         let fin = t.flags & tf::FIN != 0;
+        if !rst && self.dirs[dir].first_ttl.is_none() {
+            self.dirs[dir].first_ttl = Some(ip.ttl);
+        }
         let hs_before = self.dirs[0].payload + self.dirs[1].payload < cfg.handshake_bytes;
         if syn {
             if ack {
@@ -451,6 +454,7 @@ impl Flow {
         let dir = self.dir_of(src);
         self.common(dir, ip, at);
         let d = &mut self.dirs[dir];
+        d.first_ttl.get_or_insert(ip.ttl);
         d.data_segments += 1;
         d.payload += u.wire_len as u64;
         d.largest_segment = d.largest_segment.max(u.wire_len);

@@ -107,6 +107,9 @@ pub struct App {
     pub seen: [u64; 2],
     streams: [Stream; 2],
     pub facts: Facts,
+    /// The flow is on an RDP port: a stream that does not start as RDP is
+    /// parsed as TPKTs anyway, so that what is wrong with it is reported.
+    pub rdp_port: bool,
 }
 
 impl App {
@@ -180,6 +183,7 @@ impl App {
             } => (Mode::Tpkt, Mode::Tpkt, offset),
             AppClass::Rdp { offset, .. } => (Mode::Tpkt, Mode::Wait, offset),
             AppClass::Tls => (Mode::Tls, Mode::Tls, 0),
+            _ if self.rdp_port => (Mode::Tpkt, Mode::Tpkt, 0),
             _ => (Mode::Off, Mode::Off, 0),
         };
         self.streams[0].mode = cmode;

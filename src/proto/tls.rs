@@ -147,7 +147,9 @@ impl Tls {
                     return self.handshake_bytes(dir, b, at);
                 }
             }
-            APP_DATA | HANDSHAKE => {
+            // An encrypted handshake message (Finished, renegotiation).
+            HANDSHAKE => {}
+            APP_DATA => {
                 // TLS 1.3: the client's first encrypted record after the
                 // ServerHello carries its Finished.
                 if self.done.is_none() {
@@ -302,8 +304,10 @@ pub fn cert_info(der: &[u8]) -> CertInfo {
             ..Default::default()
         };
     };
-    let subject = c.subject().to_string();
-    let issuer = c.issuer().to_string();
+    // Names may hold control characters; a report line must not.
+    let clean = |s: String| s.replace(|c: char| c.is_control(), " ").trim().to_string();
+    let subject = clean(c.subject().to_string());
+    let issuer = clean(c.issuer().to_string());
     let cn = c
         .subject()
         .iter_common_name()

@@ -176,6 +176,23 @@ pub struct Attempt {
     pub app: String,
     pub first_frame: u64,
     pub last_frame: u64,
+    /// TCP connections / UDP conversations grouped into this attempt.
+    pub connections: u32,
+    /// What the client asked for: SNI, routing token or `--target`.
+    pub target: String,
+    /// The `Cookie: mstshash=` user name.
+    pub user: String,
+    /// RDP protocols requested and selected (`SSL|HYBRID`, `HYBRID`), or
+    /// the failure the server answered with.
+    pub requested: String,
+    pub selected: String,
+    pub tls_version: String,
+    pub tls_cipher: String,
+    pub cert_subject: String,
+    /// Certificate notAfter, RFC 3339, empty when not seen.
+    pub cert_not_after: String,
+    /// Does the evidence fit the client's 0x904 / 0x7: yes | no | unknown.
+    pub fits_0x904: &'static str,
 }
 
 /// Everything found in one capture.

@@ -64,6 +64,16 @@ pub struct AttemptRow<'a> {
     pub app: &'a str,
     pub first_frame: u64,
     pub last_frame: u64,
+    pub connections: u32,
+    pub target: &'a str,
+    pub user: &'a str,
+    pub requested: &'a str,
+    pub selected: &'a str,
+    pub tls_version: &'a str,
+    pub tls_cipher: &'a str,
+    pub cert_subject: &'a str,
+    pub cert_not_after: &'a str,
+    pub fits_0x904: &'static str,
 }
 
 impl<'a> From<&'a Attempt> for AttemptRow<'a> {
@@ -84,6 +94,16 @@ impl<'a> From<&'a Attempt> for AttemptRow<'a> {
             app: &a.app,
             first_frame: a.first_frame,
             last_frame: a.last_frame,
+            connections: a.connections,
+            target: &a.target,
+            user: &a.user,
+            requested: &a.requested,
+            selected: &a.selected,
+            tls_version: &a.tls_version,
+            tls_cipher: &a.tls_cipher,
+            cert_subject: &a.cert_subject,
+            cert_not_after: &a.cert_not_after,
+            fits_0x904: a.fits_0x904,
         }
     }
 }
@@ -105,7 +125,7 @@ const FINDING_HEADER: [&str; 15] = [
     "filter",
     "confidence",
 ];
-const ATTEMPT_HEADER: [&str; 15] = [
+const ATTEMPT_HEADER: [&str; 25] = [
     "capture",
     "attempt",
     "client",
@@ -121,6 +141,16 @@ const ATTEMPT_HEADER: [&str; 15] = [
     "app",
     "first_frame",
     "last_frame",
+    "connections",
+    "target",
+    "user",
+    "requested",
+    "selected",
+    "tls_version",
+    "tls_cipher",
+    "cert_subject",
+    "cert_not_after",
+    "fits_0x904",
 ];
 
 fn csv_err(e: csv::Error) -> io::Error {
@@ -194,6 +224,21 @@ pub fn attempts_json(w: impl Write, reports: &[CaptureReport]) -> io::Result<()>
     )
 }
 
+/// `SSL|HYBRID → HYBRID, TLS 1.2` for the table.
+fn security(a: &Attempt) -> String {
+    let mut s = String::new();
+    if !a.requested.is_empty() || !a.selected.is_empty() {
+        s = format!("{} → {}", a.requested, a.selected);
+    }
+    if !a.tls_version.is_empty() {
+        if !s.is_empty() {
+            s.push_str(", ");
+        }
+        s.push_str(&a.tls_version);
+    }
+    s
+}
+
 /// The terminal view: per capture, one line per attempt with its verdict,
 /// then the findings.
 pub fn table(mut w: impl Write, reports: &[CaptureReport], color: bool) -> io::Result<()> {
@@ -210,7 +255,8 @@ pub fn table(mut w: impl Write, reports: &[CaptureReport], color: bool) -> io::R
             t.load_preset(UTF8_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Dynamic)
                 .set_header(vec![
-                    "attempt", "client", "server", "proto", "outcome", "phase", "verdict", "frames",
+                    "attempt", "client", "server", "proto", "security", "outcome", "phase",
+                    "verdict", "0x904", "frames",
                 ]);
             if !color {
                 t.force_no_tty();
@@ -225,10 +271,12 @@ pub fn table(mut w: impl Write, reports: &[CaptureReport], color: bool) -> io::R
                     } else {
                         format!("{}/{}", a.transport, a.app)
                     },
+                    security(a),
                     a.outcome.name().to_string(),
                     a.failed_phase
                         .map_or(String::new(), |p| p.name().to_string()),
                     a.verdict.clone(),
+                    a.fits_0x904.to_string(),
                     format!("{}-{}", a.first_frame, a.last_frame),
                 ]);
             }

@@ -1,11 +1,16 @@
-//! session: connection attempts and their verdicts. For now every reported
-//! TCP connection or UDP conversation is its own attempt; grouping retries
-//! and side channels builds on this.
+//! session: connection attempts and their verdicts. An attempt is what one
+//! client did to reach one server: its TCP connection, plus the retries
+//! that followed a failed one within the attempt window (e.g. a new
+//! connection with other protocols after RDP_NEG_FAILURE). A failure
+//! followed by a connected retry is `rdp.fallback`, not the root cause.
 
-use crate::detect::Draft;
+use crate::config::Config;
+use crate::detect::{cert::server_cert, Draft};
 use crate::flow::{Flow, Transport};
+use crate::proto::tls::{cipher_name, version_name};
+use crate::proto::x224::{failure_name, NegResult};
 use crate::proto::{AppClass, Via};
-use crate::report::model::{Attempt, Finding, Outcome, Phase, Severity};
+use crate::report::model::{rfc3339, Attempt, Confidence, Finding, Outcome, Phase, Severity};
 
 /// A finished flow with what the detectors found on it.
 pub struct Judged {
@@ -13,26 +18,26 @@ pub struct Judged {
     pub drafts: Vec<Draft>,
 }
 
+/// Codes `rdp.fallback` adds at the session level (for the catalog test).
+pub const SESSION_CODES: &[&str] = &["rdp.fallback"];
+
+fn order(a: &Draft, b: &Draft) -> std::cmp::Ordering {
+    b.severity
+        .cmp(&a.severity)
+        .then(a.phase.cmp(&b.phase))
+        .then(a.first_frame.cmp(&b.first_frame))
+}
+
 /// The primary finding: most severe, then earliest phase, then earliest frame.
 pub fn primary(drafts: &[Draft]) -> Option<&Draft> {
-    drafts.iter().min_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(a.phase.cmp(&b.phase))
-            .then(a.first_frame.cmp(&b.first_frame))
-    })
+    drafts.iter().min_by(|a, b| order(a, b))
 }
 
 fn outcome(f: &Flow, drafts: &[Draft]) -> (Outcome, Option<Phase>) {
     let failing = drafts
         .iter()
         .filter(|d| d.severity >= Severity::Error || d.code == "tcp.stalled")
-        .min_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.phase.cmp(&b.phase))
-                .then(a.first_frame.cmp(&b.first_frame))
-        });
+        .min_by(|a, b| order(a, b));
     let both_ways = f.dirs[0].payload > 0 && f.dirs[1].payload > 0;
     if let Some(d) = failing {
         // A stall in a session that then exchanged data both ways and ended
@@ -68,8 +73,113 @@ fn app_name(f: &Flow) -> String {
     }
 }
 
-/// Numbers attempts by first frame and turns drafts into findings.
-pub fn build(capture: &str, mut judged: Vec<Judged>) -> (Vec<Attempt>, Vec<Finding>) {
+/// Does the evidence fit the client's 0x904 ("socket closed") / 0x7
+/// ("server denied"): the server side (or a device in its name) ended the
+/// connection without a protocol message that the client would name.
+fn fits_0x904(outcome: Outcome, verdict: &str, f: &Flow) -> &'static str {
+    if outcome == Outcome::Connected {
+        return "no";
+    }
+    let server_ended = crate::detect::ending(f).is_some_and(|e| e.0 == crate::flow::SERVER);
+    match verdict {
+        "tcp.closed_by_server" | "tcp.reset_by_server" | "tcp.reset_by_middlebox"
+        | "rdp.server_denied" | "nla.stalled" => "yes",
+        "x224.no_confirm" | "tls.no_server_hello" | "x224.legacy_rejected" if server_ended => {
+            "yes"
+        }
+        v if v.starts_with("x224.neg_failure")
+            || v.starts_with("tls.alert.")
+            || v.starts_with("tls.cert.")
+            || matches!(
+                v,
+                "tcp.syn_unanswered"
+                    | "tcp.refused"
+                    | "tcp.icmp_unreachable"
+                    | "tcp.reset_by_client"
+                    | "x224.client_aborted"
+                    | "x224.unrequested_protocol"
+                    | "tls.version_mismatch"
+            ) =>
+        {
+            "no"
+        }
+        _ => "unknown",
+    }
+}
+
+/// One group of flows: one client trying one server.
+struct Group {
+    flows: Vec<usize>,
+}
+
+/// Per-flow protocol facts for the attempt row.
+#[derive(Default)]
+struct Facts {
+    target: String,
+    user: String,
+    requested: String,
+    selected: String,
+    tls_version: String,
+    tls_cipher: String,
+    cert_subject: String,
+    cert_not_after: String,
+}
+
+fn facts(f: &Flow) -> Facts {
+    let x = &f.app.facts;
+    let mut r = Facts::default();
+    if let Some((cr, _)) = &x.cr {
+        r.user = cr.cookie.clone().unwrap_or_default();
+        r.target = cr.routing_token.clone().unwrap_or_default();
+        r.requested = cr
+            .neg
+            .map_or("none".to_string(), |n| n.protocols.to_string());
+    }
+    if let Some((h, _)) = &x.tls.client_hello {
+        if let Some(sni) = &h.sni {
+            r.target = sni.clone();
+        }
+    }
+    if let Some((cc, _)) = &x.cc {
+        r.selected = match cc {
+            NegResult::None => "RDP (no negotiation)".into(),
+            NegResult::Rsp { selected, .. } => selected.to_string(),
+            NegResult::Failure { code } => format!(
+                "failure {}",
+                failure_name(*code).map_or(code.to_string(), |n| n.0.to_string())
+            ),
+        };
+    }
+    if let Some((h, _)) = &x.tls.server_hello {
+        r.tls_version = version_name(h.version);
+        r.tls_cipher = cipher_name(h.cipher);
+    }
+    if let Some((c, _, _)) = server_cert(f) {
+        r.cert_subject = c.subject;
+        r.cert_not_after = rfc3339(c.not_after.saturating_mul(1_000_000_000));
+    }
+    r
+}
+
+/// Does `--target` name this flow's server?
+fn targeted(f: &Flow, target: &str) -> bool {
+    if let Ok(ip) = target.parse::<std::net::IpAddr>() {
+        return f.server.ip() == ip;
+    }
+    let fx = facts(f);
+    let mut names = vec![fx.target.clone()];
+    if let Some((c, _, _)) = server_cert(f) {
+        names.extend(c.san);
+        names.extend(c.cn);
+    }
+    names
+        .iter()
+        .any(|n| crate::proto::tls::name_matches(n, target) || n.eq_ignore_ascii_case(target))
+}
+
+/// Groups flows into attempts, numbers them by first frame and turns
+/// drafts into findings.
+pub fn build(capture: &str, mut judged: Vec<Judged>, cfg: &Config) -> (Vec<Attempt>, Vec<Finding>) {
     judged.sort_by(|a, b| {
         (a.flow.first.frame, a.flow.client, a.flow.server).cmp(&(
             b.flow.first.frame,
@@ -77,39 +187,165 @@ pub fn build(capture: &str, mut judged: Vec<Judged>) -> (Vec<Attempt>, Vec<Findi
             b.flow.server,
         ))
     });
-    let mut attempts = Vec::with_capacity(judged.len());
-    let mut findings = Vec::new();
+    if let Some(t) = &cfg.target {
+        judged.retain(|j| targeted(&j.flow, t));
+    }
+    let outcomes: Vec<(Outcome, Option<Phase>)> =
+        judged.iter().map(|j| outcome(&j.flow, &j.drafts)).collect();
+    let mut groups: Vec<Group> = Vec::new();
     for (i, j) in judged.iter().enumerate() {
         let f = &j.flow;
-        let id = format!("#{}", i + 1);
-        let (outcome, failed_phase) = outcome(f, &j.drafts);
+        let open = groups.iter_mut().rev().find(|g| {
+            let last = *g.flows.last().unwrap_or(&i);
+            let p = &judged[last].flow;
+            p.client.ip() == f.client.ip()
+                && p.server == f.server
+                && p.key.transport == f.key.transport
+                && outcomes[last].0 != Outcome::Connected
+                && f.first.ts - p.last.ts <= cfg.attempt_window_ns
+                && f.first.ts >= p.first.ts
+        });
+        match open {
+            Some(g) => g.flows.push(i),
+            None => groups.push(Group { flows: vec![i] }),
+        }
+    }
+    let mut attempts = Vec::with_capacity(groups.len());
+    let mut findings = Vec::new();
+    for (n, g) in groups.iter().enumerate() {
+        let id = format!("#{}", n + 1);
+        let first = &judged[g.flows[0]].flow;
+        let last_i = *g.flows.last().unwrap_or(&g.flows[0]);
+        let last = &judged[last_i].flow;
+        let (mut outcome, mut failed_phase) = outcomes[last_i];
+        // (flow, draft); the session-level rdp.fallback belongs to the last.
+        let mut drafts: Vec<(usize, Draft)> = Vec::new();
+        let retried = g.flows.len() > 1;
+        for &i in &g.flows {
+            let superseded = retried && i != last_i && outcome == Outcome::Connected;
+            for d in &judged[i].drafts {
+                let mut d = d.clone();
+                if superseded && d.severity >= Severity::Warning {
+                    d.severity = Severity::Info;
+                    d.summary.push_str(&format!(
+                        " (superseded: the retry from port {} connected)",
+                        last.client.port()
+                    ));
+                }
+                drafts.push((i, d));
+            }
+        }
+        // A connected attempt's verdict names only a warning or worse.
+        let mut verdict = drafts
+            .iter()
+            .map(|(_, d)| d)
+            .filter(|d| outcome != Outcome::Connected || d.severity >= Severity::Warning)
+            .min_by(|a, b| order(a, b))
+            .map(|d| d.code.clone())
+            .unwrap_or_default();
+        if retried && outcome == Outcome::Connected {
+            let failed: Vec<&Flow> = g.flows[..g.flows.len() - 1]
+                .iter()
+                .map(|&i| &judged[i].flow)
+                .collect();
+            let why: Vec<String> = g.flows[..g.flows.len() - 1]
+                .iter()
+                .filter_map(|&i| primary(&judged[i].drafts).map(|d| d.code.clone()))
+                .collect();
+            let fx = facts(last);
+            let mut frames: Vec<u64> = failed.iter().map(|f| f.first.frame).collect();
+            frames.push(last.first.frame);
+            let set = frames
+                .iter()
+                .map(|n| format!("frame.number=={n}"))
+                .collect::<Vec<_>>()
+                .join(" || ");
+            drafts.push((last_i, Draft {
+                code: "rdp.fallback".into(),
+                severity: Severity::Info,
+                phase: Phase::Rdp,
+                first_frame: first.first.frame,
+                last_frame: last.first.frame,
+                ts: last.first.ts,
+                summary: format!(
+                    "{} failed connection{} ({}), then the retry from port {} in frame {} connected{}",
+                    failed.len(),
+                    if failed.len() == 1 { "" } else { "s" },
+                    if why.is_empty() { "no finding".to_string() } else { why.join(", ") },
+                    last.client.port(),
+                    last.first.frame,
+                    if fx.requested.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" requesting {} (selected {})", fx.requested, fx.selected)
+                    }
+                ),
+                cause: "The client retried with other security protocols after the server refused \
+                        the first offer; the first failure is not the root cause."
+                    .into(),
+                remedy: "Nothing is broken; to save the round trip, align the client's offer with \
+                         the server's security layer."
+                    .into(),
+                filter: format!(
+                    "{} && ({set})",
+                    crate::detect::hosts_filter(first.client.ip(), first.server)
+                ),
+                confidence: Confidence::high(),
+            }));
+            verdict = "rdp.fallback".into();
+            outcome = Outcome::Connected;
+            failed_phase = None;
+        }
+        // The attempt's facts come from the connection that decided it,
+        // completed by the earlier ones.
+        let mut fx = facts(last);
+        for &i in g.flows.iter().rev() {
+            let o = facts(&judged[i].flow);
+            for (a, b) in [
+                (&mut fx.target, o.target),
+                (&mut fx.user, o.user),
+                (&mut fx.cert_subject, o.cert_subject),
+                (&mut fx.cert_not_after, o.cert_not_after),
+            ] {
+                if a.is_empty() {
+                    *a = b;
+                }
+            }
+        }
+        if fx.target.is_empty() {
+            fx.target = cfg.target.clone().unwrap_or_default();
+        }
+        let flows = || g.flows.iter().map(|&i| &judged[i].flow);
         attempts.push(Attempt {
             capture: capture.to_string(),
             attempt: id.clone(),
-            client: fmt_ep(f.client),
-            server: fmt_ep(f.server),
-            transport: f.key.transport.name().to_string(),
-            start: f.first.ts,
-            end: f.last.ts,
-            packets: f.dirs[0].packets + f.dirs[1].packets,
-            bytes: f.dirs[0].bytes + f.dirs[1].bytes,
+            client: fmt_ep(first.client),
+            server: fmt_ep(first.server),
+            transport: first.key.transport.name().to_string(),
+            start: first.first.ts,
+            end: flows().map(|f| f.last.ts).max().unwrap_or(first.last.ts),
+            packets: flows().map(|f| f.dirs[0].packets + f.dirs[1].packets).sum(),
+            bytes: flows().map(|f| f.dirs[0].bytes + f.dirs[1].bytes).sum(),
+            fits_0x904: fits_0x904(outcome, &verdict, last),
             outcome,
             failed_phase,
-            verdict: primary(&j.drafts)
-                .map(|d| d.code.clone())
-                .unwrap_or_default(),
-            app: app_name(f),
-            first_frame: f.first.frame,
-            last_frame: f.last.frame,
+            verdict,
+            app: app_name(last),
+            first_frame: first.first.frame,
+            last_frame: flows().map(|f| f.last.frame).max().unwrap_or(0),
+            connections: g.flows.len() as u32,
+            target: fx.target,
+            user: fx.user,
+            requested: fx.requested,
+            selected: fx.selected,
+            tls_version: fx.tls_version,
+            tls_cipher: fx.tls_cipher,
+            cert_subject: fx.cert_subject,
+            cert_not_after: fx.cert_not_after,
         });
-        for d in &j.drafts {
-            findings.push(finding(
-                capture,
-                &id,
-                &fmt_ep(f.client),
-                &fmt_ep(f.server),
-                d.clone(),
-            ));
+        for (i, d) in drafts {
+            let f = &judged[i].flow;
+            findings.push(finding(capture, &id, &fmt_ep(f.client), &fmt_ep(f.server), d));
         }
     }
     (attempts, findings)

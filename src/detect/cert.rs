@@ -1,0 +1,175 @@
+//! The server certificate, judged against the capture's own clock:
+//! `tls.cert.expired`, `tls.cert.not_yet_valid`, `tls.cert.self_signed`,
+//! `tls.cert.name_mismatch`, `tls.cert.unobservable` (TLS 1.3). From the
+//! TLS Certificate message (≤ TLS 1.2) or, under Standard RDP Security,
+//! the X.509 chain in the server's security data.
+
+use super::{frames_filter, Context, Detector, Draft};
+use crate::flow::{Flow, Mark};
+use crate::proto::mcs::ServerCert;
+use crate::proto::tls::{cert_info, name_matches, CertInfo};
+use crate::report::model::{rfc3339, Confidence, Phase, Severity};
+
+pub struct Certificates;
+
+/// The server's own certificate and the frame that carried it.
+pub fn server_cert(f: &Flow) -> Option<(CertInfo, Mark, usize)> {
+    let x = &f.app.facts;
+    if let Some((chain, at)) = &x.tls.certs {
+        return chain.first().map(|c| (c.clone(), *at, chain.len()));
+    }
+    if let Some((sd, at)) = &x.server_data {
+        if let Some(ServerCert::X509 { chain, .. }) = &sd.cert {
+            // MS-RDPBCGR 2.2.1.4.3.1: the server's certificate comes last.
+            return chain.last().map(|der| (cert_info(der), *at, chain.len()));
+        }
+    }
+    None
+}
+
+/// The name the client meant to reach: SNI or `--target`, when not an address.
+pub fn target_name(cx: &Context<'_>) -> Option<String> {
+    let sni = cx
+        .flow
+        .app
+        .facts
+        .tls
+        .client_hello
+        .as_ref()
+        .and_then(|(h, _)| h.sni.clone());
+    sni.or_else(|| cx.cfg.target.clone())
+        .filter(|n| n.parse::<std::net::IpAddr>().is_err())
+}
+
+impl Detector for Certificates {
+    fn codes(&self) -> &'static [&'static str] {
+        &[
+            "tls.cert.expired",
+            "tls.cert.not_yet_valid",
+            "tls.cert.self_signed",
+            "tls.cert.name_mismatch",
+            "tls.cert.unobservable",
+        ]
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        let t = &f.app.facts.tls;
+        let base = |code: &str, sev: Severity, at: Mark| Draft {
+            code: code.into(),
+            severity: sev,
+            phase: Phase::Tls,
+            first_frame: at.frame,
+            last_frame: at.frame,
+            ts: at.ts,
+            summary: String::new(),
+            cause: String::new(),
+            remedy: String::new(),
+            filter: frames_filter(f, &[at.frame]),
+            confidence: Confidence::high(),
+        };
+        if t.tls13() {
+            if let Some((sh, at)) = t.server_hello {
+                let _ = sh;
+                let mut d = base("tls.cert.unobservable", Severity::Info, at);
+                d.summary = format!(
+                    "TLS 1.3 selected in frame {}: the server certificate is encrypted",
+                    at.frame
+                );
+                d.cause = "TLS 1.3 encrypts the certificate; its name and validity cannot be \
+                           checked from the capture."
+                    .into();
+                d.remedy = "Supply a TLS key log (--keylog, or a pcapng with a Decryption Secrets \
+                            Block) to see it, or check the certificate on the server."
+                    .into();
+                out.push(d);
+            }
+            return;
+        }
+        let Some((c, at, n)) = server_cert(f) else {
+            return;
+        };
+        let now = at.ts.div_euclid(1_000_000_000);
+        let when = rfc3339(at.ts);
+        let who = format!("\"{}\" (issuer \"{}\", {})", c.subject, c.issuer, c.key);
+        if now > c.not_after {
+            let mut d = base("tls.cert.expired", Severity::Error, at);
+            d.summary = format!(
+                "The server certificate {who} expired at {}, before this capture ({when})",
+                rfc3339(c.not_after * 1_000_000_000)
+            );
+            d.cause = "Clients refuse or warn about an expired certificate.".into();
+            d.remedy = "Renew the certificate bound to RDP (Remote Desktop certificate store, \
+                        SSLCertificateSHA1Hash, or the RD deployment's certificate settings); a \
+                        self-signed one is recreated by restarting Remote Desktop Services after \
+                        deleting it."
+                .into();
+            out.push(d);
+        } else if now < c.not_before {
+            let mut d = base("tls.cert.not_yet_valid", Severity::Error, at);
+            d.summary = format!(
+                "The server certificate {who} is valid only from {}, after this capture ({when})",
+                rfc3339(c.not_before * 1_000_000_000)
+            );
+            d.cause = "The certificate is not valid yet, or the server's or client's clock is wrong."
+                .into();
+            d.remedy = "Check the clocks of client and server (w32tm /query /status); reissue the \
+                        certificate with a correct start date."
+                .into();
+            out.push(d);
+        }
+        if c.self_signed && n == 1 {
+            let mut d = base("tls.cert.self_signed", Severity::Info, at);
+            d.summary = format!("The server presented a self-signed certificate {who}");
+            d.cause = "Normal for an RDP host (Windows creates one); mstsc asks the user to trust it."
+                .into();
+            d.remedy = "Nothing to do for a direct RDP host unless policy requires trusted \
+                        certificates; then deploy one from your CA (Group Policy \"Server \
+                        authentication certificate template\")."
+                .into();
+            out.push(d);
+        }
+        let mut names: Vec<&str> = c.san.iter().map(String::as_str).collect();
+        if let Some(cn) = &c.cn {
+            names.push(cn);
+        }
+        if names.is_empty() {
+            return;
+        }
+        let listed = names.join(", ");
+        match target_name(cx) {
+            Some(target) => {
+                if !names.iter().any(|n| name_matches(n, &target)) {
+                    let mut d = base("tls.cert.name_mismatch", Severity::Warning, at);
+                    d.summary = format!(
+                        "The client asked for {target}; the server certificate names {listed}"
+                    );
+                    d.cause = "Clients warn about (or, by policy, refuse) a certificate issued to \
+                               another name."
+                        .into();
+                    d.remedy = format!(
+                        "Connect with a name the certificate carries, or issue a certificate whose \
+                         subject or SAN includes {target}."
+                    );
+                    out.push(d);
+                }
+            }
+            None => {
+                let ip = f.server.ip().to_string();
+                if !names.iter().any(|n| *n == ip) {
+                    let mut d = base("tls.cert.name_mismatch", Severity::Info, at);
+                    d.summary = format!(
+                        "The client dialled the address {ip}; the server certificate names {listed}"
+                    );
+                    d.cause = "Connecting by IP address never matches a certificate issued to a \
+                               host name; mstsc warns. Normal on an RDP host."
+                        .into();
+                    d.remedy = "Connect by the host name the certificate carries to avoid the \
+                                warning."
+                        .into();
+                    out.push(d);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! `nla.stalled`: NLA (CredSSP, MS-CSSP) runs inside TLS, so without keys
+//! only its shape is visible. Evidence: the negotiated HYBRID/HYBRID_EX, a
+//! completed TLS handshake, at most a CredSSP exchange's worth of client
+//! records, then the server closing or resetting, or nothing moving.
+
+use super::{ending, frames_filter, records_before, secs, Context, Detector, Draft, NLA_CLIENT_RECORDS, SIDE};
+use crate::flow::{CLIENT, SERVER};
+use crate::proto::Step;
+use crate::report::model::{Confidence, Level, Phase, Severity};
+
+pub struct NlaStalled;
+
+impl Detector for NlaStalled {
+    fn codes(&self) -> &'static [&'static str] {
+        &["nla.stalled"]
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        let x = &f.app.facts;
+        let Some(sel) = x.selected().filter(|p| p.nla()) else {
+            return;
+        };
+        let Some(done) = x.when(Step::TlsDone) else {
+            return;
+        };
+        let t = &x.tls;
+        let end = ending(f).filter(|e| e.1.frame >= done.frame);
+        let (how, last) = match end {
+            // The server gave up, or the client did after the server went quiet.
+            Some((d, m, how)) if records_before(f, m.frame)[CLIENT] <= NLA_CLIENT_RECORDS => {
+                if d == CLIENT && t.app[SERVER].last.is_none_or(|l| m.ts - l.ts < cx.cfg.stall_ns) {
+                    return; // the client left on its own: not the server's NLA
+                }
+                (format!("the {} {how} in frame {}", SIDE[d], m.frame), m)
+            }
+            Some(_) => return,
+            None => {
+                let last = [t.app[0].last, t.app[1].last, Some(done)]
+                    .into_iter()
+                    .flatten()
+                    .max_by_key(|m| m.frame)
+                    .unwrap_or(done);
+                if t.app[CLIENT].records > NLA_CLIENT_RECORDS
+                    || cx.capture_end.ts - last.ts < cx.cfg.stall_ns
+                {
+                    return;
+                }
+                (
+                    format!("nothing more for {} until the end of the capture", secs(cx.capture_end.ts - last.ts)),
+                    last,
+                )
+            }
+        };
+        let [c, s] = records_before(f, last.frame);
+        let bytes = |d: usize| {
+            t.records
+                .iter()
+                .filter(|r| r.dir == d && r.at.frame <= last.frame)
+                .map(|r| r.len as u64)
+                .sum::<u64>()
+        };
+        let since = t.app[CLIENT]
+            .last
+            .filter(|l| l.frame <= last.frame)
+            .map(|l| format!(", {} after the client's last record", secs(last.ts - l.ts)))
+            .unwrap_or_default();
+        let mut frames = vec![done.frame, last.frame];
+        frames.extend(t.records.iter().filter(|r| r.at.frame <= last.frame).map(|r| r.at.frame));
+        let ex = if sel.has(crate::proto::x224::Protocols::HYBRID_EX) && s >= 3 {
+            " With HYBRID_EX, a server record after the CredSSP exchange followed by the close fits an Early User Authorization Result of ACCESS_DENIED."
+        } else {
+            ""
+        };
+        out.push(Draft {
+            code: "nla.stalled".into(),
+            severity: Severity::Error,
+            phase: Phase::Nla,
+            first_frame: done.frame,
+            last_frame: last.frame,
+            ts: done.ts,
+            summary: format!(
+                "{sel} selected; TLS completed in frame {}, then the client sent {c} encrypted record{} ({} bytes) and the server {s} ({} bytes); {how}{since}",
+                done.frame,
+                super::plural(c),
+                bytes(CLIENT),
+                bytes(SERVER),
+            ),
+            cause: format!(
+                "Network Level Authentication (CredSSP) failed or hung: wrong or expired \
+                 credentials, an account not allowed to log on remotely, a CredSSP patch level \
+                 mismatch (\"encryption oracle remediation\"), NTLM blocked, or a domain controller \
+                 the server cannot reach.{ex}"
+            ),
+            remedy: "Look at the server's Security log (4625 with its status and sub-status) and \
+                     the client's error text; check the account's \"Allow log on through Remote \
+                     Desktop Services\" right, CredSSP updates on both sides, NTLM policy, and the \
+                     server's reach to a domain controller."
+                .into(),
+            filter: frames_filter(f, &frames),
+            confidence: Confidence::lowered(
+                Level::Medium,
+                "CredSSP is encrypted; inferred from record counts and the close without keys",
+            ),
+        });
+    }
+}

@@ -1,0 +1,108 @@
+//! `rdp.server_denied`: the server ended the connection during the RDP
+//! connection sequence, after the security layer (and NLA) were done — the
+//! extended error 0x7 case. Without keys the reason is encrypted, so the
+//! finding reports what is visible: the records, their sizes and timing.
+
+use super::{ending, frames_filter, records_before, secs, Context, Detector, Draft, NLA_CLIENT_RECORDS};
+use crate::flow::{CLIENT, SERVER};
+use crate::proto::Step;
+use crate::report::model::{Confidence, Level, Phase, Severity};
+
+pub struct ServerDenied;
+
+/// TLS records whose size fits a Set Error Info PDU (≈36 bytes of
+/// plaintext) under the usual suites: GCM (TLS 1.2: 65, TLS 1.3: 58),
+/// CBC-SHA (TLS 1.0: 69; TLS 1.1+: 85), CBC-SHA256 (101).
+const ERRINFO_RECORD: std::ops::RangeInclusive<u16> = 55..=105;
+
+impl Detector for ServerDenied {
+    fn codes(&self) -> &'static [&'static str] {
+        &["rdp.server_denied"]
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        let x = &f.app.facts;
+        let Some((SERVER, end, how)) = ending(f) else {
+            return;
+        };
+        let server_bytes = f.dirs[SERVER].payload;
+        if server_bytes >= cx.cfg.handshake_bytes {
+            return; // the session got going: an ordinary disconnect
+        }
+        let nla = x.selected().is_some_and(|p| p.nla());
+        let t = &x.tls;
+        let (start, evidence, frames, tail_fits) = if let Some(done) = x.when(Step::TlsDone) {
+            let [c, s] = records_before(f, end.frame);
+            if c == 0 || (nla && c <= NLA_CLIENT_RECORDS) || done.frame > end.frame {
+                return;
+            }
+            let tail: Vec<_> = t.server_tail.iter().filter(|r| r.at.frame <= end.frame).collect();
+            let sizes = tail.iter().map(|r| r.len.to_string()).collect::<Vec<_>>().join(", ");
+            let fits = tail.iter().rev().take(2).any(|r| ERRINFO_RECORD.contains(&r.len));
+            let last_client = t.app[CLIENT].last.filter(|l| l.frame <= end.frame);
+            let since = last_client
+                .map(|l| format!(" {} after the client's last record", secs(end.ts - l.ts)))
+                .unwrap_or_default();
+            let mut frames: Vec<u64> = tail.iter().map(|r| r.at.frame).collect();
+            frames.push(end.frame);
+            (
+                done,
+                format!(
+                    "TLS{} completed in frame {}; the client then sent {c} encrypted record{}, the server {s} ({} bytes of data in all); the server {how} in frame {}{since}; its last records were {sizes} bytes",
+                    if nla { " and NLA" } else { "" },
+                    done.frame,
+                    super::plural(c),
+                    server_bytes,
+                    end.frame
+                ),
+                frames,
+                fits,
+            )
+        } else if let Some(resp) = x.when(Step::McsConnectResponse) {
+            if resp.frame > end.frame {
+                return;
+            }
+            (
+                resp,
+                format!(
+                    "Standard RDP Security: MCS Connect Response in frame {}; the server {how} in frame {} after {} bytes of data",
+                    resp.frame, end.frame, server_bytes
+                ),
+                vec![resp.frame, end.frame],
+                false,
+            )
+        } else {
+            return;
+        };
+        let fit = if tail_fits {
+            "; the size of a last record fits a Set Error Info PDU (about 36 bytes of plaintext)"
+        } else {
+            ""
+        };
+        out.push(Draft {
+            code: "rdp.server_denied".into(),
+            severity: Severity::Critical,
+            phase: Phase::Rdp,
+            first_frame: start.frame,
+            last_frame: end.frame,
+            ts: end.ts,
+            summary: format!("{evidence}{fit}"),
+            cause: "The server accepted the security handshake, then ended the connection during \
+                    the RDP connection sequence: the client shows 0x904 with extended error 0x7 \
+                    \"the server denied the connection\" (licensing, connection limits, a user not \
+                    allowed, a policy denying the client)."
+                .into(),
+            remedy: "Read the server's TerminalServices-RemoteConnectionManager/Operational and \
+                     TerminalServices-LocalSessionManager logs at this time (licensing mode and \
+                     server, \"Limit number of connections\", Remote Desktop Users membership, RD \
+                     Connection Broker redirection)."
+                .into(),
+            filter: frames_filter(f, &frames),
+            confidence: Confidence::lowered(
+                Level::Medium,
+                "the server's reason is encrypted; inferred from record sizes and the close",
+            ),
+        });
+    }
+}

@@ -1,0 +1,250 @@
+//! The TLS handshake: `tls.alert.<name>` (plaintext alerts, with the side
+//! that sent it and the handshake step), `tls.no_server_hello` and
+//! `tls.version_mismatch`. Evidence: the hellos, the alert record and how
+//! the connection ended.
+
+use super::{ending, frames_filter, Context, Detector, Draft, SIDE};
+use crate::flow::{Flow, Mark, CLIENT};
+use crate::proto::tls::{alert_name, version_name, Alert};
+use crate::proto::Step;
+use crate::report::model::{Confidence, Phase, Severity};
+
+pub struct Handshake;
+
+const CODES: &[&str] = &[
+    "tls.no_server_hello",
+    "tls.version_mismatch",
+    "tls.alert.unexpected_message",
+    "tls.alert.bad_record_mac",
+    "tls.alert.decryption_failed",
+    "tls.alert.record_overflow",
+    "tls.alert.decompression_failure",
+    "tls.alert.handshake_failure",
+    "tls.alert.no_certificate",
+    "tls.alert.bad_certificate",
+    "tls.alert.unsupported_certificate",
+    "tls.alert.certificate_revoked",
+    "tls.alert.certificate_expired",
+    "tls.alert.certificate_unknown",
+    "tls.alert.illegal_parameter",
+    "tls.alert.unknown_ca",
+    "tls.alert.access_denied",
+    "tls.alert.decode_error",
+    "tls.alert.decrypt_error",
+    "tls.alert.export_restriction",
+    "tls.alert.protocol_version",
+    "tls.alert.insufficient_security",
+    "tls.alert.internal_error",
+    "tls.alert.inappropriate_fallback",
+    "tls.alert.user_canceled",
+    "tls.alert.no_renegotiation",
+    "tls.alert.missing_extension",
+    "tls.alert.unsupported_extension",
+    "tls.alert.certificate_unobtainable",
+    "tls.alert.unrecognized_name",
+    "tls.alert.bad_certificate_status_response",
+    "tls.alert.bad_certificate_hash_value",
+    "tls.alert.unknown_psk_identity",
+    "tls.alert.certificate_required",
+    "tls.alert.no_application_protocol",
+    "tls.alert.unknown",
+];
+
+/// The last handshake step before `at`, in words.
+fn step_before(f: &Flow, at: Mark) -> &'static str {
+    let last = f
+        .app
+        .facts
+        .steps
+        .iter()
+        .filter(|(s, m)| m.frame <= at.frame && !matches!(s, Step::Alert(_)))
+        .map(|(s, _)| *s)
+        .next_back();
+    match last {
+        Some(Step::TlsDone) => "after the handshake completed",
+        Some(Step::ServerCertificate) => "after the server's certificate",
+        Some(Step::ServerHello) => "after the ServerHello",
+        Some(Step::ClientHello) => "after the ClientHello, before any ServerHello",
+        _ => "before the TLS handshake",
+    }
+}
+
+/// "TLS 1.0–TLS 1.2, 17 cipher suites, SNI host".
+fn offer(f: &Flow) -> String {
+    let Some((h, _)) = &f.app.facts.tls.client_hello else {
+        return "no ClientHello seen".into();
+    };
+    let lo = h.versions.iter().min().copied().unwrap_or(0);
+    let hi = h.versions.iter().max().copied().unwrap_or(0);
+    let v = if lo == hi {
+        version_name(lo)
+    } else {
+        format!("{}–{}", version_name(lo), version_name(hi))
+    };
+    let sni = h.sni.as_ref().map(|s| format!(", SNI {s}")).unwrap_or_default();
+    format!("client offered {v}, {} cipher suites{sni}", h.ciphers)
+}
+
+fn alert_text(a: &Alert, f: &Flow) -> (String, String) {
+    let by_client = a.dir == CLIENT;
+    match a.desc {
+        40 | 71 | 70 | 80 if !by_client => (
+            format!(
+                "The server found no acceptable TLS version or cipher suite in the ClientHello ({}); \
+                 servers restricted to old TLS versions answer some offers with internal_error too.",
+                offer(f)
+            ),
+            "Enable TLS 1.2 with current cipher suites on both sides (server: Schannel protocol and \
+             cipher suite policy, KB3080079 on Windows 7/2008 R2; FreeRDP: /tls-seclevel, \
+             /tls-ciphers); compare the server's allowed versions with the client's offer."
+                .into(),
+        ),
+        42..=46 | 48 if by_client => (
+            "The client rejected the server's certificate (untrusted issuer, expired, revoked or \
+             wrong name)."
+                .into(),
+            "Install a certificate from a CA the clients trust on the server (Remote Desktop \
+             certificate, SSLCertificateSHA1Hash), or deploy the issuing CA to the clients; see \
+             the tls.cert.* findings for the certificate's facts."
+                .into(),
+        ),
+        41 | 42 | 116 if !by_client => (
+            "The server requires a client certificate and got none it accepts.".into(),
+            "Configure the client certificate (smart card or certificate logon) or remove the \
+             requirement on the server."
+                .into(),
+        ),
+        112 => (
+            "The server does not know the host name the client sent in SNI.".into(),
+            "Connect with the name the server's certificate and configuration use, or add the \
+             name on the server."
+                .into(),
+        ),
+        20 | 21 | 51 => (
+            "Record protection failed: keys disagree, or a device on the path altered the bytes \
+             (TLS inspection, broken NIC offload)."
+                .into(),
+            "Look for TLS inspection or a proxy between client and server; exempt RDP from it.".into(),
+        ),
+        _ => (
+            format!(
+                "The {} aborted the TLS handshake with {}.",
+                SIDE[a.dir],
+                alert_name(a.desc)
+            ),
+            "Compare the TLS settings of both sides (versions, cipher suites, certificates) and \
+             read the Schannel events in the System log of the side that sent the alert."
+                .into(),
+        ),
+    }
+}
+
+impl Detector for Handshake {
+    fn codes(&self) -> &'static [&'static str] {
+        CODES
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        let t = &f.app.facts.tls;
+        let end = ending(f);
+        let mut alerted = false;
+        for a in t.alerts.iter().filter(|a| !a.encrypted) {
+            // close_notify, user_canceled and no_renegotiation are not failures.
+            if matches!(a.desc, 0 | 90 | 100) || (a.level == 1 && t.done.is_some()) {
+                continue;
+            }
+            alerted = true;
+            let name = alert_name(a.desc);
+            let code_name = if name.starts_with("unknown_") { "unknown" } else { &name };
+            let (cause, remedy) = alert_text(a, f);
+            let then = match end {
+                Some((d, m, how)) if m.frame >= a.at.frame => {
+                    format!("; the {} then {how} in frame {}", SIDE[d], m.frame)
+                }
+                _ => String::new(),
+            };
+            out.push(Draft {
+                code: format!("tls.alert.{code_name}"),
+                severity: if a.level == 2 { Severity::Error } else { Severity::Warning },
+                phase: Phase::Tls,
+                first_frame: a.at.frame,
+                last_frame: end.map_or(a.at.frame, |e| e.1.frame.max(a.at.frame)),
+                ts: a.at.ts,
+                summary: format!(
+                    "The {} sent a {} TLS alert {} ({}) {} ({}){then}",
+                    SIDE[a.dir],
+                    if a.level == 2 { "fatal" } else { "warning" },
+                    name,
+                    a.desc,
+                    step_before(f, a.at),
+                    offer(f)
+                ),
+                cause,
+                remedy,
+                filter: frames_filter(f, &[a.at.frame]),
+                confidence: Confidence::high(),
+            });
+            break; // the first failure alert is the one that matters
+        }
+        let Some((ch, ch_at)) = &t.client_hello else {
+            return;
+        };
+        if let Some((sh, sh_at)) = t.server_hello {
+            if !ch.versions.contains(&sh.version) && !alerted {
+                out.push(Draft {
+                    code: "tls.version_mismatch".into(),
+                    severity: Severity::Error,
+                    phase: Phase::Tls,
+                    first_frame: ch_at.frame,
+                    last_frame: sh_at.frame,
+                    ts: sh_at.ts,
+                    summary: format!(
+                        "The server chose {} in frame {}, which the client did not offer ({})",
+                        version_name(sh.version),
+                        sh_at.frame,
+                        offer(f)
+                    ),
+                    cause: "Client and server have no TLS version in common; the client will abort."
+                        .into(),
+                    remedy: "Enable a common TLS version (TLS 1.2) on both sides.".into(),
+                    filter: frames_filter(f, &[ch_at.frame, sh_at.frame]),
+                    confidence: Confidence::high(),
+                });
+            }
+            return;
+        }
+        if alerted {
+            return;
+        }
+        let ended = end.filter(|e| e.1.frame > ch_at.frame);
+        if ended.is_none() && cx.capture_end.ts - ch_at.ts < cx.cfg.stall_ns {
+            return;
+        }
+        let then = match ended {
+            Some((d, m, how)) => format!("the {} {how} in frame {} without a ServerHello", SIDE[d], m.frame),
+            None => format!(
+                "no ServerHello in the {} that followed",
+                super::secs(cx.capture_end.ts - ch_at.ts)
+            ),
+        };
+        out.push(Draft {
+            code: "tls.no_server_hello".into(),
+            severity: Severity::Error,
+            phase: Phase::Tls,
+            first_frame: ch_at.frame,
+            last_frame: ended.map_or(ch_at.frame, |e| e.1.frame),
+            ts: ch_at.ts,
+            summary: format!("TLS ClientHello in frame {} ({}); {then}", ch_at.frame, offer(f)),
+            cause: "The server refused the TLS offer without an alert (version or cipher policy, \
+                    a broken certificate binding), or a device dropped the handshake."
+                .into(),
+            remedy: "Check the server's System log for Schannel errors (36871, 36874, 36888) at \
+                     this time; compare enabled TLS versions and cipher suites with the client's \
+                     offer; check the RDP certificate's private key."
+                .into(),
+            filter: frames_filter(f, &[ch_at.frame, ended.map_or(0, |e| e.1.frame)]),
+            confidence: Confidence::high(),
+        });
+    }
+}

@@ -1,0 +1,308 @@
+//! The X.224 negotiation (MS-RDPBCGR 2.2.1.1 – 2.2.1.2 and 3.3.5.3.1):
+//! `x224.neg_failure.*`, `x224.no_confirm`, `x224.client_aborted`,
+//! `x224.unrequested_protocol`, `x224.legacy_rejected`, `x224.malformed`.
+//! Evidence: the request and confirm with their frames, and how the
+//! connection ended after them.
+
+use super::{ending, frames_filter, Context, Detector, Draft, SIDE};
+use crate::flow::{Flow, Mark, CLIENT, SERVER};
+use crate::proto::x224::{failure_name, NegResult, Protocols};
+use crate::proto::Step;
+use crate::report::model::{Confidence, Level, Phase, Severity};
+
+pub struct Negotiation;
+
+fn draft(code: &str, sev: Severity, first: Mark, last: u64, f: &Flow, frames: &[u64]) -> Draft {
+    Draft {
+        code: code.into(),
+        severity: sev,
+        phase: Phase::X224,
+        first_frame: first.frame,
+        last_frame: last.max(first.frame),
+        ts: first.ts,
+        summary: String::new(),
+        cause: String::new(),
+        remedy: String::new(),
+        filter: frames_filter(f, frames),
+        confidence: Confidence::high(),
+    }
+}
+
+/// "client requested SSL|HYBRID" or "client sent no negotiation request".
+fn requested(f: &Flow) -> String {
+    match f.app.facts.cr.as_ref().and_then(|(r, _)| r.neg) {
+        Some(n) => format!("client requested {}", n.protocols),
+        None => "client sent no negotiation request (Standard RDP Security only)".into(),
+    }
+}
+
+/// Cause and remedy for each failureCode (MS-RDPBCGR 2.2.1.2.2).
+fn failure_text(code: u32, req: Option<Protocols>) -> (String, String) {
+    let nla_only = req.is_some_and(|p| p.nla() && !p.has(Protocols::SSL));
+    match code {
+        1 if nla_only => (
+            "The server does not offer NLA (CredSSP), only TLS; the client insists on NLA.".into(),
+            "On the server enable \"Require user authentication for remote connections by using \
+             Network Level Authentication\" (System Properties > Remote, or the Group Policy under \
+             Remote Desktop Session Host > Security), or allow the client to connect without NLA."
+                .into(),
+        ),
+        1 => (
+            "The server requires TLS or NLA; the client offered only Standard RDP Security."
+                .into(),
+            "Use a client that negotiates TLS/NLA (mstsc 6.0 or later, FreeRDP without /sec:rdp), \
+             or set the server's security layer to \"Negotiate\" (Group Policy \"Require use of \
+             specific security layer for remote (RDP) connections\")."
+                .into(),
+        ),
+        2 => (
+            "The server allows only Standard RDP Security; the client asked for TLS/NLA.".into(),
+            "Set the server's security layer to \"Negotiate\" or \"SSL\" (Group Policy \"Require \
+             use of specific security layer\", or SecurityLayer under HKLM\\SYSTEM\\\
+             CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp), or allow the \
+             client to use RDP security."
+                .into(),
+        ),
+        3 => (
+            "The server has no usable TLS certificate for RDP.".into(),
+            "Check the certificate bound to RDP-Tcp (SSLCertificateSHA1Hash): it must exist in \
+             LocalMachine\\Remote Desktop or \\My with its private key readable by NETWORK \
+             SERVICE; delete a broken one so that TermService creates a self-signed one, then \
+             restart the Remote Desktop Services service."
+                .into(),
+        ),
+        4 => (
+            "The server found the client's requested-protocol flags inconsistent.".into(),
+            "Update the client; check client settings that force a security protocol \
+             (FreeRDP /sec:, .rdp file \"enablecredsspsupport\", \"authentication level\")."
+                .into(),
+        ),
+        5 => (
+            "The server requires NLA (CredSSP); the client did not offer it.".into(),
+            "Enable CredSSP on the client (.rdp \"enablecredsspsupport:i:1\", FreeRDP /sec:nla), \
+             or, if policy allows, turn off \"Require user authentication ... by using Network \
+             Level Authentication\" on the server."
+                .into(),
+        ),
+        6 => (
+            "The server requires TLS with client-certificate user authentication.".into(),
+            "Use a client that supports TLS client certificates (smart card / certificate logon) \
+             or change the server's authentication requirement."
+                .into(),
+        ),
+        _ => (
+            "The server refused the negotiation with an unknown failure code.".into(),
+            "Compare client and server security-layer settings; update both.".into(),
+        ),
+    }
+}
+
+impl Detector for Negotiation {
+    fn codes(&self) -> &'static [&'static str] {
+        &[
+            "x224.neg_failure.ssl_required",
+            "x224.neg_failure.ssl_not_allowed",
+            "x224.neg_failure.ssl_cert_not_on_server",
+            "x224.neg_failure.inconsistent_flags",
+            "x224.neg_failure.hybrid_required",
+            "x224.neg_failure.ssl_with_user_auth_required",
+            "x224.neg_failure.unknown",
+            "x224.legacy_rejected",
+            "x224.no_confirm",
+            "x224.client_aborted",
+            "x224.unrequested_protocol",
+            "x224.malformed",
+        ]
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        let x = &f.app.facts;
+        let end = ending(f);
+        let end_frame = end.map_or(0, |e| e.1.frame);
+        let end_text = |after: u64| match end {
+            Some((d, m, how)) if m.frame >= after => {
+                format!("; then the {} {how} in frame {}", SIDE[d], m.frame)
+            }
+            _ => String::new(),
+        };
+        if let Some((dir, at, what)) = &x.malformed {
+            // A foreign server on the port is x224.no_confirm's.
+            let foreign = *dir == SERVER && x.cc.is_none() && x.when(Step::ConnectionConfirm).is_none();
+            if !foreign && x.when(Step::ClientHello).is_none_or(|m| m.frame >= at.frame) {
+                let mut d = draft("x224.malformed", Severity::Warning, *at, at.frame, f, &[at.frame]);
+                d.summary = format!("Invalid RDP data from the {}: {what}", SIDE[*dir]);
+                d.cause = "A broken or non-RDP peer, or a middlebox rewriting the connection \
+                           sequence."
+                    .into();
+                d.remedy = format!(
+                    "Check what listens on {} (it may not be an RDP server) and any proxy or IPS \
+                     between client and server.",
+                    f.server
+                );
+                out.push(d);
+            }
+        }
+        let Some((cr, cr_at)) = &x.cr else {
+            return;
+        };
+        let req = cr.neg.map(|n| n.protocols);
+        let Some((cc, cc_at)) = x.cc else {
+            // No confirm: only when the server had its chance.
+            let answered_otherwise = x.malformed.as_ref().filter(|m| m.0 == SERVER);
+            let ended = end.filter(|e| e.1.frame > cr_at.frame);
+            let waited = cx.capture_end.ts - cr_at.ts >= cx.cfg.stall_ns;
+            if ended.is_none() && !waited && answered_otherwise.is_none() {
+                return;
+            }
+            if x.when(Step::ConnectionConfirm).is_some() {
+                return; // a confirm came but was malformed
+            }
+            let mut d = draft(
+                "x224.no_confirm",
+                Severity::Error,
+                *cr_at,
+                ended.map_or(cr_at.frame, |e| e.1.frame),
+                f,
+                &[cr_at.frame, ended.map_or(0, |e| e.1.frame)],
+            );
+            let then = match (answered_otherwise, ended) {
+                (Some((_, m, what)), _) => {
+                    format!("the server answered with something else in frame {} ({what})", m.frame)
+                }
+                (None, Some((dside, m, how))) => {
+                    format!("the {} {how} in frame {} without a Connection Confirm", SIDE[dside], m.frame)
+                }
+                (None, None) => format!(
+                    "no Connection Confirm in the {} that followed",
+                    super::secs(cx.capture_end.ts - cr_at.ts)
+                ),
+            };
+            d.summary = format!(
+                "X.224 Connection Request in frame {} ({}); {then}",
+                cr_at.frame,
+                requested(f)
+            );
+            d.cause = "What listens on the port is not an RDP server, or the Remote Desktop \
+                       service accepted the TCP connection but is hung."
+                .into();
+            d.remedy = format!(
+                "Check that TermService (Remote Desktop Services) runs and owns TCP {} on the server \
+                 (netstat -abno), restart it if hung; check port forwards and proxies that may point \
+                 to another service.",
+                f.server.port()
+            );
+            out.push(d);
+            return;
+        };
+        match cc {
+            NegResult::Failure { code } => {
+                let (name, suffix) = failure_name(code).unwrap_or(("unknown failure code", "unknown"));
+                let legacy = req.is_none();
+                let code_s = if legacy {
+                    "x224.legacy_rejected".to_string()
+                } else {
+                    format!("x224.neg_failure.{suffix}")
+                };
+                let mut d = draft(&code_s, Severity::Error, cc_at, end_frame.max(cc_at.frame), f, &[cr_at.frame, cc_at.frame, end_frame]);
+                d.ts = cc_at.ts;
+                d.summary = format!(
+                    "{}, server answered {name} ({code}) in frame {}{}",
+                    capitalize(&requested(f)),
+                    cc_at.frame,
+                    end_text(cc_at.frame)
+                );
+                let (cause, remedy) = failure_text(code, req);
+                d.cause = cause;
+                d.remedy = remedy;
+                out.push(d);
+            }
+            NegResult::Rsp { selected, .. } => {
+                let unrequested = match req {
+                    Some(r) => (selected.0 != 0 && selected.0 & r.0 == 0) || (selected.0 == 0 && r.0 != 0),
+                    None => selected.0 != 0,
+                } || selected.0.count_ones() > 1;
+                // What the client does next: TLS for any protocol, MCS for RDP.
+                let next = if selected.tls() {
+                    x.when(Step::ClientHello)
+                } else {
+                    x.when(Step::McsConnectInitial)
+                };
+                let client_quit = end.filter(|e| e.0 == CLIENT && e.1.frame > cc_at.frame && next.is_none_or(|n| n.frame > e.1.frame));
+                if unrequested {
+                    let mut d = draft("x224.unrequested_protocol", Severity::Error, cc_at, end_frame.max(cc_at.frame), f, &[cr_at.frame, cc_at.frame, end_frame]);
+                    d.summary = format!(
+                        "{}, server selected {selected} in frame {}{}",
+                        capitalize(&requested(f)),
+                        cc_at.frame,
+                        end_text(cc_at.frame)
+                    );
+                    d.cause = "The server chose a security protocol the client did not offer (xrdp \
+                               does this instead of sending RDP_NEG_FAILURE); the client then gives up."
+                        .into();
+                    d.remedy = "Align the security layer on both sides: on xrdp set security_layer \
+                                (rdp|tls|negotiate) in xrdp.ini to one the client offers; on the client \
+                                allow that protocol (FreeRDP /sec:, mstsc's authentication level)."
+                        .into();
+                    out.push(d);
+                } else if let Some((_, m, how)) = client_quit {
+                    let mut d = draft("x224.client_aborted", Severity::Error, cc_at, m.frame, f, &[cc_at.frame, m.frame]);
+                    d.summary = format!(
+                        "{}, server selected {selected} in frame {}; the client {how} in frame {} without starting {}",
+                        capitalize(&requested(f)),
+                        cc_at.frame,
+                        m.frame,
+                        if selected.tls() { "TLS" } else { "the MCS connection" }
+                    );
+                    d.cause = "The client's own policy refused what the server selected (for example \
+                               the client requires NLA or server authentication and the server offered \
+                               less), or the user cancelled."
+                        .into();
+                    d.remedy = "Read the client's error dialog and event log; enable NLA on the server \
+                                or relax the client's authentication level (.rdp \"authentication \
+                                level\", \"enablecredsspsupport\")."
+                        .into();
+                    out.push(d);
+                }
+            }
+            NegResult::None => {
+                // Legacy server answer: the MCS exchange must follow.
+                let server_quit = end.filter(|e| {
+                    e.0 == SERVER
+                        && e.1.frame > cc_at.frame
+                        && x.when(Step::McsConnectResponse).is_none_or(|m| m.frame > e.1.frame)
+                });
+                if let Some((_, m, how)) = server_quit {
+                    let mut d = draft("x224.legacy_rejected", Severity::Error, cc_at, m.frame, f, &[cr_at.frame, cc_at.frame, m.frame]);
+                    d.summary = format!(
+                        "{}; the server confirmed without negotiation data in frame {}, then {how} in frame {} before the MCS Connect Response",
+                        capitalize(&requested(f)),
+                        cc_at.frame,
+                        m.frame
+                    );
+                    d.cause = "The server does not accept Standard RDP Security and the client \
+                               cannot negotiate TLS or NLA."
+                        .into();
+                    d.remedy = "Use a current client (mstsc, FreeRDP 2+) that negotiates TLS/NLA, or \
+                                allow the RDP security layer on the server (not recommended)."
+                        .into();
+                    if req.is_some() {
+                        d.confidence = Confidence::lowered(
+                            Level::Medium,
+                            "the client did offer negotiation; the server answered as a legacy server",
+                        );
+                    }
+                    out.push(d);
+                }
+            }
+        }
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
