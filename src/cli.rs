@@ -28,7 +28,7 @@ pub struct Args {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Analyze captures (files, directories, or - for standard input).
-    Analyze(Analyze),
+    Analyze(Box<Analyze>),
     /// List every finding code this build can report.
     Codes,
 }
@@ -125,7 +125,7 @@ pub fn run(args: Args) -> Result<u8> {
             }
             Ok(0)
         }
-        Cmd::Analyze(a) => analyze(a),
+        Cmd::Analyze(a) => analyze(*a),
     }
 }
 

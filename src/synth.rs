@@ -506,3 +506,113 @@ pub fn filler(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A self-signed EC certificate for `rdp-host.example.test`, valid
+/// 2024-01-01 to 2024-07-01 (made once with Python's cryptography package).
+pub const CERT_HOST: &[u8] = include_bytes!("synth_certs/rdp-host.der");
+/// Self-signed, `rdp-old.example.test`, expired 2024-03-01.
+pub const CERT_EXPIRED: &[u8] = include_bytes!("synth_certs/expired.der");
+
+/// A TLS record (RFC 5246 6.2.1).
+pub fn tls_record(typ: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![typ, 0x03, 0x03];
+    v.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+fn handshake_msg(typ: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![typ];
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    v.extend_from_slice(body);
+    v
+}
+
+fn ext(typ: u16, body: &[u8]) -> Vec<u8> {
+    let mut v = typ.to_be_bytes().to_vec();
+    v.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+/// ClientHello offering TLS 1.2 (or `versions` via supported_versions) and
+/// three ECDHE-RSA/ECDSA GCM suites, with an SNI when given.
+pub fn tls_client_hello(sni: Option<&str>, versions: &[u16]) -> Vec<u8> {
+    let mut b = vec![0x03, 0x03];
+    b.extend(filler(32, 0xC1));
+    b.push(0);
+    b.extend_from_slice(&[0x00, 0x06, 0xc0, 0x30, 0xc0, 0x2f, 0xc0, 0x2b]);
+    b.extend_from_slice(&[1, 0]);
+    let mut exts = Vec::new();
+    if let Some(name) = sni {
+        let mut l = vec![0];
+        l.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        l.extend_from_slice(name.as_bytes());
+        let mut body = (l.len() as u16).to_be_bytes().to_vec();
+        body.extend(l);
+        exts.extend(ext(0, &body));
+    }
+    if !versions.is_empty() {
+        let mut body = vec![(versions.len() * 2) as u8];
+        for v in versions {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        exts.extend(ext(43, &body));
+    }
+    b.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    b.extend(exts);
+    tls_record(22, &handshake_msg(1, &b))
+}
+
+/// ServerHello (TLS 1.2, `cipher`), Certificate (`cert`), ServerHelloDone,
+/// in one record as Windows sends them.
+pub fn tls_server_flight(cipher: u16, cert: &[u8]) -> Vec<u8> {
+    let mut sh = vec![0x03, 0x03];
+    sh.extend(filler(32, 0x5E));
+    sh.push(0);
+    sh.extend_from_slice(&cipher.to_be_bytes());
+    sh.push(0);
+    sh.extend_from_slice(&[0, 0]);
+    let mut certs = Vec::new();
+    certs.extend_from_slice(&(cert.len() as u32).to_be_bytes()[1..]);
+    certs.extend_from_slice(cert);
+    let mut cm = (certs.len() as u32).to_be_bytes()[1..].to_vec();
+    cm.extend(certs);
+    let mut body = handshake_msg(2, &sh);
+    body.extend(handshake_msg(11, &cm));
+    body.extend(handshake_msg(14, &[]));
+    tls_record(22, &body)
+}
+
+/// ClientKeyExchange (client) or nothing (server), then ChangeCipherSpec
+/// and an encrypted Finished (40 bytes).
+pub fn tls_finish(client: bool, seed: u64) -> Vec<u8> {
+    let mut v = Vec::new();
+    if client {
+        let mut kx = vec![65];
+        kx.extend(filler(65, seed));
+        v.extend(tls_record(22, &handshake_msg(16, &kx)));
+    }
+    v.extend(tls_record(20, &[1]));
+    v.extend(tls_record(22, &filler(40, seed + 1)));
+    v
+}
+
+/// An application-data record of `n` bytes in all (header included).
+pub fn tls_app(n: usize, seed: u64) -> Vec<u8> {
+    tls_record(23, &filler(n - 5, seed))
+}
+
+/// A plaintext alert record.
+pub fn tls_alert(level: u8, desc: u8) -> Vec<u8> {
+    tls_record(21, &[level, desc])
+}
+
+/// A Connection Confirm with RDP_NEG_FAILURE `code` (MS-RDPBCGR 2.2.1.2.2).
+pub fn x224_cc_failure(code: u32) -> Vec<u8> {
+    let mut v = x224_cc(0);
+    v[11] = 0x03;
+    v[12] = 0x00;
+    v[15..19].copy_from_slice(&code.to_le_bytes());
+    v
+}

@@ -73,8 +73,53 @@ fn each_scenario_gets_its_verdict() {
         ("retransmissions.pcap", "connected", "tcp.retransmissions"),
         ("zero-window.pcap", "connected", "tcp.zero_window"),
         ("fragmented-udp.pcap", "connected", "path.fragmented"),
-        ("capture-loss.pcap", "connected", "capture.loss"),
-        ("socks5-rdp.pcap", "failed", "tcp.closed_by_server"),
+        ("capture-loss.pcap", "connected", ""),
+        ("socks5-rdp.pcap", "failed", "x224.no_confirm"),
+        (
+            "neg-ssl-required.pcap",
+            "failed",
+            "x224.neg_failure.ssl_required",
+        ),
+        (
+            "neg-ssl-not-allowed.pcap",
+            "failed",
+            "x224.neg_failure.ssl_not_allowed",
+        ),
+        (
+            "neg-ssl-cert-not-on-server.pcap",
+            "failed",
+            "x224.neg_failure.ssl_cert_not_on_server",
+        ),
+        (
+            "neg-inconsistent-flags.pcap",
+            "failed",
+            "x224.neg_failure.inconsistent_flags",
+        ),
+        (
+            "neg-hybrid-required.pcap",
+            "failed",
+            "x224.neg_failure.hybrid_required",
+        ),
+        (
+            "neg-ssl-with-user-auth-required.pcap",
+            "failed",
+            "x224.neg_failure.ssl_with_user_auth_required",
+        ),
+        ("fallback.pcap", "connected", "rdp.fallback"),
+        ("tls-alert.pcap", "failed", "tls.alert.handshake_failure"),
+        ("cert-expired.pcap", "failed", "tls.cert.expired"),
+        ("nla-stalled.pcap", "failed", "nla.stalled"),
+        ("server-denied.pcap", "failed", "rdp.server_denied"),
+        ("nonstandard-port.pcap", "connected", ""),
+        (
+            "unrequested-protocol.pcap",
+            "failed",
+            "x224.unrequested_protocol",
+        ),
+        ("client-aborted.pcap", "failed", "x224.client_aborted"),
+        ("no-confirm.pcap", "failed", "x224.no_confirm"),
+        ("legacy-rejected.pcap", "failed", "x224.legacy_rejected"),
+        ("middlebox-reset.pcap", "failed", "tcp.reset_by_middlebox"),
     ];
     for (name, outcome, verdict) in cases {
         let o = run(&[

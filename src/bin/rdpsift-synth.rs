@@ -45,18 +45,154 @@ fn write(dir: &Path, name: &str, pkts: &[Pkt], fmt: synth::Format) -> std::io::R
     std::fs::write(dir.join(name), synth::to_bytes(pkts, fmt))
 }
 
-/// The start of an RDP connection: handshake, X.224 CR/CC.
-fn rdp_start(c: &mut TcpConv, out: &mut Vec<Pkt>) {
+/// The start of an RDP connection: handshake, X.224 CR (requesting `req`)
+/// and CC (selecting `sel`).
+fn rdp_start_with(c: &mut TcpConv, out: &mut Vec<Pkt>, req: u32, sel: u32) {
     c.handshake(out, 2 * MS);
     c.wait(MS)
-        .send(out, C, &synth::x224_cr("alice", 0x3), 2 * MS);
-    c.wait(MS).send(out, S, &synth::x224_cc(0x2), 2 * MS);
+        .send(out, C, &synth::x224_cr("alice", req), 2 * MS);
+    c.wait(MS).send(out, S, &synth::x224_cc(sel), 2 * MS);
 }
 
-fn tls_like(n: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0x16, 0x03, 0x03];
-    v.extend_from_slice(&((n - 5) as u16).to_be_bytes());
-    v.extend(synth::filler(n - 5, seed));
+/// CR requesting SSL|HYBRID, CC selecting HYBRID (what mstsc and Windows do).
+fn rdp_start(c: &mut TcpConv, out: &mut Vec<Pkt>) {
+    rdp_start_with(c, out, 0x3, 0x2);
+}
+
+/// The TLS 1.2 handshake after the confirm: ClientHello, the server's
+/// flight with `cert`, both finishes.
+fn tls_handshake(c: &mut TcpConv, out: &mut Vec<Pkt>, sni: &str, cert: &[u8]) {
+    c.wait(MS)
+        .send(out, C, &synth::tls_client_hello(Some(sni), &[]), 2 * MS);
+    c.send(out, S, &synth::tls_server_flight(0xc030, cert), 2 * MS);
+    c.send(out, C, &synth::tls_finish(true, 31), 2 * MS);
+    c.send(out, S, &synth::tls_finish(false, 32), 2 * MS);
+}
+
+/// A CredSSP-shaped exchange inside TLS: three client records (negotiate,
+/// authenticate + pubKeyAuth, credentials) and two server records.
+fn nla(c: &mut TcpConv, out: &mut Vec<Pkt>) {
+    c.send(out, C, &synth::tls_app(90, 33), 2 * MS);
+    c.send(out, S, &synth::tls_app(320, 34), 2 * MS);
+    c.send(out, C, &synth::tls_app(650, 35), 2 * MS);
+    c.send(out, S, &synth::tls_app(120, 36), 2 * MS);
+    c.send(out, C, &synth::tls_app(180, 37), 2 * MS);
+}
+
+/// The RDP connection sequence inside TLS (MCS connect, channel joins,
+/// client info, licensing, capabilities): small records both ways.
+fn rdp_setup(c: &mut TcpConv, out: &mut Vec<Pkt>) {
+    c.send(out, C, &synth::tls_app(470, 40), 2 * MS);
+    c.send(out, S, &synth::tls_app(340, 41), 2 * MS);
+    for i in 0..6 {
+        c.send(out, C, &synth::tls_app(45, 42 + i), MS);
+        c.send(out, S, &synth::tls_app(50, 48 + i), MS);
+    }
+    c.send(out, C, &synth::tls_app(420, 54), 2 * MS);
+}
+
+/// Session data: `kib` KiB from the server in 16 KiB records, some input
+/// from the client.
+fn session(c: &mut TcpConv, out: &mut Vec<Pkt>, kib: usize) {
+    c.send(out, S, &synth::tls_app(360, 55), 2 * MS);
+    c.send(out, C, &synth::tls_app(600, 56), 2 * MS);
+    let mut data = Vec::new();
+    for i in 0..kib.div_ceil(16) {
+        data.extend(synth::tls_app(16 * 1024, 60 + i as u64));
+    }
+    c.send(out, S, &data, 2 * MS);
+    for i in 0..4 {
+        c.send(out, C, &synth::tls_app(60, 90 + i), 20 * MS);
+    }
+}
+
+/// A complete, healthy connection up to session data.
+fn connected(c: &mut TcpConv, out: &mut Vec<Pkt>, kib: usize) {
+    rdp_start(c, out);
+    tls_handshake(c, out, "rdp-host.example.test", synth::CERT_HOST);
+    nla(c, out);
+    rdp_setup(c, out);
+    session(c, out, kib);
+}
+
+/// Standard RDP Security client data (MS-RDPBCGR 2.2.1.3): an MCS Connect
+/// Initial with core, security and network blocks after "Duca".
+fn mcs_connect_initial() -> Vec<u8> {
+    let mut core = vec![0u8; 212];
+    core[0..4].copy_from_slice(&0x0008_0004u32.to_le_bytes());
+    core[4..6].copy_from_slice(&1280u16.to_le_bytes());
+    core[6..8].copy_from_slice(&1024u16.to_le_bytes());
+    core[12..16].copy_from_slice(&0x409u32.to_le_bytes());
+    core[16..20].copy_from_slice(&19041u32.to_le_bytes());
+    for (i, ch) in "WS-ALICE".encode_utf16().enumerate() {
+        core[20 + 2 * i..22 + 2 * i].copy_from_slice(&ch.to_le_bytes());
+    }
+    core[140..142].copy_from_slice(&1u16.to_le_bytes());
+    let block = |typ: u16, body: &[u8]| {
+        let mut v = typ.to_le_bytes().to_vec();
+        v.extend_from_slice(&((body.len() + 4) as u16).to_le_bytes());
+        v.extend_from_slice(body);
+        v
+    };
+    let mut net = 2u32.to_le_bytes().to_vec();
+    net.extend_from_slice(b"rdpdr\0\0\0\x00\x00\x80\x80cliprdr\0\x00\x00\xa0\xc0");
+    let mut ud = block(0xC001, &core);
+    ud.extend(block(0xC002, &[3, 0, 0, 0, 0, 0, 0, 0]));
+    ud.extend(block(0xC003, &net));
+    mcs_pdu(&[0x7f, 0x65], b"Duca", &ud)
+}
+
+/// The server's MCS Connect Response with core and security blocks.
+fn mcs_connect_response() -> Vec<u8> {
+    let block = |typ: u16, body: &[u8]| {
+        let mut v = typ.to_le_bytes().to_vec();
+        v.extend_from_slice(&((body.len() + 4) as u16).to_le_bytes());
+        v.extend_from_slice(body);
+        v
+    };
+    let mut ud = block(0x0C01, &[4, 0, 8, 0, 0, 0, 0, 0]);
+    ud.extend(block(
+        0x0C02,
+        &[2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    ));
+    mcs_pdu(&[0x7f, 0x66], b"McDn", &ud)
+}
+
+/// TPKT + X.224 DT + a BER tag, filler standing in for the T.125/T.124
+/// headers, the H.221 key and a two-byte PER length, then the blocks.
+fn mcs_pdu(tag: &[u8], key: &[u8], ud: &[u8]) -> Vec<u8> {
+    let mut body = tag.to_vec();
+    body.extend_from_slice(&[0x82, 0x01, 0x00]);
+    body.extend(synth::filler(20, 7).iter().map(|b| b & 0x3f));
+    body.extend_from_slice(key);
+    body.push(0x80 | (ud.len() >> 8) as u8);
+    body.push(ud.len() as u8);
+    body.extend_from_slice(ud);
+    let len = 7 + body.len();
+    let mut v = vec![0x03, 0x00];
+    v.extend_from_slice(&(len as u16).to_be_bytes());
+    v.extend_from_slice(&[0x02, 0xf0, 0x80]);
+    v.extend(body);
+    v
+}
+
+/// A Connection Request without negotiation data (a legacy client).
+fn x224_cr_legacy(user: &str) -> Vec<u8> {
+    let mut v = synth::x224_cr(user, 0);
+    v.truncate(v.len() - 8);
+    let len = v.len();
+    v[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    v[4] = (len - 5) as u8;
+    v
+}
+
+/// A Connection Confirm without negotiation data.
+const CC_LEGACY: [u8; 11] = [0x03, 0x00, 0x00, 0x0b, 0x06, 0xd0, 0, 0, 0x12, 0x34, 0];
+
+/// Fast-path PDUs (MS-RDPBCGR 2.2.9.1.2) of `n` bytes in all.
+fn fastpath(n: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0x00, 0x80 | (n >> 8) as u8, n as u8];
+    v.extend(synth::filler(n - 3, seed));
     v
 }
 
@@ -64,14 +200,11 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let pcap = synth::Format::Pcap;
 
-    // A healthy session: handshake, negotiation, a TLS-like exchange, data both ways, client closes.
+    // A healthy session: negotiation, TLS 1.2, NLA, connection sequence,
+    // 100 KiB of session data, the client closes.
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
-    rdp_start(&mut c, &mut out);
-    c.send(&mut out, C, &tls_like(300, 1), 2 * MS);
-    c.send(&mut out, S, &tls_like(3000, 2), 2 * MS);
-    c.send(&mut out, C, &synth::filler(2000, 3), 2 * MS);
-    c.send(&mut out, S, &synth::filler(8000, 4), 2 * MS);
+    connected(&mut c, &mut out, 100);
     c.wait(500 * MS).close(&mut out, C, 2 * MS);
     write(dir, "healthy.pcap", &out, pcap)?;
 
@@ -117,37 +250,40 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     });
     write(dir, "icmp-unreachable.pcap", &out, pcap)?;
 
-    // The server resets after the negotiation.
+    // The server resets a session that had been running.
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
-    rdp_start(&mut c, &mut out);
-    c.send(&mut out, C, &tls_like(300, 5), 2 * MS);
+    connected(&mut c, &mut out, 80);
     c.wait(40 * MS).rst(&mut out, S);
     write(dir, "reset-by-server.pcap", &out, pcap)?;
 
-    // The client resets after the negotiation (IPv6, pcapng).
+    // The client resets during the connection sequence (IPv6, pcapng).
     let mut out = vec![];
     let mut c = TcpConv::new("[2001:db8::10]:50114", "[2001:db8:1::20]:3389", T0);
     rdp_start(&mut c, &mut out);
+    tls_handshake(&mut c, &mut out, "rdp-host.example.test", synth::CERT_HOST);
+    nla(&mut c, &mut out);
+    rdp_setup(&mut c, &mut out);
     c.wait(5 * MS).rst(&mut out, C);
     write(dir, "reset-by-client.pcapng", &out, synth::Format::PcapNg)?;
 
-    // The server closes with a FIN after a short TLS exchange (nanosecond pcap).
+    // TLS without NLA (SSL selected); the server closes with a FIN right
+    // after the handshake (nanosecond pcap).
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
-    rdp_start(&mut c, &mut out);
-    c.send(&mut out, C, &tls_like(300, 6), 2 * MS);
-    c.send(&mut out, S, &tls_like(1200, 7), 2 * MS);
-    c.send(&mut out, C, &synth::filler(400, 8), 2 * MS);
-    c.send(&mut out, S, &synth::filler(65, 9), 2 * MS);
+    rdp_start_with(&mut c, &mut out, 0x1, 0x1);
+    tls_handshake(&mut c, &mut out, "rdp-host.example.test", synth::CERT_HOST);
     c.wait(10 * MS).close(&mut out, S, 2 * MS);
     write(dir, "closed-by-server.pcap", &out, synth::Format::PcapNanos)?;
 
-    // Nothing moves for 25 s after the client's first TLS flight; the client gives up with a reset.
+    // After NLA and the first connection-sequence records nothing moves for
+    // 25 s; the client gives up with a reset.
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
     rdp_start(&mut c, &mut out);
-    c.send(&mut out, C, &tls_like(300, 10), 2 * MS);
+    tls_handshake(&mut c, &mut out, "rdp-host.example.test", synth::CERT_HOST);
+    nla(&mut c, &mut out);
+    c.send(&mut out, C, &synth::tls_app(470, 40), 2 * MS);
     c.wait(25 * SEC).rst(&mut out, C);
     write(dir, "stalled.pcap", &out, pcap)?;
 
@@ -155,8 +291,15 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
     rdp_start(&mut c, &mut out);
-    c.send(&mut out, C, &tls_like(300, 11), 2 * MS);
-    let flight = synth::filler(14600, 12);
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
+        2 * MS,
+    );
+    let mut flight = synth::tls_server_flight(0xc030, synth::CERT_HOST);
+    let rest = 14600 - flight.len();
+    flight.extend(synth::tls_app(rest, 12));
     for (i, seg) in flight.chunks(1460).enumerate() {
         let s = c.seq[S];
         c.raw(&mut out, S, s, flag::PSH, true, None, seg);
@@ -171,26 +314,248 @@ fn samples(dir: &Path) -> std::io::Result<()> {
         c.seq[S] = c.seq[S].wrapping_add(seg.len() as u32);
         c.wait(2 * MS).ack(&mut out, C);
     }
-    c.send(&mut out, C, &synth::filler(500, 13), 2 * MS);
+    c.send(&mut out, C, &synth::tls_finish(true, 13), 2 * MS);
+    c.send(&mut out, S, &synth::tls_finish(false, 14), 2 * MS);
+    nla(&mut c, &mut out);
+    rdp_setup(&mut c, &mut out);
+    session(&mut c, &mut out, 64);
     c.wait(100 * MS).close(&mut out, C, 2 * MS);
     write(dir, "retransmissions.pcap", &out, pcap)?;
 
     // The client advertises a zero window in the middle of the session (big-endian pcap).
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
-    rdp_start(&mut c, &mut out);
-    c.send(&mut out, C, &tls_like(300, 14), 2 * MS);
-    c.send(&mut out, S, &synth::filler(4000, 15), 2 * MS);
+    connected(&mut c, &mut out, 32);
     c.window[C] = 0;
     c.wait(300 * MS).ack(&mut out, C);
     c.window[C] = 64240;
     c.wait(300 * MS).ack(&mut out, C);
-    c.send(&mut out, S, &synth::filler(2000, 16), 2 * MS);
+    c.send(&mut out, S, &synth::tls_app(2000, 16), 2 * MS);
     c.wait(10 * MS).close(&mut out, C, 2 * MS);
     write(dir, "zero-window.pcap", &out, synth::Format::PcapBigEndian)?;
 
-    // RDP over UDP 3389 with fragmented 1232-byte datagrams: one reassembles,
-    // one loses its second fragment, one has overlapping fragments.
+    fragmented_udp(dir)?;
+
+    // A healthy session whose file was cut inside the last record.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start(&mut c, &mut out);
+    tls_handshake(&mut c, &mut out, "rdp-host.example.test", synth::CERT_HOST);
+    nla(&mut c, &mut out);
+    let mut bytes = synth::to_bytes(&out, pcap);
+    bytes.truncate(bytes.len() - 20);
+    std::fs::write(dir.join("truncated.pcap"), bytes)?;
+
+    // The capture missed a server segment that the client acknowledged.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start(&mut c, &mut out);
+    tls_handshake(&mut c, &mut out, "rdp-host.example.test", synth::CERT_HOST);
+    nla(&mut c, &mut out);
+    rdp_setup(&mut c, &mut out);
+    let mut flight = vec![];
+    c.send(&mut flight, S, &synth::tls_app(4380, 21), 2 * MS);
+    flight.remove(2); // the second data segment, never captured
+    out.extend(flight);
+    c.send(&mut out, C, &synth::tls_app(200, 22), 2 * MS);
+    c.wait(10 * MS).close(&mut out, C, 2 * MS);
+    write(dir, "capture-loss.pcap", &out, pcap)?;
+
+    // RDP through a SOCKS5 proxy on port 1080: found by content; the proxy
+    // hangs up after the Connection Request.
+    let mut out = vec![];
+    let mut c = TcpConv::new("198.18.0.10:50300", "198.19.0.30:1080", T0);
+    c.handshake(&mut out, 2 * MS);
+    c.send(&mut out, C, &[5, 1, 0], 2 * MS);
+    c.send(&mut out, S, &[5, 0], 2 * MS);
+    c.send(
+        &mut out,
+        C,
+        &[5, 1, 0, 1, 198, 19, 0, 20, 0x0d, 0x3d],
+        2 * MS,
+    );
+    c.send(
+        &mut out,
+        S,
+        &[5, 0, 0, 1, 198, 19, 0, 20, 0x0d, 0x3d],
+        2 * MS,
+    );
+    c.send(&mut out, C, &synth::x224_cr("alice", 0x3), 2 * MS);
+    c.wait(5 * MS).close(&mut out, S, 2 * MS);
+    // And an ordinary web flow on 8080 beside it, which is not reported.
+    let mut w = TcpConv::new("198.18.0.10:50301", "198.19.0.30:8080", T0 + MS);
+    w.handshake(&mut out, 2 * MS);
+    w.send(&mut out, C, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 2 * MS);
+    w.close(&mut out, C, 2 * MS);
+    out.sort_by_key(|p| p.ts);
+    write(dir, "socks5-rdp.pcap", &out, pcap)?;
+
+    // Every RDP_NEG_FAILURE code, each answered by the client's RST/ACK
+    // (what Windows clients do). Requests as a client that gets each.
+    for (code, req, name) in [
+        (1u32, 0x0u32, "neg-ssl-required.pcap"),
+        (2, 0x3, "neg-ssl-not-allowed.pcap"),
+        (3, 0x1, "neg-ssl-cert-not-on-server.pcap"),
+        (4, 0x3, "neg-inconsistent-flags.pcap"),
+        (5, 0x1, "neg-hybrid-required.pcap"),
+        (6, 0x3, "neg-ssl-with-user-auth-required.pcap"),
+    ] {
+        let mut out = vec![];
+        let mut c = TcpConv::new(CLIENT, SERVER, T0);
+        c.handshake(&mut out, 2 * MS);
+        c.wait(MS)
+            .send(&mut out, C, &synth::x224_cr("alice", req), 2 * MS);
+        c.wait(MS)
+            .send(&mut out, S, &synth::x224_cc_failure(code), 2 * MS);
+        c.wait(MS).rst(&mut out, C);
+        write(dir, name, &out, pcap)?;
+    }
+
+    // A fallback: HYBRID_EX|HYBRID|SSL refused with SSL_NOT_ALLOWED_BY_SERVER,
+    // then a new connection with Standard RDP Security that works.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    c.handshake(&mut out, 2 * MS);
+    c.wait(MS)
+        .send(&mut out, C, &synth::x224_cr("alice", 0xb), 2 * MS);
+    c.wait(MS)
+        .send(&mut out, S, &synth::x224_cc_failure(2), 2 * MS);
+    c.wait(MS).rst(&mut out, C);
+    let mut c = TcpConv::new("198.18.0.10:50113", SERVER, c.now + 150 * MS);
+    rdp_start_with(&mut c, &mut out, 0x0, 0x0);
+    c.send(&mut out, C, &mcs_connect_initial(), 2 * MS);
+    c.send(&mut out, S, &mcs_connect_response(), 2 * MS);
+    for i in 0..40 {
+        c.send(&mut out, S, &fastpath(1400, 200 + i), MS);
+        c.send(&mut out, C, &fastpath(40, 300 + i), MS);
+    }
+    c.wait(SEC).close(&mut out, C, 2 * MS);
+    write(dir, "fallback.pcap", &out, pcap)?;
+
+    // The server answers the ClientHello with a fatal handshake_failure.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start_with(&mut c, &mut out, 0x3, 0x1);
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
+        2 * MS,
+    );
+    c.send(&mut out, S, &synth::tls_alert(2, 40), 2 * MS);
+    c.wait(MS).close(&mut out, S, 2 * MS);
+    write(dir, "tls-alert.pcap", &out, pcap)?;
+
+    // An expired certificate: the client sends certificate_expired and leaves.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start(&mut c, &mut out);
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &synth::tls_client_hello(Some("rdp-old.example.test"), &[]),
+        2 * MS,
+    );
+    c.send(
+        &mut out,
+        S,
+        &synth::tls_server_flight(0xc030, synth::CERT_EXPIRED),
+        2 * MS,
+    );
+    c.send(&mut out, C, &synth::tls_alert(2, 45), 2 * MS);
+    c.wait(MS).close(&mut out, C, 2 * MS);
+    write(dir, "cert-expired.pcap", &out, pcap)?;
+
+    // NLA: two CredSSP messages from the client, one answer, then the
+    // server closes.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start(&mut c, &mut out);
+    tls_handshake(&mut c, &mut out, "rdp-host.example.test", synth::CERT_HOST);
+    c.send(&mut out, C, &synth::tls_app(90, 33), 2 * MS);
+    c.send(&mut out, S, &synth::tls_app(320, 34), 2 * MS);
+    c.send(&mut out, C, &synth::tls_app(650, 35), 2 * MS);
+    c.wait(30 * MS).close(&mut out, S, 2 * MS);
+    write(dir, "nla-stalled.pcap", &out, pcap)?;
+
+    // The server denies the connection during the connection sequence: a
+    // 65-byte record (Set Error Info size under AES-GCM), a 46-byte one,
+    // then its FIN.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start(&mut c, &mut out);
+    tls_handshake(&mut c, &mut out, "rdp-host.example.test", synth::CERT_HOST);
+    nla(&mut c, &mut out);
+    rdp_setup(&mut c, &mut out);
+    c.send(&mut out, S, &synth::tls_app(65, 70), 2 * MS);
+    c.send(&mut out, S, &synth::tls_app(46, 71), 2 * MS);
+    c.wait(MS).close(&mut out, S, 2 * MS);
+    write(dir, "server-denied.pcap", &out, pcap)?;
+
+    // A healthy session to RDP on a non-standard port (found by content).
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, "198.19.0.20:53389", T0);
+    connected(&mut c, &mut out, 80);
+    c.wait(500 * MS).close(&mut out, C, 2 * MS);
+    write(dir, "nonstandard-port.pcap", &out, pcap)?;
+
+    // xrdp-like: the client asks for SSL|HYBRID, the server selects
+    // Standard RDP Security; the client closes.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start_with(&mut c, &mut out, 0x3, 0x0);
+    c.wait(2 * MS).close(&mut out, C, 2 * MS);
+    write(dir, "unrequested-protocol.pcap", &out, pcap)?;
+
+    // The client refuses what the server selected (SSL without NLA).
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start_with(&mut c, &mut out, 0x3, 0x1);
+    c.wait(3 * MS).rst(&mut out, C);
+    write(dir, "client-aborted.pcap", &out, pcap)?;
+
+    // Something that is not RDP owns port 3389: it closes on the request.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    c.handshake(&mut out, 2 * MS);
+    c.wait(MS)
+        .send(&mut out, C, &synth::x224_cr("alice", 0x3), 2 * MS);
+    c.wait(MS).close(&mut out, S, 2 * MS);
+    write(dir, "no-confirm.pcap", &out, pcap)?;
+
+    // A legacy client (no negotiation data): the server confirms, then
+    // resets on the MCS Connect Initial.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    c.handshake(&mut out, 2 * MS);
+    c.wait(MS)
+        .send(&mut out, C, &x224_cr_legacy("alice"), 2 * MS);
+    c.wait(MS).send(&mut out, S, &CC_LEGACY, 2 * MS);
+    c.send(&mut out, C, &mcs_connect_initial(), 2 * MS);
+    c.wait(MS).rst(&mut out, S);
+    write(dir, "legacy-rejected.pcap", &out, pcap)?;
+
+    // A firewall resets the connection in the server's name during the TLS
+    // handshake: its TTL (62) is not the server's (118 here).
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    c.ttl[S] = 118;
+    rdp_start(&mut c, &mut out);
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
+        2 * MS,
+    );
+    c.ttl[S] = 62;
+    c.wait(MS).rst(&mut out, S);
+    write(dir, "middlebox-reset.pcap", &out, pcap)?;
+    Ok(())
+}
+
+/// RDP over UDP 3389 with fragmented 1232-byte datagrams: one reassembles,
+/// one loses its second fragment, one has overlapping fragments.
+fn fragmented_udp(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let cl: SocketAddr = "198.18.0.10:50200".parse().unwrap();
     let sv: SocketAddr = "198.19.0.20:3389".parse().unwrap();
@@ -264,59 +629,7 @@ fn samples(dir: &Path) -> std::io::Result<()> {
         orig_len: data.len() as u32,
         data,
     });
-    write(dir, "fragmented-udp.pcap", &out, pcap)?;
-
-    // A healthy session whose file was cut inside the last record.
-    let mut out = vec![];
-    let mut c = TcpConv::new(CLIENT, SERVER, T0);
-    rdp_start(&mut c, &mut out);
-    c.send(&mut out, C, &tls_like(300, 18), 2 * MS);
-    c.send(&mut out, S, &tls_like(3000, 19), 2 * MS);
-    let mut bytes = synth::to_bytes(&out, pcap);
-    bytes.truncate(bytes.len() - 20);
-    std::fs::write(dir.join("truncated.pcap"), bytes)?;
-
-    // The capture missed a server segment that the client acknowledged.
-    let mut out = vec![];
-    let mut c = TcpConv::new(CLIENT, SERVER, T0);
-    rdp_start(&mut c, &mut out);
-    c.send(&mut out, C, &tls_like(300, 20), 2 * MS);
-    let mut flight = vec![];
-    c.send(&mut flight, S, &synth::filler(4380, 21), 2 * MS);
-    flight.remove(2); // the second data segment, never captured
-    out.extend(flight);
-    c.send(&mut out, C, &synth::filler(200, 22), 2 * MS);
-    c.wait(10 * MS).close(&mut out, C, 2 * MS);
-    write(dir, "capture-loss.pcap", &out, pcap)?;
-
-    // RDP through a SOCKS5 proxy on port 1080: found by content.
-    let mut out = vec![];
-    let mut c = TcpConv::new("198.18.0.10:50300", "198.19.0.30:1080", T0);
-    c.handshake(&mut out, 2 * MS);
-    c.send(&mut out, C, &[5, 1, 0], 2 * MS);
-    c.send(&mut out, S, &[5, 0], 2 * MS);
-    c.send(
-        &mut out,
-        C,
-        &[5, 1, 0, 1, 198, 19, 0, 20, 0x0d, 0x3d],
-        2 * MS,
-    );
-    c.send(
-        &mut out,
-        S,
-        &[5, 0, 0, 1, 198, 19, 0, 20, 0x0d, 0x3d],
-        2 * MS,
-    );
-    c.send(&mut out, C, &synth::x224_cr("alice", 0x3), 2 * MS);
-    c.wait(5 * MS).close(&mut out, S, 2 * MS);
-    // And an ordinary web flow on 8080 beside it, which is not reported.
-    let mut w = TcpConv::new("198.18.0.10:50301", "198.19.0.30:8080", T0 + MS);
-    w.handshake(&mut out, 2 * MS);
-    w.send(&mut out, C, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 2 * MS);
-    w.close(&mut out, C, 2 * MS);
-    out.sort_by_key(|p| p.ts);
-    write(dir, "socks5-rdp.pcap", &out, pcap)?;
-    Ok(())
+    write(dir, "fragmented-udp.pcap", &out, synth::Format::Pcap)
 }
 
 /// A large capture: many concurrent conversations, round-robin, each a
@@ -453,7 +766,18 @@ fn conversation(n: u64, next: &mut impl FnMut() -> u64, small: bool) -> Vec<Pkt>
         c.send(&mut out, C, &synth::x224_cr("bench", 0x3), 0);
         c.send(&mut out, S, &synth::x224_cc(0x2), 0);
     }
-    c.send(&mut out, C, &tls_like(if small { 60 } else { 300 }, n), 0);
+    c.send(
+        &mut out,
+        C,
+        &synth::tls_client_hello(Some("bench.example.test"), &[]),
+        0,
+    );
+    c.send(
+        &mut out,
+        S,
+        &synth::tls_server_flight(0xc030, synth::CERT_HOST),
+        0,
+    );
     let flights = 2 + (next() % 6) as usize;
     for f in 0..flights {
         let len = if small {
@@ -461,7 +785,14 @@ fn conversation(n: u64, next: &mut impl FnMut() -> u64, small: bool) -> Vec<Pkt>
         } else {
             200 + (next() % 30000) as usize
         };
-        let data = synth::filler(len, n * 31 + f as u64);
+        // Application data records of at most 16 KiB.
+        let mut data = Vec::with_capacity(len + 10);
+        let mut left = len;
+        while left > 0 {
+            let r = left.clamp(6, 16 * 1024);
+            data.extend(synth::tls_app(r, n * 31 + f as u64));
+            left -= r.min(left);
+        }
         let dir = if f % 2 == 0 { S } else { C };
         let mut segs = vec![];
         c.send(&mut segs, dir, &data, 0);

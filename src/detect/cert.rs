@@ -111,8 +111,9 @@ impl Detector for Certificates {
                 "The server certificate {who} is valid only from {}, after this capture ({when})",
                 rfc3339(c.not_before * 1_000_000_000)
             );
-            d.cause = "The certificate is not valid yet, or the server's or client's clock is wrong."
-                .into();
+            d.cause =
+                "The certificate is not valid yet, or the server's or client's clock is wrong."
+                    .into();
             d.remedy = "Check the clocks of client and server (w32tm /query /status); reissue the \
                         certificate with a correct start date."
                 .into();
@@ -121,8 +122,9 @@ impl Detector for Certificates {
         if c.self_signed && n == 1 {
             let mut d = base("tls.cert.self_signed", Severity::Info, at);
             d.summary = format!("The server presented a self-signed certificate {who}");
-            d.cause = "Normal for an RDP host (Windows creates one); mstsc asks the user to trust it."
-                .into();
+            d.cause =
+                "Normal for an RDP host (Windows creates one); mstsc asks the user to trust it."
+                    .into();
             d.remedy = "Nothing to do for a direct RDP host unless policy requires trusted \
                         certificates; then deploy one from your CA (Group Policy \"Server \
                         authentication certificate template\")."

@@ -97,7 +97,14 @@ pub fn run(cx: &Context<'_>) -> Vec<Draft> {
     // A protocol finding that explains how the connection ended makes the
     // bare TCP ending (the client's RST after a negotiation failure, the
     // server's FIN after an alert) part of its evidence, not a finding.
-    if out.iter().any(|d| EXPLAINS_END.iter().any(|p| d.code.starts_with(p))) {
+    if out.iter().any(|d| d.code == "tcp.reset_by_middlebox") {
+        // The ending was forged: what it seemed to say about the server's
+        // answer (no confirm, no ServerHello, a close during NLA) is void.
+        out.retain(|d| !FORGED_ENDING.contains(&d.code.as_str()));
+    } else if out
+        .iter()
+        .any(|d| EXPLAINS_END.iter().any(|p| d.code.starts_with(p)))
+    {
         out.retain(|d| !ENDINGS.contains(&d.code.as_str()));
     }
     let conf = flow_confidence(cx.flow);
@@ -117,6 +124,14 @@ const EXPLAINS_END: &[&str] = &[
     "tls.version_mismatch",
     "nla.",
     "rdp.server_denied",
+];
+/// Findings that rest on how the server ended the connection.
+const FORGED_ENDING: &[&str] = &[
+    "x224.no_confirm",
+    "tls.no_server_hello",
+    "nla.stalled",
+    "rdp.server_denied",
+    "x224.legacy_rejected",
 ];
 /// Bare TCP endings that such a finding absorbs.
 const ENDINGS: &[&str] = &[
@@ -216,7 +231,10 @@ pub fn tcp_moment(f: &Flow, bytes: [u64; 2], frame: u64) -> (Phase, String) {
     };
     match rdp_moment(f, frame) {
         Some((p, what)) => (p, format!("{what} ({counts})")),
-        None if bytes == [0, 0] => (Phase::Tcp, "after the TCP handshake, before any data".into()),
+        None if bytes == [0, 0] => (
+            Phase::Tcp,
+            "after the TCP handshake, before any data".into(),
+        ),
         None => (Phase::Tcp, counts),
     }
 }
@@ -264,18 +282,39 @@ pub fn rdp_moment(f: &Flow, frame: u64) -> Option<(Phase, String)> {
             )
         }
     } else if reached(Step::ServerHello) {
-        (Phase::Tls, "during the TLS handshake, after the server's ServerHello".into())
+        (
+            Phase::Tls,
+            "during the TLS handshake, after the server's ServerHello".into(),
+        )
     } else if reached(Step::ClientHello) {
-        (Phase::Tls, "after the TLS ClientHello, before any ServerHello".into())
+        (
+            Phase::Tls,
+            "after the TLS ClientHello, before any ServerHello".into(),
+        )
     } else if reached(Step::McsConnectResponse) {
-        (Phase::Rdp, "after the MCS Connect Response (Standard RDP Security)".into())
+        (
+            Phase::Rdp,
+            "after the MCS Connect Response (Standard RDP Security)".into(),
+        )
     } else if reached(Step::McsConnectInitial) {
-        (Phase::Rdp, "after the client's MCS Connect Initial, before the server's Connect Response".into())
+        (
+            Phase::Rdp,
+            "after the client's MCS Connect Initial, before the server's Connect Response".into(),
+        )
     } else if reached(Step::ConnectionConfirm) {
-        let sel = x.selected().map(|p| format!(" selecting {p}")).unwrap_or_default();
-        (Phase::X224, format!("after the X.224 Connection Confirm{sel}, before TLS or MCS"))
+        let sel = x
+            .selected()
+            .map(|p| format!(" selecting {p}"))
+            .unwrap_or_default();
+        (
+            Phase::X224,
+            format!("after the X.224 Connection Confirm{sel}, before TLS or MCS"),
+        )
     } else if reached(Step::ConnectionRequest) {
-        (Phase::X224, "after the X.224 Connection Request, before any Connection Confirm".into())
+        (
+            Phase::X224,
+            "after the X.224 Connection Request, before any Connection Confirm".into(),
+        )
     } else {
         return None;
     })

@@ -3,7 +3,9 @@
 //! completed TLS handshake, at most a CredSSP exchange's worth of client
 //! records, then the server closing or resetting, or nothing moving.
 
-use super::{ending, frames_filter, records_before, secs, Context, Detector, Draft, NLA_CLIENT_RECORDS, SIDE};
+use super::{
+    ending, frames_filter, records_before, secs, Context, Detector, Draft, NLA_CLIENT_RECORDS, SIDE,
+};
 use crate::flow::{CLIENT, SERVER};
 use crate::proto::Step;
 use crate::report::model::{Confidence, Level, Phase, Severity};
@@ -29,7 +31,11 @@ impl Detector for NlaStalled {
         let (how, last) = match end {
             // The server gave up, or the client did after the server went quiet.
             Some((d, m, how)) if records_before(f, m.frame)[CLIENT] <= NLA_CLIENT_RECORDS => {
-                if d == CLIENT && t.app[SERVER].last.is_none_or(|l| m.ts - l.ts < cx.cfg.stall_ns) {
+                if d == CLIENT
+                    && t.app[SERVER]
+                        .last
+                        .is_none_or(|l| m.ts - l.ts < cx.cfg.stall_ns)
+                {
                     return; // the client left on its own: not the server's NLA
                 }
                 (format!("the {} {how} in frame {}", SIDE[d], m.frame), m)
@@ -47,7 +53,10 @@ impl Detector for NlaStalled {
                     return;
                 }
                 (
-                    format!("nothing more for {} until the end of the capture", secs(cx.capture_end.ts - last.ts)),
+                    format!(
+                        "nothing more for {} until the end of the capture",
+                        secs(cx.capture_end.ts - last.ts)
+                    ),
                     last,
                 )
             }
@@ -66,7 +75,12 @@ impl Detector for NlaStalled {
             .map(|l| format!(", {} after the client's last record", secs(last.ts - l.ts)))
             .unwrap_or_default();
         let mut frames = vec![done.frame, last.frame];
-        frames.extend(t.records.iter().filter(|r| r.at.frame <= last.frame).map(|r| r.at.frame));
+        frames.extend(
+            t.records
+                .iter()
+                .filter(|r| r.at.frame <= last.frame)
+                .map(|r| r.at.frame),
+        );
         let ex = if sel.has(crate::proto::x224::Protocols::HYBRID_EX) && s >= 3 {
             " With HYBRID_EX, a server record after the CredSSP exchange followed by the close fits an Early User Authorization Result of ACCESS_DENIED."
         } else {

@@ -3,17 +3,20 @@
 //! extended error 0x7 case. Without keys the reason is encrypted, so the
 //! finding reports what is visible: the records, their sizes and timing.
 
-use super::{ending, frames_filter, records_before, secs, Context, Detector, Draft, NLA_CLIENT_RECORDS};
+use super::{
+    ending, frames_filter, records_before, secs, Context, Detector, Draft, NLA_CLIENT_RECORDS,
+};
 use crate::flow::{CLIENT, SERVER};
 use crate::proto::Step;
 use crate::report::model::{Confidence, Level, Phase, Severity};
 
 pub struct ServerDenied;
 
-/// TLS records whose size fits a Set Error Info PDU (≈36 bytes of
-/// plaintext) under the usual suites: GCM (TLS 1.2: 65, TLS 1.3: 58),
-/// CBC-SHA (TLS 1.0: 69; TLS 1.1+: 85), CBC-SHA256 (101).
-const ERRINFO_RECORD: std::ops::RangeInclusive<u16> = 55..=105;
+/// TLS record lengths (the header's length field) that fit a Set Error
+/// Info PDU (≈36 bytes of plaintext, PROTOCOLS.md §1) under the usual
+/// suites: AES-GCM TLS 1.2: 60, TLS 1.3: 53; CBC-SHA TLS 1.0: 64, TLS
+/// 1.1/1.2: 80; CBC-SHA256 TLS 1.2: 96.
+const ERRINFO_RECORD: std::ops::RangeInclusive<u16> = 50..=100;
 
 impl Detector for ServerDenied {
     fn codes(&self) -> &'static [&'static str] {
@@ -37,19 +40,32 @@ impl Detector for ServerDenied {
             if c == 0 || (nla && c <= NLA_CLIENT_RECORDS) || done.frame > end.frame {
                 return;
             }
-            let tail: Vec<_> = t.server_tail.iter().filter(|r| r.at.frame <= end.frame).collect();
-            let sizes = tail.iter().map(|r| r.len.to_string()).collect::<Vec<_>>().join(", ");
-            let fits = tail.iter().rev().take(2).any(|r| ERRINFO_RECORD.contains(&r.len));
+            let tail: Vec<_> = t
+                .server_tail
+                .iter()
+                .filter(|r| r.at.frame <= end.frame)
+                .collect();
+            let sizes = tail
+                .iter()
+                .map(|r| r.len.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let fits = tail
+                .iter()
+                .rev()
+                .take(2)
+                .any(|r| ERRINFO_RECORD.contains(&r.len));
             let last_client = t.app[CLIENT].last.filter(|l| l.frame <= end.frame);
             let since = last_client
-                .map(|l| format!(" {} after the client's last record", secs(end.ts - l.ts)))
+                .map(|l| format!(", {} after the client's last record", secs(end.ts - l.ts)))
                 .unwrap_or_default();
             let mut frames: Vec<u64> = tail.iter().map(|r| r.at.frame).collect();
             frames.push(end.frame);
+            frames.push(done.frame);
             (
                 done,
                 format!(
-                    "TLS{} completed in frame {}; the client then sent {c} encrypted record{}, the server {s} ({} bytes of data in all); the server {how} in frame {}{since}; its last records were {sizes} bytes",
+                    "TLS{} completed in frame {}; then the client sent {c} encrypted record{} and the server {s} ({} bytes in all from the server); the server {how} in frame {}{since}; its last record lengths were {sizes} bytes",
                     if nla { " and NLA" } else { "" },
                     done.frame,
                     super::plural(c),

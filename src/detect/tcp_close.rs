@@ -51,8 +51,7 @@ impl Detector for ServerClose {
             ts: sfin.ts,
             summary: format!(
                 "The server {} closed the connection (FIN) {}",
-                f.server,
-                moment
+                f.server, moment
             ),
             cause: "The server hung up: the client reports 0x904 \"socket closed\". Without the \
                     protocol exchange, the reason is the server's."

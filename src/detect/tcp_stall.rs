@@ -43,15 +43,19 @@ impl Detector for Stalled {
         } else {
             format!("frame.number>={}", s.before.frame)
         };
+        let phase = super::rdp_moment(f, s.before.frame).map_or(Phase::Tcp, |m| m.0);
+        let during = super::rdp_moment(f, s.before.frame)
+            .map(|m| format!(", {},", m.1))
+            .unwrap_or_default();
         out.push(Draft {
             code: "tcp.stalled".into(),
             severity: Severity::Warning,
-            phase: Phase::Tcp,
+            phase,
             first_frame: s.before.frame,
             last_frame: last,
             ts: s.before.ts,
             summary: format!(
-                "No progress for {} after frame {} ({ended}); {} bytes from the client and {} from the server so far",
+                "No progress for {} after frame {}{during} ({ended}); {} bytes from the client and {} from the server so far",
                 secs(s.gap_ns),
                 s.before.frame,
                 bytes[0],

@@ -36,8 +36,6 @@ const CODES: &[&str] = &[
     "tls.alert.insufficient_security",
     "tls.alert.internal_error",
     "tls.alert.inappropriate_fallback",
-    "tls.alert.user_canceled",
-    "tls.alert.no_renegotiation",
     "tls.alert.missing_extension",
     "tls.alert.unsupported_extension",
     "tls.alert.certificate_unobtainable",
@@ -81,7 +79,11 @@ fn offer(f: &Flow) -> String {
     } else {
         format!("{}–{}", version_name(lo), version_name(hi))
     };
-    let sni = h.sni.as_ref().map(|s| format!(", SNI {s}")).unwrap_or_default();
+    let sni = h
+        .sni
+        .as_ref()
+        .map(|s| format!(", SNI {s}"))
+        .unwrap_or_default();
     format!("client offered {v}, {} cipher suites{sni}", h.ciphers)
 }
 
@@ -156,7 +158,11 @@ impl Detector for Handshake {
             }
             alerted = true;
             let name = alert_name(a.desc);
-            let code_name = if name.starts_with("unknown_") { "unknown" } else { &name };
+            let code_name = if name.starts_with("unknown_") {
+                "unknown"
+            } else {
+                &name
+            };
             let (cause, remedy) = alert_text(a, f);
             let then = match end {
                 Some((d, m, how)) if m.frame >= a.at.frame => {
@@ -166,7 +172,11 @@ impl Detector for Handshake {
             };
             out.push(Draft {
                 code: format!("tls.alert.{code_name}"),
-                severity: if a.level == 2 { Severity::Error } else { Severity::Warning },
+                severity: if a.level == 2 {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
                 phase: Phase::Tls,
                 first_frame: a.at.frame,
                 last_frame: end.map_or(a.at.frame, |e| e.1.frame.max(a.at.frame)),
@@ -182,7 +192,10 @@ impl Detector for Handshake {
                 ),
                 cause,
                 remedy,
-                filter: frames_filter(f, &[a.at.frame]),
+                filter: frames_filter(
+                    f,
+                    &[a.at.frame, end.map_or(0, |e| e.1.frame.max(a.at.frame))],
+                ),
                 confidence: Confidence::high(),
             });
             break; // the first failure alert is the one that matters
@@ -205,8 +218,9 @@ impl Detector for Handshake {
                         sh_at.frame,
                         offer(f)
                     ),
-                    cause: "Client and server have no TLS version in common; the client will abort."
-                        .into(),
+                    cause:
+                        "Client and server have no TLS version in common; the client will abort."
+                            .into(),
                     remedy: "Enable a common TLS version (TLS 1.2) on both sides.".into(),
                     filter: frames_filter(f, &[ch_at.frame, sh_at.frame]),
                     confidence: Confidence::high(),
@@ -222,7 +236,10 @@ impl Detector for Handshake {
             return;
         }
         let then = match ended {
-            Some((d, m, how)) => format!("the {} {how} in frame {} without a ServerHello", SIDE[d], m.frame),
+            Some((d, m, how)) => format!(
+                "the {} {how} in frame {} without a ServerHello",
+                SIDE[d], m.frame
+            ),
             None => format!(
                 "no ServerHello in the {} that followed",
                 super::secs(cx.capture_end.ts - ch_at.ts)
@@ -235,7 +252,11 @@ impl Detector for Handshake {
             first_frame: ch_at.frame,
             last_frame: ended.map_or(ch_at.frame, |e| e.1.frame),
             ts: ch_at.ts,
-            summary: format!("TLS ClientHello in frame {} ({}); {then}", ch_at.frame, offer(f)),
+            summary: format!(
+                "TLS ClientHello in frame {} ({}); {then}",
+                ch_at.frame,
+                offer(f)
+            ),
             cause: "The server refused the TLS offer without an alert (version or cipher policy, \
                     a broken certificate binding), or a device dropped the handshake."
                 .into(),

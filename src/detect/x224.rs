@@ -48,8 +48,7 @@ fn failure_text(code: u32, req: Option<Protocols>) -> (String, String) {
                 .into(),
         ),
         1 => (
-            "The server requires TLS or NLA; the client offered only Standard RDP Security."
-                .into(),
+            "The server requires TLS or NLA; the client offered only Standard RDP Security.".into(),
             "Use a client that negotiates TLS/NLA (mstsc 6.0 or later, FreeRDP without /sec:rdp), \
              or set the server's security layer to \"Negotiate\" (Group Policy \"Require use of \
              specific security layer for remote (RDP) connections\")."
@@ -128,9 +127,20 @@ impl Detector for Negotiation {
         };
         if let Some((dir, at, what)) = &x.malformed {
             // A foreign server on the port is x224.no_confirm's.
-            let foreign = *dir == SERVER && x.cc.is_none() && x.when(Step::ConnectionConfirm).is_none();
-            if !foreign && x.when(Step::ClientHello).is_none_or(|m| m.frame >= at.frame) {
-                let mut d = draft("x224.malformed", Severity::Warning, *at, at.frame, f, &[at.frame]);
+            let foreign =
+                *dir == SERVER && x.cc.is_none() && x.when(Step::ConnectionConfirm).is_none();
+            if !foreign
+                && x.when(Step::ClientHello)
+                    .is_none_or(|m| m.frame >= at.frame)
+            {
+                let mut d = draft(
+                    "x224.malformed",
+                    Severity::Warning,
+                    *at,
+                    at.frame,
+                    f,
+                    &[at.frame],
+                );
                 d.summary = format!("Invalid RDP data from the {}: {what}", SIDE[*dir]);
                 d.cause = "A broken or non-RDP peer, or a middlebox rewriting the connection \
                            sequence."
@@ -168,10 +178,16 @@ impl Detector for Negotiation {
             );
             let then = match (answered_otherwise, ended) {
                 (Some((_, m, what)), _) => {
-                    format!("the server answered with something else in frame {} ({what})", m.frame)
+                    format!(
+                        "the server answered with something else in frame {} ({what})",
+                        m.frame
+                    )
                 }
                 (None, Some((dside, m, how))) => {
-                    format!("the {} {how} in frame {} without a Connection Confirm", SIDE[dside], m.frame)
+                    format!(
+                        "the {} {how} in frame {} without a Connection Confirm",
+                        SIDE[dside], m.frame
+                    )
                 }
                 (None, None) => format!(
                     "no Connection Confirm in the {} that followed",
@@ -197,14 +213,22 @@ impl Detector for Negotiation {
         };
         match cc {
             NegResult::Failure { code } => {
-                let (name, suffix) = failure_name(code).unwrap_or(("unknown failure code", "unknown"));
+                let (name, suffix) =
+                    failure_name(code).unwrap_or(("unknown failure code", "unknown"));
                 let legacy = req.is_none();
                 let code_s = if legacy {
                     "x224.legacy_rejected".to_string()
                 } else {
                     format!("x224.neg_failure.{suffix}")
                 };
-                let mut d = draft(&code_s, Severity::Error, cc_at, end_frame.max(cc_at.frame), f, &[cr_at.frame, cc_at.frame, end_frame]);
+                let mut d = draft(
+                    &code_s,
+                    Severity::Error,
+                    cc_at,
+                    end_frame.max(cc_at.frame),
+                    f,
+                    &[cr_at.frame, cc_at.frame, end_frame],
+                );
                 d.ts = cc_at.ts;
                 d.summary = format!(
                     "{}, server answered {name} ({code}) in frame {}{}",
@@ -219,7 +243,9 @@ impl Detector for Negotiation {
             }
             NegResult::Rsp { selected, .. } => {
                 let unrequested = match req {
-                    Some(r) => (selected.0 != 0 && selected.0 & r.0 == 0) || (selected.0 == 0 && r.0 != 0),
+                    Some(r) => {
+                        (selected.0 != 0 && selected.0 & r.0 == 0) || (selected.0 == 0 && r.0 != 0)
+                    }
                     None => selected.0 != 0,
                 } || selected.0.count_ones() > 1;
                 // What the client does next: TLS for any protocol, MCS for RDP.
@@ -228,9 +254,20 @@ impl Detector for Negotiation {
                 } else {
                     x.when(Step::McsConnectInitial)
                 };
-                let client_quit = end.filter(|e| e.0 == CLIENT && e.1.frame > cc_at.frame && next.is_none_or(|n| n.frame > e.1.frame));
+                let client_quit = end.filter(|e| {
+                    e.0 == CLIENT
+                        && e.1.frame > cc_at.frame
+                        && next.is_none_or(|n| n.frame > e.1.frame)
+                });
                 if unrequested {
-                    let mut d = draft("x224.unrequested_protocol", Severity::Error, cc_at, end_frame.max(cc_at.frame), f, &[cr_at.frame, cc_at.frame, end_frame]);
+                    let mut d = draft(
+                        "x224.unrequested_protocol",
+                        Severity::Error,
+                        cc_at,
+                        end_frame.max(cc_at.frame),
+                        f,
+                        &[cr_at.frame, cc_at.frame, end_frame],
+                    );
                     d.summary = format!(
                         "{}, server selected {selected} in frame {}{}",
                         capitalize(&requested(f)),
@@ -246,7 +283,14 @@ impl Detector for Negotiation {
                         .into();
                     out.push(d);
                 } else if let Some((_, m, how)) = client_quit {
-                    let mut d = draft("x224.client_aborted", Severity::Error, cc_at, m.frame, f, &[cc_at.frame, m.frame]);
+                    let mut d = draft(
+                        "x224.client_aborted",
+                        Severity::Error,
+                        cc_at,
+                        m.frame,
+                        f,
+                        &[cc_at.frame, m.frame],
+                    );
                     d.summary = format!(
                         "{}, server selected {selected} in frame {}; the client {how} in frame {} without starting {}",
                         capitalize(&requested(f)),
@@ -258,10 +302,11 @@ impl Detector for Negotiation {
                                the client requires NLA or server authentication and the server offered \
                                less), or the user cancelled."
                         .into();
-                    d.remedy = "Read the client's error dialog and event log; enable NLA on the server \
+                    d.remedy =
+                        "Read the client's error dialog and event log; enable NLA on the server \
                                 or relax the client's authentication level (.rdp \"authentication \
                                 level\", \"enablecredsspsupport\")."
-                        .into();
+                            .into();
                     out.push(d);
                 }
             }
@@ -270,10 +315,18 @@ impl Detector for Negotiation {
                 let server_quit = end.filter(|e| {
                     e.0 == SERVER
                         && e.1.frame > cc_at.frame
-                        && x.when(Step::McsConnectResponse).is_none_or(|m| m.frame > e.1.frame)
+                        && x.when(Step::McsConnectResponse)
+                            .is_none_or(|m| m.frame > e.1.frame)
                 });
                 if let Some((_, m, how)) = server_quit {
-                    let mut d = draft("x224.legacy_rejected", Severity::Error, cc_at, m.frame, f, &[cr_at.frame, cc_at.frame, m.frame]);
+                    let mut d = draft(
+                        "x224.legacy_rejected",
+                        Severity::Error,
+                        cc_at,
+                        m.frame,
+                        f,
+                        &[cr_at.frame, cc_at.frame, m.frame],
+                    );
                     d.summary = format!(
                         "{}; the server confirmed without negotiation data in frame {}, then {how} in frame {} before the MCS Connect Response",
                         capitalize(&requested(f)),
@@ -283,9 +336,10 @@ impl Detector for Negotiation {
                     d.cause = "The server does not accept Standard RDP Security and the client \
                                cannot negotiate TLS or NLA."
                         .into();
-                    d.remedy = "Use a current client (mstsc, FreeRDP 2+) that negotiates TLS/NLA, or \
+                    d.remedy =
+                        "Use a current client (mstsc, FreeRDP 2+) that negotiates TLS/NLA, or \
                                 allow the RDP security layer on the server (not recommended)."
-                        .into();
+                            .into();
                     if req.is_some() {
                         d.confidence = Confidence::lowered(
                             Level::Medium,

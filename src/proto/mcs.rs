@@ -44,7 +44,10 @@ pub enum ServerCert {
     /// Proprietary certificate (2.2.1.4.3.1.1).
     Proprietary,
     /// X.509 chain, DER blobs in wire order (the last is the server's).
-    X509 { chain: Vec<Vec<u8>>, temporary: bool },
+    X509 {
+        chain: Vec<Vec<u8>>,
+        temporary: bool,
+    },
 }
 
 /// `RNS_UD_CS_SUPPORT_ERRINFO_PDU` in earlyCapabilityFlags (2.2.1.3.2).
@@ -111,10 +114,7 @@ pub fn client_data(b: &[u8]) -> Option<ClientData> {
                 c.build = u32le(blk, 20).unwrap_or(0);
                 c.name = blk.get(24..56).map(utf16z).unwrap_or_default();
                 c.early_flags = u16le(blk, 144);
-                c.dig_product_id = blk
-                    .get(146..210)
-                    .map(utf16z)
-                    .filter(|s| !s.is_empty());
+                c.dig_product_id = blk.get(146..210).map(utf16z).filter(|s| !s.is_empty());
                 c.selected = u32le(blk, 212).map(Protocols);
             }
             0xC002 => c.encryption_methods = u32le(blk, 4),

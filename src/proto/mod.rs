@@ -250,7 +250,10 @@ impl App {
                 Mode::Wait => {
                     // Server: find the Connection Confirm after a tunnel reply.
                     let found = rest.windows(6).position(|w| {
-                        w[0] == 3 && w[1] == 0 && w[5] & 0xF0 == x224::CC && w[4] as usize + 5 == u16::from_be_bytes([w[2], w[3]]) as usize
+                        w[0] == 3
+                            && w[1] == 0
+                            && w[5] & 0xF0 == x224::CC
+                            && w[4] as usize + 5 == u16::from_be_bytes([w[2], w[3]]) as usize
                     });
                     match found {
                         Some(p) => {
@@ -353,13 +356,23 @@ impl App {
 
     fn tls_record(&mut self, dir: usize, typ: u8, len: usize, body: Option<&[u8]>, at: Mark) {
         let t = &mut self.facts.tls;
-        let had = (t.client_hello.is_some(), t.server_hello.is_some(), t.certs.is_some(), t.done.is_some());
+        let had = (
+            t.client_hello.is_some(),
+            t.server_hello.is_some(),
+            t.certs.is_some(),
+            t.done.is_some(),
+        );
         let alerts = t.alerts.len();
         if let Err(e) = t.record(dir, typ, len, body, at) {
             self.malformed(dir, at, e);
         }
         let t = &self.facts.tls;
-        let now = (t.client_hello.is_some(), t.server_hello.is_some(), t.certs.is_some(), t.done.is_some());
+        let now = (
+            t.client_hello.is_some(),
+            t.server_hello.is_some(),
+            t.certs.is_some(),
+            t.done.is_some(),
+        );
         let alert = t.alerts.len() > alerts;
         if now.0 && !had.0 {
             self.facts.step(Step::ClientHello, at);
@@ -384,7 +397,8 @@ impl App {
             Err(e) => {
                 // Keep what the request still tells (the cookie) when only
                 // the negotiation part is bad.
-                if dir == 1 && pdu.len() > 5 && pdu[5] & 0xF0 == x224::CC && self.facts.cc.is_none() {
+                if dir == 1 && pdu.len() > 5 && pdu[5] & 0xF0 == x224::CC && self.facts.cc.is_none()
+                {
                     self.facts.step(Step::ConnectionConfirm, at);
                 }
                 self.malformed(dir, at, e.0);
@@ -431,7 +445,10 @@ mod test {
     use super::*;
 
     fn m(frame: u64) -> Mark {
-        Mark { frame, ts: frame as i64 }
+        Mark {
+            frame,
+            ts: frame as i64,
+        }
     }
 
     fn cr() -> Vec<u8> {
@@ -456,18 +473,30 @@ mod test {
         assert!(matches!(a.class, AppClass::Rdp { .. }));
         assert_eq!(a.facts.cr.as_ref().unwrap().1, m(5));
         // ClientHello starts right after the CR (in the same direction).
-        a.feed(0, Chunk::Data(&[0x16, 0x03, 0x01, 0x00, 0x04, 1, 0, 0, 0]), m(8));
+        a.feed(
+            0,
+            Chunk::Data(&[0x16, 0x03, 0x01, 0x00, 0x04, 1, 0, 0, 0]),
+            m(8),
+        );
         a.feed(1, Chunk::Data(&CC_HYBRID), m(6));
         assert_eq!(a.facts.selected().unwrap().to_string(), "HYBRID");
         // A server record split over two segments, then app data skipped.
         a.feed(1, Chunk::Data(&[0x15, 0x03, 0x03, 0x00]), m(9));
-        a.feed(1, Chunk::Data(&[0x02, 0x02, 0x28, 0x17, 0x03, 0x03, 0x00, 0x10, 1, 2]), m(10));
+        a.feed(
+            1,
+            Chunk::Data(&[0x02, 0x02, 0x28, 0x17, 0x03, 0x03, 0x00, 0x10, 1, 2]),
+            m(10),
+        );
         assert_eq!(a.facts.tls.alerts[0].desc, 40);
         assert_eq!(a.facts.tls.alerts[0].at, m(10));
         let steps: Vec<Step> = a.facts.steps.iter().map(|s| s.0).collect();
         assert_eq!(
             steps,
-            vec![Step::ConnectionRequest, Step::ConnectionConfirm, Step::Alert(1)]
+            vec![
+                Step::ConnectionRequest,
+                Step::ConnectionConfirm,
+                Step::Alert(1)
+            ]
         );
     }
 
@@ -485,16 +514,29 @@ mod test {
     fn server_bytes_before_classification_and_socks_reply() {
         let mut a = App::default();
         // SOCKS5 greeting and connect, split so the class waits.
-        let mut c = vec![0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x01, 198, 18, 0, 2, 0x0d, 0x3d];
+        let mut c = vec![
+            0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x01, 198, 18, 0, 2, 0x0d, 0x3d,
+        ];
         c.extend(cr());
         a.feed(0, Chunk::Data(&c[..3]), m(1));
         // Server method choice + connect reply + CC in one go.
-        let mut s = vec![0x05, 0x00, 0x05, 0x00, 0x00, 0x01, 198, 18, 0, 2, 0x0d, 0x3d];
+        let mut s = vec![
+            0x05, 0x00, 0x05, 0x00, 0x00, 0x01, 198, 18, 0, 2, 0x0d, 0x3d,
+        ];
         s.extend(CC_HYBRID);
         a.feed(1, Chunk::Data(&s), m(2));
         a.feed(0, Chunk::Data(&c[3..]), m(3));
-        assert!(matches!(a.class, AppClass::Rdp { via: Via::Socks5, .. }));
-        assert_eq!(a.facts.cr.as_ref().unwrap().0.cookie.as_deref(), Some("rzhou"));
+        assert!(matches!(
+            a.class,
+            AppClass::Rdp {
+                via: Via::Socks5,
+                ..
+            }
+        ));
+        assert_eq!(
+            a.facts.cr.as_ref().unwrap().0.cookie.as_deref(),
+            Some("rzhou")
+        );
         assert_eq!(a.facts.cc.unwrap().1, m(3));
     }
 

@@ -281,7 +281,12 @@ impl Tls {
                 self.server_hello = Some((h, at));
             }
             TlsMessageHandshake::Certificate(c) if self.certs.is_none() && dir == 1 => {
-                let infos = c.cert_chain.iter().take(8).map(|r| cert_info(r.data)).collect();
+                let infos = c
+                    .cert_chain
+                    .iter()
+                    .take(8)
+                    .map(|r| cert_info(r.data))
+                    .collect();
                 self.certs = Some((infos, at));
             }
             TlsMessageHandshake::CertificateRequest(_) => {
@@ -447,7 +452,8 @@ mod test {
         t.record(1, ALERT, 26, Some(&[0; 26]), m(7)).unwrap();
         assert!(t.alerts[1].encrypted);
         for i in 0..6 {
-            t.record(1, APP_DATA, 65 + i, None, m(10 + i as u64)).unwrap();
+            t.record(1, APP_DATA, 65 + i, None, m(10 + i as u64))
+                .unwrap();
         }
         assert_eq!(t.app[1].records, 6);
         assert_eq!(t.server_tail.len(), 4);

@@ -117,7 +117,9 @@ pub enum Tpdu {
     ConnConfirm(NegResult),
     Disconnect,
     /// Data TPDU: user data starts at this offset of the TPKT.
-    Data { offset: usize },
+    Data {
+        offset: usize,
+    },
     Error,
 }
 
@@ -176,7 +178,9 @@ pub fn parse(b: &[u8]) -> Result<Tpdu, Malformed> {
                 ));
             }
             if li < 6 {
-                return bad(format!("X.224 length indicator {li} below the fixed part (6)"));
+                return bad(format!(
+                    "X.224 length indicator {li} below the fixed part (6)"
+                ));
             }
             let var = &b[11..len];
             if code == CR {
@@ -222,7 +226,10 @@ fn conn_req(mut v: &[u8]) -> Result<ConnReq, Malformed> {
         return Ok(r);
     }
     if v.len() < 8 {
-        return bad(format!("{} bytes after the cookie, RDP_NEG_REQ needs 8", v.len()));
+        return bad(format!(
+            "{} bytes after the cookie, RDP_NEG_REQ needs 8",
+            v.len()
+        ));
     }
     if v[0] != 0x01 {
         return bad(format!("RDP_NEG_REQ type 0x{:02x} (expected 0x01)", v[0]));
@@ -259,9 +266,7 @@ fn conn_confirm(v: &[u8]) -> Result<NegResult, Malformed> {
     }
     let nlen = u16::from_le_bytes([v[2], v[3]]);
     if nlen != 8 {
-        return bad(format!(
-            "negotiation response length {nlen} (expected 8)"
-        ));
+        return bad(format!("negotiation response length {nlen} (expected 8)"));
     }
     let val = le32(&v[4..8]);
     match v[0] {
@@ -270,7 +275,9 @@ fn conn_confirm(v: &[u8]) -> Result<NegResult, Malformed> {
             selected: Protocols(val),
         }),
         0x03 => Ok(NegResult::Failure { code: val }),
-        t => bad(format!("negotiation response type 0x{t:02x} (expected 2 or 3)")),
+        t => bad(format!(
+            "negotiation response type 0x{t:02x} (expected 2 or 3)"
+        )),
     }
 }
 
@@ -282,7 +289,10 @@ pub fn failure_name(code: u32) -> Option<(&'static str, &'static str)> {
         3 => ("SSL_CERT_NOT_ON_SERVER", "ssl_cert_not_on_server"),
         4 => ("INCONSISTENT_FLAGS", "inconsistent_flags"),
         5 => ("HYBRID_REQUIRED_BY_SERVER", "hybrid_required"),
-        6 => ("SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER", "ssl_with_user_auth_required"),
+        6 => (
+            "SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER",
+            "ssl_with_user_auth_required",
+        ),
         _ => return None,
     })
 }

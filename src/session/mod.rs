@@ -82,11 +82,12 @@ fn fits_0x904(outcome: Outcome, verdict: &str, f: &Flow) -> &'static str {
     }
     let server_ended = crate::detect::ending(f).is_some_and(|e| e.0 == crate::flow::SERVER);
     match verdict {
-        "tcp.closed_by_server" | "tcp.reset_by_server" | "tcp.reset_by_middlebox"
-        | "rdp.server_denied" | "nla.stalled" => "yes",
-        "x224.no_confirm" | "tls.no_server_hello" | "x224.legacy_rejected" if server_ended => {
-            "yes"
-        }
+        "tcp.closed_by_server"
+        | "tcp.reset_by_server"
+        | "tcp.reset_by_middlebox"
+        | "rdp.server_denied"
+        | "nla.stalled" => "yes",
+        "x224.no_confirm" | "tls.no_server_hello" | "x224.legacy_rejected" if server_ended => "yes",
         v if v.starts_with("x224.neg_failure")
             || v.starts_with("tls.alert.")
             || v.starts_with("tls.cert.")
@@ -345,7 +346,13 @@ pub fn build(capture: &str, mut judged: Vec<Judged>, cfg: &Config) -> (Vec<Attem
         });
         for (i, d) in drafts {
             let f = &judged[i].flow;
-            findings.push(finding(capture, &id, &fmt_ep(f.client), &fmt_ep(f.server), d));
+            findings.push(finding(
+                capture,
+                &id,
+                &fmt_ep(f.client),
+                &fmt_ep(f.server),
+                d,
+            ));
         }
     }
     (attempts, findings)
