@@ -12,6 +12,7 @@ use crate::report::model::{Confidence, Phase, Severity};
 pub struct Handshake;
 
 const CODES: &[&str] = &[
+    "tls.malformed",
     "tls.no_server_hello",
     "tls.version_mismatch",
     "tls.alert.unexpected_message",
@@ -150,13 +151,39 @@ impl Detector for Handshake {
         let f = cx.flow;
         let t = &f.app.facts.tls;
         let end = ending(f);
+        // Invalid TLS (after a ClientHello, or on a flow that is TLS).
+        if let Some((dir, at, what)) = &f.app.facts.malformed {
+            let tls_flow = f.app.class == crate::proto::AppClass::Tls;
+            if tls_flow || f.app.facts.when(Step::ClientHello).is_some_and(|m| m.frame <= at.frame) {
+                out.push(Draft {
+                    code: "tls.malformed".into(),
+                    severity: Severity::Warning,
+                    phase: Phase::Tls,
+                    first_frame: at.frame,
+                    last_frame: at.frame,
+                    ts: at.ts,
+                    summary: format!("Invalid TLS data from the {}: {what}", SIDE[*dir]),
+                    cause: "A broken TLS stack, or a device on the path that altered or injected \
+                            bytes (TLS inspection, a proxy, a broken middlebox)."
+                        .into(),
+                    remedy: "Capture on both sides of any proxy or firewall to find where the bytes \
+                             change; exempt RDP from TLS inspection."
+                        .into(),
+                    filter: frames_filter(f, &[at.frame]),
+                    confidence: Confidence::high(),
+                });
+            }
+        }
         let mut alerted = false;
         for a in t.alerts.iter().filter(|a| !a.encrypted) {
             // close_notify, user_canceled and no_renegotiation are not failures.
-            if matches!(a.desc, 0 | 90 | 100) || (a.level == 1 && t.done.is_some()) {
+            if matches!(a.desc, 0 | 90 | 100) {
                 continue;
             }
-            alerted = true;
+            // A warning-level alert after which the handshake completed
+            // did not stop anything: info.
+            let went_on = a.level == 1 && t.done.is_some_and(|d| d.frame > a.at.frame);
+            alerted |= !went_on;
             let name = alert_name(a.desc);
             let code_name = if name.starts_with("unknown_") {
                 "unknown"
@@ -172,10 +199,10 @@ impl Detector for Handshake {
             };
             out.push(Draft {
                 code: format!("tls.alert.{code_name}"),
-                severity: if a.level == 2 {
-                    Severity::Error
-                } else {
-                    Severity::Warning
+                severity: match (a.level, went_on) {
+                    (2, _) => Severity::Error,
+                    (_, false) => Severity::Warning,
+                    (_, true) => Severity::Info,
                 },
                 phase: Phase::Tls,
                 first_frame: a.at.frame,
@@ -198,7 +225,9 @@ impl Detector for Handshake {
                 ),
                 confidence: Confidence::high(),
             });
-            break; // the first failure alert is the one that matters
+            if !went_on {
+                break; // the first failure alert is the one that matters
+            }
         }
         let Some((ch, ch_at)) = &t.client_hello else {
             return;

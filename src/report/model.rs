@@ -193,6 +193,13 @@ pub struct Attempt {
     pub cert_not_after: String,
     /// Does the evidence fit the client's 0x904 / 0x7: yes | no | unknown.
     pub fits_0x904: &'static str,
+    /// From a plaintext MCS Connect Initial (Standard RDP Security): the
+    /// client's computer name, build number and static channels (`;`).
+    pub client_name: String,
+    pub client_build: String,
+    pub channels: String,
+    /// Standard RDP Security encryption: `128bit, client compatible`.
+    pub rdp_encryption: String,
 }
 
 /// Everything found in one capture.

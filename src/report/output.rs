@@ -74,6 +74,10 @@ pub struct AttemptRow<'a> {
     pub cert_subject: &'a str,
     pub cert_not_after: &'a str,
     pub fits_0x904: &'static str,
+    pub client_name: &'a str,
+    pub client_build: &'a str,
+    pub channels: &'a str,
+    pub rdp_encryption: &'a str,
 }
 
 impl<'a> From<&'a Attempt> for AttemptRow<'a> {
@@ -104,6 +108,10 @@ impl<'a> From<&'a Attempt> for AttemptRow<'a> {
             cert_subject: &a.cert_subject,
             cert_not_after: &a.cert_not_after,
             fits_0x904: a.fits_0x904,
+            client_name: &a.client_name,
+            client_build: &a.client_build,
+            channels: &a.channels,
+            rdp_encryption: &a.rdp_encryption,
         }
     }
 }
@@ -125,7 +133,7 @@ const FINDING_HEADER: [&str; 15] = [
     "filter",
     "confidence",
 ];
-const ATTEMPT_HEADER: [&str; 25] = [
+const ATTEMPT_HEADER: [&str; 29] = [
     "capture",
     "attempt",
     "client",
@@ -151,6 +159,10 @@ const ATTEMPT_HEADER: [&str; 25] = [
     "cert_subject",
     "cert_not_after",
     "fits_0x904",
+    "client_name",
+    "client_build",
+    "channels",
+    "rdp_encryption",
 ];
 
 fn csv_err(e: csv::Error) -> io::Error {
@@ -351,6 +363,10 @@ mod test {
                 cert_subject: String::new(),
                 cert_not_after: String::new(),
                 fits_0x904: "no",
+                client_name: String::new(),
+                client_build: String::new(),
+                channels: String::new(),
+                rdp_encryption: String::new(),
             }],
             findings: vec![Finding {
                 capture: "a.pcap".into(),

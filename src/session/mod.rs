@@ -124,6 +124,10 @@ struct Facts {
     tls_cipher: String,
     cert_subject: String,
     cert_not_after: String,
+    client_name: String,
+    client_build: String,
+    channels: String,
+    rdp_encryption: String,
 }
 
 fn facts(f: &Flow) -> Facts {
@@ -158,6 +162,20 @@ fn facts(f: &Flow) -> Facts {
     if let Some((c, _, _)) = server_cert(f) {
         r.cert_subject = c.subject;
         r.cert_not_after = rfc3339(c.not_after.saturating_mul(1_000_000_000));
+    }
+    if let Some((c, _)) = &x.client_data {
+        r.client_name = c.name.trim_end().to_string();
+        r.client_build = c.build.to_string();
+        r.channels = c.channels.join(";");
+    }
+    if let Some((sd, _)) = &x.server_data {
+        if let (Some(m), Some(l)) = (sd.encryption_method, sd.encryption_level) {
+            r.rdp_encryption = format!(
+                "{}, {}",
+                crate::proto::mcs::method_name(m),
+                crate::proto::mcs::level_name(l)
+            );
+        }
     }
     r
 }
@@ -343,6 +361,10 @@ pub fn build(capture: &str, mut judged: Vec<Judged>, cfg: &Config) -> (Vec<Attem
             tls_cipher: fx.tls_cipher,
             cert_subject: fx.cert_subject,
             cert_not_after: fx.cert_not_after,
+            client_name: fx.client_name,
+            client_build: fx.client_build,
+            channels: fx.channels,
+            rdp_encryption: fx.rdp_encryption,
         });
         for (i, d) in drafts {
             let f = &judged[i].flow;
