@@ -154,7 +154,12 @@ impl Detector for Handshake {
         // Invalid TLS (after a ClientHello, or on a flow that is TLS).
         if let Some((dir, at, what)) = &f.app.facts.malformed {
             let tls_flow = f.app.class == crate::proto::AppClass::Tls;
-            if tls_flow || f.app.facts.when(Step::ClientHello).is_some_and(|m| m.frame <= at.frame) {
+            if tls_flow
+                || f.app
+                    .facts
+                    .when(Step::ClientHello)
+                    .is_some_and(|m| m.frame <= at.frame)
+            {
                 out.push(Draft {
                     code: "tls.malformed".into(),
                     severity: Severity::Warning,
@@ -166,9 +171,10 @@ impl Detector for Handshake {
                     cause: "A broken TLS stack, or a device on the path that altered or injected \
                             bytes (TLS inspection, a proxy, a broken middlebox)."
                         .into(),
-                    remedy: "Capture on both sides of any proxy or firewall to find where the bytes \
+                    remedy:
+                        "Capture on both sides of any proxy or firewall to find where the bytes \
                              change; exempt RDP from TLS inspection."
-                        .into(),
+                            .into(),
                     filter: frames_filter(f, &[at.frame]),
                     confidence: Confidence::high(),
                 });

@@ -1,0 +1,315 @@
+//! Direct RDP and TLS on real public captures (../shared/captures), checked
+//! field by field against the gold files their projects wrote: Zeek's
+//! rdp.log / ssl.log / x509.log, Suricata's test.yaml, nDPI's results.
+//! Skips with a message when ../shared is absent.
+
+mod common;
+use common::shared;
+use rdpsift::capture::Source;
+use rdpsift::config::Config;
+use rdpsift::engine;
+use rdpsift::report::model::{Attempt, Outcome};
+use rdpsift::report::CaptureReport;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn analyze(path: &Path, ports: &[u16]) -> CaptureReport {
+    let cfg = Config {
+        ports: ports.iter().copied().collect(),
+        ..Config::default()
+    };
+    let r = engine::analyze(
+        &path.display().to_string(),
+        Source::open(path).unwrap(),
+        &cfg,
+        2,
+        &|_| {},
+    );
+    assert!(r.error.is_none(), "{}: {:?}", path.display(), r.error);
+    r
+}
+
+/// A Zeek log: one map per row, keyed by the `#fields` names.
+fn zeek_log(path: &Path) -> Vec<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let fields: Vec<String> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#fields\t"))
+        .expect("#fields")
+        .split('\t')
+        .map(String::from)
+        .collect();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            fields
+                .iter()
+                .cloned()
+                .zip(l.split('\t').map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+/// The attempt whose client port is `port` (Zeek's id.orig_p).
+fn by_port<'a>(r: &'a CaptureReport, port: &str) -> &'a Attempt {
+    r.attempts
+        .iter()
+        .find(|a| a.client.ends_with(&format!(":{port}")))
+        .unwrap_or_else(|| panic!("no attempt from port {port}: {:?}", r.attempts))
+}
+
+/// Zeek's version names (TLSv10) against ours (TLS 1.0).
+fn zeek_version(v: &str) -> String {
+    match v {
+        "TLSv10" => "TLS 1.0",
+        "TLSv11" => "TLS 1.1",
+        "TLSv12" => "TLS 1.2",
+        "TLSv13" => "TLS 1.3",
+        other => other,
+    }
+    .to_string()
+}
+
+fn unset(v: &str) -> &str {
+    match v {
+        "-" | "(empty)" => "",
+        v => v,
+    }
+}
+
+#[test]
+fn zeek_rdp_traces_agree_with_rdp_and_ssl_logs() {
+    let Some(root) = shared() else { return };
+    let base = root.join("zeek/Baseline");
+    for (trace, dir) in [
+        ("rdp-to-ssl.pcap", "scripts.base.protocols.rdp.rdp-to-ssl"),
+        (
+            "rdp-no-cookie-mstshash.pcap",
+            "scripts.base.protocols.rdp.rdp-no-cookie-msthash",
+        ),
+        ("rdp-x509.pcap", "scripts.base.protocols.rdp.rdp-x509"),
+        (
+            "rdp-unknown-keyboard.pcap",
+            "scripts.base.protocols.rdp.rdp-unknown-keyboard",
+        ),
+    ] {
+        let r = analyze(&root.join("zeek/Traces/rdp").join(trace), &[]);
+        for row in zeek_log(&base.join(dir).join("rdp.log")) {
+            let a = by_port(&r, &row["id.orig_p"]);
+            assert_eq!(a.app, "rdp", "{trace}");
+            assert_eq!(a.user, unset(&row["cookie"]), "{trace}: cookie");
+            // Zeek's security_protocol is the selected protocol (or RDP).
+            let sel = a.selected.split(' ').next().unwrap_or("");
+            assert_eq!(sel, row["security_protocol"], "{trace}: protocol");
+            let channels = unset(&row["client_channels"]).replace(',', ";");
+            assert_eq!(a.channels, channels, "{trace}: channels");
+            assert_eq!(a.client_name, unset(&row["client_name"]), "{trace}: name");
+            if unset(&row["client_build"]) == "RDP 8.1" {
+                assert_eq!(a.client_build, "9600", "{trace}: build");
+            }
+            let method = unset(&row["encryption_method"]);
+            if !method.is_empty() {
+                let level = row["encryption_level"].to_lowercase();
+                assert_eq!(a.rdp_encryption, format!("{method}, {level}"), "{trace}");
+            }
+            // Zeek's "Success": the server accepted and the session ran;
+            // "encrypted": the negotiation was accepted and TLS followed.
+            match row["result"].as_str() {
+                "Success" => assert_eq!(a.outcome, Outcome::Connected, "{trace}: {a:?}"),
+                "encrypted" => assert!(!a.tls_version.is_empty(), "{trace}: {a:?}"),
+                _ => {}
+            }
+        }
+        let ssl = base.join(dir).join("ssl.log");
+        if ssl.exists() {
+            for row in zeek_log(&ssl) {
+                let a = by_port(&r, &row["id.orig_p"]);
+                assert_eq!(a.tls_version, zeek_version(&row["version"]), "{trace}");
+                assert_eq!(a.tls_cipher, row["cipher"], "{trace}");
+                assert_eq!(a.cert_subject, row["subject"], "{trace}");
+                assert_eq!(a.target, unset(&row["server_name"]), "{trace}: SNI");
+            }
+        }
+        let x509 = base.join(dir).join("x509.log");
+        if x509.exists() {
+            // Standard RDP Security: the server's certificate is the last of
+            // the chain; its notAfter is Zeek's not_valid_after.
+            let rows = zeek_log(&x509);
+            let last = rows.last().unwrap();
+            let not_after: f64 = last["certificate.not_valid_after"].parse().unwrap();
+            let a = &r.attempts[0];
+            assert_eq!(
+                a.cert_not_after,
+                rdpsift::report::model::rfc3339(not_after as i64 * 1_000_000_000)
+            );
+            assert!(a.cert_subject.contains("CN=ncalrpc:SERVR"), "{a:?}");
+        }
+    }
+}
+
+#[test]
+fn zeek_invalid_length_is_malformed_not_a_crash() {
+    let Some(root) = shared() else { return };
+    let r = analyze(&root.join("zeek/Traces/rdp/rdp-invalid-length.pcap"), &[]);
+    assert!(
+        r.findings.iter().any(|f| f.code == "x224.malformed"),
+        "{:?}",
+        r.findings
+    );
+}
+
+#[test]
+fn suricata_rdp_003_agrees_with_test_yaml() {
+    let Some(root) = shared() else { return };
+    let dir = root.join("suricata-verify/tests/rdp-protocol");
+    let yaml = std::fs::read_to_string(dir.join("test.yaml")).unwrap();
+    let value = |key: &str| -> String {
+        yaml.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("{key} in test.yaml"))
+            .trim_matches('"')
+            .to_string()
+    };
+    let r = analyze(&dir.join("RDP-003.pcap"), &[]);
+    assert_eq!(r.attempts.len(), 1);
+    let a = &r.attempts[0];
+    assert_eq!(a.user, value("rdp.cookie"));
+    assert_eq!(a.client_name, value("rdp.client.client_name"));
+    let channels: Vec<String> = (0..3)
+        .map(|i| value(&format!("rdp.channels[{i}]")))
+        .collect();
+    assert_eq!(a.channels, channels.join(";"));
+    // Suricata names build 2600 "Windows XP".
+    assert_eq!(value("rdp.client.build"), "Windows XP");
+    assert_eq!(a.client_build, "2600");
+    // No negotiation request: a legacy client, Standard RDP Security.
+    assert_eq!(a.requested, "none");
+    assert_eq!(a.selected, "RDP (no negotiation)");
+    assert_eq!(a.rdp_encryption, "56bit, client compatible");
+    assert_eq!(a.outcome, Outcome::Connected);
+}
+
+#[test]
+fn ndpi_rdp_traces_agree_with_results() {
+    let Some(root) = shared() else { return };
+    let dir = root.join("nDPI/tests/cfgs/default");
+    for (pcap, expect_sel) in [
+        ("rdp.pcap", "HYBRID_EX"),
+        ("rdp3.pcap", "RDP (no negotiation)"),
+    ] {
+        let out = std::fs::read_to_string(dir.join("result").join(format!("{pcap}.out"))).unwrap();
+        // nDPI's flow line names both endpoints and the RDP protocol.
+        let line = out.lines().find(|l| l.contains("[proto: 88/RDP]")).unwrap();
+        let r = analyze(&dir.join("pcap").join(pcap), &[]);
+        assert_eq!(r.attempts.len(), 1, "{pcap}");
+        let a = &r.attempts[0];
+        assert!(
+            line.contains(&a.client) && line.contains(&a.server),
+            "{pcap}: {line}"
+        );
+        assert_eq!(a.app, "rdp");
+        assert_eq!(a.selected, expect_sel, "{pcap}");
+    }
+    // rdp.pcap: 0xb requested (SSL|HYBRID|HYBRID_EX) on a NULL link.
+    let r = analyze(&dir.join("pcap/rdp.pcap"), &[]);
+    assert_eq!(r.attempts[0].requested, "SSL|HYBRID|HYBRID_EX");
+}
+
+/// The TLS traces are not RDP: with `--port` for their ports, alerts,
+/// versions and certificates agree with the gold files.
+#[test]
+fn tls_traces_alerts_versions_certificates() {
+    let Some(root) = shared() else { return };
+    let z = root.join("zeek/Traces/tls");
+    let codes =
+        |r: &CaptureReport| -> Vec<String> { r.findings.iter().map(|f| f.code.clone()).collect() };
+    // Zeek ssl.log: last_alert handshake_failure after the ClientHello.
+    let log = zeek_log(
+        &root.join("zeek/Baseline/scripts.base.protocols.ssl.tls-1.2-handshake-failure/ssl.log"),
+    );
+    assert_eq!(log[0]["last_alert"], "handshake_failure");
+    let r = analyze(&z.join("tls-1.2-handshake-failure.pcap"), &[443]);
+    assert_eq!(codes(&r), ["tls.alert.handshake_failure"]);
+    assert!(r.findings[0].summary.starts_with("The server sent a fatal"));
+
+    // Client certificate requested, then alert 40 (zeek: certificate_request).
+    let r = analyze(&z.join("certificate-request-failed.pcap"), &[3000]);
+    assert!(codes(&r).contains(&"tls.alert.handshake_failure".to_string()));
+    assert!(
+        r.attempts[0].cert_subject.contains("O=SomeOrg"),
+        "{:?}",
+        r.attempts[0]
+    );
+
+    // A corrupted record where the ServerHello should be (zeek: "Invalid
+    // version late in TLS connection").
+    let r = analyze(&z.join("tls-1.2-protocol-error.pcap"), &[443]);
+    assert!(
+        codes(&r).contains(&"tls.malformed".to_string()),
+        "{:?}",
+        codes(&r)
+    );
+
+    // Alert 112 unrecognized_name on port 64132; the handshake went on.
+    let r = analyze(&z.join("tls-early-alert.pcap"), &[64132]);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "tls.alert.unrecognized_name")
+        .unwrap();
+    assert_eq!(f.severity.name(), "info");
+    assert_eq!(r.attempts[0].tls_version, "TLS 1.2");
+
+    // TLS 1.3 draft clients refused with protocol_version (zeek: tls13 ssl-out).
+    for t in [
+        "tls13draft16-chrome55.0.2879.0-canary-aborted.pcap",
+        "tls13draft16-ff52.a01-aborted.pcap",
+    ] {
+        let r = analyze(&z.join(t), &[443]);
+        assert!(
+            codes(&r).iter().all(|c| c == "tls.alert.protocol_version"),
+            "{t}: {:?}",
+            codes(&r)
+        );
+        assert_eq!(r.attempts[0].target, "tls13.crypto.mozilla.org");
+    }
+
+    // Suricata: a fatal handshake_failure (the server sends it, as tshark shows).
+    let s = root.join("suricata-verify/tests");
+    let r = analyze(&s.join("tls-extra-alert/input.pcap"), &[443]);
+    assert_eq!(codes(&r), ["tls.alert.handshake_failure"]);
+
+    // Suricata tls-certs-alert: a three-certificate chain for example.com.
+    let r = analyze(&s.join("tls/tls-certs-alert/input.pcap"), &[443]);
+    assert_eq!(r.attempts[0].target, "example.com");
+    assert!(r.attempts[0]
+        .cert_subject
+        .contains("Internet Corporation for Assigned Names"));
+
+    // MTU 300: the ClientHello over many small segments still gives its SNI.
+    let yaml = std::fs::read_to_string(s.join("tls/tls-client-hello-frag-01/test.yaml")).unwrap();
+    assert!(yaml.contains("www.google.com"));
+    let r = analyze(
+        &s.join("tls/tls-client-hello-frag-01/dump_mtu300.pcap"),
+        &[443],
+    );
+    assert_eq!(r.attempts[0].target, "www.google.com");
+    assert_eq!(r.attempts[0].outcome, Outcome::Connected);
+
+    // nDPI: "Found fatal TLS alert", TLSv1 client; the SNI it names.
+    let out =
+        std::fs::read_to_string(root.join("nDPI/tests/cfgs/default/result/tls_alert.pcap.out"))
+            .unwrap();
+    assert!(out.contains("Found fatal TLS alert") && out.contains("www.google-analytics.com"));
+    let r = analyze(
+        &root.join("nDPI/tests/cfgs/default/pcap/tls_alert.pcap"),
+        &[443],
+    );
+    let a = r
+        .attempts
+        .iter()
+        .find(|a| a.target == "www.google-analytics.com")
+        .unwrap();
+    assert_eq!(a.verdict, "tls.alert.protocol_version");
+}
