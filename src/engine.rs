@@ -162,7 +162,12 @@ pub fn analyze(
             Judged { flow, drafts }
         })
         .collect();
-    let (attempts, mut findings) = session::build(name, judged, cfg);
+    let mut dns: Vec<crate::flow::table::DnsLookup> = shards
+        .iter_mut()
+        .flat_map(|s| std::mem::take(&mut s.table.dns))
+        .collect();
+    dns.sort_by_key(|d| d.query.at.frame);
+    let (attempts, mut findings) = session::build(name, judged, &dns, end, cfg);
     report.attempts = attempts;
 
     // Findings about the capture itself.
@@ -219,6 +224,7 @@ pub fn analyze(
         bounds.records_dropped += b.records_dropped;
         bounds.fragments_evicted += b.fragments_evicted;
         bounds.icmp_dropped += b.icmp_dropped;
+        bounds.dns_dropped += b.dns_dropped;
     }
     if bounds != Default::default() {
         cap.push(capture_draft(
@@ -226,8 +232,8 @@ pub fn analyze(
             1,
             end.ts,
             format!(
-                "Bounds were hit: {} flows finished early (table full), {} attempts not reported, {} fragment trains dropped, {} ICMP errors not kept",
-                bounds.flows_evicted, bounds.records_dropped, bounds.fragments_evicted, bounds.icmp_dropped
+                "Bounds were hit: {} flows finished early (table full), {} attempts not reported, {} fragment trains dropped, {} ICMP errors not kept, {} DNS queries not kept",
+                bounds.flows_evicted, bounds.records_dropped, bounds.fragments_evicted, bounds.icmp_dropped, bounds.dns_dropped
             ),
             "The capture holds more concurrent flows or fragments than rdpsift keeps in memory.",
             "Filter the capture to the hosts of interest (tshark -r in -w out -Y 'ip.addr==…') or raise the limits.",

@@ -10,6 +10,8 @@ pub mod decode;
 pub mod detect;
 pub mod engine;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod proto;
 pub mod report;
 pub mod session;

@@ -12,8 +12,20 @@ fn wireshark_filters_select_the_cited_frames() {
         return;
     }
     let o = run(&["analyze", "-q", "--format", "csv", "samples"]);
-    let rows = csv_rows(&stdout(&o));
+    let mut rows = csv_rows(&stdout(&o));
     assert!(rows.len() > 10);
+    // Samples analyzed with extra arguments (tests/expected/NAME.args).
+    for e in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/samples")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        let extra = sample_args(&name);
+        if extra.is_empty() {
+            continue;
+        }
+        let path = format!("samples/{name}");
+        let mut args = vec!["analyze", "-q", "--format", "csv", &path];
+        args.extend(extra.iter().map(String::as_str));
+        rows.extend(csv_rows(&stdout(&run(&args))).into_iter().skip(1));
+    }
     let mut failures = vec![];
     for r in &rows[1..] {
         let (capture, code, first, last, filter) = (&r[0], &r[2], &r[7], &r[8], &r[13]);

@@ -25,7 +25,8 @@ fn samples_match_their_expected_reports() {
     for name in samples() {
         let path = format!("samples/{name}");
         let att = dir.join(format!("{name}.attempts.csv"));
-        let o = run(&[
+        let extra = sample_args(&name);
+        let mut args = vec![
             "analyze",
             "-q",
             "--format",
@@ -33,7 +34,9 @@ fn samples_match_their_expected_reports() {
             "--attempts-csv",
             att.to_str().unwrap(),
             &path,
-        ]);
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        let o = run(&args);
         assert!(o.status.code().is_some_and(|c| c <= 1), "{name}: {:?}", o);
         let got = [
             ("findings", stdout(&o)),

@@ -550,7 +550,67 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     c.ttl[S] = 62;
     c.wait(MS).rst(&mut out, S);
     write(dir, "middlebox-reset.pcap", &out, pcap)?;
+
+    // The name does not resolve: A and AAAA answered NXDOMAIN; the client
+    // never connects (analyzed with --target, see tests/expected/*.args).
+    let cl: SocketAddr = "198.18.0.10:53001".parse().unwrap();
+    let ns: SocketAddr = "198.18.0.53:53".parse().unwrap();
+    let mut out = vec![];
+    for (i, qtype) in [1u16, 28].into_iter().enumerate() {
+        let t = T0 + i as i64 * MS;
+        let id = 0x4a00 + i as u16;
+        let q = dns_message(id, false, 0, "rdp-host.example.test", qtype);
+        out.push(udp_pkt(cl, ns, &q, t));
+        let a = dns_message(id, true, 3, "rdp-host.example.test", qtype);
+        out.push(udp_pkt(ns, cl, &a, t + 20 * MS));
+    }
+    out.sort_by_key(|p| p.ts);
+    write(dir, "dns-nxdomain.pcap", &out, pcap)?;
+
+    // The DNS server never answers: three tries a second apart, and the
+    // capture runs on for 3 s more.
+    let mut out = vec![];
+    for i in 0..3 {
+        let q = dns_message(0x5b00 + i, false, 0, "rdp-host.example.test", 1);
+        out.push(udp_pkt(cl, ns, &q, T0 + i as i64 * SEC));
+    }
+    let mut c = TcpConv::new("198.18.0.10:50400", "198.19.0.99:443", T0 + 5 * SEC);
+    c.handshake(&mut out, 2 * MS);
+    write(dir, "dns-no-response.pcap", &out, pcap)?;
     Ok(())
+}
+
+/// A DNS query or response with one question (RFC 1035 4.1).
+fn dns_message(id: u16, response: bool, rcode: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let flags: u16 = if response { 0x8180 | rcode } else { 0x0100 };
+    let mut v = id.to_be_bytes().to_vec();
+    v.extend(flags.to_be_bytes());
+    v.extend([0, 1, 0, 0, 0, 0, 0, 0]);
+    for l in name.split('.') {
+        v.push(l.len() as u8);
+        v.extend(l.as_bytes());
+    }
+    v.push(0);
+    v.extend(qtype.to_be_bytes());
+    v.extend([0, 1]);
+    v
+}
+
+fn udp_pkt(src: SocketAddr, dst: SocketAddr, payload: &[u8], ts: i64) -> Pkt {
+    let udp = synth::udp_datagram(src, dst, payload);
+    let data = ip_packet(
+        src.ip(),
+        dst.ip(),
+        etherparse::IpNumber::UDP,
+        &udp,
+        IpOpts::default(),
+        src.port() != 53,
+    );
+    Pkt {
+        ts,
+        orig_len: data.len() as u32,
+        data,
+    }
 }
 
 /// RDP over UDP 3389 with fragmented 1232-byte datagrams: one reassembles,

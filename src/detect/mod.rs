@@ -151,6 +151,9 @@ pub fn flow_confidence(f: &Flow) -> Confidence {
     if lost > 0 {
         why.push(format!("{lost} bytes were acknowledged but not captured"));
     }
+    if let Some(b) = f.app.facts.bounded {
+        why.push(b.to_string());
+    }
     let gaps = f.app.facts.gap;
     if gaps[0] || gaps[1] {
         why.push("a capture hole stopped the protocol decoding".to_string());

@@ -453,6 +453,9 @@ impl Flow {
     pub fn udp(&mut self, src: SocketAddr, ip: &Ip, u: &Udp<'_>, at: Mark) {
         let dir = self.dir_of(src);
         self.common(dir, ip, at);
+        if self.interest == Interest::Dns {
+            self.app.facts.dns.datagram(u.payload, at);
+        }
         let d = &mut self.dirs[dir];
         d.first_ttl.get_or_insert(ip.ttl);
         d.data_segments += 1;

@@ -28,7 +28,19 @@ pub struct BoundsHit {
     pub records_dropped: u64,
     pub fragments_evicted: u64,
     pub icmp_dropped: u64,
+    pub dns_dropped: u64,
 }
+
+/// A DNS query seen on a finished DNS flow, with its endpoints.
+#[derive(Debug, Clone)]
+pub struct DnsLookup {
+    pub client: std::net::SocketAddr,
+    pub server: std::net::SocketAddr,
+    pub query: crate::proto::dns::Query,
+}
+
+/// DNS lookups kept per worker for matching against attempts.
+pub const MAX_DNS: usize = 8192;
 
 pub struct Table {
     flows: FxHashMap<FlowKey, Flow>,
@@ -39,6 +51,7 @@ pub struct Table {
     pub orphan_icmp: Vec<OrphanIcmp>,
     /// Incomplete fragment trains whose flow is unknown.
     pub orphan_frags: Vec<FragMeta>,
+    pub dns: Vec<DnsLookup>,
     pub bounds: BoundsHit,
     since_sweep: u32,
     now: i64,
@@ -53,6 +66,7 @@ impl Table {
             done: Vec::new(),
             orphan_icmp: Vec::new(),
             orphan_frags: Vec::new(),
+            dns: Vec::new(),
             bounds: BoundsHit::default(),
             since_sweep: 0,
             now: i64::MIN,
@@ -309,6 +323,20 @@ impl Table {
                 self.done.push(f);
             } else {
                 self.bounds.records_dropped += 1;
+            }
+        } else if f.interest == Interest::Dns {
+            let d = std::mem::take(&mut f.app.facts.dns);
+            self.bounds.dns_dropped += d.dropped as u64;
+            for q in d.queries {
+                if self.dns.len() < MAX_DNS {
+                    self.dns.push(DnsLookup {
+                        client: f.client,
+                        server: f.server,
+                        query: q,
+                    });
+                } else {
+                    self.bounds.dns_dropped += 1;
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 //! PDUs or TLS records and records the facts with the frame that completed
 //! them ([`Facts`], [`Step`]).
 
+pub mod dns;
 pub mod mcs;
 pub mod probe;
 pub mod tls;
@@ -70,7 +71,11 @@ pub struct Facts {
     pub malformed: Option<(usize, Mark, String)>,
     /// A capture hole stopped parsing this side.
     pub gap: [bool; 2],
+    /// A parser bound stopped parsing (what was too big).
+    pub bounded: Option<&'static str>,
     pub steps: Vec<(Step, Mark)>,
+    /// DNS queries and answers (flows to port 53).
+    pub dns: dns::Dns,
 }
 
 impl Facts {
@@ -157,6 +162,8 @@ impl App {
     fn hold_server(&mut self, b: &[u8]) {
         let s = &mut self.streams[1];
         if s.buf.len() + b.len() > MAX_WAIT {
+            self.facts.bounded =
+                Some("the server sent over 2 KiB before the client's stream was recognised");
             self.stop(1);
         } else {
             s.buf.extend_from_slice(b);
@@ -365,6 +372,9 @@ impl App {
         let alerts = t.alerts.len();
         if let Err(e) = t.record(dir, typ, len, body, at) {
             self.malformed(dir, at, e);
+        }
+        if self.facts.tls.bound_hit {
+            self.facts.bounded = Some("a TLS handshake message over 256 KiB was not parsed");
         }
         let t = &self.facts.tls;
         let now = (

@@ -6,7 +6,8 @@
 
 use crate::config::Config;
 use crate::detect::{cert::server_cert, Draft};
-use crate::flow::{Flow, Transport};
+use crate::flow::table::DnsLookup;
+use crate::flow::{Flow, Mark, Transport};
 use crate::proto::tls::{cipher_name, version_name};
 use crate::proto::x224::{failure_name, NegResult};
 use crate::proto::{AppClass, Via};
@@ -19,7 +20,130 @@ pub struct Judged {
 }
 
 /// Codes `rdp.fallback` adds at the session level (for the catalog test).
-pub const SESSION_CODES: &[&str] = &["rdp.fallback"];
+pub const SESSION_CODES: &[&str] = &["rdp.fallback", "dns.nxdomain", "dns.no_response"];
+
+/// A query unanswered this long before the end of the capture counts as
+/// never answered (Windows' resolver retries after 1 s, gives up after ~10).
+pub const DNS_TIMEOUT_NS: i64 = 2_000_000_000;
+
+/// Names an attempt used that DNS could have resolved.
+fn dns_names(f: &Flow, cfg: &Config) -> Vec<String> {
+    let mut v = Vec::new();
+    let fx = facts(f);
+    v.push(fx.target);
+    if let Some((c, _, _)) = server_cert(f) {
+        v.extend(c.san);
+        v.extend(c.cn);
+    }
+    v.extend(cfg.target.clone());
+    let mut v: Vec<String> = v
+        .into_iter()
+        .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+        .filter(|n| {
+            !n.is_empty()
+                && n.contains('.')
+                && !n.contains(['=', ' ', '/', ':', '*'])
+                && n.parse::<std::net::IpAddr>().is_err()
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// `dns.nxdomain` / `dns.no_response` for the first of `names` whose
+/// lookups all failed; with the DNS flow's endpoints.
+fn dns_finding(
+    names: &[String],
+    dns: &[DnsLookup],
+    end: Mark,
+) -> Option<(std::net::SocketAddr, std::net::SocketAddr, Draft)> {
+    use crate::proto::dns::rcode_name;
+    for name in names {
+        let qs: Vec<&DnsLookup> = dns.iter().filter(|d| &d.query.name == name).collect();
+        let Some(first) = qs.first() else {
+            continue;
+        };
+        let resolved = qs
+            .iter()
+            .any(|d| d.query.answer.is_some_and(|a| a.rcode == 0 && a.count > 0));
+        if resolved {
+            continue;
+        }
+        let failed = qs
+            .iter()
+            .find(|d| d.query.answer.is_some_and(|a| a.rcode != 0));
+        let nodata = qs.iter().find(|d| d.query.answer.is_some());
+        let waited = qs
+            .iter()
+            .all(|d| d.query.answer.is_some() || end.ts - d.query.at.ts >= DNS_TIMEOUT_NS);
+        let last = qs.last().map_or(first.query.at, |d| {
+            d.query.answer.map_or(d.query.at, |a| a.at)
+        });
+        let servers: Vec<String> = {
+            let mut s: Vec<String> = qs.iter().map(|d| d.server.ip().to_string()).collect();
+            s.dedup();
+            s
+        };
+        let (code, summary, cause, remedy) = if let Some(d) = failed.or(nodata) {
+            let a = d.query.answer.unwrap_or(crate::proto::dns::Answer {
+                rcode: 0,
+                count: 0,
+                at: d.query.at,
+            });
+            let what = if a.rcode == 0 {
+                "NOERROR without address records".to_string()
+            } else {
+                rcode_name(a.rcode)
+            };
+            (
+                "dns.nxdomain",
+                format!(
+                    "The DNS server {} answered {what} for {name} in frame {} ({} quer{} for the name, none resolved)",
+                    d.server.ip(),
+                    a.at.frame,
+                    qs.len(),
+                    if qs.len() == 1 { "y" } else { "ies" }
+                ),
+                if a.rcode == 2 {
+                    "The DNS server could not resolve the name (SERVFAIL: its upstream or the zone's servers failed)."
+                } else {
+                    "The name does not exist in DNS as the client asked for it (a typo, a missing record, or a search suffix not applied)."
+                },
+                "Check the name (nslookup NAME SERVER); add the A/AAAA record or fix the client's DNS suffix; meanwhile connect by IP address.",
+            )
+        } else if waited {
+            (
+                "dns.no_response",
+                format!(
+                    "{} quer{} for {name} to {} got no answer",
+                    qs.len(),
+                    if qs.len() == 1 { "y" } else { "ies" },
+                    servers.join(", ")
+                ),
+                "The DNS server is unreachable or does not answer (firewall on UDP 53, a VPN DNS server that is down).",
+                "Check the client's DNS servers (ipconfig /all) and that UDP/TCP 53 reaches them; meanwhile connect by IP address.",
+            )
+        } else {
+            continue;
+        };
+        let draft = Draft {
+            code: code.into(),
+            severity: Severity::Error,
+            phase: Phase::Dns,
+            first_frame: first.query.at.frame,
+            last_frame: last.frame.max(first.query.at.frame),
+            ts: first.query.at.ts,
+            summary,
+            cause: cause.into(),
+            remedy: remedy.into(),
+            filter: format!("dns.qry.name==\"{name}\""),
+            confidence: Confidence::high(),
+        };
+        return Some((first.client, first.server, draft));
+    }
+    None
+}
 
 fn order(a: &Draft, b: &Draft) -> std::cmp::Ordering {
     b.severity
@@ -198,7 +322,13 @@ fn targeted(f: &Flow, target: &str) -> bool {
 
 /// Groups flows into attempts, numbers them by first frame and turns
 /// drafts into findings.
-pub fn build(capture: &str, mut judged: Vec<Judged>, cfg: &Config) -> (Vec<Attempt>, Vec<Finding>) {
+pub fn build(
+    capture: &str,
+    mut judged: Vec<Judged>,
+    dns: &[DnsLookup],
+    end: Mark,
+    cfg: &Config,
+) -> (Vec<Attempt>, Vec<Finding>) {
     judged.sort_by(|a, b| {
         (a.flow.first.frame, a.flow.client, a.flow.server).cmp(&(
             b.flow.first.frame,
@@ -375,6 +505,56 @@ pub fn build(capture: &str, mut judged: Vec<Judged>, cfg: &Config) -> (Vec<Attem
                 &fmt_ep(f.server),
                 d,
             ));
+        }
+        // A name of this attempt that DNS never resolved: context for a
+        // failed attempt (the client still reached an address), a warning.
+        if outcome != Outcome::Connected {
+            if let Some((c, s, mut d)) = dns_finding(&dns_names(last, cfg), dns, end) {
+                d.severity = Severity::Warning;
+                d.summary
+                    .push_str("; the client connected to an address nevertheless");
+                findings.push(finding(capture, &id, &fmt_ep(c), &fmt_ep(s), d));
+            }
+        }
+    }
+    // `--target NAME` that never got as far as a connection: the lookup
+    // is the attempt.
+    if let Some(t) = cfg.target.as_ref().filter(|_| attempts.is_empty()) {
+        let name = t.trim_end_matches('.').to_ascii_lowercase();
+        if let Some((c, s, d)) = dns_finding(&[name.clone()], dns, end) {
+            let id = "#1".to_string();
+            attempts.push(Attempt {
+                capture: capture.to_string(),
+                attempt: id.clone(),
+                client: fmt_ep(c),
+                server: fmt_ep(s),
+                transport: "udp".into(),
+                start: d.ts,
+                end: d.ts,
+                packets: 0,
+                bytes: 0,
+                outcome: Outcome::Failed,
+                failed_phase: Some(Phase::Dns),
+                verdict: d.code.clone(),
+                app: "dns".into(),
+                first_frame: d.first_frame,
+                last_frame: d.last_frame,
+                connections: 0,
+                target: name,
+                user: String::new(),
+                requested: String::new(),
+                selected: String::new(),
+                tls_version: String::new(),
+                tls_cipher: String::new(),
+                cert_subject: String::new(),
+                cert_not_after: String::new(),
+                fits_0x904: "no",
+                client_name: String::new(),
+                client_build: String::new(),
+                channels: String::new(),
+                rdp_encryption: String::new(),
+            });
+            findings.push(finding(capture, &id, &fmt_ep(c), &fmt_ep(s), d));
         }
     }
     (attempts, findings)

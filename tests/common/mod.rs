@@ -38,3 +38,12 @@ pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
         .map(|r| r.expect("csv").iter().map(str::to_string).collect())
         .collect()
 }
+
+/// Extra arguments a sample is analyzed with (tests/expected/NAME.args,
+/// whitespace-separated), e.g. `--target NAME` for the DNS samples.
+pub fn sample_args(name: &str) -> Vec<String> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/expected/{name}.args"));
+    std::fs::read_to_string(p)
+        .map(|s| s.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}

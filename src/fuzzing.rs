@@ -1,0 +1,69 @@
+//! Entry points for the fuzz targets in `fuzz/` (cargo-fuzz), kept in the
+//! library so that `cargo test` replays the committed corpora through the
+//! very same code (tests/fuzz_corpora.rs). Each must never panic.
+
+use crate::flow::reasm::Chunk;
+use crate::flow::Mark;
+use crate::proto::{mcs, tls, x224, App};
+
+/// One TPKT/X.224 PDU (and the fast-path length reader).
+pub fn x224(data: &[u8]) {
+    if let Ok(Some(len)) = x224::tpkt_len(data) {
+        let _ = x224::parse(&data[..len.min(data.len())]);
+    }
+    let _ = x224::parse(data);
+    let _ = x224::fastpath_len(data);
+}
+
+/// GCC client and server data blocks.
+pub fn mcs(data: &[u8]) {
+    let _ = mcs::client_data(data);
+    let _ = mcs::server_data(data);
+}
+
+/// One DER certificate.
+pub fn cert(data: &[u8]) {
+    let _ = tls::cert_info(data);
+}
+
+/// Both streams of a connection: the first byte of each piece says the
+/// direction and the piece length, so the fuzzer also explores how bytes
+/// are split between segments and holes.
+pub fn app(data: &[u8]) {
+    for rdp_port in [false, true] {
+        let mut a = App::default();
+        a.rdp_port = rdp_port;
+        let mut rest = data;
+        let mut frame = 1;
+        while let Some((&ctl, tail)) = rest.split_first() {
+            let n = ((ctl >> 2) as usize + 1).min(tail.len());
+            let dir = (ctl & 1) as usize;
+            let at = Mark {
+                frame,
+                ts: frame as i64,
+            };
+            if ctl & 2 != 0 && ctl > 0xF0 {
+                a.feed(dir, Chunk::Gap(n as u64), at);
+            } else {
+                a.feed(dir, Chunk::Data(&tail[..n]), at);
+            }
+            rest = &tail[n..];
+            frame += 1;
+        }
+    }
+}
+
+/// A whole capture file through the engine (reader, decode, flows,
+/// parsers, detectors, session).
+pub fn capture(data: &[u8]) {
+    let cfg = crate::config::Config {
+        ports: [443u16, 3389, 53].into_iter().collect(),
+        ..Default::default()
+    };
+    let Ok(src) =
+        crate::capture::Source::from_reader(Box::new(std::io::Cursor::new(data.to_vec())))
+    else {
+        return;
+    };
+    let _ = crate::engine::analyze("fuzz", src, &cfg, 1, &|_| {});
+}

@@ -1,0 +1,49 @@
+//! Replays the committed fuzz corpora (fuzz/corpus/TARGET) and any crash
+//! inputs kept as regressions (fuzz/regressions/TARGET) through the same
+//! entry points the cargo-fuzz targets call: on stable, in every test run.
+
+use std::path::Path;
+
+fn replay(target: &str, f: fn(&[u8])) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut n = 0;
+    for dir in ["corpus", "regressions"] {
+        let d = root.join(dir).join(target);
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for p in files {
+            let data = std::fs::read(&p).unwrap();
+            f(&data);
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no corpus for {target}");
+}
+
+#[test]
+fn x224_corpus() {
+    replay("x224", rdpsift::fuzzing::x224);
+}
+
+#[test]
+fn mcs_corpus() {
+    replay("mcs", rdpsift::fuzzing::mcs);
+}
+
+#[test]
+fn cert_corpus() {
+    replay("cert", rdpsift::fuzzing::cert);
+}
+
+#[test]
+fn app_corpus() {
+    replay("app", rdpsift::fuzzing::app);
+}
+
+#[test]
+fn capture_corpus() {
+    replay("capture", rdpsift::fuzzing::capture);
+}
