@@ -521,7 +521,7 @@ pub fn build(
     // is the attempt.
     if let Some(t) = cfg.target.as_ref().filter(|_| attempts.is_empty()) {
         let name = t.trim_end_matches('.').to_ascii_lowercase();
-        if let Some((c, s, d)) = dns_finding(&[name.clone()], dns, end) {
+        if let Some((c, s, d)) = dns_finding(std::slice::from_ref(&name), dns, end) {
             let id = "#1".to_string();
             attempts.push(Attempt {
                 capture: capture.to_string(),
