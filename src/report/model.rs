@@ -200,6 +200,9 @@ pub struct Attempt {
     pub channels: String,
     /// Standard RDP Security encryption: `128bit, client compatible`.
     pub rdp_encryption: String,
+    /// Per connection (` | ` between them): the phases with their frames
+    /// and who ended it (docs/findings.md).
+    pub timeline: String,
 }
 
 /// Everything found in one capture.

@@ -78,6 +78,7 @@ pub struct AttemptRow<'a> {
     pub client_build: &'a str,
     pub channels: &'a str,
     pub rdp_encryption: &'a str,
+    pub timeline: &'a str,
 }
 
 impl<'a> From<&'a Attempt> for AttemptRow<'a> {
@@ -112,6 +113,7 @@ impl<'a> From<&'a Attempt> for AttemptRow<'a> {
             client_build: &a.client_build,
             channels: &a.channels,
             rdp_encryption: &a.rdp_encryption,
+            timeline: &a.timeline,
         }
     }
 }
@@ -133,7 +135,7 @@ const FINDING_HEADER: [&str; 15] = [
     "filter",
     "confidence",
 ];
-const ATTEMPT_HEADER: [&str; 29] = [
+const ATTEMPT_HEADER: [&str; 30] = [
     "capture",
     "attempt",
     "client",
@@ -163,6 +165,7 @@ const ATTEMPT_HEADER: [&str; 29] = [
     "client_build",
     "channels",
     "rdp_encryption",
+    "timeline",
 ];
 
 fn csv_err(e: csv::Error) -> io::Error {
@@ -367,6 +370,7 @@ mod test {
                 client_build: String::new(),
                 channels: String::new(),
                 rdp_encryption: String::new(),
+                timeline: String::new(),
             }],
             findings: vec![Finding {
                 capture: "a.pcap".into(),

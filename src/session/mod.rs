@@ -254,6 +254,86 @@ struct Facts {
     rdp_encryption: String,
 }
 
+/// The connection's timeline in frames: `tcp 1-3; x224 4-6 SSL|HYBRID→HYBRID;
+/// tls 8-16 TLS 1.2; nla 3c/2s records; data c18 s20; server FIN 60`.
+pub fn timeline(f: &Flow) -> String {
+    use crate::proto::Step;
+    let x = &f.app.facts;
+    let mut v: Vec<String> = Vec::new();
+    let syn = f.dirs[0].syn;
+    if syn.count > 0 {
+        match f.established {
+            Some(e) => v.push(format!("tcp {}-{}", syn.first.frame, e.frame)),
+            None if f.syn_ack.count > 0 => {
+                v.push(format!("tcp {}-{}", syn.first.frame, f.syn_ack.first.frame))
+            }
+            None => v.push(format!("tcp syn {}x from {}", syn.count, syn.first.frame)),
+        }
+    } else if f.mid_stream {
+        v.push("tcp mid-stream".into());
+    }
+    if let Some((cr, at)) = &x.cr {
+        let req = cr
+            .neg
+            .map_or("none".to_string(), |n| n.protocols.to_string());
+        match &x.cc {
+            Some((cc, cat)) => {
+                let ans = match cc {
+                    NegResult::None => "RDP".to_string(),
+                    NegResult::Rsp { selected, .. } => selected.to_string(),
+                    NegResult::Failure { code } => {
+                        failure_name(*code).map_or(format!("failure {code}"), |n| n.0.to_string())
+                    }
+                };
+                v.push(format!("x224 {}-{} {req}→{ans}", at.frame, cat.frame));
+            }
+            None => v.push(format!("x224 {} {req}→(none)", at.frame)),
+        }
+    }
+    if let Some(m) = x.when(Step::McsConnectInitial) {
+        let r = x
+            .when(Step::McsConnectResponse)
+            .map_or(String::new(), |r| format!("-{}", r.frame));
+        v.push(format!("mcs {}{r}", m.frame));
+    }
+    if let Some((_, ch)) = &x.tls.client_hello {
+        let end = x
+            .tls
+            .done
+            .or(x.tls.server_hello.map(|s| s.1))
+            .map_or(String::new(), |m| format!("-{}", m.frame));
+        let ver = x.tls.server_hello.map_or(String::new(), |(h, _)| {
+            format!(" {}", version_name(h.version))
+        });
+        let state = if x.tls.done.is_some() {
+            ""
+        } else {
+            " (incomplete)"
+        };
+        v.push(format!("tls {}{end}{ver}{state}", ch.frame));
+    }
+    let t = &x.tls;
+    if t.done.is_some() {
+        v.push(format!(
+            "encrypted {}c/{}s records, {}/{} bytes",
+            t.app[0].records, t.app[1].records, t.app[0].bytes, t.app[1].bytes
+        ));
+    }
+    if let (Some(c), Some(s)) = (f.dirs[0].first_data, f.dirs[1].first_data) {
+        v.push(format!("data c{} s{}", c.frame, s.frame));
+    }
+    if let Some((d, m, how)) = crate::detect::ending(f) {
+        let phase = crate::detect::rdp_moment(f, m.frame).map_or("tcp", |p| p.0.name());
+        let how = if how == "reset" { "RST" } else { "FIN" };
+        v.push(format!(
+            "{} {how} {} ({phase})",
+            crate::detect::SIDE[d],
+            m.frame
+        ));
+    }
+    v.join("; ")
+}
+
 fn facts(f: &Flow) -> Facts {
     let x = &f.app.facts;
     let mut r = Facts::default();
@@ -495,6 +575,7 @@ pub fn build(
             client_build: fx.client_build,
             channels: fx.channels,
             rdp_encryption: fx.rdp_encryption,
+            timeline: flows().map(timeline).collect::<Vec<_>>().join(" | "),
         });
         for (i, d) in drafts {
             let f = &judged[i].flow;
@@ -553,6 +634,7 @@ pub fn build(
                 client_build: String::new(),
                 channels: String::new(),
                 rdp_encryption: String::new(),
+                timeline: String::new(),
             });
             findings.push(finding(capture, &id, &fmt_ep(c), &fmt_ep(s), d));
         }
