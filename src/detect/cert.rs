@@ -14,7 +14,7 @@ pub struct Certificates;
 
 /// The server's own certificate and the frame that carried it.
 pub fn server_cert(f: &Flow) -> Option<(CertInfo, Mark, usize)> {
-    let x = &f.app.facts;
+    let x = &f.app.facts();
     if let Some((chain, at)) = &x.tls.certs {
         return chain.first().map(|c| (c.clone(), *at, chain.len()));
     }
@@ -32,7 +32,7 @@ pub fn target_name(cx: &Context<'_>) -> Option<String> {
     let sni = cx
         .flow
         .app
-        .facts
+        .facts()
         .tls
         .client_hello
         .as_ref()
@@ -54,7 +54,7 @@ impl Detector for Certificates {
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let t = &f.app.facts.tls;
+        let t = &f.app.facts().tls;
         let base = |code: &str, sev: Severity, at: Mark| Draft {
             code: code.into(),
             severity: sev,

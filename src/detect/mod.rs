@@ -151,10 +151,10 @@ pub fn flow_confidence(f: &Flow) -> Confidence {
     if lost > 0 {
         why.push(format!("{lost} bytes were acknowledged but not captured"));
     }
-    if let Some(b) = f.app.facts.bounded {
+    if let Some(b) = f.app.facts().bounded {
         why.push(b.to_string());
     }
-    let gaps = f.app.facts.gap;
+    let gaps = f.app.facts().gap;
     if gaps[0] || gaps[1] {
         why.push("a capture hole stopped the protocol decoding".to_string());
     }
@@ -244,7 +244,7 @@ pub fn tcp_moment(f: &Flow, bytes: [u64; 2], frame: u64) -> (Phase, String) {
 
 /// Encrypted records each way sent before `frame`.
 pub fn records_before(f: &Flow, frame: u64) -> [u64; 2] {
-    let t = &f.app.facts.tls;
+    let t = &f.app.facts().tls;
     let mut n = [0u64; 2];
     if t.records.len() < crate::proto::tls::MAX_RECORDS {
         for r in t.records.iter().filter(|r| r.at.frame <= frame) {
@@ -258,7 +258,7 @@ pub fn records_before(f: &Flow, frame: u64) -> [u64; 2] {
 
 /// Where the RDP connection sequence stood at `frame` (inclusive).
 pub fn rdp_moment(f: &Flow, frame: u64) -> Option<(Phase, String)> {
-    let x = &f.app.facts;
+    let x = &f.app.facts();
     if !matches!(f.app.class, AppClass::Rdp { .. } | AppClass::Tls) || x.steps.is_empty() {
         return None;
     }

@@ -19,7 +19,7 @@ impl Detector for NlaStalled {
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let x = &f.app.facts;
+        let x = &f.app.facts();
         let Some(sel) = x.selected().filter(|p| p.nla()) else {
             return;
         };

@@ -25,7 +25,7 @@ impl Detector for ServerDenied {
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let x = &f.app.facts;
+        let x = &f.app.facts();
         let Some((SERVER, end, how)) = ending(f) else {
             return;
         };

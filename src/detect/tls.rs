@@ -53,7 +53,7 @@ const CODES: &[&str] = &[
 fn step_before(f: &Flow, at: Mark) -> &'static str {
     let last = f
         .app
-        .facts
+        .facts()
         .steps
         .iter()
         .filter(|(s, m)| m.frame <= at.frame && !matches!(s, Step::Alert(_)))
@@ -70,7 +70,7 @@ fn step_before(f: &Flow, at: Mark) -> &'static str {
 
 /// "TLS 1.0–TLS 1.2, 17 cipher suites, SNI host".
 fn offer(f: &Flow) -> String {
-    let Some((h, _)) = &f.app.facts.tls.client_hello else {
+    let Some((h, _)) = &f.app.facts().tls.client_hello else {
         return "no ClientHello seen".into();
     };
     let lo = h.versions.iter().min().copied().unwrap_or(0);
@@ -149,14 +149,14 @@ impl Detector for Handshake {
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let t = &f.app.facts.tls;
+        let t = &f.app.facts().tls;
         let end = ending(f);
         // Invalid TLS (after a ClientHello, or on a flow that is TLS).
-        if let Some((dir, at, what)) = &f.app.facts.malformed {
+        if let Some((dir, at, what)) = &f.app.facts().malformed {
             let tls_flow = f.app.class == crate::proto::AppClass::Tls;
             if tls_flow
                 || f.app
-                    .facts
+                    .facts()
                     .when(Step::ClientHello)
                     .is_some_and(|m| m.frame <= at.frame)
             {

@@ -30,7 +30,7 @@ fn draft(code: &str, sev: Severity, first: Mark, last: u64, f: &Flow, frames: &[
 
 /// "client requested SSL|HYBRID" or "client sent no negotiation request".
 fn requested(f: &Flow) -> String {
-    match f.app.facts.cr.as_ref().and_then(|(r, _)| r.neg) {
+    match f.app.facts().cr.as_ref().and_then(|(r, _)| r.neg) {
         Some(n) => format!("client requested {}", n.protocols),
         None => "client sent no negotiation request (Standard RDP Security only)".into(),
     }
@@ -116,7 +116,7 @@ impl Detector for Negotiation {
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let x = &f.app.facts;
+        let x = &f.app.facts();
         let end = ending(f);
         let end_frame = end.map_or(0, |e| e.1.frame);
         let end_text = |after: u64| match end {

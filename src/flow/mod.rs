@@ -454,7 +454,7 @@ impl Flow {
         let dir = self.dir_of(src);
         self.common(dir, ip, at);
         if self.interest == Interest::Dns {
-            self.app.facts.dns.datagram(u.payload, at);
+            self.app.facts_mut().dns.datagram(u.payload, at);
         }
         let d = &mut self.dirs[dir];
         d.first_ttl.get_or_insert(ip.ttl);

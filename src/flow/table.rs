@@ -325,7 +325,7 @@ impl Table {
                 self.bounds.records_dropped += 1;
             }
         } else if f.interest == Interest::Dns {
-            let d = std::mem::take(&mut f.app.facts.dns);
+            let d = std::mem::take(&mut f.app.facts_mut().dns);
             self.bounds.dns_dropped += d.dropped as u64;
             for q in d.queries {
                 if self.dns.len() < MAX_DNS {

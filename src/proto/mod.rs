@@ -111,13 +111,31 @@ pub struct App {
     /// Bytes seen per direction (client, server) by the parsers.
     pub seen: [u64; 2],
     streams: [Stream; 2],
-    pub facts: Facts,
+    /// Allocated when a parser first has something to say (most flows of a
+    /// busy capture never do): [`App::facts`].
+    facts: Option<Box<Facts>>,
     /// The flow is on an RDP port: a stream that does not start as RDP is
     /// parsed as TPKTs anyway, so that what is wrong with it is reported.
     pub rdp_port: bool,
 }
 
+static NO_FACTS: std::sync::LazyLock<Facts> = std::sync::LazyLock::new(Facts::default);
+
 impl App {
+    /// What the parsers established (empty until they did).
+    pub fn facts(&self) -> &Facts {
+        self.facts.as_deref().unwrap_or(&NO_FACTS)
+    }
+
+    /// Mutable facts, allocated on first use.
+    pub fn facts_mut(&mut self) -> &mut Facts {
+        self.facts.get_or_insert_with(Box::default)
+    }
+
+    fn fx(&mut self) -> &mut Facts {
+        self.facts_mut()
+    }
+
     /// True once the content class is known.
     pub fn decided(&self) -> bool {
         self.class != AppClass::Unknown
@@ -144,8 +162,8 @@ impl App {
                     self.class = AppClass::Other;
                     self.prefix = Vec::new();
                 }
-                if self.streams[dir].mode != Mode::Off {
-                    self.facts.gap[dir] = true;
+                if self.streams[dir].mode != Mode::Off && self.class != AppClass::Other {
+                    self.fx().gap[dir] = true;
                 }
                 self.stop(dir);
             }
@@ -162,7 +180,7 @@ impl App {
     fn hold_server(&mut self, b: &[u8]) {
         let s = &mut self.streams[1];
         if s.buf.len() + b.len() > MAX_WAIT {
-            self.facts.bounded =
+            self.fx().bounded =
                 Some("the server sent over 2 KiB before the client's stream was recognised");
             self.stop(1);
         } else {
@@ -238,8 +256,8 @@ impl App {
     }
 
     fn malformed(&mut self, dir: usize, at: Mark, what: String) {
-        if self.facts.malformed.is_none() {
-            self.facts.malformed = Some((dir, at, what));
+        if self.fx().malformed.is_none() {
+            self.fx().malformed = Some((dir, at, what));
         }
     }
 
@@ -292,10 +310,10 @@ impl App {
                         off += len;
                     } else if rest.len() >= 2 && (20..=23).contains(&rest[0]) && rest[1] == 3 {
                         s.mode = Mode::Tls;
-                    } else if self.facts.cc.is_some() || self.facts.client_data.is_some() {
+                    } else if self.fx().cc.is_some() || self.fx().client_data.is_some() {
                         match x224::fastpath_len(rest) {
                             Ok(Some(l)) => {
-                                self.facts.pdus[dir] += 1;
+                                self.fx().pdus[dir] += 1;
                                 if rest.len() < l {
                                     s.skip = l - rest.len();
                                     return b.len();
@@ -342,7 +360,7 @@ impl App {
                         return off;
                     }
                     let skip_body = typ == tls::APP_DATA
-                        || (typ == tls::HANDSHAKE && self.facts.tls.ccs[dir].is_some());
+                        || (typ == tls::HANDSHAKE && self.fx().tls.ccs[dir].is_some());
                     if skip_body {
                         self.tls_record(dir, typ, len, None, at);
                         if rest.len() < 5 + len {
@@ -362,7 +380,7 @@ impl App {
     }
 
     fn tls_record(&mut self, dir: usize, typ: u8, len: usize, body: Option<&[u8]>, at: Mark) {
-        let t = &mut self.facts.tls;
+        let t = &mut self.fx().tls;
         let had = (
             t.client_hello.is_some(),
             t.server_hello.is_some(),
@@ -373,10 +391,10 @@ impl App {
         if let Err(e) = t.record(dir, typ, len, body, at) {
             self.malformed(dir, at, e);
         }
-        if self.facts.tls.bound_hit {
-            self.facts.bounded = Some("a TLS handshake message over 256 KiB was not parsed");
+        if self.fx().tls.bound_hit {
+            self.fx().bounded = Some("a TLS handshake message over 256 KiB was not parsed");
         }
-        let t = &self.facts.tls;
+        let t = &self.fx().tls;
         let now = (
             t.client_hello.is_some(),
             t.server_hello.is_some(),
@@ -385,19 +403,19 @@ impl App {
         );
         let alert = t.alerts.len() > alerts;
         if now.0 && !had.0 {
-            self.facts.step(Step::ClientHello, at);
+            self.fx().step(Step::ClientHello, at);
         }
         if now.1 && !had.1 {
-            self.facts.step(Step::ServerHello, at);
+            self.fx().step(Step::ServerHello, at);
         }
         if now.2 && !had.2 {
-            self.facts.step(Step::ServerCertificate, at);
+            self.fx().step(Step::ServerCertificate, at);
         }
         if now.3 && !had.3 {
-            self.facts.step(Step::TlsDone, at);
+            self.fx().step(Step::TlsDone, at);
         }
         if alert {
-            self.facts.step(Step::Alert(dir), at);
+            self.fx().step(Step::Alert(dir), at);
         }
     }
 
@@ -407,42 +425,42 @@ impl App {
             Err(e) => {
                 // Keep what the request still tells (the cookie) when only
                 // the negotiation part is bad.
-                if dir == 1 && pdu.len() > 5 && pdu[5] & 0xF0 == x224::CC && self.facts.cc.is_none()
+                if dir == 1 && pdu.len() > 5 && pdu[5] & 0xF0 == x224::CC && self.fx().cc.is_none()
                 {
-                    self.facts.step(Step::ConnectionConfirm, at);
+                    self.fx().step(Step::ConnectionConfirm, at);
                 }
                 self.malformed(dir, at, e.0);
                 return;
             }
         };
         match t {
-            Tpdu::ConnReq(r) if dir == 0 && self.facts.cr.is_none() => {
-                self.facts.cr = Some((r, at));
-                self.facts.step(Step::ConnectionRequest, at);
+            Tpdu::ConnReq(r) if dir == 0 && self.fx().cr.is_none() => {
+                self.fx().cr = Some((r, at));
+                self.fx().step(Step::ConnectionRequest, at);
             }
-            Tpdu::ConnConfirm(n) if dir == 1 && self.facts.cc.is_none() => {
-                self.facts.cc = Some((n, at));
-                self.facts.step(Step::ConnectionConfirm, at);
+            Tpdu::ConnConfirm(n) if dir == 1 && self.fx().cc.is_none() => {
+                self.fx().cc = Some((n, at));
+                self.fx().step(Step::ConnectionConfirm, at);
             }
-            Tpdu::Disconnect => self.facts.step(Step::Disconnect(dir), at),
+            Tpdu::Disconnect => self.fx().step(Step::Disconnect(dir), at),
             Tpdu::Data { offset } => {
                 let data = &pdu[offset..];
                 // BER application tags 101 / 102 (T.125).
-                if dir == 0 && data.starts_with(&[0x7f, 0x65]) && self.facts.client_data.is_none() {
+                if dir == 0 && data.starts_with(&[0x7f, 0x65]) && self.fx().client_data.is_none() {
                     if let Some(c) = mcs::client_data(data) {
-                        self.facts.client_data = Some((c, at));
+                        self.fx().client_data = Some((c, at));
                     }
-                    self.facts.step(Step::McsConnectInitial, at);
+                    self.fx().step(Step::McsConnectInitial, at);
                 } else if dir == 1
                     && data.starts_with(&[0x7f, 0x66])
-                    && self.facts.server_data.is_none()
+                    && self.fx().server_data.is_none()
                 {
                     if let Some(c) = mcs::server_data(data) {
-                        self.facts.server_data = Some((c, at));
+                        self.fx().server_data = Some((c, at));
                     }
-                    self.facts.step(Step::McsConnectResponse, at);
+                    self.fx().step(Step::McsConnectResponse, at);
                 } else {
-                    self.facts.pdus[dir] += 1;
+                    self.fx().pdus[dir] += 1;
                 }
             }
             _ => {}
@@ -481,7 +499,7 @@ mod test {
         assert!(!a.decided());
         a.feed(0, Chunk::Data(&b[5..]), m(5));
         assert!(matches!(a.class, AppClass::Rdp { .. }));
-        assert_eq!(a.facts.cr.as_ref().unwrap().1, m(5));
+        assert_eq!(a.facts().cr.as_ref().unwrap().1, m(5));
         // ClientHello starts right after the CR (in the same direction).
         a.feed(
             0,
@@ -489,7 +507,7 @@ mod test {
             m(8),
         );
         a.feed(1, Chunk::Data(&CC_HYBRID), m(6));
-        assert_eq!(a.facts.selected().unwrap().to_string(), "HYBRID");
+        assert_eq!(a.facts().selected().unwrap().to_string(), "HYBRID");
         // A server record split over two segments, then app data skipped.
         a.feed(1, Chunk::Data(&[0x15, 0x03, 0x03, 0x00]), m(9));
         a.feed(
@@ -497,9 +515,9 @@ mod test {
             Chunk::Data(&[0x02, 0x02, 0x28, 0x17, 0x03, 0x03, 0x00, 0x10, 1, 2]),
             m(10),
         );
-        assert_eq!(a.facts.tls.alerts[0].desc, 40);
-        assert_eq!(a.facts.tls.alerts[0].at, m(10));
-        let steps: Vec<Step> = a.facts.steps.iter().map(|s| s.0).collect();
+        assert_eq!(a.facts().tls.alerts[0].desc, 40);
+        assert_eq!(a.facts().tls.alerts[0].at, m(10));
+        let steps: Vec<Step> = a.facts().steps.iter().map(|s| s.0).collect();
         assert_eq!(
             steps,
             vec![
@@ -516,8 +534,8 @@ mod test {
         a.feed(0, Chunk::Data(&cr()), m(1));
         a.feed(1, Chunk::Gap(100), m(2));
         a.feed(1, Chunk::Data(&CC_HYBRID), m(3));
-        assert!(a.facts.cc.is_none());
-        assert!(a.facts.gap[1]);
+        assert!(a.facts().cc.is_none());
+        assert!(a.facts().gap[1]);
     }
 
     #[test]
@@ -544,10 +562,10 @@ mod test {
             }
         ));
         assert_eq!(
-            a.facts.cr.as_ref().unwrap().0.cookie.as_deref(),
+            a.facts().cr.as_ref().unwrap().0.cookie.as_deref(),
             Some("rzhou")
         );
-        assert_eq!(a.facts.cc.unwrap().1, m(3));
+        assert_eq!(a.facts().cc.unwrap().1, m(3));
     }
 
     #[test]
@@ -555,7 +573,7 @@ mod test {
         let mut a = App::default();
         a.feed(0, Chunk::Data(&cr()), m(1));
         a.feed(1, Chunk::Data(b"SSH-2.0-OpenSSH\r\n"), m(2));
-        assert!(a.facts.cc.is_none());
+        assert!(a.facts().cc.is_none());
         let big = vec![0u8; 5000];
         a.feed(1, Chunk::Data(&big), m(3));
         assert!(a.streams[1].buf.len() <= MAX_WAIT);

@@ -258,7 +258,7 @@ struct Facts {
 /// tls 8-16 TLS 1.2; nla 3c/2s records; data c18 s20; server FIN 60`.
 pub fn timeline(f: &Flow) -> String {
     use crate::proto::Step;
-    let x = &f.app.facts;
+    let x = &f.app.facts();
     let mut v: Vec<String> = Vec::new();
     let syn = f.dirs[0].syn;
     if syn.count > 0 {
@@ -335,7 +335,7 @@ pub fn timeline(f: &Flow) -> String {
 }
 
 fn facts(f: &Flow) -> Facts {
-    let x = &f.app.facts;
+    let x = &f.app.facts();
     let mut r = Facts::default();
     if let Some((cr, _)) = &x.cr {
         r.user = cr.cookie.clone().unwrap_or_default();
@@ -422,21 +422,26 @@ pub fn build(
     let outcomes: Vec<(Outcome, Option<Phase>)> =
         judged.iter().map(|j| outcome(&j.flow, &j.drafts)).collect();
     let mut groups: Vec<Group> = Vec::new();
+    // The newest group per (client host, server, transport): a retry can
+    // only continue the latest try of that pair.
+    let mut latest: rustc_hash::FxHashMap<(std::net::IpAddr, std::net::SocketAddr, Transport), usize> =
+        Default::default();
     for (i, j) in judged.iter().enumerate() {
         let f = &j.flow;
-        let open = groups.iter_mut().rev().find(|g| {
-            let last = *g.flows.last().unwrap_or(&i);
+        let key = (f.client.ip(), f.server, f.key.transport);
+        let open = latest.get(&key).copied().filter(|&g| {
+            let last = *groups[g].flows.last().unwrap_or(&i);
             let p = &judged[last].flow;
-            p.client.ip() == f.client.ip()
-                && p.server == f.server
-                && p.key.transport == f.key.transport
-                && outcomes[last].0 != Outcome::Connected
+            outcomes[last].0 != Outcome::Connected
                 && f.first.ts - p.last.ts <= cfg.attempt_window_ns
                 && f.first.ts >= p.first.ts
         });
         match open {
-            Some(g) => g.flows.push(i),
-            None => groups.push(Group { flows: vec![i] }),
+            Some(g) => groups[g].flows.push(i),
+            None => {
+                latest.insert(key, groups.len());
+                groups.push(Group { flows: vec![i] });
+            }
         }
     }
     let mut attempts = Vec::with_capacity(groups.len());
