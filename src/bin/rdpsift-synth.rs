@@ -829,7 +829,7 @@ fn conversation(n: u64, next: &mut impl FnMut() -> u64, small: bool) -> Vec<Pkt>
     c.send(
         &mut out,
         C,
-        &synth::tls_client_hello(Some("bench.example.test"), &[]),
+        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
         0,
     );
     c.send(

@@ -14,6 +14,7 @@ mod tcp_stall;
 mod tcp_syn;
 mod tcp_zero_window;
 mod tls;
+mod udp;
 mod x224;
 
 use crate::config::Config;
@@ -59,6 +60,7 @@ pub static REGISTRY: &[&dyn Detector] = &[
     &cert::Certificates,
     &nla::NlaStalled,
     &rdp::ServerDenied,
+    &udp::UdpTransport,
     &tcp_syn::SynDetector,
     &tcp_icmp::IcmpUnreachable,
     &tcp_reset::ResetDetector,

@@ -448,13 +448,16 @@ impl Flow {
                 self.dirs[dir].capture_lost = s.reasm[dir].capture_lost;
             }
         }
+        self.app.finish();
     }
 
     pub fn udp(&mut self, src: SocketAddr, ip: &Ip, u: &Udp<'_>, at: Mark) {
         let dir = self.dir_of(src);
         self.common(dir, ip, at);
-        if self.interest == Interest::Dns {
-            self.app.facts_mut().dns.datagram(u.payload, at);
+        match self.interest {
+            Interest::Dns => self.app.facts_mut().dns.datagram(u.payload, at),
+            Interest::Rdp => self.app.facts_mut().udp.datagram(dir, u.payload, at),
+            _ => {}
         }
         let d = &mut self.dirs[dir];
         d.first_ttl.get_or_insert(ip.ttl);

@@ -156,7 +156,14 @@ impl Table {
             }
         }
         if !self.flows.contains_key(&key) {
-            let Some((int, dst_is_server)) = interest(transport, sport, dport, cfg) else {
+            let found = interest(transport, sport, dport, cfg).or_else(|| match pkt.l4 {
+                // RDP over UDP on any port: a client SYN (MS-RDPEUDP 2.2.2.5).
+                L4::Udp(u) if crate::proto::rdpeudp::is_client_syn(u.payload) => {
+                    Some((Interest::Rdp, true))
+                }
+                _ => None,
+            });
+            let Some((int, dst_is_server)) = found else {
                 return;
             };
             let (mut client, mut server) = if dst_is_server {

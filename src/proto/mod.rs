@@ -7,6 +7,7 @@
 pub mod dns;
 pub mod mcs;
 pub mod probe;
+pub mod rdpeudp;
 pub mod tls;
 pub mod x224;
 
@@ -76,6 +77,8 @@ pub struct Facts {
     pub steps: Vec<(Step, Mark)>,
     /// DNS queries and answers (flows to port 53).
     pub dns: dns::Dns,
+    /// RDP over UDP / gateway DTLS (UDP flows on RDP ports or found by content).
+    pub udp: rdpeudp::Udp,
 }
 
 impl Facts {
@@ -130,6 +133,16 @@ impl App {
     /// Mutable facts, allocated on first use.
     pub fn facts_mut(&mut self) -> &mut Facts {
         self.facts.get_or_insert_with(Box::default)
+    }
+
+    /// The flow ended: drop the parsing buffers, keep the facts.
+    pub fn finish(&mut self) {
+        self.prefix = Vec::new();
+        self.streams = Default::default();
+        if let Some(f) = self.facts.as_mut() {
+            f.tls.finish();
+            f.steps.shrink_to_fit();
+        }
     }
 
     fn fx(&mut self) -> &mut Facts {

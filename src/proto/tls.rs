@@ -98,6 +98,12 @@ pub struct Tls {
 }
 
 impl Tls {
+    /// Drops the handshake buffers once the flow is over.
+    pub fn finish(&mut self) {
+        self.hs = Default::default();
+        self.records.shrink_to_fit();
+    }
+
     pub fn tls13(&self) -> bool {
         self.server_hello.is_some_and(|(h, _)| h.version == 0x0304)
     }
@@ -298,9 +304,38 @@ impl Tls {
     }
 }
 
+/// Certificates decoded recently on this thread: connections to one server
+/// present the same one again and again, and decoding is the costliest
+/// step of a TLS handshake here.
+const CERT_CACHE: usize = 32;
+
+thread_local! {
+    static CERTS: std::cell::RefCell<Vec<(Vec<u8>, CertInfo)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Certificate facts; a certificate that does not decode keeps its
 /// subject as "(undecodable certificate)".
 pub fn cert_info(der: &[u8]) -> CertInfo {
+    if let Some(c) = CERTS.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|(d, _)| d.as_slice() == der)
+            .map(|(_, i)| i.clone())
+    }) {
+        return c;
+    }
+    let info = decode_cert(der);
+    CERTS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() == CERT_CACHE {
+            c.remove(0);
+        }
+        c.push((der.to_vec(), info.clone()));
+    });
+    info
+}
+
+fn decode_cert(der: &[u8]) -> CertInfo {
     use x509_parser::extensions::GeneralName;
     use x509_parser::public_key::PublicKey;
     let Ok((_, c)) = x509_parser::parse_x509_certificate(der) else {

@@ -20,17 +20,21 @@ pub struct Judged {
 }
 
 /// Codes `rdp.fallback` adds at the session level (for the catalog test).
-pub const SESSION_CODES: &[&str] = &["rdp.fallback", "dns.nxdomain", "dns.no_response"];
+pub const SESSION_CODES: &[&str] = &[
+    "rdp.fallback",
+    "dns.nxdomain",
+    "dns.no_response",
+    "udp.fallback_tcp",
+];
 
 /// A query unanswered this long before the end of the capture counts as
 /// never answered (Windows' resolver retries after 1 s, gives up after ~10).
 pub const DNS_TIMEOUT_NS: i64 = 2_000_000_000;
 
 /// Names an attempt used that DNS could have resolved.
-fn dns_names(f: &Flow, cfg: &Config) -> Vec<String> {
+fn dns_names(f: &Flow, fx: &Facts, cfg: &Config) -> Vec<String> {
     let mut v = Vec::new();
-    let fx = facts(f);
-    v.push(fx.target);
+    v.push(fx.target.clone());
     if let Some((c, _, _)) = server_cert(f) {
         v.extend(c.san);
         v.extend(c.cn);
@@ -160,7 +164,11 @@ pub fn primary(drafts: &[Draft]) -> Option<&Draft> {
 fn outcome(f: &Flow, drafts: &[Draft]) -> (Outcome, Option<Phase>) {
     let failing = drafts
         .iter()
-        .filter(|d| d.severity >= Severity::Error || d.code == "tcp.stalled")
+        .filter(|d| {
+            d.severity >= Severity::Error
+                || d.code == "tcp.stalled"
+                || (f.key.transport == Transport::Udp && d.phase == Phase::Udp && d.severity >= Severity::Warning)
+        })
         .min_by(|a, b| order(a, b));
     let both_ways = f.dirs[0].payload > 0 && f.dirs[1].payload > 0;
     if let Some(d) = failing {
@@ -172,7 +180,14 @@ fn outcome(f: &Flow, drafts: &[Draft]) -> (Outcome, Option<Phase>) {
     }
     let connected = match f.key.transport {
         Transport::Tcp => (f.established.is_some() || f.mid_stream) && both_ways,
-        Transport::Udp => both_ways,
+        Transport::Udp => {
+            let u = &f.app.facts().udp;
+            if u.syn.is_some() {
+                u.established()
+            } else {
+                both_ways
+            }
+        }
     };
     if connected {
         (Outcome::Connected, None)
@@ -193,7 +208,16 @@ fn app_name(f: &Flow) -> String {
         AppClass::Tls => "tls".into(),
         AppClass::Http => "http".into(),
         AppClass::Other => "other".into(),
-        AppClass::Unknown => String::new(),
+        AppClass::Unknown => {
+            let u = &f.app.facts().udp;
+            match (u.version(), u.syn.is_some(), u.dtls.is_some()) {
+                (Some(2), _, _) => "rdpeudp2".into(),
+                (Some(_), _, _) => "rdpeudp v1".into(),
+                (None, true, _) => "rdpeudp".into(),
+                (None, false, true) => "gateway dtls".into(),
+                _ => String::new(),
+            }
+        }
     }
 }
 
@@ -234,7 +258,36 @@ fn fits_0x904(outcome: Outcome, verdict: &str, f: &Flow) -> &'static str {
 
 /// One group of flows: one client trying one server.
 struct Group {
+    /// The connections of the try (TCP, or a UDP flow of its own).
     flows: Vec<usize>,
+    /// UDP side channels (RDPEUDP, gateway DTLS) linked to those.
+    side: Vec<usize>,
+}
+
+/// The TCP connection a UDP flow belongs to: same client host and server
+/// host, the UDP flow starting while the TCP connection was up (or within
+/// the attempt window after it); a correlation id carried by both wins.
+fn link_udp(judged: &[Judged], u: usize, window: i64) -> Option<usize> {
+    let uf = &judged[u].flow;
+    let ucorr = uf.app.facts().udp.syn.and_then(|(s, _)| s.correlation_id);
+    let mut best: Option<usize> = None;
+    for (i, j) in judged.iter().enumerate() {
+        let f = &j.flow;
+        if f.key.transport != Transport::Tcp
+            || f.client.ip() != uf.client.ip()
+            || f.server.ip() != uf.server.ip()
+        {
+            continue;
+        }
+        let tcorr = f.app.facts().cr.as_ref().and_then(|(r, _)| r.correlation_id);
+        if ucorr.is_some() && ucorr == tcorr {
+            return Some(i);
+        }
+        if uf.first.ts >= f.first.ts && uf.first.ts <= f.last.ts + window {
+            best = Some(i); // the latest TCP connection before it
+        }
+    }
+    best
 }
 
 /// Per-flow protocol facts for the attempt row.
@@ -318,6 +371,17 @@ pub fn timeline(f: &Flow) -> String {
             "encrypted {}c/{}s records, {}/{} bytes",
             t.app[0].records, t.app[1].records, t.app[0].bytes, t.app[1].bytes
         ));
+    }
+    let u = &x.udp;
+    if let Some((_, first)) = u.syn {
+        let mut t = format!("rdpeudp syn {}x from {}", u.syns, first.frame);
+        if let Some((_, sa)) = u.syn_ack {
+            t.push_str(&format!(", syn+ack {} v{}", sa.frame, u.version().unwrap_or(1)));
+        }
+        v.push(t);
+    }
+    if let Some(d) = u.dtls {
+        v.push(format!("dtls {}x from {}", u.dtls_count, d.frame));
     }
     if let (Some(c), Some(s)) = (f.dirs[0].first_data, f.dirs[1].first_data) {
         v.push(format!("data c{} s{}", c.frame, s.frame));
@@ -421,12 +485,28 @@ pub fn build(
     }
     let outcomes: Vec<(Outcome, Option<Phase>)> =
         judged.iter().map(|j| outcome(&j.flow, &j.drafts)).collect();
+    let udp_link: Vec<Option<usize>> = (0..judged.len())
+        .map(|i| {
+            let f = &judged[i].flow;
+            let side = f.key.transport == Transport::Udp
+                && (f.app.facts().udp.syn.is_some() || f.app.facts().udp.dtls.is_some());
+            if side {
+                link_udp(&judged, i, cfg.attempt_window_ns)
+            } else {
+                None
+            }
+        })
+        .collect();
     let mut groups: Vec<Group> = Vec::new();
+    let mut group_of: Vec<Option<usize>> = vec![None; judged.len()];
     // The newest group per (client host, server, transport): a retry can
     // only continue the latest try of that pair.
     let mut latest: rustc_hash::FxHashMap<(std::net::IpAddr, std::net::SocketAddr, Transport), usize> =
         Default::default();
     for (i, j) in judged.iter().enumerate() {
+        if udp_link[i].is_some() {
+            continue;
+        }
         let f = &j.flow;
         let key = (f.client.ip(), f.server, f.key.transport);
         let open = latest.get(&key).copied().filter(|&g| {
@@ -437,11 +517,23 @@ pub fn build(
                 && f.first.ts >= p.first.ts
         });
         match open {
-            Some(g) => groups[g].flows.push(i),
+            Some(g) => {
+                groups[g].flows.push(i);
+                group_of[i] = Some(g);
+            }
             None => {
                 latest.insert(key, groups.len());
-                groups.push(Group { flows: vec![i] });
+                group_of[i] = Some(groups.len());
+                groups.push(Group {
+                    flows: vec![i],
+                    side: Vec::new(),
+                });
             }
+        }
+    }
+    for (u, link) in udp_link.iter().enumerate() {
+        if let Some(g) = link.and_then(|t| group_of[t]) {
+            groups[g].side.push(u);
         }
     }
     let mut attempts = Vec::with_capacity(groups.len());
@@ -467,6 +559,52 @@ pub fn build(
                     ));
                 }
                 drafts.push((i, d));
+            }
+        }
+        // UDP side channels: their findings, and udp.fallback_tcp when the
+        // UDP transport failed while TCP carried on.
+        for &u in &g.side {
+            let uf = &judged[u].flow;
+            for d in &judged[u].drafts {
+                drafts.push((u, d.clone()));
+            }
+            let ux = &uf.app.facts().udp;
+            let failed = judged[u]
+                .drafts
+                .iter()
+                .find(|d| d.phase == Phase::Udp && d.severity >= Severity::Warning);
+            if let (Some(fd), Outcome::Connected) = (failed, outcome) {
+                drafts.push((
+                    u,
+                    Draft {
+                        code: "udp.fallback_tcp".into(),
+                        severity: Severity::Info,
+                        phase: Phase::Udp,
+                        first_frame: fd.first_frame,
+                        last_frame: last.last.frame.max(fd.last_frame),
+                        ts: fd.ts,
+                        summary: format!(
+                            "The UDP transport to {} failed ({}); the session carried on over TCP from port {}{}",
+                            uf.server,
+                            fd.code,
+                            last.client.port(),
+                            ux.syn
+                                .and_then(|(s, _)| s.correlation_id)
+                                .filter(|c| {
+                                    last.app.facts().cr.as_ref().and_then(|(r, _)| r.correlation_id)
+                                        == Some(*c)
+                                })
+                                .map_or(String::new(), |_| " (same correlation id)".into())
+                        ),
+                        cause: "RDP uses UDP for better interactivity when it can, and TCP otherwise."
+                            .into(),
+                        remedy: "Performance, not connectivity: allow UDP 3389 end to end to get \
+                                 the UDP transport."
+                            .into(),
+                        filter: crate::detect::conversation_filter(uf),
+                        confidence: Confidence::high(),
+                    },
+                ));
             }
         }
         // A connected attempt's verdict names only a warning or worse.
@@ -533,7 +671,7 @@ pub fn build(
         // The attempt's facts come from the connection that decided it,
         // completed by the earlier ones.
         let mut fx = facts(last);
-        for &i in g.flows.iter().rev() {
+        for &i in g.flows.iter().rev().skip(1) {
             let o = facts(&judged[i].flow);
             for (a, b) in [
                 (&mut fx.target, o.target),
@@ -549,13 +687,17 @@ pub fn build(
         if fx.target.is_empty() {
             fx.target = cfg.target.clone().unwrap_or_default();
         }
-        let flows = || g.flows.iter().map(|&i| &judged[i].flow);
+        let flows = || g.flows.iter().chain(&g.side).map(|&i| &judged[i].flow);
         attempts.push(Attempt {
             capture: capture.to_string(),
             attempt: id.clone(),
             client: fmt_ep(first.client),
             server: fmt_ep(first.server),
-            transport: first.key.transport.name().to_string(),
+            transport: if g.side.is_empty() {
+                first.key.transport.name().to_string()
+            } else {
+                format!("{}+udp", first.key.transport.name())
+            },
             start: first.first.ts,
             end: flows().map(|f| f.last.ts).max().unwrap_or(first.last.ts),
             packets: flows().map(|f| f.dirs[0].packets + f.dirs[1].packets).sum(),
@@ -567,7 +709,7 @@ pub fn build(
             app: app_name(last),
             first_frame: first.first.frame,
             last_frame: flows().map(|f| f.last.frame).max().unwrap_or(0),
-            connections: g.flows.len() as u32,
+            connections: (g.flows.len() + g.side.len()) as u32,
             target: fx.target,
             user: fx.user,
             requested: fx.requested,
@@ -595,7 +737,12 @@ pub fn build(
         // A name of this attempt that DNS never resolved: context for a
         // failed attempt (the client still reached an address), a warning.
         if outcome != Outcome::Connected {
-            if let Some((c, s, mut d)) = dns_finding(&dns_names(last, cfg), dns, end) {
+            let names = if dns.is_empty() {
+                Vec::new()
+            } else {
+                dns_names(last, &facts(last), cfg)
+            };
+            if let Some((c, s, mut d)) = dns_finding(&names, dns, end) {
                 d.severity = Severity::Warning;
                 d.summary
                     .push_str("; the client connected to an address nevertheless");

@@ -1,0 +1,165 @@
+//! RDP over UDP (MS-RDPEUDP) and the gateway's DTLS on UDP 3391:
+//! `udp.syn_unanswered` (SYNs retried, or one SYN and 3 s of capture,
+//! without a SYN+ACK; or DTLS hellos never answered) and
+//! `udp.icmp_unreachable`. Evidence: the SYNs with their size, intervals and
+//! fragmentation, the ICMP errors quoting the flow.
+
+use super::{conversation_filter, secs, Context, Detector, Draft};
+use crate::flow::Transport;
+use crate::report::model::{Confidence, Phase, Severity};
+
+pub struct UdpTransport;
+
+/// One SYN and this much capture after it without an answer: unanswered.
+const SYN_WAIT_NS: i64 = 3_000_000_000;
+
+impl Detector for UdpTransport {
+    fn codes(&self) -> &'static [&'static str] {
+        &["udp.syn_unanswered", "udp.icmp_unreachable"]
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        if f.key.transport != Transport::Udp {
+            return;
+        }
+        let u = &f.app.facts().udp;
+        let unreachable: Vec<_> = f.icmp.iter().filter(|e| e.err.is_unreachable()).collect();
+        if let (Some(first), Some(last)) = (unreachable.first(), unreachable.last()) {
+            let who = if first.from == f.server.ip() {
+                format!("the server {} itself", first.from)
+            } else {
+                format!("router {}", first.from)
+            };
+            let icmp = if first.err.v6 { "icmpv6.type==1" } else { "icmp.type==3" };
+            out.push(Draft {
+                code: "udp.icmp_unreachable".into(),
+                severity: Severity::Warning,
+                phase: Phase::Udp,
+                first_frame: first.at.frame,
+                last_frame: last.at.frame,
+                ts: first.at.ts,
+                summary: format!(
+                    "{} answered the UDP datagrams to {} with ICMP {} ({} time{})",
+                    who,
+                    f.server,
+                    first.err.describe(),
+                    unreachable.len(),
+                    if unreachable.len() == 1 { "" } else { "s" }
+                ),
+                cause: "UDP to the RDP port is closed on the server (Windows firewall rule \"Remote \
+                        Desktop - User Mode (UDP-In)\", or UDP transport turned off) or refused by a \
+                        firewall; RDP falls back to TCP."
+                    .into(),
+                remedy: format!(
+                    "Allow UDP {} to the server (firewall rule, NSG, or the router that answered), or \
+                     leave RDP on TCP if UDP is not wanted.",
+                    f.server.port()
+                ),
+                filter: format!(
+                    "{icmp} && {}=={} && udp.port=={}",
+                    if first.err.v6 { "ipv6.addr" } else { "ip.addr" },
+                    f.server.ip(),
+                    f.server.port()
+                ),
+                confidence: Confidence::high(),
+            });
+            return;
+        }
+        // Gateway UDP: DTLS hellos the gateway never answers.
+        if let Some(d) = u.dtls {
+            if f.dirs[1].packets == 0 && (u.dtls_count >= 2 || cx.capture_end.ts - d.ts >= SYN_WAIT_NS) {
+                out.push(Draft {
+                    code: "udp.syn_unanswered".into(),
+                    severity: Severity::Warning,
+                    phase: Phase::Udp,
+                    first_frame: d.frame,
+                    last_frame: f.last.frame,
+                    ts: d.ts,
+                    summary: format!(
+                        "{} DTLS record{} from the client to the gateway's UDP {}, no answer",
+                        u.dtls_count,
+                        if u.dtls_count == 1 { "" } else { "s" },
+                        f.server.port()
+                    ),
+                    cause: "The RD Gateway's UDP transport is blocked or not enabled; the \
+                            connection stays on HTTPS."
+                        .into(),
+                    remedy: format!(
+                        "Allow UDP {} to the gateway and enable UDP on it (RD Gateway Manager > \
+                         Transport Settings), or ignore: RDP works over HTTPS.",
+                        f.server.port()
+                    ),
+                    filter: conversation_filter(f),
+                    confidence: Confidence::high(),
+                });
+            }
+            return;
+        }
+        let Some((syn, first)) = u.syn else {
+            return;
+        };
+        if u.syn_ack.is_some() || f.dirs[1].packets > 0 {
+            return;
+        }
+        if u.syns < 2 && cx.capture_end.ts - first.ts < SYN_WAIT_NS {
+            return;
+        }
+        let last = *u.syn_times.last().unwrap_or(&first);
+        let gaps: Vec<String> = u
+            .syn_times
+            .windows(2)
+            .map(|w| secs(w[1].ts - w[0].ts))
+            .collect();
+        let ip_len = syn.len + 8 + if f.server.is_ipv6() { 40 } else { 20 };
+        let fr = &f.frags;
+        let fragmented = if fr.datagrams + fr.incomplete > 0 {
+            format!(
+                "; the SYNs crossed the capture point as IP fragments ({} reassembled, {} never complete): the path MTU is below {} bytes, the size RDPEUDP needs",
+                fr.datagrams, fr.incomplete,
+                if f.server.is_ipv6() { 1280 } else { 1260 }
+            )
+        } else {
+            String::new()
+        };
+        let version = match syn.version {
+            Some(0x101) => ", RDPEUDP2 offered",
+            Some(2) => ", version 2",
+            _ => "",
+        };
+        out.push(Draft {
+            code: "udp.syn_unanswered".into(),
+            severity: Severity::Warning,
+            phase: Phase::Udp,
+            first_frame: first.frame,
+            last_frame: last.frame,
+            ts: first.ts,
+            summary: format!(
+                "{} RDPEUDP SYN{} from {} to {} ({}-byte payload, {ip_len}-byte datagram, MTU {}/{}{version}){}, no SYN+ACK{fragmented}",
+                u.syns,
+                if u.syns == 1 { "" } else { "s" },
+                f.client,
+                f.server,
+                syn.len,
+                syn.up_mtu,
+                syn.down_mtu,
+                if gaps.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {} apart", gaps.join(", "))
+                },
+            ),
+            cause: "UDP 3389 is blocked on the way (firewall, NAT, VPN) or the path cannot carry a \
+                    1260-byte (IPv4) / 1280-byte (IPv6) datagram; RDP falls back to TCP."
+                .into(),
+            remedy: format!(
+                "Allow UDP {} from the client to the server; check the path MTU (ping -f -l 1232 on \
+                 Windows); on the server, \"Select RDP transport protocols\" must include UDP. \
+                 Not a connectivity failure when TCP carried on.",
+                f.server.port()
+            ),
+            filter: conversation_filter(f),
+            confidence: Confidence::high(),
+        });
+    }
+}
