@@ -217,6 +217,31 @@ pub fn analyze(
             format!("frame.interface_id=={iface}"),
         ));
     }
+    // ICMP "too big" quoting traffic that is not an attempt's: it still
+    // tells about the path (info, no attempt).
+    let mut orphans: Vec<&crate::flow::table::OrphanIcmp> = shards
+        .iter()
+        .flat_map(|s| s.table.orphan_icmp.iter())
+        .filter(|o| o.err.is_too_big())
+        .collect();
+    orphans.sort_by_key(|o| o.at.frame);
+    for o in orphans.iter().take(16) {
+        let q = o.err.quoted;
+        let mut d = capture_draft(
+            "path.icmp_frag_needed",
+            o.at.frame,
+            o.at.ts,
+            format!(
+                "{} reported next-hop MTU {} for a {}-byte packet from {} to {} (traffic that is not an RDP attempt)",
+                o.from, o.err.mtu.unwrap_or(0), q.len, q.src, q.dst
+            ),
+            "A link on the path has a smaller MTU than packets sent through it.",
+            "Keep in mind for RDP over the same path: its TLS and CredSSP flights use full-size packets; allow this ICMP and clamp the MSS where a tunnel shrinks the path.",
+            format!("frame.number=={}", o.at.frame),
+        );
+        d.phase = Phase::Path;
+        cap.push(d);
+    }
     let mut bounds = crate::flow::table::BoundsHit::default();
     for s in &shards {
         let b = &s.table.bounds;

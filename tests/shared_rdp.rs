@@ -222,8 +222,14 @@ fn ndpi_rdp_traces_agree_with_results() {
 fn tls_traces_alerts_versions_certificates() {
     let Some(root) = shared() else { return };
     let z = root.join("zeek/Traces/tls");
-    let codes =
-        |r: &CaptureReport| -> Vec<String> { r.findings.iter().map(|f| f.code.clone()).collect() };
+    // Findings that matter here (info ones such as path.mss_mismatch aside).
+    let codes = |r: &CaptureReport| -> Vec<String> {
+        r.findings
+            .iter()
+            .filter(|f| f.severity.name() != "info" || f.code.starts_with("tls."))
+            .map(|f| f.code.clone())
+            .collect()
+    };
     // Zeek ssl.log: last_alert handshake_failure after the ClientHello.
     let log = zeek_log(
         &root.join("zeek/Baseline/scripts.base.protocols.ssl.tls-1.2-handshake-failure/ssl.log"),
@@ -312,4 +318,99 @@ fn tls_traces_alerts_versions_certificates() {
         .find(|a| a.target == "www.google-analytics.com")
         .unwrap();
     assert_eq!(a.verdict, "tls.alert.protocol_version");
+}
+
+/// RDP over UDP (zeek rdpeudp traces) and the path MTU (ICMP too big),
+/// against the gold files.
+#[test]
+fn rdpeudp_and_path_traces() {
+    let Some(root) = shared() else { return };
+    let rdp = root.join("zeek/Traces/rdp");
+    let base = root.join("zeek/Baseline");
+    // Handshake fail: zeek saw only rdpeudp_syn; conn.log says S0 (no reply).
+    let conn = zeek_log(&base.join("scripts.base.protocols.rdp.rdpeudp-handshake-fail/conn.log"));
+    assert_eq!(conn[0]["conn_state"], "S0");
+    let r = analyze(&rdp.join("rdpeudp-handshake-fail.pcap"), &[]);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "udp.syn_unanswered")
+        .unwrap();
+    assert!(f.summary.starts_with("3 RDPEUDP SYNs"), "{}", f.summary);
+    assert!(f.summary.contains("1232-byte payload"), "{}", f.summary);
+    assert_eq!(r.attempts[0].outcome, Outcome::Failed);
+    // Handshake success, v1 and v2 (zeek's rdpeudp_established version).
+    for (trace, dir, app) in [
+        (
+            "rdpeudp-handshake-success.pcap",
+            "scripts.base.protocols.rdp.rdpeudp-handshake-success",
+            "rdpeudp v1",
+        ),
+        (
+            "rdpeudp2-handshake-success.pcap",
+            "scripts.base.protocols.rdp.rdpeudp2-handshake-success",
+            "rdpeudp2",
+        ),
+    ] {
+        let out = std::fs::read_to_string(base.join(dir).join("out")).unwrap();
+        let est = out
+            .lines()
+            .find(|l| l.starts_with("rdpeudp_established"))
+            .unwrap();
+        let v = est.rsplit(", ").next().unwrap().trim();
+        assert_eq!(app.ends_with('2'), v == "2", "{trace}: zeek says {v}");
+        let r = analyze(&rdp.join(trace), &[]);
+        assert_eq!(r.attempts.len(), 1, "{trace}");
+        assert_eq!(r.attempts[0].app, app, "{trace}");
+        assert_eq!(r.attempts[0].outcome, Outcome::Connected, "{trace}");
+        assert!(
+            r.findings.iter().all(|f| !f.code.starts_with("udp.")),
+            "{trace}"
+        );
+    }
+    // smtp.pcap: four ICMP 3/4 with MTU 1492, tied to the SMTP flow's attempt.
+    let r = analyze(&root.join("zeek/Traces/smtp.pcap"), &[25]);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "path.icmp_frag_needed")
+        .unwrap();
+    assert!(!f.attempt.is_empty());
+    assert!(
+        f.summary.contains("next-hop MTU 1492") && f.summary.contains("(4 times)"),
+        "{}",
+        f.summary
+    );
+    // IPv6 Packet Too Big: 1280 (zeek) and 1200 (suricata), not an attempt's.
+    for (p, mtu) in [
+        ("zeek/Traces/icmp/icmp6-toobig.pcap", "1280"),
+        (
+            "suricata-verify/tests/ipv6-evasion/ipv6-atomic-fragments-toobig/toobig.pcap",
+            "1200",
+        ),
+    ] {
+        let r = analyze(&root.join(p), &[]);
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.code == "path.icmp_frag_needed")
+            .unwrap();
+        assert!(
+            f.summary.contains(&format!("next-hop MTU {mtu} ")),
+            "{p}: {}",
+            f.summary
+        );
+        assert!(f.attempt.is_empty());
+    }
+    // dump_mtu300: small segments and the receiver's coalesced ones are not errors.
+    let r = analyze(
+        &root.join("suricata-verify/tests/tls/tls-client-hello-frag-01/dump_mtu300.pcap"),
+        &[443],
+    );
+    assert!(
+        r.findings.iter().all(|f| f.severity.name() == "info"),
+        "{:?}",
+        r.findings
+    );
+    assert!(r.findings.iter().any(|f| f.code == "capture.offload"));
 }

@@ -577,6 +577,149 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     let mut c = TcpConv::new("198.18.0.10:50400", "198.19.0.99:443", T0 + 5 * SEC);
     c.handshake(&mut out, 2 * MS);
     write(dir, "dns-no-response.pcap", &out, pcap)?;
+    path_samples(dir)?;
+    Ok(())
+}
+
+/// An RDPEUDP client SYN (MS-RDPEUDP 2.2.2.5): CORRELATION_ID|SYNEX|SYN,
+/// MTUs 1232, version 2, padded to 1232 bytes.
+fn rdpeudp_syn(corr: [u8; 16]) -> Vec<u8> {
+    let mut b = vec![0xff, 0xff, 0xff, 0xff, 0x00, 0x40, 0x18, 0x01];
+    b.extend(0x2345_6789u32.to_be_bytes());
+    b.extend(1232u16.to_be_bytes());
+    b.extend(1232u16.to_be_bytes());
+    b.extend(corr);
+    b.extend([0u8; 16]);
+    b.extend([0x00, 0x01, 0x00, 0x02]);
+    b.resize(1232, 0);
+    b
+}
+
+/// UDP 3389 blocked, path MTU problems, offload.
+fn path_samples(dir: &Path) -> std::io::Result<()> {
+    let pcap = synth::Format::Pcap;
+
+    // RDP over UDP blocked: three RDPEUDP SYNs 3.5 s and 2.7 s apart, no
+    // answer, while the TCP session carries on (as mstsc does, PROTOCOLS §7).
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    connected(&mut c, &mut out, 80);
+    let cl: SocketAddr = "198.18.0.10:50990".parse().unwrap();
+    let sv: SocketAddr = "198.19.0.20:3389".parse().unwrap();
+    let syn = rdpeudp_syn([7; 16]);
+    let t = c.now;
+    for at in [t + 10 * MS, t + 3510 * MS, t + 6210 * MS] {
+        let mut p = udp_pkt(cl, sv, &syn, at);
+        p.ts = at;
+        out.push(p);
+    }
+    for i in 0..8 {
+        c.wait(SEC)
+            .send(&mut out, S, &synth::tls_app(900, 400 + i), 2 * MS);
+    }
+    c.wait(500 * MS).close(&mut out, C, 2 * MS);
+    out.sort_by_key(|p| p.ts);
+    write(dir, "udp-blocked.pcap", &out, pcap)?;
+
+    // A PMTU black hole seen from the server side: the first full-size
+    // segments of the server's TLS flight are resent with backoff and never
+    // acknowledged; the small tail gets through (SACKed above the hole).
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start(&mut c, &mut out);
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
+        2 * MS,
+    );
+    let mut flight = synth::tls_server_flight(0xc030, synth::CERT_HOST);
+    flight.extend(synth::tls_app(2900 - flight.len(), 500));
+    let segs: Vec<&[u8]> = flight.chunks(1460).collect();
+    let start = c.seq[S];
+    let mut off = 0u32;
+    let mut sent = vec![];
+    for seg in &segs {
+        sent.push((start.wrapping_add(off), *seg));
+        off += seg.len() as u32;
+    }
+    for (seq, seg) in &sent {
+        c.raw(&mut out, S, *seq, flag::PSH, true, None, seg);
+    }
+    // The client only acknowledges what it got before the hole.
+    c.wait(2 * MS).ack(&mut out, C);
+    let mut rto = 300 * MS;
+    for _ in 0..4 {
+        c.wait(rto);
+        let (seq, seg) = sent[0];
+        c.raw(&mut out, S, seq, flag::PSH, true, None, seg);
+        c.wait(MS).ack(&mut out, C);
+        rto *= 2;
+    }
+    c.seq[S] = start.wrapping_add(off);
+    c.wait(20 * SEC).rst(&mut out, C);
+    write(dir, "blackhole.pcap", &out, pcap)?;
+
+    // Path MTU discovery working: a router answers the server's full-size
+    // segment with ICMP fragmentation needed (MTU 1400); the server resends
+    // in smaller segments and the session goes on.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start(&mut c, &mut out);
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
+        2 * MS,
+    );
+    let mut flight = synth::tls_server_flight(0xc030, synth::CERT_HOST);
+    flight.extend(synth::tls_app(2800 - flight.len(), 501));
+    let s0 = c.seq[S];
+    let n = out.len();
+    c.raw(&mut out, S, s0, flag::PSH, true, None, &flight[..1460]);
+    let quoted = out[n].data[14..].to_vec();
+    let icmp = synth::icmp4_unreachable(4, 1400, &quoted);
+    let router: IpAddr = "198.19.0.1".parse().unwrap();
+    let data = ip_packet(
+        router,
+        c.server.ip(),
+        etherparse::IpNumber::ICMP,
+        &icmp,
+        IpOpts {
+            ttl: 255,
+            df: false,
+            id: 0,
+        },
+        false,
+    );
+    out.push(Pkt {
+        ts: c.now + MS,
+        orig_len: data.len() as u32,
+        data,
+    });
+    c.wait(2 * MS);
+    c.mss = 1360;
+    c.send(&mut out, S, &flight, 2 * MS);
+    c.send(&mut out, C, &synth::tls_finish(true, 502), 2 * MS);
+    c.send(&mut out, S, &synth::tls_finish(false, 503), 2 * MS);
+    nla(&mut c, &mut out);
+    rdp_setup(&mut c, &mut out);
+    session(&mut c, &mut out, 80);
+    c.wait(500 * MS).close(&mut out, C, 2 * MS);
+    write(dir, "icmp-frag-needed.pcap", &out, pcap)?;
+
+    // Captured on the server with segmentation offload: 2920-byte "segments".
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start(&mut c, &mut out);
+    tls_handshake(&mut c, &mut out, "rdp-host.example.test", synth::CERT_HOST);
+    nla(&mut c, &mut out);
+    rdp_setup(&mut c, &mut out);
+    c.mss = 2920;
+    session(&mut c, &mut out, 80);
+    c.mss = 1460;
+    c.wait(500 * MS).close(&mut out, C, 2 * MS);
+    write(dir, "offload.pcap", &out, pcap)?;
     Ok(())
 }
 

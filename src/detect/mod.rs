@@ -5,6 +5,7 @@ mod capture_loss;
 pub mod cert;
 mod nla;
 mod path_frag;
+mod path_mtu;
 mod rdp;
 mod tcp_close;
 mod tcp_icmp;
@@ -69,6 +70,7 @@ pub static REGISTRY: &[&dyn Detector] = &[
     &tcp_retrans::Retransmissions,
     &tcp_zero_window::ZeroWindow,
     &path_frag::Fragments,
+    &path_mtu::PathMtu,
     &capture_loss::CaptureLoss,
 ];
 

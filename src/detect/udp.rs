@@ -31,7 +31,11 @@ impl Detector for UdpTransport {
             } else {
                 format!("router {}", first.from)
             };
-            let icmp = if first.err.v6 { "icmpv6.type==1" } else { "icmp.type==3" };
+            let icmp = if first.err.v6 {
+                "icmpv6.type==1"
+            } else {
+                "icmp.type==3"
+            };
             out.push(Draft {
                 code: "udp.icmp_unreachable".into(),
                 severity: Severity::Warning,
@@ -68,7 +72,9 @@ impl Detector for UdpTransport {
         }
         // Gateway UDP: DTLS hellos the gateway never answers.
         if let Some(d) = u.dtls {
-            if f.dirs[1].packets == 0 && (u.dtls_count >= 2 || cx.capture_end.ts - d.ts >= SYN_WAIT_NS) {
+            if f.dirs[1].packets == 0
+                && (u.dtls_count >= 2 || cx.capture_end.ts - d.ts >= SYN_WAIT_NS)
+            {
                 out.push(Draft {
                     code: "udp.syn_unanswered".into(),
                     severity: Severity::Warning,

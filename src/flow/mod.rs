@@ -117,6 +117,7 @@ pub struct DirStats {
     pub zero_window: Marks,
     pub largest_segment: u32,
     pub largest_ip: u32,
+    pub largest_ip_at: Mark,
     pub mss: Option<u16>,
     pub df: u64,
     /// TTL of the first packet that was not a RST (the endpoint's own).
@@ -126,6 +127,7 @@ pub struct DirStats {
     pub first_data: Option<Mark>,
     pub last_data: Option<Mark>,
     pub capture_lost: u64,
+    pub path: PathStats,
     /// ACKs from the peer that revealed bytes of this direction as never captured.
     pub loss_seen: Marks,
     /// Retransmitted segments.
@@ -141,6 +143,34 @@ pub struct TcpState {
     zero_win: [bool; 2],
     last_resend_seq: [Option<u32>; 2],
     resend_run: [u32; 2],
+    /// Segments sent and not yet acknowledged, per direction (a window of
+    /// [`MAX_INFLIGHT`]; older ones fall off): for black holes.
+    inflight: [Vec<InFlight>; 2],
+}
+
+/// A data segment waiting for its ACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    pub end: u32,
+    pub len: u32,
+    pub ip_len: u32,
+    pub sends: u32,
+    pub first: Mark,
+    pub last: Mark,
+    pub df: bool,
+}
+
+/// Unacknowledged segments remembered per direction.
+const MAX_INFLIGHT: usize = 64;
+
+/// What reached the peer and what never did, per direction (path MTU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PathStats {
+    /// The largest segment the peer acknowledged: payload and IP length.
+    pub max_acked: u32,
+    pub max_acked_ip: u32,
+    /// The largest segment sent 2+ times and never acknowledged.
+    pub stuck: Option<InFlight>,
 }
 
 /// A stall: the longest time without progress during the handshake region.
@@ -265,7 +295,10 @@ impl Flow {
         let d = &mut self.dirs[dir];
         d.packets += 1;
         d.bytes += ip.len as u64;
-        d.largest_ip = d.largest_ip.max(ip.len);
+        if ip.len > d.largest_ip {
+            d.largest_ip = ip.len;
+            d.largest_ip_at = at;
+        }
         if ip.df && !ip.v6 {
             d.df += 1;
         }
@@ -349,6 +382,16 @@ impl Flow {
         let app = &mut self.app;
         if ack && !rst {
             let other = 1 - dir;
+            let fl = &mut state.inflight[other];
+            let p = &mut self.dirs[other].path;
+            fl.retain(|s| {
+                let done = (t.ack.wrapping_sub(s.end) as i32) >= 0;
+                if done && s.len > p.max_acked {
+                    p.max_acked = s.len;
+                    p.max_acked_ip = s.ip_len;
+                }
+                !done
+            });
             let before = state.reasm[other].capture_lost;
             state.reasm[other].acked(t.ack, &lim, &mut |c| app.feed(other, c, at));
             if state.reasm[other].capture_lost > before {
@@ -367,6 +410,33 @@ impl Flow {
         let kind = r.segment(seq, t.payload, wire, &lim, &mut |c: Chunk<'_>| {
             app.feed(dir, c, at)
         });
+        let end = seq.wrapping_add(wire);
+        let fl = &mut state.inflight[dir];
+        let again = if kind == SegKind::Retransmission {
+            fl.iter_mut().rev().find(|s| s.end == end)
+        } else {
+            None
+        };
+        match again {
+            Some(s) => {
+                s.sends += 1;
+                s.last = at;
+            }
+            None => {
+                if fl.len() == MAX_INFLIGHT {
+                    fl.remove(0);
+                }
+                fl.push(InFlight {
+                    end,
+                    len: wire,
+                    ip_len: ip.len,
+                    sends: 1,
+                    first: at,
+                    last: at,
+                    df: ip.df || ip.v6,
+                });
+            }
+        }
         let d = &mut self.dirs[dir];
         d.data_segments += 1;
         d.largest_segment = d.largest_segment.max(wire);
@@ -446,6 +516,11 @@ impl Flow {
         if let Some(s) = self.tcp.take() {
             for dir in 0..2 {
                 self.dirs[dir].capture_lost = s.reasm[dir].capture_lost;
+                self.dirs[dir].path.stuck = s.inflight[dir]
+                    .iter()
+                    .filter(|x| x.sends >= 2)
+                    .max_by_key(|x| (x.len, std::cmp::Reverse(x.first.frame)))
+                    .copied();
             }
         }
         self.app.finish();

@@ -81,7 +81,9 @@ pub fn syn(b: &[u8]) -> Option<Syn> {
 /// SYN and not ACK, and a payload of 1132–1232 bytes (padded SYNs).
 pub fn is_client_syn(b: &[u8]) -> bool {
     header(b).is_some_and(|h| {
-        h.sn_source_ack == u32::MAX && h.flags & (SYN | ACK) == SYN && (1132..=1232).contains(&b.len())
+        h.sn_source_ack == u32::MAX
+            && h.flags & (SYN | ACK) == SYN
+            && (1132..=1232).contains(&b.len())
     })
 }
 

@@ -167,7 +167,9 @@ fn outcome(f: &Flow, drafts: &[Draft]) -> (Outcome, Option<Phase>) {
         .filter(|d| {
             d.severity >= Severity::Error
                 || d.code == "tcp.stalled"
-                || (f.key.transport == Transport::Udp && d.phase == Phase::Udp && d.severity >= Severity::Warning)
+                || (f.key.transport == Transport::Udp
+                    && d.phase == Phase::Udp
+                    && d.severity >= Severity::Warning)
         })
         .min_by(|a, b| order(a, b));
     let both_ways = f.dirs[0].payload > 0 && f.dirs[1].payload > 0;
@@ -279,7 +281,12 @@ fn link_udp(judged: &[Judged], u: usize, window: i64) -> Option<usize> {
         {
             continue;
         }
-        let tcorr = f.app.facts().cr.as_ref().and_then(|(r, _)| r.correlation_id);
+        let tcorr = f
+            .app
+            .facts()
+            .cr
+            .as_ref()
+            .and_then(|(r, _)| r.correlation_id);
         if ucorr.is_some() && ucorr == tcorr {
             return Some(i);
         }
@@ -376,7 +383,11 @@ pub fn timeline(f: &Flow) -> String {
     if let Some((_, first)) = u.syn {
         let mut t = format!("rdpeudp syn {}x from {}", u.syns, first.frame);
         if let Some((_, sa)) = u.syn_ack {
-            t.push_str(&format!(", syn+ack {} v{}", sa.frame, u.version().unwrap_or(1)));
+            t.push_str(&format!(
+                ", syn+ack {} v{}",
+                sa.frame,
+                u.version().unwrap_or(1)
+            ));
         }
         v.push(t);
     }
@@ -501,8 +512,10 @@ pub fn build(
     let mut group_of: Vec<Option<usize>> = vec![None; judged.len()];
     // The newest group per (client host, server, transport): a retry can
     // only continue the latest try of that pair.
-    let mut latest: rustc_hash::FxHashMap<(std::net::IpAddr, std::net::SocketAddr, Transport), usize> =
-        Default::default();
+    let mut latest: rustc_hash::FxHashMap<
+        (std::net::IpAddr, std::net::SocketAddr, Transport),
+        usize,
+    > = Default::default();
     for (i, j) in judged.iter().enumerate() {
         if udp_link[i].is_some() {
             continue;
@@ -581,7 +594,7 @@ pub fn build(
                         severity: Severity::Info,
                         phase: Phase::Udp,
                         first_frame: fd.first_frame,
-                        last_frame: last.last.frame.max(fd.last_frame),
+                        last_frame: fd.last_frame,
                         ts: fd.ts,
                         summary: format!(
                             "The UDP transport to {} failed ({}); the session carried on over TCP from port {}{}",

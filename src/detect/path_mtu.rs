@@ -1,0 +1,263 @@
+//! The path MTU (RFC 1191, RFC 8201, PROTOCOLS.md §6):
+//! `path.icmp_frag_needed` (ICMP 3/4 or ICMPv6 Packet Too Big quoting the
+//! flow), `path.blackhole` (full-size DF segments resent and never
+//! acknowledged while smaller ones get through, no ICMP), `path.mss_mismatch`
+//! (MSS each side announced vs largest segment vs ICMP MTU) and
+//! `capture.offload` (segments larger than the link MTU captured on an
+//! endpoint with TSO/GRO: not a network fault).
+
+use super::{filter_with, frames_filter, secs, Context, Detector, Draft, SIDE};
+use crate::flow::{Flow, Transport};
+use crate::report::model::{Confidence, Level, Phase, Severity};
+
+pub struct PathMtu;
+
+/// The Ethernet MTU: an IP packet larger than this was not on the wire as
+/// one frame (segmentation or receive offload on the capturing host).
+pub const LINK_MTU: u32 = 1500;
+
+/// Segments smaller than this are not "full-size" for black-hole purposes
+/// (the IPv4 minimum reassembly size, RFC 791).
+const MIN_FULL: u32 = 576;
+
+fn offload_dir(f: &Flow) -> Option<usize> {
+    (0..2)
+        .filter(|&d| f.dirs[d].largest_ip > LINK_MTU && f.frags.datagrams == 0)
+        .max_by_key(|&d| f.dirs[d].largest_ip)
+}
+
+impl Detector for PathMtu {
+    fn codes(&self) -> &'static [&'static str] {
+        &[
+            "path.icmp_frag_needed",
+            "path.blackhole",
+            "path.mss_mismatch",
+            "capture.offload",
+        ]
+    }
+
+    fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
+        let f = cx.flow;
+        let too_big: Vec<_> = f.icmp.iter().filter(|e| e.err.is_too_big()).collect();
+        if let (Some(first), Some(last)) = (too_big.first(), too_big.last()) {
+            let mtus: Vec<u32> = {
+                let mut v: Vec<u32> = too_big.iter().map(|e| e.err.mtu.unwrap_or(0)).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            };
+            let q = first.err.quoted;
+            let mtu = |m: u32| {
+                if m == 0 {
+                    "0 (a pre-RFC 1191 router that does not say)".to_string()
+                } else {
+                    m.to_string()
+                }
+            };
+            let kind = if first.err.v6 {
+                "ICMPv6 Packet Too Big"
+            } else {
+                "ICMP fragmentation needed"
+            };
+            let icmp = if first.err.v6 {
+                "icmpv6.type==2"
+            } else {
+                "icmp.type==3 && icmp.code==4"
+            };
+            out.push(Draft {
+                code: "path.icmp_frag_needed".into(),
+                severity: Severity::Warning,
+                phase: Phase::Path,
+                first_frame: first.at.frame,
+                last_frame: last.at.frame,
+                ts: first.at.ts,
+                summary: format!(
+                    "{} sent {kind} with next-hop MTU {} for a {}-byte packet{} from the {} ({} time{})",
+                    first.from,
+                    mtus.iter().map(|&m| mtu(m)).collect::<Vec<_>>().join(", "),
+                    q.len,
+                    if q.df { " with DF set" } else { "" },
+                    SIDE[first.dir],
+                    too_big.len(),
+                    if too_big.len() == 1 { "" } else { "s" }
+                ),
+                cause: "A link on the path (PPPoE, a tunnel, a VPN) has a smaller MTU than the \
+                        packets sent; path MTU discovery is working, the sender must send smaller \
+                        packets."
+                    .into(),
+                remedy: format!(
+                    "Nothing if the connection went on (PMTU discovery adapted); otherwise lower the \
+                     MTU of the tunnel/VPN interface or clamp the TCP MSS to {} on the router, and \
+                     keep ICMP type 3 code 4 / ICMPv6 type 2 allowed.",
+                    mtus.iter()
+                        .filter(|&&m| m > 0)
+                        .min()
+                        .map_or("the path MTU − 40".to_string(), |m| (m
+                            - if first.err.v6 { 60 } else { 40 })
+                        .to_string())
+                ),
+                filter: format!(
+                    "{icmp} && {}=={}",
+                    if first.err.v6 { "ipv6.addr" } else { "ip.addr" },
+                    first.from
+                ),
+                confidence: Confidence::high(),
+            });
+        }
+        if f.key.transport != Transport::Tcp {
+            return;
+        }
+        let offload = offload_dir(f);
+        if let Some(d) = offload {
+            let ds = &f.dirs[d];
+            out.push(Draft {
+                code: "capture.offload".into(),
+                severity: Severity::Info,
+                phase: Phase::Capture,
+                first_frame: ds.largest_ip_at.frame,
+                last_frame: ds.largest_ip_at.frame,
+                ts: ds.largest_ip_at.ts,
+                summary: format!(
+                    "The {} sent IP packets of up to {} bytes (segments up to {} bytes), more than the {}-byte link MTU",
+                    SIDE[d], ds.largest_ip, ds.largest_segment, LINK_MTU
+                ),
+                cause: "The capture was taken on an endpoint whose NIC segments (TSO/GSO) or \
+                        coalesces (GRO/LRO) TCP: the wire carried normal-size frames. Not a network \
+                        fault; sizes and retransmission counts in this capture are the host's view."
+                    .into(),
+                remedy: "To see the wire, capture on a switch port or router, or turn offloads off \
+                         while capturing (ethtool -K IFACE tso off gso off gro off; on Windows, \
+                         Large Send Offload in the adapter properties)."
+                    .into(),
+                filter: filter_with(f, &format!("ip.len>{LINK_MTU}")),
+                confidence: Confidence::high(),
+            });
+        }
+        // Black hole: per direction, the largest segment resent and never
+        // acknowledged, bigger than anything acknowledged, with no ICMP.
+        #[allow(clippy::needless_range_loop)] // d is a side, used on both sides
+        for d in 0..2 {
+            if offload == Some(d) || !too_big.is_empty() {
+                continue;
+            }
+            let p = &f.dirs[d].path;
+            let Some(stuck) = p.stuck else {
+                continue;
+            };
+            if stuck.len < MIN_FULL || stuck.len <= p.max_acked || !stuck.df {
+                continue;
+            }
+            let other = 1 - d;
+            let implied = p.max_acked_ip;
+            let lost = f.dirs[d].capture_lost + f.dirs[other].capture_lost;
+            out.push(Draft {
+                code: "path.blackhole".into(),
+                severity: Severity::Error,
+                phase: Phase::Path,
+                first_frame: stuck.first.frame,
+                last_frame: stuck.last.frame,
+                ts: stuck.first.ts,
+                summary: format!(
+                    "The {}'s {}-byte segment (IP {} bytes, DF) was sent {} times over {} and never acknowledged, while segments up to {} bytes (IP {}) got through; no ICMP fragmentation-needed arrived{}",
+                    SIDE[d],
+                    stuck.len,
+                    stuck.ip_len,
+                    stuck.sends,
+                    secs(stuck.last.ts - stuck.first.ts),
+                    p.max_acked,
+                    implied,
+                    if implied > 0 {
+                        format!("; the path MTU is between {} and {} bytes", implied, stuck.ip_len - 1)
+                    } else {
+                        String::new()
+                    }
+                ),
+                cause: "A path MTU black hole: a link on the way (VPN, tunnel, PPPoE) is smaller than \
+                        the full-size packets, and the ICMP \"fragmentation needed\" that would tell \
+                        the sender is filtered. The handshake's small packets pass; the first large \
+                        flight (TLS certificate, CredSSP tokens) never arrives, and the client reports \
+                        0x904 or a timeout."
+                    .into(),
+                remedy: format!(
+                    "Allow ICMP type 3 code 4 (and ICMPv6 type 2) through firewalls on the path; or \
+                     clamp the TCP MSS on the router to {} (iptables -t mangle -A FORWARD -p tcp \
+                     --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu); or lower the MTU of the \
+                     tunnel/VPN interface.",
+                    if implied > 40 {
+                        (implied - 40).to_string()
+                    } else {
+                        "the path MTU − 40".to_string()
+                    }
+                ),
+                filter: frames_filter(f, &[stuck.first.frame, stuck.last.frame]),
+                confidence: if lost > 0 {
+                    Confidence::lowered(
+                        Level::Medium,
+                        "the capture itself lost packets; a missing ACK may be capture loss",
+                    )
+                } else {
+                    Confidence::high()
+                },
+            });
+        }
+        // MSS: what each side announced vs what was sent and the ICMP MTU.
+        let (Some(cm), Some(sm)) = (f.dirs[0].mss, f.dirs[1].mss) else {
+            return;
+        };
+        let icmp_mtu = too_big
+            .iter()
+            .map(|e| e.err.mtu.unwrap_or(0))
+            .filter(|&m| m > 0)
+            .min();
+        let over = (0..2).find(|&d| {
+            let peer_mss = f.dirs[1 - d].mss.unwrap_or(u16::MAX) as u32;
+            offload != Some(d) && f.dirs[d].largest_segment > peer_mss
+        });
+        let hdr = if f.server.is_ipv6() { 60 } else { 40 };
+        let icmp_below = icmp_mtu.filter(|&m| (cm.min(sm) as u32) + hdr > m);
+        if cm == sm && over.is_none() && icmp_below.is_none() {
+            return;
+        }
+        let mut what = vec![format!("the client announced MSS {cm}, the server {sm}")];
+        what.push(format!(
+            "largest segments: {} bytes from the client, {} from the server",
+            f.dirs[0].largest_segment, f.dirs[1].largest_segment
+        ));
+        if let Some(m) = icmp_mtu {
+            what.push(format!(
+                "ICMP reported MTU {m} (MSS {} would fit)",
+                m.saturating_sub(hdr)
+            ));
+        }
+        let syn = f.dirs[0].syn.first.frame;
+        let sa = f.syn_ack.first.frame;
+        out.push(Draft {
+            code: "path.mss_mismatch".into(),
+            severity: Severity::Info,
+            phase: Phase::Path,
+            first_frame: syn.min(sa).max(1),
+            last_frame: syn.max(sa),
+            ts: f.first.ts,
+            summary: what.join("; "),
+            cause: if over.is_some() {
+                "A side sent segments larger than the MSS its peer announced: a device rewrote the \
+                 MSS on one direction only, or the capture host offloads segmentation."
+                    .into()
+            } else if icmp_below.is_some() {
+                "The announced MSS does not fit the path MTU that ICMP reported: the path has a \
+                 smaller link than the endpoints know."
+                    .into()
+            } else {
+                "The two sides announced different MSS values: a device on the path (firewall, VPN \
+                 concentrator; Cisco ASA clamps to 1380) may clamp it, or the hosts differ in MTU."
+                    .into()
+            },
+            remedy:
+                "Informational: compare with the MTU of each link; clamp the MSS where a tunnel \
+                     shrinks the path."
+                    .into(),
+            filter: filter_with(f, "tcp.flags.syn==1"),
+            confidence: Confidence::high(),
+        });
+    }
+}
