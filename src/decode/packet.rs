@@ -39,6 +39,8 @@ pub struct Tcp<'a> {
     pub window: u16,
     /// MSS option, parsed on SYN segments only.
     pub mss: Option<u16>,
+    /// The highest-ending SACK block (RFC 2018), parsed on pure ACKs only.
+    pub sack: Option<(u32, u32)>,
     /// Payload bytes present in the capture.
     pub payload: &'a [u8],
     /// Payload length on the wire (larger than `payload.len()` when the
@@ -174,10 +176,20 @@ pub fn transport(proto: u8, payload: &[u8], declared: u32, v6: bool) -> L4<'_> {
             Ok(t) => {
                 let hl = t.header_slice().len() as u32;
                 let mut mss = None;
+                let mut sack = None;
                 if t.syn() {
                     for o in t.options_iterator().flatten() {
                         if let TcpOptionElement::MaximumSegmentSize(v) = o {
                             mss = Some(v);
+                        }
+                    }
+                } else if hl >= 32 && t.payload().is_empty() {
+                    for o in t.options_iterator().flatten() {
+                        if let TcpOptionElement::SelectiveAcknowledgement(first, rest) = o {
+                            sack = std::iter::once(Some(first))
+                                .chain(rest)
+                                .flatten()
+                                .max_by_key(|b| b.1.wrapping_sub(t.acknowledgment_number()));
                         }
                     }
                 }
@@ -190,6 +202,7 @@ pub fn transport(proto: u8, payload: &[u8], declared: u32, v6: bool) -> L4<'_> {
                     flags: hdr[13],
                     window: t.window_size(),
                     mss,
+                    sack,
                     payload: t.payload(),
                     wire_len: declared.saturating_sub(hl).max(t.payload().len() as u32),
                 })

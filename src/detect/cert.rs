@@ -79,8 +79,9 @@ impl Detector for Certificates {
                 d.cause = "TLS 1.3 encrypts the certificate; its name and validity cannot be \
                            checked from the capture."
                     .into();
-                d.remedy = "Supply a TLS key log (--keylog, or a pcapng with a Decryption Secrets \
-                            Block) to see it, or check the certificate on the server."
+                d.remedy = "Check the certificate on the server (certlm.msc > Remote Desktop, or \
+                            the RD deployment's certificate settings); rdpsift cannot decrypt TLS \
+                            yet."
                     .into();
                 out.push(d);
             }

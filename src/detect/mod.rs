@@ -111,6 +111,13 @@ pub fn run(cx: &Context<'_>) -> Vec<Draft> {
     {
         out.retain(|d| !ENDINGS.contains(&d.code.as_str()));
     }
+    // Resends that the path MTU explains are part of that finding.
+    if out
+        .iter()
+        .any(|d| d.code == "path.blackhole" || d.code == "path.icmp_frag_needed")
+    {
+        out.retain(|d| d.code != "tcp.retransmissions");
+    }
     let conf = flow_confidence(cx.flow);
     for d in &mut out {
         if d.confidence.level == Level::High && conf.level != Level::High {

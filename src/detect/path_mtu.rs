@@ -166,10 +166,10 @@ impl Detector for PathMtu {
                     secs(stuck.last.ts - stuck.first.ts),
                     p.max_acked,
                     implied,
-                    if implied > 0 {
+                    if implied >= MIN_FULL {
                         format!("; the path MTU is between {} and {} bytes", implied, stuck.ip_len - 1)
                     } else {
-                        String::new()
+                        format!("; the path MTU is below {} bytes", stuck.ip_len)
                     }
                 ),
                 cause: "A path MTU black hole: a link on the way (VPN, tunnel, PPPoE) is smaller than \
@@ -183,7 +183,7 @@ impl Detector for PathMtu {
                      clamp the TCP MSS on the router to {} (iptables -t mangle -A FORWARD -p tcp \
                      --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu); or lower the MTU of the \
                      tunnel/VPN interface.",
-                    if implied > 40 {
+                    if implied >= MIN_FULL {
                         (implied - 40).to_string()
                     } else {
                         "the path MTU − 40".to_string()

@@ -385,7 +385,11 @@ impl Flow {
             let fl = &mut state.inflight[other];
             let p = &mut self.dirs[other].path;
             fl.retain(|s| {
-                let done = (t.ack.wrapping_sub(s.end) as i32) >= 0;
+                let start = s.end.wrapping_sub(s.len);
+                let sacked = t.sack.is_some_and(|(l, r)| {
+                    (start.wrapping_sub(l) as i32) >= 0 && (r.wrapping_sub(s.end) as i32) >= 0
+                });
+                let done = (t.ack.wrapping_sub(s.end) as i32) >= 0 || sacked;
                 if done && s.len > p.max_acked {
                     p.max_acked = s.len;
                     p.max_acked_ip = s.ip_len;
