@@ -67,3 +67,35 @@ pub fn capture(data: &[u8]) {
     };
     let _ = crate::engine::analyze("fuzz", src, &cfg, 1, &|_| {});
 }
+
+/// RDPEUDP datagrams: the SYN parser and the per-flow handshake tracker
+/// (each piece: first byte = direction and length, as in [`app`]).
+pub fn rdpeudp(data: &[u8]) {
+    use crate::proto::rdpeudp;
+    let _ = rdpeudp::syn(data);
+    let _ = rdpeudp::is_client_syn(data);
+    let mut u = rdpeudp::Udp::default();
+    let mut rest = data;
+    let mut frame = 1;
+    while let Some((&ctl, tail)) = rest.split_first() {
+        let n = (((ctl >> 1) as usize) * 12).min(tail.len());
+        u.datagram((ctl & 1) as usize, &tail[..n], Mark { frame, ts: 0 });
+        rest = &tail[n..];
+        frame += 1;
+    }
+    let _ = (u.version(), u.established());
+}
+
+/// One IP packet through the decoder: ICMP errors with their quoted packet,
+/// TCP options (MSS, SACK), UDP, fragments; and DNS on the UDP payload.
+pub fn packet(data: &[u8]) {
+    if let Some(p) = crate::decode::decode(data) {
+        if let crate::decode::L4::IcmpError(e) = p.l4 {
+            let _ = (e.describe(), e.is_too_big(), e.is_unreachable());
+        }
+        if let crate::decode::L4::Udp(u) = p.l4 {
+            let _ = crate::proto::dns::parse(u.payload);
+        }
+    }
+    let _ = crate::proto::dns::parse(data);
+}

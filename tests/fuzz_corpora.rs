@@ -47,3 +47,13 @@ fn app_corpus() {
 fn capture_corpus() {
     replay("capture", rdpsift::fuzzing::capture);
 }
+
+#[test]
+fn rdpeudp_corpus() {
+    replay("rdpeudp", rdpsift::fuzzing::rdpeudp);
+}
+
+#[test]
+fn packet_corpus() {
+    replay("packet", rdpsift::fuzzing::packet);
+}
