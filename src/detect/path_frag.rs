@@ -48,12 +48,24 @@ impl Detector for Fragments {
             filter: filter.clone(),
             confidence: Confidence::high(),
         };
+        // RDP over UDP: the 1232-byte SYN (1260/1280-byte datagram) is the
+        // packet that gets fragmented on a path below that size.
+        let udp_rdp = f.key.transport == crate::flow::Transport::Udp
+            && (f.server.port() == crate::config::port::RDP || f.app.facts().udp.syn.is_some());
+        let rdpeudp = if udp_rdp {
+            format!(
+                "; on RDP over UDP: the 1232-byte RDPEUDP SYN needs a {}-byte path MTU, this path has less",
+                if v6 { 1280 } else { 1260 }
+            )
+        } else {
+            String::new()
+        };
         if fr.datagrams > 0 {
             out.push(base(
                 "path.fragmented",
                 Severity::Warning,
                 format!(
-                    "{} datagram{} arrived in {} IP fragments (largest fragment {} bytes)",
+                    "{} datagram{} arrived in {} IP fragments (largest fragment {} bytes){rdpeudp}",
                     fr.datagrams,
                     if fr.datagrams == 1 { "" } else { "s" },
                     fr.fragments,
@@ -68,7 +80,7 @@ impl Detector for Fragments {
                 "path.frag_incomplete",
                 Severity::Warning,
                 format!(
-                    "{} fragmented datagram{} never completed",
+                    "{} fragmented datagram{} never completed{rdpeudp}",
                     fr.incomplete,
                     if fr.incomplete == 1 { "" } else { "s" }
                 ),
