@@ -247,18 +247,9 @@ fn ip_info(ip: &LaxIpSlice<'_>) -> (Ip, Option<(u32, u16, bool)>) {
         }
         LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
-            let mut frag = None;
-            for ext in v6.extensions().clone().into_iter() {
-                if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext {
-                    let f = f.to_header();
-                    frag = Some((
-                        f.identification,
-                        f.fragment_offset.byte_offset(),
-                        f.more_fragments,
-                    ));
-                    break;
-                }
-            }
+            // Not etherparse's extension iterator: on a lax slice cut short
+            // it reads out of bounds (etherparse 0.21, found by fuzz/packet).
+            let frag = v6_fragment(h.next_header().0, v6.extensions().slice());
             (
                 Ip {
                     src: IpAddr::V6(h.source_addr()),
@@ -273,6 +264,30 @@ fn ip_info(ip: &LaxIpSlice<'_>) -> (Ip, Option<(u32, u16, bool)>) {
             )
         }
     }
+}
+
+/// The IPv6 Fragment header (RFC 8200 4.5) among the extension headers in
+/// `b`, walked with bounds checks: (identification, byte offset, more).
+fn v6_fragment(first: u8, mut b: &[u8]) -> Option<(u32, u16, bool)> {
+    let mut next = first;
+    for _ in 0..16 {
+        let len = match next {
+            44 => {
+                let f = b.get(..8)?;
+                let off = u16::from_be_bytes([f[2], f[3]]);
+                let id = u32::from_be_bytes([f[4], f[5], f[6], f[7]]);
+                return Some((id, off & 0xFFF8, off & 1 != 0));
+            }
+            // Hop-by-hop, routing, destination options, mobility, HIP, shim6.
+            0 | 43 | 60 | 135 | 139 | 140 => (*b.get(1)? as usize + 1) * 8,
+            // Authentication header (RFC 4302): length in 4-byte units − 2.
+            51 => (*b.get(1)? as usize + 2) * 4,
+            _ => return None,
+        };
+        next = *b.first()?;
+        b = b.get(len..)?;
+    }
+    None
 }
 
 /// Payload length the IP header declares (ignores what the capture cut).
