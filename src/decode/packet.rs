@@ -419,3 +419,21 @@ fn shard_pair_plain(ip: &[u8]) -> Option<(IpAddr, IpAddr)> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::v6_fragment;
+
+    #[test]
+    fn v6_fragment_walk_is_bounded() {
+        // Hop-by-hop (8 bytes, next = fragment), then a fragment header:
+        // offset 1448, more fragments, id 0x01020304.
+        let mut b = vec![44, 0, 0, 0, 0, 0, 0, 0];
+        b.extend([17, 0, 0x05, 0xA9, 1, 2, 3, 4]);
+        assert_eq!(v6_fragment(0, &b), Some((0x01020304, 1448, true)));
+        // A header claiming more bytes than there are: no answer, no panic.
+        assert_eq!(v6_fragment(0, &[44, 200, 0, 0]), None);
+        assert_eq!(v6_fragment(44, &[17, 0, 0]), None);
+        assert_eq!(v6_fragment(6, &b), None);
+    }
+}
