@@ -12,7 +12,15 @@ fn replay(target: &str, f: fn(&[u8])) {
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
         };
-        let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+        // The committed seeds (a running fuzzer adds and removes others).
+        let mut files: Vec<_> = entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                dir == "regressions"
+                    || p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
+            })
+            .collect();
         files.sort();
         for p in files {
             let data = std::fs::read(&p).unwrap();

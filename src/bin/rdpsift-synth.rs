@@ -69,6 +69,16 @@ fn tls_handshake(c: &mut TcpConv, out: &mut Vec<Pkt>, sni: &str, cert: &[u8]) {
     c.send(out, S, &synth::tls_finish(false, 32), 2 * MS);
 }
 
+/// The client's TLS ClientHello for rdp-host.example.test.
+fn client_hello(c: &mut TcpConv, out: &mut Vec<Pkt>) {
+    c.wait(MS).send(
+        out,
+        C,
+        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
+        2 * MS,
+    );
+}
+
 /// A CredSSP-shaped exchange inside TLS: three client records (negotiate,
 /// authenticate + pubKeyAuth, credentials) and two server records.
 fn nla(c: &mut TcpConv, out: &mut Vec<Pkt>) {
@@ -291,12 +301,7 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
     rdp_start(&mut c, &mut out);
-    c.wait(MS).send(
-        &mut out,
-        C,
-        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
-        2 * MS,
-    );
+    client_hello(&mut c, &mut out);
     let mut flight = synth::tls_server_flight(0xc030, synth::CERT_HOST);
     let rest = 14600 - flight.len();
     flight.extend(synth::tls_app(rest, 12));
@@ -436,12 +441,7 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
     rdp_start_with(&mut c, &mut out, 0x3, 0x1);
-    c.wait(MS).send(
-        &mut out,
-        C,
-        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
-        2 * MS,
-    );
+    client_hello(&mut c, &mut out);
     c.send(&mut out, S, &synth::tls_alert(2, 40), 2 * MS);
     c.wait(MS).close(&mut out, S, 2 * MS);
     write(dir, "tls-alert.pcap", &out, pcap)?;
@@ -541,12 +541,7 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
     c.ttl[S] = 118;
     rdp_start(&mut c, &mut out);
-    c.wait(MS).send(
-        &mut out,
-        C,
-        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
-        2 * MS,
-    );
+    client_hello(&mut c, &mut out);
     c.ttl[S] = 62;
     c.wait(MS).rst(&mut out, S);
     write(dir, "middlebox-reset.pcap", &out, pcap)?;
@@ -627,12 +622,7 @@ fn path_samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
     rdp_start(&mut c, &mut out);
-    c.wait(MS).send(
-        &mut out,
-        C,
-        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
-        2 * MS,
-    );
+    client_hello(&mut c, &mut out);
     let mut flight = synth::tls_server_flight(0xc030, synth::CERT_HOST);
     flight.extend(synth::tls_app(2900 - flight.len(), 500));
     let segs: Vec<&[u8]> = flight.chunks(1460).collect();
@@ -666,12 +656,7 @@ fn path_samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
     rdp_start(&mut c, &mut out);
-    c.wait(MS).send(
-        &mut out,
-        C,
-        &synth::tls_client_hello(Some("rdp-host.example.test"), &[]),
-        2 * MS,
-    );
+    client_hello(&mut c, &mut out);
     let mut flight = synth::tls_server_flight(0xc030, synth::CERT_HOST);
     flight.extend(synth::tls_app(2800 - flight.len(), 501));
     let s0 = c.seq[S];

@@ -224,6 +224,22 @@ pub fn filter_with(f: &Flow, extra: &str) -> String {
     format!("{} && {extra}", conversation_filter(f))
 }
 
+/// Who sent an ICMP error about the flow, in words, and the Wireshark
+/// condition for a destination-unreachable of its family.
+pub fn icmp_sender(f: &Flow, ev: &crate::flow::IcmpEvent) -> (String, &'static str) {
+    let who = if ev.from == f.server.ip() {
+        format!("the server {} itself", ev.from)
+    } else {
+        format!("router {}", ev.from)
+    };
+    let cond = if ev.err.v6 {
+        "icmpv6.type==1"
+    } else {
+        "icmp.type==3"
+    };
+    (who, cond)
+}
+
 /// Names of the two directions, indexed by `CLIENT` / `SERVER`.
 pub const SIDE: [&str; 2] = ["client", "server"];
 

@@ -24,17 +24,7 @@ impl Detector for IcmpUnreachable {
         };
         let last = errs.next_back().unwrap_or(first);
         let count = f.icmp.iter().filter(|e| e.err.is_unreachable()).count();
-        let from_server = first.from == f.server.ip();
-        let who = if from_server {
-            format!("the server {} itself", first.from)
-        } else {
-            format!("router {}", first.from)
-        };
-        let icmp = if first.err.v6 {
-            "icmpv6.type==1"
-        } else {
-            "icmp.type==3"
-        };
+        let (who, icmp) = super::icmp_sender(f, first);
         out.push(Draft {
             code: "tcp.icmp_unreachable".into(),
             severity: Severity::Error,

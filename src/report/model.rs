@@ -139,11 +139,12 @@ pub struct Finding {
     pub confidence: Confidence,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Connected,
     Failed,
+    #[default]
     Incomplete,
 }
 
@@ -158,7 +159,7 @@ impl Outcome {
 }
 
 /// One connection attempt, as the attempts report prints it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Attempt {
     pub capture: String,
     pub attempt: String,
