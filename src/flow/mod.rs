@@ -384,18 +384,32 @@ impl Flow {
             let other = 1 - dir;
             let fl = &mut state.inflight[other];
             let p = &mut self.dirs[other].path;
-            fl.retain(|s| {
-                let start = s.end.wrapping_sub(s.len);
-                let sacked = t.sack.is_some_and(|(l, r)| {
-                    (start.wrapping_sub(l) as i32) >= 0 && (r.wrapping_sub(s.end) as i32) >= 0
-                });
-                let done = (t.ack.wrapping_sub(s.end) as i32) >= 0 || sacked;
-                if done && s.len > p.max_acked {
+            let mut got = |s: &InFlight| {
+                if s.len > p.max_acked {
                     p.max_acked = s.len;
                     p.max_acked_ip = s.ip_len;
                 }
-                !done
-            });
+            };
+            // The cumulative ACK takes a prefix (segments are kept in send
+            // order); a SACK block may take any of the rest.
+            let k = fl
+                .iter()
+                .position(|s| (t.ack.wrapping_sub(s.end) as i32) < 0)
+                .unwrap_or(fl.len());
+            if k > 0 {
+                fl.drain(..k).for_each(|s| got(&s));
+            }
+            if let Some((l, r)) = t.sack {
+                fl.retain(|s| {
+                    let start = s.end.wrapping_sub(s.len);
+                    let sacked =
+                        (start.wrapping_sub(l) as i32) >= 0 && (r.wrapping_sub(s.end) as i32) >= 0;
+                    if sacked {
+                        got(s);
+                    }
+                    !sacked
+                });
+            }
             let before = state.reasm[other].capture_lost;
             state.reasm[other].acked(t.ack, &lim, &mut |c| app.feed(other, c, at));
             if state.reasm[other].capture_lost > before {
