@@ -133,6 +133,7 @@ fn each_scenario_gets_its_verdict() {
         ("offload.pcap", "connected", ""),
         // Real xrdp + xfreerdp across network namespaces (scripts/lab).
         ("lab-blackhole.pcap", "failed", "path.blackhole"),
+        ("lab-blackhole-client.pcap", "failed", "path.blackhole"),
         (
             "lab-icmp-frag-needed.pcap",
             "connected",

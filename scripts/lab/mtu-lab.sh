@@ -17,7 +17,8 @@
 #
 #   1. lab-blackhole.pcap: the router drops the ICMP "fragmentation needed"
 #      it generates (its OUTPUT chain): the server's full-size segments are
-#      resent and never arrive. Captured at the router's server-side port.
+#      resent and never arrive. Captured at the router's server-side port;
+#      lab-blackhole-client.pcap is the same session captured on the client.
 #   2. lab-icmp-frag-needed.pcap: the ICMP is allowed: PMTU discovery works.
 #      Captured at the router's server-side port.
 #   3. lab-udp-blocked.pcap: MTU 1500 everywhere, the router drops UDP to
@@ -126,8 +127,12 @@ stop_all() {
 setup 1400
 ip netns exec rdpr iptables -A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP
 start_xrdp
+# The client's own view too: holes that are never filled, no ICMP.
+capture rdpc vc "$OUT/lab-blackhole-client.pcap"
+CLIENT_CAP=$CAP
 capture rdpr vrs "$OUT/lab-blackhole.pcap"
 client 15
+kill -INT "$CLIENT_CAP" 2>/dev/null || true
 stop_capture
 stop_all
 

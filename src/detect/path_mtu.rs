@@ -200,6 +200,60 @@ impl Detector for PathMtu {
                 },
             });
         }
+        // The receiver's view (a capture near the client of a server-to-client
+        // black hole, PROTOCOLS.md §7): a hole of full-size data never filled
+        // while smaller segments after it arrived, no ICMP, the connection
+        // going on (or ending) long enough for any resend to have come.
+        if !out.iter().any(|d| d.code == "path.blackhole") && too_big.is_empty() {
+            #[allow(clippy::needless_range_loop)] // d is a side
+            for d in 0..2 {
+                let p = &f.dirs[d].path;
+                let (Some((hole, held, largest)), Some(first)) = (p.unfilled, p.first_ooo) else {
+                    continue;
+                };
+                let waited = f.last.ts - first.ts;
+                if offload == Some(d)
+                    || hole < MIN_FULL as u64
+                    || (largest as u64) >= hole
+                    || waited < 1_000_000_000
+                {
+                    continue;
+                }
+                let peer_mss = f.dirs[1 - d].mss.map_or(String::new(), |m| {
+                    format!(" (the receiver announced MSS {m})")
+                });
+                out.push(Draft {
+                    code: "path.blackhole".into(),
+                    severity: Severity::Error,
+                    phase: Phase::Path,
+                    first_frame: first.frame,
+                    last_frame: f.last.frame,
+                    ts: first.ts,
+                    summary: format!(
+                        "{hole} bytes of the {}'s data never arrived, while {held} bytes sent after them did (segments of at most {largest} bytes){peer_mss}; the hole stayed open for {} until frame {}, and no ICMP fragmentation-needed was seen",
+                        SIDE[d],
+                        secs(waited),
+                        f.last.frame
+                    ),
+                    cause: "Seen from the receiving side: the sender's full-size segments are lost on \
+                            the way while its smaller ones arrive, and no resend ever gets through: a \
+                            path MTU black hole (a smaller link with its ICMP \"fragmentation needed\" \
+                            filtered). The ICMP goes to the sender, so it is never in a capture taken \
+                            on this side."
+                        .into(),
+                    remedy: "Capture on the sender's side too to confirm (resends of full-size DF \
+                             segments); then allow ICMP type 3 code 4 / ICMPv6 type 2 on the path, \
+                             clamp the TCP MSS on the router (--clamp-mss-to-pmtu), or lower the \
+                             tunnel/VPN MTU."
+                        .into(),
+                    filter: frames_filter(f, &[first.frame, f.last.frame]),
+                    confidence: Confidence::lowered(
+                        Level::Medium,
+                        "seen from the receiver only: the lost segments' sizes are inferred from the hole",
+                    ),
+                });
+            }
+        }
         // MSS: what each side announced vs what was sent and the ICMP MTU.
         let (Some(cm), Some(sm)) = (f.dirs[0].mss, f.dirs[1].mss) else {
             return;

@@ -171,6 +171,11 @@ pub struct PathStats {
     pub max_acked_ip: u32,
     /// The largest segment sent 2+ times and never acknowledged.
     pub stuck: Option<InFlight>,
+    /// Receiver's view: a hole in this direction's data never filled while
+    /// later data waited behind it (hole bytes, held bytes, largest held).
+    pub unfilled: Option<(u64, usize, usize)>,
+    /// The first segment that arrived beyond a hole.
+    pub first_ooo: Option<Mark>,
 }
 
 /// A stall: the longest time without progress during the handshake region.
@@ -477,7 +482,12 @@ impl Flow {
                     d.max_resend_at = at;
                 }
             }
-            SegKind::OutOfOrder | SegKind::HoleFill => d.out_of_order += 1,
+            SegKind::OutOfOrder | SegKind::HoleFill => {
+                d.out_of_order += 1;
+                if kind == SegKind::OutOfOrder && d.path.first_ooo.is_none() {
+                    d.path.first_ooo = Some(at);
+                }
+            }
             SegKind::InOrder | SegKind::Partial => {}
         }
         let new_data = !matches!(kind, SegKind::Retransmission);
@@ -534,6 +544,7 @@ impl Flow {
         if let Some(s) = self.tcp.take() {
             for dir in 0..2 {
                 self.dirs[dir].capture_lost = s.reasm[dir].capture_lost;
+                self.dirs[dir].path.unfilled = s.reasm[dir].pending_hole();
                 self.dirs[dir].path.stuck = s.inflight[dir]
                     .iter()
                     .filter(|x| x.sends >= 2)

@@ -240,6 +240,14 @@ impl Reasm {
     }
 
     /// Bytes held out of order right now.
+    /// A hole that data after it is waiting on: (hole bytes, bytes held
+    /// after it, the largest held segment).
+    pub fn pending_hole(&self) -> Option<(u64, usize, usize)> {
+        let (&first, _) = self.ooo.iter().next()?;
+        let largest = self.ooo.values().map(Vec::len).max().unwrap_or(0);
+        Some((first.saturating_sub(self.next), self.ooo_bytes, largest))
+    }
+
     pub fn held_bytes(&self) -> usize {
         self.ooo_bytes
     }
