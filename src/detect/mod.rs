@@ -272,13 +272,14 @@ pub fn tcp_moment(f: &Flow, bytes: [u64; 2], frame: u64) -> (Phase, String) {
 /// Encrypted records each way sent before `frame`.
 pub fn records_before(f: &Flow, frame: u64) -> [u64; 2] {
     let t = &f.app.facts().tls;
+    let full = t.records.len() >= crate::proto::tls::MAX_RECORDS;
+    if full && t.records.last().is_some_and(|r| r.at.frame < frame) {
+        // Past the remembered records: the totals.
+        return [t.app[0].records, t.app[1].records];
+    }
     let mut n = [0u64; 2];
-    if t.records.len() < crate::proto::tls::MAX_RECORDS {
-        for r in t.records.iter().filter(|r| r.at.frame <= frame) {
-            n[r.dir] += 1;
-        }
-    } else {
-        n = [t.app[0].records, t.app[1].records];
+    for r in t.records.iter().filter(|r| r.at.frame <= frame) {
+        n[r.dir] += 1;
     }
     n
 }

@@ -17,7 +17,7 @@ pub const MAX_RECORD: usize = (1 << 14) + 2048;
 /// Largest handshake message kept for parsing (certificate chains).
 pub const MAX_HANDSHAKE: usize = 256 << 10;
 /// Encrypted records remembered in order after the handshake.
-pub const MAX_RECORDS: usize = 64;
+pub const MAX_RECORDS: usize = 24;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientHello {
