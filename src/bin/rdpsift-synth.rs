@@ -238,26 +238,8 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
     c.syn(&mut out);
-    let quoted = out[0].data[14..].to_vec();
-    let icmp = synth::icmp4_unreachable(13, 0, &quoted);
-    let router: IpAddr = "198.18.0.1".parse().unwrap();
-    let data = ip_packet(
-        router,
-        c.client.ip(),
-        etherparse::IpNumber::ICMP,
-        &icmp,
-        IpOpts {
-            ttl: 255,
-            df: false,
-            id: 0,
-        },
-        false,
-    );
-    out.push(Pkt {
-        ts: T0 + 3 * MS,
-        orig_len: data.len() as u32,
-        data,
-    });
+    let p = icmp_error("198.18.0.1", c.client.ip(), 13, 0, &out[0], T0 + 3 * MS);
+    out.push(p);
     write(dir, "icmp-unreachable.pcap", &out, pcap)?;
 
     // The server resets a session that had been running.
@@ -662,26 +644,8 @@ fn path_samples(dir: &Path) -> std::io::Result<()> {
     let s0 = c.seq[S];
     let n = out.len();
     c.raw(&mut out, S, s0, flag::PSH, true, None, &flight[..1460]);
-    let quoted = out[n].data[14..].to_vec();
-    let icmp = synth::icmp4_unreachable(4, 1400, &quoted);
-    let router: IpAddr = "198.19.0.1".parse().unwrap();
-    let data = ip_packet(
-        router,
-        c.server.ip(),
-        etherparse::IpNumber::ICMP,
-        &icmp,
-        IpOpts {
-            ttl: 255,
-            df: false,
-            id: 0,
-        },
-        false,
-    );
-    out.push(Pkt {
-        ts: c.now + MS,
-        orig_len: data.len() as u32,
-        data,
-    });
+    let p = icmp_error("198.19.0.1", c.server.ip(), 4, 1400, &out[n], c.now + MS);
+    out.push(p);
     c.wait(2 * MS);
     c.mss = 1360;
     c.send(&mut out, S, &flight, 2 * MS);
@@ -706,6 +670,29 @@ fn path_samples(dir: &Path) -> std::io::Result<()> {
     c.wait(500 * MS).close(&mut out, C, 2 * MS);
     write(dir, "offload.pcap", &out, pcap)?;
     Ok(())
+}
+
+/// An ICMPv4 destination unreachable (`code`, next-hop `mtu`) from a router
+/// to `to`, quoting the Ethernet frame `about`.
+fn icmp_error(router: &str, to: IpAddr, code: u8, mtu: u16, about: &Pkt, ts: i64) -> Pkt {
+    let icmp = synth::icmp4_unreachable(code, mtu, &about.data[14..]);
+    let data = ip_packet(
+        router.parse().expect("router address"),
+        to,
+        etherparse::IpNumber::ICMP,
+        &icmp,
+        IpOpts {
+            ttl: 255,
+            df: false,
+            id: 0,
+        },
+        false,
+    );
+    Pkt {
+        ts,
+        orig_len: data.len() as u32,
+        data,
+    }
 }
 
 /// A DNS query or response with one question (RFC 1035 4.1).

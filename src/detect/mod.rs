@@ -355,25 +355,30 @@ pub fn rdp_moment(f: &Flow, frame: u64) -> Option<(Phase, String)> {
 /// authenticate + pubKeyAuth, credentials); more means NLA is over.
 pub const NLA_CLIENT_RECORDS: u64 = 3;
 
-pub fn plural(n: u64) -> &'static str {
-    if n == 1 {
+/// "s" unless exactly one.
+pub fn plural(n: impl TryInto<u64>) -> &'static str {
+    if n.try_into().ok() == Some(1) {
         ""
     } else {
         "s"
     }
 }
 
-/// The conversation, narrowed to the given frames.
-pub fn frames_filter(f: &Flow, frames: &[u64]) -> String {
+/// `frame.number==A || frame.number==B` for the given frames (0 skipped,
+/// sorted, deduplicated).
+pub fn frame_set(frames: &[u64]) -> String {
     let mut v: Vec<u64> = frames.iter().copied().filter(|&n| n > 0).collect();
     v.sort_unstable();
     v.dedup();
-    let set = v
-        .iter()
+    v.iter()
         .map(|n| format!("frame.number=={n}"))
         .collect::<Vec<_>>()
-        .join(" || ");
-    filter_with(f, &format!("({set})"))
+        .join(" || ")
+}
+
+/// The conversation, narrowed to the given frames.
+pub fn frames_filter(f: &Flow, frames: &[u64]) -> String {
+    filter_with(f, &format!("({})", frame_set(frames)))
 }
 
 /// How the connection ended: the first of the server's FIN or a RST, with

@@ -67,7 +67,7 @@ impl Detector for Fragments {
                 format!(
                     "{} datagram{} arrived in {} IP fragments (largest fragment {} bytes){rdpeudp}",
                     fr.datagrams,
-                    if fr.datagrams == 1 { "" } else { "s" },
+                    super::plural(fr.datagrams),
                     fr.fragments,
                     fr.largest
                 ),
@@ -82,7 +82,7 @@ impl Detector for Fragments {
                 format!(
                     "{} fragmented datagram{} never completed{rdpeudp}",
                     fr.incomplete,
-                    if fr.incomplete == 1 { "" } else { "s" }
+                    super::plural(fr.incomplete)
                 ),
                 "Some fragments were lost or dropped on the way (or before the capture point).",
                 "Allow IP fragments on firewalls in the path, or avoid fragmentation by lowering the MTU/MSS.",
@@ -95,7 +95,7 @@ impl Detector for Fragments {
                 format!(
                     "{} datagram{} had overlapping fragments ({} with bytes that disagree)",
                     fr.overlaps,
-                    if fr.overlaps == 1 { "" } else { "s" },
+                    super::plural(fr.overlaps),
                     fr.conflicts
                 ),
                 "Overlapping fragments are a sign of a broken device or an evasion attempt; receivers may drop them.",

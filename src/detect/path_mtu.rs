@@ -79,7 +79,7 @@ impl Detector for PathMtu {
                     if q.df { " with DF set" } else { "" },
                     SIDE[first.dir],
                     too_big.len(),
-                    if too_big.len() == 1 { "" } else { "s" }
+                    super::plural(too_big.len())
                 ),
                 cause: "A link on the path (PPPoE, a tunnel, a VPN) has a smaller MTU than the \
                         packets sent; path MTU discovery is working, the sender must send smaller \

@@ -53,11 +53,7 @@ impl Detector for ResetDetector {
         } else {
             ("tcp.reset_by_client", "client", "server")
         };
-        let (ep, _) = if by_server {
-            (f.server, f.client)
-        } else {
-            (f.client, f.server)
-        };
+        let ep = f.endpoint(r.dir);
         let (phase, moment) = tcp_moment(f, r.bytes, r.at.frame);
         out.push(Draft {
             code: code.into(),
@@ -71,7 +67,7 @@ impl Detector for ResetDetector {
                 moment,
                 r.ttl,
                 f.rst_count,
-                if f.rst_count == 1 { "" } else { "s" }
+                super::plural(f.rst_count)
             ),
             cause: if by_server {
                 "The server (or a device in front of it) aborted the connection; the client sees \
@@ -109,7 +105,7 @@ pub fn middlebox(f: &crate::flow::Flow) -> Option<Draft> {
         return None;
     }
     let who = super::SIDE[r.dir];
-    let ep = if r.dir == SERVER { f.server } else { f.client };
+    let ep = f.endpoint(r.dir);
     let delta = (own as i32 - r.ttl as i32).unsigned_abs();
     let (phase, moment) = tcp_moment(f, r.bytes, r.at.frame);
     let id = if r.ip_id == 0 && !f.server.is_ipv6() {
@@ -135,7 +131,7 @@ pub fn middlebox(f: &crate::flow::Flow) -> Option<Draft> {
             "Find the device {} hop{} from the capture point that rejects this traffic (firewall or \
              IPS rules for TCP {}, idle timeouts, TLS inspection) and allow the RDP connection.",
             delta,
-            if delta == 1 { "" } else { "s" },
+            super::plural(delta),
             f.server.port()
         ),
         filter: filter_with(f, "tcp.flags.reset==1"),

@@ -68,7 +68,7 @@ impl Detector for SynDetector {
             summary: format!(
                 "{} SYN{} to {} over {}, no SYN-ACK and no reset{}",
                 syn.count,
-                if syn.count == 1 { "" } else { "s" },
+                super::plural(syn.count),
                 f.server,
                 secs(syn.last.ts - syn.first.ts),
                 if waited > 0 {

@@ -34,7 +34,7 @@ impl Detector for ZeroWindow {
                     "The {} {ep} advertised a zero window {} time{}",
                     SIDE[dir],
                     z.count,
-                    if z.count == 1 { "" } else { "s" }
+                    super::plural(z.count)
                 ),
                 cause: format!(
                     "The {} stopped reading from the connection: it is overloaded or hung.",

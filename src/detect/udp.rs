@@ -49,7 +49,7 @@ impl Detector for UdpTransport {
                     f.server,
                     first.err.describe(),
                     unreachable.len(),
-                    if unreachable.len() == 1 { "" } else { "s" }
+                    super::plural(unreachable.len())
                 ),
                 cause: "UDP to the RDP port is closed on the server (Windows firewall rule \"Remote \
                         Desktop - User Mode (UDP-In)\", or UDP transport turned off) or refused by a \
@@ -85,7 +85,7 @@ impl Detector for UdpTransport {
                     summary: format!(
                         "{} DTLS record{} from the client to the gateway's UDP {}, no answer",
                         u.dtls_count,
-                        if u.dtls_count == 1 { "" } else { "s" },
+                        super::plural(u.dtls_count),
                         f.server.port()
                     ),
                     cause: "The RD Gateway's UDP transport is blocked or not enabled; the \
@@ -143,7 +143,7 @@ impl Detector for UdpTransport {
             summary: format!(
                 "{} RDPEUDP SYN{} from {} to {} ({}-byte payload, {ip_len}-byte datagram, MTU {}/{}{version}){}, no SYN+ACK{fragmented}",
                 u.syns,
-                if u.syns == 1 { "" } else { "s" },
+                super::plural(u.syns),
                 f.client,
                 f.server,
                 syn.len,

@@ -145,7 +145,7 @@ pub struct TcpState {
     resend_run: [u32; 2],
     /// Segments sent and not yet acknowledged, per direction (a window of
     /// [`MAX_INFLIGHT`]; older ones fall off): for black holes.
-    inflight: [Vec<InFlight>; 2],
+    inflight: [std::collections::VecDeque<InFlight>; 2],
 }
 
 /// A data segment waiting for its ACK.
@@ -270,6 +270,15 @@ impl Flow {
             tcp,
             ignored: false,
             isn: [None; 2],
+        }
+    }
+
+    /// The endpoint of a direction (`CLIENT` / `SERVER`).
+    pub fn endpoint(&self, dir: usize) -> SocketAddr {
+        if dir == CLIENT {
+            self.client
+        } else {
+            self.server
         }
     }
 
@@ -447,9 +456,9 @@ impl Flow {
             }
             None => {
                 if fl.len() == MAX_INFLIGHT {
-                    fl.remove(0);
+                    fl.pop_front();
                 }
-                fl.push(InFlight {
+                fl.push_back(InFlight {
                     end,
                     len: wire,
                     ip_len: ip.len,

@@ -557,6 +557,7 @@ pub fn build(
         let last_i = *g.flows.last().unwrap_or(&g.flows[0]);
         let last = &judged[last_i].flow;
         let (mut outcome, mut failed_phase) = outcomes[last_i];
+        let mut fx = facts(last);
         // (flow, draft); the session-level rdp.fallback belongs to the last.
         let mut drafts: Vec<(usize, Draft)> = Vec::new();
         let retried = g.flows.len() > 1;
@@ -637,14 +638,9 @@ pub fn build(
                 .iter()
                 .filter_map(|&i| primary(&judged[i].drafts).map(|d| d.code.clone()))
                 .collect();
-            let fx = facts(last);
             let mut frames: Vec<u64> = failed.iter().map(|f| f.first.frame).collect();
             frames.push(last.first.frame);
-            let set = frames
-                .iter()
-                .map(|n| format!("frame.number=={n}"))
-                .collect::<Vec<_>>()
-                .join(" || ");
+            let set = crate::detect::frame_set(&frames);
             drafts.push((last_i, Draft {
                 code: "rdp.fallback".into(),
                 severity: Severity::Info,
@@ -655,7 +651,7 @@ pub fn build(
                 summary: format!(
                     "{} failed connection{} ({}), then the retry from port {} in frame {} connected{}",
                     failed.len(),
-                    if failed.len() == 1 { "" } else { "s" },
+                    crate::detect::plural(failed.len()),
                     if why.is_empty() { "no finding".to_string() } else { why.join(", ") },
                     last.client.port(),
                     last.first.frame,
@@ -683,7 +679,6 @@ pub fn build(
         }
         // The attempt's facts come from the connection that decided it,
         // completed by the earlier ones.
-        let mut fx = facts(last);
         for &i in g.flows.iter().rev().skip(1) {
             let o = facts(&judged[i].flow);
             for (a, b) in [
@@ -700,6 +695,11 @@ pub fn build(
         if fx.target.is_empty() {
             fx.target = cfg.target.clone().unwrap_or_default();
         }
+        let dns_names = if outcome != Outcome::Connected && !dns.is_empty() {
+            dns_names(last, &fx, cfg)
+        } else {
+            Vec::new()
+        };
         let flows = || g.flows.iter().chain(&g.side).map(|&i| &judged[i].flow);
         attempts.push(Attempt {
             capture: capture.to_string(),
@@ -750,12 +750,7 @@ pub fn build(
         // A name of this attempt that DNS never resolved: context for a
         // failed attempt (the client still reached an address), a warning.
         if outcome != Outcome::Connected {
-            let names = if dns.is_empty() {
-                Vec::new()
-            } else {
-                dns_names(last, &facts(last), cfg)
-            };
-            if let Some((c, s, mut d)) = dns_finding(&names, dns, end) {
+            if let Some((c, s, mut d)) = dns_finding(&dns_names, dns, end) {
                 d.severity = Severity::Warning;
                 d.summary
                     .push_str("; the client connected to an address nevertheless");
