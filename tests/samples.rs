@@ -140,6 +140,11 @@ fn each_scenario_gets_its_verdict() {
             "path.icmp_frag_needed",
         ),
         ("lab-udp-blocked.pcap", "connected", "udp.syn_unanswered"),
+        (
+            "lab-security-mismatch.pcap",
+            "failed",
+            "x224.unrequested_protocol",
+        ),
     ];
     for (name, outcome, verdict) in cases {
         let o = run(&[

@@ -21,6 +21,8 @@
 #      lab-blackhole-client.pcap is the same session captured on the client.
 #   2. lab-icmp-frag-needed.pcap: the ICMP is allowed: PMTU discovery works.
 #      Captured at the router's server-side port.
+#   4. lab-security-mismatch.pcap: xrdp with security_layer=rdp, the client
+#      with /sec:tls (x224.unrequested_protocol). See run 4 below.
 #   3. lab-udp-blocked.pcap: MTU 1500 everywhere, the router drops UDP to
 #      port 3389; a small sender (rdpeudp-syn.py, MS-RDPEUDP 2.2.2.5) emits
 #      three RDPEUDP SYNs next to the TCP session (FreeRDP 2 has no UDP
@@ -73,12 +75,13 @@ setup() {
   for n in rdpc rdps; do ip netns exec "$n" sysctl -qw net.ipv4.ip_no_pmtu_disc=0; done
 }
 
-start_xrdp() {
+start_xrdp() { # [security_layer]
+  local layer=${1:-tls}
   # A 4096-bit RSA certificate: ServerHello + Certificate + ServerKeyExchange
   # are larger than one segment.
   openssl req -x509 -newkey rsa:4096 -nodes -days 30 -subj "/CN=rdp-lab.example.test" \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
-  sed -e "s|^security_layer=.*|security_layer=tls|" \
+  sed -e "s|^security_layer=.*|security_layer=$layer|" \
       -e "s|^certificate=.*|certificate=$WORK/cert.pem|" \
       -e "s|^key_file=.*|key_file=$WORK/key.pem|" \
       -e "s|^port=3389|port=tcp://$S:3389|" \
@@ -107,13 +110,14 @@ stop_capture() {
   wait "$CAP" 2>/dev/null || true
 }
 
-client() { # seconds
+client() { # seconds [security]
+  local sec=${2:-tls}
   ip netns exec rdpc timeout 60 Xvfb :77 -screen 0 1024x768x24 -nolisten tcp >/dev/null 2>&1 &
   local x=$!
   PIDS+=($x)
   sleep 1
   ip netns exec rdpc env DISPLAY=:77 timeout "$1" xfreerdp /v:$S /u:lab /p:lab \
-    /cert:ignore /sec:tls /log-level:ERROR >"$WORK/client.log" 2>&1 || true
+    /cert:ignore /sec:$sec /log-level:ERROR >"$WORK/client.log" 2>&1 || true
   kill "$x" 2>/dev/null || true
 }
 
@@ -153,6 +157,15 @@ capture rdpr vrc "$OUT/lab-udp-blocked.pcap"
 PIDS+=($!)
 client 10
 sleep 1
+stop_capture
+stop_all
+# 4. Security-layer mismatch: xrdp allows only Standard RDP Security, the
+#    client insists on TLS. xrdp 0.9 answers with RDP_NEG_RSP selecting RDP
+#    (not RDP_NEG_FAILURE, PROTOCOLS.md §7) and the client hangs up.
+setup 1500
+start_xrdp rdp
+capture rdpr vrs "$OUT/lab-security-mismatch.pcap"
+client 8 tls
 stop_capture
 stop_all
 ls -l "$OUT"/lab-*.pcap
