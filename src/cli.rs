@@ -3,15 +3,13 @@
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use rayon::prelude::*;
-use rdpsift::capture::{self, Source};
 use rdpsift::config::Config;
-use rdpsift::engine;
 use rdpsift::report::model::{CaptureReport, Outcome, Severity};
 use rdpsift::report::output;
+use rdpsift::run;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Parser, Debug)]
@@ -110,12 +108,6 @@ pub struct Analyze {
     pub depth: u64,
 }
 
-/// An input to analyze: its report name and where to open it.
-struct Input {
-    name: String,
-    path: PathBuf,
-}
-
 pub fn run(args: Args) -> Result<u8> {
     match args.cmd {
         Cmd::Codes => {
@@ -139,28 +131,15 @@ fn analyze(a: Analyze) -> Result<u8> {
         attempt_window_ns: (a.attempt_window * 1e9) as i64,
         ..Config::default()
     };
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let threads = a.threads.unwrap_or_else(run::default_threads).max(1);
+    let found = run::discover(&a.paths).map_err(anyhow::Error::msg)?;
     let mut failed_inputs = 0usize;
-    let mut skipped = 0usize;
-    let mut inputs = Vec::new();
-    for p in &a.paths {
-        if let Err(e) = discover(p, &mut inputs, &mut skipped) {
-            eprintln!("rdpsift: {}: {e}", p.display());
-            failed_inputs += 1;
-        }
+    for (p, e) in &found.errors {
+        eprintln!("rdpsift: {}: {e}", p.display());
+        failed_inputs += 1;
     }
-    if inputs.iter().filter(|i| i.path.as_os_str() == "-").count() > 1 {
-        anyhow::bail!("standard input (-) can be named only once");
-    }
-
-    let total: u64 = inputs
-        .iter()
-        .filter_map(|i| std::fs::metadata(&i.path).ok())
-        .map(|m| m.len())
-        .sum();
+    let skipped = found.skipped;
+    let total = found.total_bytes();
     let bar = progress_bar(a.progress, total);
     let done = AtomicU64::new(0);
     let tick = |n: u64| {
@@ -169,22 +148,7 @@ fn analyze(a: Analyze) -> Result<u8> {
             b.set_position(d.min(total));
         }
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
-    let reports: Vec<CaptureReport> = pool.install(|| {
-        inputs
-            .par_iter()
-            .map(|i| match Source::open(&i.path) {
-                Ok(src) => engine::analyze(&i.name, src, &cfg, threads, &tick),
-                Err(e) => CaptureReport {
-                    capture: i.name.clone(),
-                    error: Some(e.to_string()),
-                    ..Default::default()
-                },
-            })
-            .collect()
-    });
+    let reports: Vec<CaptureReport> = run::run(&found.inputs, &cfg, threads, &tick)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -282,54 +246,4 @@ fn progress_bar(when: When, total: u64) -> Option<indicatif::ProgressBar> {
         .ok()?,
     );
     Some(b)
-}
-
-/// Files named on the command line must be captures; directories are walked
-/// (sorted, recursively): files with a capture extension must be captures,
-/// others are taken when their first bytes say so and skipped otherwise.
-fn discover(p: &Path, out: &mut Vec<Input>, skipped: &mut usize) -> io::Result<()> {
-    if p.as_os_str() == "-" {
-        out.push(Input {
-            name: "-".into(),
-            path: p.to_path_buf(),
-        });
-        return Ok(());
-    }
-    let meta = std::fs::metadata(p)?;
-    if !meta.is_dir() {
-        out.push(Input {
-            name: p.display().to_string(),
-            path: p.to_path_buf(),
-        });
-        return Ok(());
-    }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for e in entries {
-        let Ok(m) = std::fs::metadata(&e) else {
-            *skipped += 1;
-            continue;
-        };
-        if m.is_dir() {
-            discover(&e, out, skipped)?;
-            continue;
-        }
-        let name = e
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if capture::has_capture_extension(&name)
-            || capture::source::sniff_capture(&e).unwrap_or(false)
-        {
-            out.push(Input {
-                name: e.display().to_string(),
-                path: e,
-            });
-        } else {
-            *skipped += 1;
-        }
-    }
-    Ok(())
 }

@@ -2,13 +2,13 @@
 //! library so that `cargo test` replays the committed corpora through the
 //! very same code (tests/fuzz_corpora.rs). Each must never panic.
 
-use crate::flow::reasm::Chunk;
-use crate::flow::Mark;
-use crate::proto::{mcs, tls, x224, App};
+use crate::capture::{Mark, Pos};
+use crate::finding::Dir;
+use crate::proto::{mcs, tls, x224, App, Chunk};
 
 /// One TPKT/X.224 PDU (and the fast-path length reader).
 pub fn x224(data: &[u8]) {
-    if let Ok(Some(len)) = x224::tpkt_len(data) {
+    if let Ok(len) = x224::tpkt_len(data) {
         let _ = x224::parse(&data[..len.min(data.len())]);
     }
     let _ = x224::parse(data);
@@ -37,15 +37,19 @@ pub fn app(data: &[u8]) {
         let mut frame = 1;
         while let Some((&ctl, tail)) = rest.split_first() {
             let n = ((ctl >> 2) as usize + 1).min(tail.len());
-            let dir = (ctl & 1) as usize;
+            let dir = if ctl & 1 == 0 {
+                Dir::Client
+            } else {
+                Dir::Server
+            };
             let at = Mark {
                 frame,
                 ts: frame as i64,
             };
             if ctl & 2 != 0 && ctl > 0xF0 {
-                a.feed(dir, Chunk::Gap(n as u64), at);
+                a.feed(dir, Chunk::Gap(n as u64), Pos::new(at, 0));
             } else {
-                a.feed(dir, Chunk::Data(&tail[..n]), at);
+                a.feed(dir, Chunk::Data(&tail[..n]), Pos::new(at, 0));
             }
             rest = &tail[n..];
             frame += 1;
@@ -65,7 +69,7 @@ pub fn capture(data: &[u8]) {
     else {
         return;
     };
-    let _ = crate::engine::analyze("fuzz", src, &cfg, 1, &|_| {});
+    let _ = crate::run::analyze("fuzz", src, &cfg, 1, &|_| {});
 }
 
 /// RDPEUDP datagrams: the SYN parser and the per-flow handshake tracker
@@ -79,7 +83,12 @@ pub fn rdpeudp(data: &[u8]) {
     let mut frame = 1;
     while let Some((&ctl, tail)) = rest.split_first() {
         let n = (((ctl >> 1) as usize) * 12).min(tail.len());
-        u.datagram((ctl & 1) as usize, &tail[..n], Mark { frame, ts: 0 });
+        let dir = if ctl & 1 == 0 {
+            Dir::Client
+        } else {
+            Dir::Server
+        };
+        u.datagram(dir, &tail[..n], Mark { frame, ts: 0 });
         rest = &tail[n..];
         frame += 1;
     }

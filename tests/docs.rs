@@ -16,7 +16,7 @@ fn findings_doc_matches_the_registry() {
     }
     let mut emitted: Vec<String> = rdpsift::detect::all_codes()
         .into_iter()
-        .map(String::from)
+        .map(|c| c.to_string())
         .collect();
     emitted.sort();
     reported.sort();

@@ -6,7 +6,7 @@ use common::*;
 use rdpsift::capture::{Reader, Source};
 use rdpsift::config::Config;
 use rdpsift::flow::{Mark, Table};
-use rdpsift::{decode, engine};
+use rdpsift::{decode, run as engine};
 use std::path::{Path, PathBuf};
 
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -38,13 +38,11 @@ fn analyze(path: &Path, ports: &[u16]) -> rdpsift::report::CaptureReport {
     )
 }
 
-fn codes(r: &rdpsift::report::CaptureReport) -> Vec<&str> {
-    r.findings.iter().map(|f| f.code.as_str()).collect()
+fn codes(r: &rdpsift::report::CaptureReport) -> Vec<String> {
+    r.findings.iter().map(|f| f.code.to_string()).collect()
 }
 
-#[test]
-fn every_shared_capture_is_read_without_panic() {
-    let Some(root) = shared() else { return };
+fn every_shared_capture_is_read_without_panic(root: &Path) {
     let mut files = vec![];
     all_files(&root, &mut files);
     assert!(files.len() > 50, "found only {} captures", files.len());
@@ -62,9 +60,7 @@ fn every_shared_capture_is_read_without_panic() {
 }
 
 /// Packet counts as capinfos reports them (pcap-parser's own test files).
-#[test]
-fn pcap_parser_format_files_give_their_packets() {
-    let Some(root) = shared() else { return };
+fn pcap_parser_format_files_give_their_packets(root: &Path) {
     let cases = [
         ("err-buffertoosmall.pcapng", 27),
         ("modified-format.pcap", 1),
@@ -98,9 +94,7 @@ fn pcap_parser_format_files_give_their_packets() {
 /// - SR, SaR / RSTOS0: the originator sent a SYN, then a reset, no SYN-ACK:
 ///   nothing to blame on the server, the attempt is `incomplete`;
 /// - SaFR / OTH: the same with a FIN first: `incomplete`, no finding.
-#[test]
-fn zeek_reset_traces_agree_with_conn_state() {
-    let Some(root) = shared() else { return };
+fn zeek_reset_traces_agree_with_conn_state(root: &Path) {
     let baseline = std::fs::read_to_string(
         root.join("zeek/Baseline/scripts.base.protocols.conn.conn_state-RST-behavior/out"),
     )
@@ -123,9 +117,7 @@ fn zeek_reset_traces_agree_with_conn_state() {
     assert!(r.findings[0].confidence.reason.contains("started after"));
 }
 
-#[test]
-fn fragment_traces_reassemble() {
-    let Some(root) = shared() else { return };
+fn fragment_traces_reassemble(root: &Path) {
     // A SYN in two fragments (Zeek) and in three on raw IPv4, link type 228 (Suricata).
     for (path, port, frags) in [
         ("zeek/Traces/ipv4/fragmented-syn.pcap", 80, 2),
@@ -158,7 +150,11 @@ fn fragment_traces_reassemble() {
     }
     // Zeek flags fragment_inconsistency on fragmented-4: overlapping bytes that disagree.
     let r = analyze(&root.join("zeek/Traces/ipv4/fragmented-4.pcap"), &[80]);
-    assert!(codes(&r).contains(&"path.frag_overlap"), "{:?}", codes(&r));
+    assert!(
+        codes(&r).iter().any(|c| c == "path.frag_overlap"),
+        "{:?}",
+        codes(&r)
+    );
     // IPv6 fragment header: a DNS answer in three fragments.
     let r = analyze(&root.join("zeek/Traces/ipv6-fragmented-dns.pcap"), &[53]);
     let f = r
@@ -170,9 +166,7 @@ fn fragment_traces_reassemble() {
     assert_eq!(f.attempt, "#2");
 }
 
-#[test]
-fn garbage_fragments_stay_bounded() {
-    let Some(root) = shared() else { return };
+fn garbage_fragments_stay_bounded(root: &Path) {
     let p = root.join("nDPI/tests/cfgs/default/pcap/ip_fragmented_garbage.pcap");
     let r = analyze(&p, &[]);
     assert_eq!(r.frames, 1252);
@@ -181,9 +175,7 @@ fn garbage_fragments_stay_bounded() {
 
 /// ICMP errors are matched to the flow whose packet they quote: smtp.pcap has
 /// four "fragmentation needed" (next-hop MTU 1492) quoting 1500-byte segments.
-#[test]
-fn icmp_errors_meet_their_flow() {
-    let Some(root) = shared() else { return };
+fn icmp_errors_meet_their_flow(root: &Path) {
     let cfg = Config {
         ports: [25].into_iter().collect(),
         ..Config::default()
@@ -209,25 +201,24 @@ fn icmp_errors_meet_their_flow() {
         }
     }
     table.close(end, &cfg);
-    let flow = table
-        .done
+    let done = table.take_done();
+    let flow = &done
         .iter()
-        .find(|f| f.server.port() == 25 && f.client.port() == 1470)
-        .unwrap();
+        .find(|f| f.flow.server.port() == 25 && f.flow.client.port() == 1470)
+        .unwrap()
+        .flow;
     assert_eq!(flow.icmp.len(), 4);
     for e in &flow.icmp {
         assert!(e.err.is_too_big());
         assert_eq!(e.err.mtu, Some(1492));
         assert_eq!(e.err.quoted.len, 1500);
         assert!(e.err.quoted.df);
-        assert_eq!(e.dir, rdpsift::flow::CLIENT);
+        assert_eq!(e.dir, rdpsift::finding::Dir::Client);
     }
     assert!(table.orphan_icmp.is_empty());
 }
 
-#[test]
-fn direct_rdp_traces_are_found_as_rdp() {
-    let Some(root) = shared() else { return };
+fn direct_rdp_traces_are_found_as_rdp(root: &Path) {
     for (path, attempts) in [
         ("zeek/Traces/rdp/rdp-to-ssl.pcap", 2),
         ("zeek/Traces/rdp/rdp-x509.pcap", 1),
@@ -241,4 +232,37 @@ fn direct_rdp_traces_are_found_as_rdp() {
             assert_eq!(a.outcome.name(), "connected", "{path}");
         }
     }
+}
+
+fn main() -> std::process::ExitCode {
+    harness(&[
+        (
+            "every_shared_capture_is_read_without_panic",
+            every_shared_capture_is_read_without_panic as fn(&Path),
+        ),
+        (
+            "pcap_parser_format_files_give_their_packets",
+            pcap_parser_format_files_give_their_packets as fn(&Path),
+        ),
+        (
+            "zeek_reset_traces_agree_with_conn_state",
+            zeek_reset_traces_agree_with_conn_state as fn(&Path),
+        ),
+        (
+            "fragment_traces_reassemble",
+            fragment_traces_reassemble as fn(&Path),
+        ),
+        (
+            "garbage_fragments_stay_bounded",
+            garbage_fragments_stay_bounded as fn(&Path),
+        ),
+        (
+            "icmp_errors_meet_their_flow",
+            icmp_errors_meet_their_flow as fn(&Path),
+        ),
+        (
+            "direct_rdp_traces_are_found_as_rdp",
+            direct_rdp_traces_are_found_as_rdp as fn(&Path),
+        ),
+    ])
 }

@@ -4,12 +4,12 @@
 //! Skips with a message when ../shared is absent.
 
 mod common;
-use common::shared;
+use common::harness;
 use rdpsift::capture::Source;
 use rdpsift::config::Config;
-use rdpsift::engine;
 use rdpsift::report::model::{Attempt, Outcome};
 use rdpsift::report::CaptureReport;
+use rdpsift::run as engine;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -78,9 +78,7 @@ fn unset(v: &str) -> &str {
     }
 }
 
-#[test]
-fn zeek_rdp_traces_agree_with_rdp_and_ssl_logs() {
-    let Some(root) = shared() else { return };
+fn zeek_rdp_traces_agree_with_rdp_and_ssl_logs(root: &Path) {
     let base = root.join("zeek/Baseline");
     for (trace, dir) in [
         ("rdp-to-ssl.pcap", "scripts.base.protocols.rdp.rdp-to-ssl"),
@@ -148,9 +146,7 @@ fn zeek_rdp_traces_agree_with_rdp_and_ssl_logs() {
     }
 }
 
-#[test]
-fn zeek_invalid_length_is_malformed_not_a_crash() {
-    let Some(root) = shared() else { return };
+fn zeek_invalid_length_is_malformed_not_a_crash(root: &Path) {
     let r = analyze(&root.join("zeek/Traces/rdp/rdp-invalid-length.pcap"), &[]);
     assert!(
         r.findings.iter().any(|f| f.code == "x224.malformed"),
@@ -159,9 +155,7 @@ fn zeek_invalid_length_is_malformed_not_a_crash() {
     );
 }
 
-#[test]
-fn suricata_rdp_003_agrees_with_test_yaml() {
-    let Some(root) = shared() else { return };
+fn suricata_rdp_003_agrees_with_test_yaml(root: &Path) {
     let dir = root.join("suricata-verify/tests/rdp-protocol");
     let yaml = std::fs::read_to_string(dir.join("test.yaml")).unwrap();
     let value = |key: &str| -> String {
@@ -190,9 +184,7 @@ fn suricata_rdp_003_agrees_with_test_yaml() {
     assert_eq!(a.outcome, Outcome::Connected);
 }
 
-#[test]
-fn ndpi_rdp_traces_agree_with_results() {
-    let Some(root) = shared() else { return };
+fn ndpi_rdp_traces_agree_with_results(root: &Path) {
     let dir = root.join("nDPI/tests/cfgs/default");
     for (pcap, expect_sel) in [
         ("rdp.pcap", "HYBRID_EX"),
@@ -218,16 +210,14 @@ fn ndpi_rdp_traces_agree_with_results() {
 
 /// The TLS traces are not RDP: with `--port` for their ports, alerts,
 /// versions and certificates agree with the gold files.
-#[test]
-fn tls_traces_alerts_versions_certificates() {
-    let Some(root) = shared() else { return };
+fn tls_traces_alerts_versions_certificates(root: &Path) {
     let z = root.join("zeek/Traces/tls");
     // Findings that matter here (info ones such as path.mss_mismatch aside).
     let codes = |r: &CaptureReport| -> Vec<String> {
         r.findings
             .iter()
-            .filter(|f| f.severity.name() != "info" || f.code.starts_with("tls."))
-            .map(|f| f.code.clone())
+            .filter(|f| f.severity.name() != "info" || f.code.to_string().starts_with("tls."))
+            .map(|f| f.code.to_string())
             .collect()
     };
     // Zeek ssl.log: last_alert handshake_failure after the ClientHello.
@@ -322,9 +312,7 @@ fn tls_traces_alerts_versions_certificates() {
 
 /// RDP over UDP (zeek rdpeudp traces) and the path MTU (ICMP too big),
 /// against the gold files.
-#[test]
-fn rdpeudp_and_path_traces() {
-    let Some(root) = shared() else { return };
+fn rdpeudp_and_path_traces(root: &Path) {
     let rdp = root.join("zeek/Traces/rdp");
     let base = root.join("zeek/Baseline");
     // Handshake fail: zeek saw only rdpeudp_syn; conn.log says S0 (no reply).
@@ -364,7 +352,9 @@ fn rdpeudp_and_path_traces() {
         assert_eq!(r.attempts[0].app, app, "{trace}");
         assert_eq!(r.attempts[0].outcome, Outcome::Connected, "{trace}");
         assert!(
-            r.findings.iter().all(|f| !f.code.starts_with("udp.")),
+            r.findings
+                .iter()
+                .all(|f| !f.code.to_string().starts_with("udp.")),
             "{trace}"
         );
     }
@@ -413,4 +403,33 @@ fn rdpeudp_and_path_traces() {
         r.findings
     );
     assert!(r.findings.iter().any(|f| f.code == "capture.offload"));
+}
+
+fn main() -> std::process::ExitCode {
+    harness(&[
+        (
+            "zeek_rdp_traces_agree_with_rdp_and_ssl_logs",
+            zeek_rdp_traces_agree_with_rdp_and_ssl_logs as fn(&Path),
+        ),
+        (
+            "zeek_invalid_length_is_malformed_not_a_crash",
+            zeek_invalid_length_is_malformed_not_a_crash as fn(&Path),
+        ),
+        (
+            "suricata_rdp_003_agrees_with_test_yaml",
+            suricata_rdp_003_agrees_with_test_yaml as fn(&Path),
+        ),
+        (
+            "ndpi_rdp_traces_agree_with_results",
+            ndpi_rdp_traces_agree_with_results as fn(&Path),
+        ),
+        (
+            "tls_traces_alerts_versions_certificates",
+            tls_traces_alerts_versions_certificates as fn(&Path),
+        ),
+        (
+            "rdpeudp_and_path_traces",
+            rdpeudp_and_path_traces as fn(&Path),
+        ),
+    ])
 }

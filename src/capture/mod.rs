@@ -10,6 +10,40 @@ pub use source::Source;
 
 use std::fmt;
 
+/// A moment of the capture: a frame (1-based, Wireshark's numbering) and
+/// its time (nanoseconds since the Unix epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mark {
+    pub frame: u64,
+    pub ts: i64,
+}
+
+/// Where a byte came from: the frame that carried it (or completed the unit
+/// it belongs to) and its offset in the byte stream of its direction. Kept
+/// through reassembly (and, later, decryption and gateway tunnels), so a
+/// finding about an inner PDU still cites the outer frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub at: Mark,
+    /// Offset of the byte in its direction's stream (0 = the first byte
+    /// after the handshake, or the first byte captured mid-stream).
+    pub offset: u64,
+}
+
+impl Pos {
+    pub fn new(at: Mark, offset: u64) -> Pos {
+        Pos { at, offset }
+    }
+
+    /// The position `n` bytes further in the same frame's stream.
+    pub fn advance(self, n: usize) -> Pos {
+        Pos {
+            at: self.at,
+            offset: self.offset + n as u64,
+        }
+    }
+}
+
 /// One packet record, pointing into the reader's window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameMeta {

@@ -2,23 +2,23 @@
 //! saw. Not a network fault: it tells how far to trust the verdict.
 
 use super::{conversation_filter, Context, Detector, Draft};
-use crate::report::model::{Confidence, Phase, Severity};
+use crate::finding::{Code, Phase, Severity};
 
 pub struct CaptureLoss;
 
 impl Detector for CaptureLoss {
-    fn codes(&self) -> &'static [&'static str] {
-        &["capture.loss"]
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::CaptureLoss]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let lost = [f.dirs[0].capture_lost, f.dirs[1].capture_lost];
+        let lost = [f.tcp().dirs[0].capture_lost, f.tcp().dirs[1].capture_lost];
         if lost == [0, 0] {
             return;
         }
         // The ACKs that revealed the loss (Wireshark: "ACKed segment that wasn't captured").
-        let marks = [f.dirs[0].loss_seen, f.dirs[1].loss_seen];
+        let marks = [f.tcp().dirs[0].loss_seen, f.tcp().dirs[1].loss_seen];
         let seen = marks.iter().filter(|m| m.count > 0);
         let first = seen
             .clone()
@@ -29,21 +29,16 @@ impl Detector for CaptureLoss {
             .map(|m| m.last)
             .max_by_key(|m| m.frame)
             .unwrap_or(f.last);
-        out.push(Draft {
-            code: "capture.loss".into(),
-            severity: Severity::Info,
-            phase: Phase::Capture,
-            first_frame: first.frame,
-            last_frame: last.frame,
-            ts: first.ts,
-            summary: format!(
-                "{} bytes from the client and {} from the server were acknowledged but are not in the capture",
-                lost[0], lost[1]
-            ),
-            cause: "The capture dropped packets (a busy capture host, a SPAN port over capacity, or a snap filter).".into(),
-            remedy: "Capture closer to an endpoint, with a larger buffer (dumpcap -B), or filter to the RDP host only.".into(),
-            filter: format!("{} && tcp.analysis.ack_lost_segment", conversation_filter(f)),
-            confidence: Confidence::high(),
-        });
+        out.push(
+            Draft::new(Code::CaptureLoss, Severity::Info, Phase::Capture, first.frame, first.ts)
+                .until(last.frame)
+                .summary(format!(
+                    "{} bytes from the client and {} from the server were acknowledged but are not in the capture",
+                    lost[0], lost[1]
+                ))
+                .cause("The capture dropped packets (a busy capture host, a SPAN port over capacity, or a snap filter).")
+                .remedy("Capture closer to an endpoint, with a larger buffer (dumpcap -B), or filter to the RDP host only.")
+                .filter(format!("{} && tcp.analysis.ack_lost_segment", conversation_filter(f))),
+        );
     }
 }

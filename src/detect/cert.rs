@@ -5,26 +5,15 @@
 //! the X.509 chain in the server's security data.
 
 use super::{frames_filter, Context, Detector, Draft};
+use crate::finding::{rfc3339, Code, Phase, Severity};
 use crate::flow::{Flow, Mark};
-use crate::proto::mcs::ServerCert;
-use crate::proto::tls::{cert_info, name_matches, CertInfo};
-use crate::report::model::{rfc3339, Confidence, Phase, Severity};
+use crate::proto::tls::{name_matches, CertInfo};
 
 pub struct Certificates;
 
 /// The server's own certificate and the frame that carried it.
 pub fn server_cert(f: &Flow) -> Option<(CertInfo, Mark, usize)> {
-    let x = &f.app.facts();
-    if let Some((chain, at)) = &x.tls.certs {
-        return chain.first().map(|c| (c.clone(), *at, chain.len()));
-    }
-    if let Some((sd, at)) = &x.server_data {
-        if let Some(ServerCert::X509 { chain, .. }) = &sd.cert {
-            // MS-RDPBCGR 2.2.1.4.3.1: the server's certificate comes last.
-            return chain.last().map(|der| (cert_info(der), *at, chain.len()));
-        }
-    }
-    None
+    f.app.facts().server_cert()
 }
 
 /// The name the client meant to reach: SNI or `--target`, when not an address.
@@ -42,36 +31,26 @@ pub fn target_name(cx: &Context<'_>) -> Option<String> {
 }
 
 impl Detector for Certificates {
-    fn codes(&self) -> &'static [&'static str] {
-        &[
-            "tls.cert.expired",
-            "tls.cert.not_yet_valid",
-            "tls.cert.self_signed",
-            "tls.cert.name_mismatch",
-            "tls.cert.unobservable",
+    fn codes(&self) -> Vec<Code> {
+        vec![
+            Code::TlsCertExpired,
+            Code::TlsCertNotYetValid,
+            Code::TlsCertSelfSigned,
+            Code::TlsCertNameMismatch,
+            Code::TlsCertUnobservable,
         ]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
         let t = &f.app.facts().tls;
-        let base = |code: &str, sev: Severity, at: Mark| Draft {
-            code: code.into(),
-            severity: sev,
-            phase: Phase::Tls,
-            first_frame: at.frame,
-            last_frame: at.frame,
-            ts: at.ts,
-            summary: String::new(),
-            cause: String::new(),
-            remedy: String::new(),
-            filter: frames_filter(f, &[at.frame]),
-            confidence: Confidence::high(),
+        let base = |code: Code, sev: Severity, at: Mark| {
+            Draft::new(code, sev, Phase::Tls, at.frame, at.ts).filter(frames_filter(f, &[at.frame]))
         };
         if t.tls13() {
             if let Some((sh, at)) = t.server_hello {
                 let _ = sh;
-                let mut d = base("tls.cert.unobservable", Severity::Info, at);
+                let mut d = base(Code::TlsCertUnobservable, Severity::Info, at);
                 d.summary = format!(
                     "TLS 1.3 selected in frame {}: the server certificate is encrypted",
                     at.frame
@@ -94,7 +73,7 @@ impl Detector for Certificates {
         let when = rfc3339(at.ts);
         let who = format!("\"{}\" (issuer \"{}\", {})", c.subject, c.issuer, c.key);
         if now > c.not_after {
-            let mut d = base("tls.cert.expired", Severity::Error, at);
+            let mut d = base(Code::TlsCertExpired, Severity::Error, at);
             d.summary = format!(
                 "The server certificate {who} expired at {}, before this capture ({when})",
                 rfc3339(c.not_after * 1_000_000_000)
@@ -107,7 +86,7 @@ impl Detector for Certificates {
                 .into();
             out.push(d);
         } else if now < c.not_before {
-            let mut d = base("tls.cert.not_yet_valid", Severity::Error, at);
+            let mut d = base(Code::TlsCertNotYetValid, Severity::Error, at);
             d.summary = format!(
                 "The server certificate {who} is valid only from {}, after this capture ({when})",
                 rfc3339(c.not_before * 1_000_000_000)
@@ -121,7 +100,7 @@ impl Detector for Certificates {
             out.push(d);
         }
         if c.self_signed && n == 1 {
-            let mut d = base("tls.cert.self_signed", Severity::Info, at);
+            let mut d = base(Code::TlsCertSelfSigned, Severity::Info, at);
             d.summary = format!("The server presented a self-signed certificate {who}");
             d.cause =
                 "Normal for an RDP host (Windows creates one); mstsc asks the user to trust it."
@@ -143,7 +122,7 @@ impl Detector for Certificates {
         match target_name(cx) {
             Some(target) => {
                 if !names.iter().any(|n| name_matches(n, &target)) {
-                    let mut d = base("tls.cert.name_mismatch", Severity::Warning, at);
+                    let mut d = base(Code::TlsCertNameMismatch, Severity::Warning, at);
                     d.summary = format!(
                         "The client asked for {target}; the server certificate names {listed}"
                     );
@@ -160,7 +139,7 @@ impl Detector for Certificates {
             None => {
                 let ip = f.server.ip().to_string();
                 if !names.iter().any(|n| *n == ip) {
-                    let mut d = base("tls.cert.name_mismatch", Severity::Info, at);
+                    let mut d = base(Code::TlsCertNameMismatch, Severity::Info, at);
                     d.summary = format!(
                         "The client dialled the address {ip}; the server certificate names {listed}"
                     );

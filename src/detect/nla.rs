@@ -4,17 +4,16 @@
 //! records, then the server closing or resetting, or nothing moving.
 
 use super::{
-    ending, frames_filter, records_before, secs, Context, Detector, Draft, NLA_CLIENT_RECORDS, SIDE,
+    ending, frames_filter, records_before, secs, Context, Detector, Draft, NLA_CLIENT_RECORDS,
 };
-use crate::flow::{CLIENT, SERVER};
+use crate::finding::{Code, Confidence, Dir, Level, Phase, Severity};
 use crate::proto::Step;
-use crate::report::model::{Confidence, Level, Phase, Severity};
 
 pub struct NlaStalled;
 
 impl Detector for NlaStalled {
-    fn codes(&self) -> &'static [&'static str] {
-        &["nla.stalled"]
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::NlaStalled]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
@@ -30,15 +29,15 @@ impl Detector for NlaStalled {
         let end = ending(f).filter(|e| e.1.frame >= done.frame);
         let (how, last) = match end {
             // The server gave up, or the client did after the server went quiet.
-            Some((d, m, how)) if records_before(f, m.frame)[CLIENT] <= NLA_CLIENT_RECORDS => {
-                if d == CLIENT
-                    && t.app[SERVER]
+            Some((d, m, how)) if records_before(f, m.frame)[Dir::Client] <= NLA_CLIENT_RECORDS => {
+                if d == Dir::Client
+                    && t.app[Dir::Server]
                         .last
                         .is_none_or(|l| m.ts - l.ts < cx.cfg.stall_ns)
                 {
                     return; // the client left on its own: not the server's NLA
                 }
-                (format!("the {} {how} in frame {}", SIDE[d], m.frame), m)
+                (format!("the {} {how} in frame {}", d.name(), m.frame), m)
             }
             Some(_) => return,
             None => {
@@ -47,7 +46,7 @@ impl Detector for NlaStalled {
                     .flatten()
                     .max_by_key(|m| m.frame)
                     .unwrap_or(done);
-                if t.app[CLIENT].records > NLA_CLIENT_RECORDS
+                if t.app[Dir::Client].records > NLA_CLIENT_RECORDS
                     || cx.capture_end.ts - last.ts < cx.cfg.stall_ns
                 {
                     return;
@@ -62,14 +61,14 @@ impl Detector for NlaStalled {
             }
         };
         let [c, s] = records_before(f, last.frame);
-        let bytes = |d: usize| {
+        let bytes = |d: Dir| {
             t.records
                 .iter()
                 .filter(|r| r.dir == d && r.at.frame <= last.frame)
                 .map(|r| r.len as u64)
                 .sum::<u64>()
         };
-        let since = t.app[CLIENT]
+        let since = t.app[Dir::Client]
             .last
             .filter(|l| l.frame <= last.frame)
             .map(|l| format!(", {} after the client's last record", secs(last.ts - l.ts)))
@@ -86,36 +85,29 @@ impl Detector for NlaStalled {
         } else {
             ""
         };
-        out.push(Draft {
-            code: "nla.stalled".into(),
-            severity: Severity::Error,
-            phase: Phase::Nla,
-            first_frame: done.frame,
-            last_frame: last.frame,
-            ts: done.ts,
-            summary: format!(
+        out.push(Draft::new(Code::NlaStalled, Severity::Error, Phase::Nla, done.frame, done.ts)
+.until(last.frame)
+.summary(format!(
                 "{sel} selected; TLS completed in frame {}, then the client sent {c} encrypted record{} ({} bytes) and the server {s} ({} bytes); {how}{since}",
                 done.frame,
                 super::plural(c),
-                bytes(CLIENT),
-                bytes(SERVER),
-            ),
-            cause: format!(
+                bytes(Dir::Client),
+                bytes(Dir::Server),
+            ))
+.cause(format!(
                 "Network Level Authentication (CredSSP) failed or hung: wrong or expired \
                  credentials, an account not allowed to log on remotely, a CredSSP patch level \
                  mismatch (\"encryption oracle remediation\"), NTLM blocked, or a domain controller \
                  the server cannot reach.{ex}"
-            ),
-            remedy: "Look at the server's Security log (4625 with its status and sub-status) and \
+            ))
+.remedy("Look at the server's Security log (4625 with its status and sub-status) and \
                      the client's error text; check the account's \"Allow log on through Remote \
                      Desktop Services\" right, CredSSP updates on both sides, NTLM policy, and the \
-                     server's reach to a domain controller."
-                .into(),
-            filter: frames_filter(f, &frames),
-            confidence: Confidence::lowered(
+                     server's reach to a domain controller.")
+.filter(frames_filter(f, &frames))
+.confidence(Confidence::lowered(
                 Level::Medium,
                 "CredSSP is encrypted; inferred from record counts and the close without keys",
-            ),
-        });
+            )));
     }
 }

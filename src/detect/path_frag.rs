@@ -3,16 +3,16 @@
 //! overlapping fragments. Evidence: the defragmenter's record per datagram.
 
 use super::{Context, Detector, Draft};
-use crate::report::model::{Confidence, Phase, Severity};
+use crate::finding::{Code, Phase, Severity};
 
 pub struct Fragments;
 
 impl Detector for Fragments {
-    fn codes(&self) -> &'static [&'static str] {
-        &[
-            "path.fragmented",
-            "path.frag_incomplete",
-            "path.frag_overlap",
+    fn codes(&self) -> Vec<Code> {
+        vec![
+            Code::PathFragmented,
+            Code::PathFragIncomplete,
+            Code::PathFragOverlap,
         ]
     }
 
@@ -35,18 +35,13 @@ impl Detector for Fragments {
             f.client.ip(),
             f.server.ip()
         );
-        let base = |code: &str, sev, summary: String, cause: &str, remedy: &str| Draft {
-            code: code.into(),
-            severity: sev,
-            phase: Phase::Path,
-            first_frame: fr.first.frame,
-            last_frame: fr.last.frame.max(fr.first.frame),
-            ts: fr.first.ts,
-            summary,
-            cause: cause.into(),
-            remedy: remedy.into(),
-            filter: filter.clone(),
-            confidence: Confidence::high(),
+        let base = |code: Code, sev, summary: String, cause: &str, remedy: &str| {
+            Draft::new(code, sev, Phase::Path, fr.first.frame, fr.first.ts)
+                .until(fr.last.frame)
+                .summary(summary)
+                .cause(cause)
+                .remedy(remedy)
+                .filter(filter.clone())
         };
         // RDP over UDP: the 1232-byte SYN (1260/1280-byte datagram) is the
         // packet that gets fragmented on a path below that size.
@@ -62,7 +57,7 @@ impl Detector for Fragments {
         };
         if fr.datagrams > 0 {
             out.push(base(
-                "path.fragmented",
+                Code::PathFragmented,
                 Severity::Warning,
                 format!(
                     "{} datagram{} arrived in {} IP fragments (largest fragment {} bytes){rdpeudp}",
@@ -77,7 +72,7 @@ impl Detector for Fragments {
         }
         if fr.incomplete > 0 {
             out.push(base(
-                "path.frag_incomplete",
+                Code::PathFragIncomplete,
                 Severity::Warning,
                 format!(
                     "{} fragmented datagram{} never completed{rdpeudp}",
@@ -90,7 +85,7 @@ impl Detector for Fragments {
         }
         if fr.overlaps > 0 {
             out.push(base(
-                "path.frag_overlap",
+                Code::PathFragOverlap,
                 Severity::Warning,
                 format!(
                     "{} datagram{} had overlapping fragments ({} with bytes that disagree)",

@@ -6,9 +6,9 @@
 //! `capture.offload` (segments larger than the link MTU captured on an
 //! endpoint with TSO/GRO: not a network fault).
 
-use super::{filter_with, frames_filter, secs, Context, Detector, Draft, SIDE};
+use super::{filter_with, frames_filter, secs, Context, Detector, Draft};
+use crate::finding::{Code, Confidence, Dir, Level, Phase, Severity};
 use crate::flow::{Flow, Transport};
-use crate::report::model::{Confidence, Level, Phase, Severity};
 
 pub struct PathMtu;
 
@@ -20,19 +20,20 @@ pub const LINK_MTU: u32 = 1500;
 /// (the IPv4 minimum reassembly size, RFC 791).
 const MIN_FULL: u32 = 576;
 
-fn offload_dir(f: &Flow) -> Option<usize> {
-    (0..2)
+fn offload_dir(f: &Flow) -> Option<Dir> {
+    Dir::BOTH
+        .into_iter()
         .filter(|&d| f.dirs[d].largest_ip > LINK_MTU && f.frags.datagrams == 0)
         .max_by_key(|&d| f.dirs[d].largest_ip)
 }
 
 impl Detector for PathMtu {
-    fn codes(&self) -> &'static [&'static str] {
-        &[
-            "path.icmp_frag_needed",
-            "path.blackhole",
-            "path.mss_mismatch",
-            "capture.offload",
+    fn codes(&self) -> Vec<Code> {
+        vec![
+            Code::PathIcmpFragNeeded,
+            Code::PathBlackhole,
+            Code::PathMssMismatch,
+            Code::CaptureOffload,
         ]
     }
 
@@ -64,28 +65,22 @@ impl Detector for PathMtu {
             } else {
                 "icmp.type==3 && icmp.code==4"
             };
-            out.push(Draft {
-                code: "path.icmp_frag_needed".into(),
-                severity: Severity::Warning,
-                phase: Phase::Path,
-                first_frame: first.at.frame,
-                last_frame: last.at.frame,
-                ts: first.at.ts,
-                summary: format!(
+            out.push(Draft::new(Code::PathIcmpFragNeeded, Severity::Warning, Phase::Path, first.at.frame, first.at.ts)
+.until(last.at.frame)
+.summary(format!(
                     "{} sent {kind} with next-hop MTU {} for a {}-byte packet{} from the {} ({} time{})",
                     first.from,
                     mtus.iter().map(|&m| mtu(m)).collect::<Vec<_>>().join(", "),
                     q.len,
                     if q.df { " with DF set" } else { "" },
-                    SIDE[first.dir],
+                    first.dir.name(),
                     too_big.len(),
                     super::plural(too_big.len())
-                ),
-                cause: "A link on the path (PPPoE, a tunnel, a VPN) has a smaller MTU than the \
+                ))
+.cause("A link on the path (PPPoE, a tunnel, a VPN) has a smaller MTU than the \
                         packets sent; path MTU discovery is working, the sender must send smaller \
-                        packets."
-                    .into(),
-                remedy: format!(
+                        packets.")
+.remedy(format!(
                     "Nothing if the connection went on (PMTU discovery adapted); otherwise lower the \
                      MTU of the tunnel/VPN interface or clamp the TCP MSS to {} on the router, and \
                      keep ICMP type 3 code 4 / ICMPv6 type 2 allowed.",
@@ -95,14 +90,12 @@ impl Detector for PathMtu {
                         .map_or("the path MTU − 40".to_string(), |m| (m
                             - if first.err.v6 { 60 } else { 40 })
                         .to_string())
-                ),
-                filter: format!(
+                ))
+.filter(format!(
                     "{icmp} && {}=={}",
                     if first.err.v6 { "ipv6.addr" } else { "ip.addr" },
                     first.from
-                ),
-                confidence: Confidence::high(),
-            });
+                )));
         }
         if f.key.transport != Transport::Tcp {
             return;
@@ -110,56 +103,41 @@ impl Detector for PathMtu {
         let offload = offload_dir(f);
         if let Some(d) = offload {
             let ds = &f.dirs[d];
-            out.push(Draft {
-                code: "capture.offload".into(),
-                severity: Severity::Info,
-                phase: Phase::Capture,
-                first_frame: ds.largest_ip_at.frame,
-                last_frame: ds.largest_ip_at.frame,
-                ts: ds.largest_ip_at.ts,
-                summary: format!(
+            out.push(Draft::new(Code::CaptureOffload, Severity::Info, Phase::Capture, ds.largest_ip_at.frame, ds.largest_ip_at.ts)
+.summary(format!(
                     "The {} sent IP packets of up to {} bytes (segments up to {} bytes), more than the {}-byte link MTU",
-                    SIDE[d], ds.largest_ip, ds.largest_segment, LINK_MTU
-                ),
-                cause: "The capture was taken on an endpoint whose NIC segments (TSO/GSO) or \
+                    d.name(), ds.largest_ip, ds.largest_segment, LINK_MTU
+                ))
+.cause("The capture was taken on an endpoint whose NIC segments (TSO/GSO) or \
                         coalesces (GRO/LRO) TCP: the wire carried normal-size frames. Not a network \
-                        fault; sizes and retransmission counts in this capture are the host's view."
-                    .into(),
-                remedy: "To see the wire, capture on a switch port or router, or turn offloads off \
+                        fault; sizes and retransmission counts in this capture are the host's view.")
+.remedy("To see the wire, capture on a switch port or router, or turn offloads off \
                          while capturing (ethtool -K IFACE tso off gso off gro off; on Windows, \
-                         Large Send Offload in the adapter properties)."
-                    .into(),
-                filter: filter_with(f, &format!("ip.len>{LINK_MTU}")),
-                confidence: Confidence::high(),
-            });
+                         Large Send Offload in the adapter properties).")
+.filter(filter_with(f, &format!("ip.len>{LINK_MTU}"))));
         }
         // Black hole: per direction, the largest segment resent and never
         // acknowledged, bigger than anything acknowledged, with no ICMP.
         #[allow(clippy::needless_range_loop)] // d is a side, used on both sides
-        for d in 0..2 {
+        for d in Dir::BOTH {
             if offload == Some(d) || !too_big.is_empty() {
                 continue;
             }
-            let p = &f.dirs[d].path;
+            let p = &f.tcp().dirs[d].path;
             let Some(stuck) = p.stuck else {
                 continue;
             };
             if stuck.len < MIN_FULL || stuck.len <= p.max_acked || !stuck.df {
                 continue;
             }
-            let other = 1 - d;
+            let other = d.other();
             let implied = p.max_acked_ip;
-            let lost = f.dirs[d].capture_lost + f.dirs[other].capture_lost;
-            out.push(Draft {
-                code: "path.blackhole".into(),
-                severity: Severity::Error,
-                phase: Phase::Path,
-                first_frame: stuck.first.frame,
-                last_frame: stuck.last.frame,
-                ts: stuck.first.ts,
-                summary: format!(
+            let lost = f.tcp().dirs[d].capture_lost + f.tcp().dirs[other].capture_lost;
+            out.push(Draft::new(Code::PathBlackhole, Severity::Error, Phase::Path, stuck.first.frame, stuck.first.ts)
+.until(stuck.last.frame)
+.summary(format!(
                     "The {}'s {}-byte segment (IP {} bytes, DF) was sent {} times over {} and never acknowledged, while segments up to {} bytes (IP {}) got through; no ICMP fragmentation-needed arrived{}",
-                    SIDE[d],
+                    d.name(),
                     stuck.len,
                     stuck.ip_len,
                     stuck.sends,
@@ -171,14 +149,13 @@ impl Detector for PathMtu {
                     } else {
                         format!("; the path MTU is below {} bytes", stuck.ip_len)
                     }
-                ),
-                cause: "A path MTU black hole: a link on the way (VPN, tunnel, PPPoE) is smaller than \
+                ))
+.cause("A path MTU black hole: a link on the way (VPN, tunnel, PPPoE) is smaller than \
                         the full-size packets, and the ICMP \"fragmentation needed\" that would tell \
                         the sender is filtered. The handshake's small packets pass; the first large \
                         flight (TLS certificate, CredSSP tokens) never arrives, and the client reports \
-                        0x904 or a timeout."
-                    .into(),
-                remedy: format!(
+                        0x904 or a timeout.")
+.remedy(format!(
                     "Allow ICMP type 3 code 4 (and ICMPv6 type 2) through firewalls on the path; or \
                      clamp the TCP MSS on the router to {} (iptables -t mangle -A FORWARD -p tcp \
                      --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu); or lower the MTU of the \
@@ -188,26 +165,25 @@ impl Detector for PathMtu {
                     } else {
                         "the path MTU − 40".to_string()
                     }
-                ),
-                filter: frames_filter(f, &[stuck.first.frame, stuck.last.frame]),
-                confidence: if lost > 0 {
+                ))
+.filter(frames_filter(f, &[stuck.first.frame, stuck.last.frame]))
+.confidence(if lost > 0 {
                     Confidence::lowered(
                         Level::Medium,
                         "the capture itself lost packets; a missing ACK may be capture loss",
                     )
                 } else {
                     Confidence::high()
-                },
-            });
+                }));
         }
         // The receiver's view (a capture near the client of a server-to-client
         // black hole, PROTOCOLS.md §7): a hole of full-size data never filled
         // while smaller segments after it arrived, no ICMP, the connection
         // going on (or ending) long enough for any resend to have come.
-        if !out.iter().any(|d| d.code == "path.blackhole") && too_big.is_empty() {
+        if !out.iter().any(|d| d.code == Code::PathBlackhole) && too_big.is_empty() {
             #[allow(clippy::needless_range_loop)] // d is a side
-            for d in 0..2 {
-                let p = &f.dirs[d].path;
+            for d in Dir::BOTH {
+                let p = &f.tcp().dirs[d].path;
                 let (Some((hole, held, largest)), Some(first)) = (p.unfilled, p.first_ooo) else {
                     continue;
                 };
@@ -219,43 +195,35 @@ impl Detector for PathMtu {
                 {
                     continue;
                 }
-                let peer_mss = f.dirs[1 - d].mss.map_or(String::new(), |m| {
+                let peer_mss = f.tcp().dirs[d.other()].mss.map_or(String::new(), |m| {
                     format!(" (the receiver announced MSS {m})")
                 });
-                out.push(Draft {
-                    code: "path.blackhole".into(),
-                    severity: Severity::Error,
-                    phase: Phase::Path,
-                    first_frame: first.frame,
-                    last_frame: f.last.frame,
-                    ts: first.ts,
-                    summary: format!(
+                out.push(Draft::new(Code::PathBlackhole, Severity::Error, Phase::Path, first.frame, first.ts)
+.until(f.last.frame)
+.summary(format!(
                         "{hole} bytes of the {}'s data never arrived, while {held} bytes sent after them did (segments of at most {largest} bytes){peer_mss}; the hole stayed open for {} until frame {}, and no ICMP fragmentation-needed was seen",
-                        SIDE[d],
+                        d.name(),
                         secs(waited),
                         f.last.frame
-                    ),
-                    cause: "Seen from the receiving side: the sender's full-size segments are lost on \
+                    ))
+.cause("Seen from the receiving side: the sender's full-size segments are lost on \
                             the way while its smaller ones arrive, and no resend ever gets through: a \
                             path MTU black hole (a smaller link with its ICMP \"fragmentation needed\" \
                             filtered). The ICMP goes to the sender, so it is never in a capture taken \
-                            on this side."
-                        .into(),
-                    remedy: "Capture on the sender's side too to confirm (resends of full-size DF \
+                            on this side.")
+.remedy("Capture on the sender's side too to confirm (resends of full-size DF \
                              segments); then allow ICMP type 3 code 4 / ICMPv6 type 2 on the path, \
                              clamp the TCP MSS on the router (--clamp-mss-to-pmtu), or lower the \
-                             tunnel/VPN MTU."
-                        .into(),
-                    filter: frames_filter(f, &[first.frame, f.last.frame]),
-                    confidence: Confidence::lowered(
+                             tunnel/VPN MTU.")
+.filter(frames_filter(f, &[first.frame, f.last.frame]))
+.confidence(Confidence::lowered(
                         Level::Medium,
                         "seen from the receiver only: the lost segments' sizes are inferred from the hole",
-                    ),
-                });
+                    )));
             }
         }
         // MSS: what each side announced vs what was sent and the ICMP MTU.
-        let (Some(cm), Some(sm)) = (f.dirs[0].mss, f.dirs[1].mss) else {
+        let (Some(cm), Some(sm)) = (f.tcp().dirs[0].mss, f.tcp().dirs[1].mss) else {
             return;
         };
         let icmp_mtu = too_big
@@ -263,8 +231,8 @@ impl Detector for PathMtu {
             .map(|e| e.err.mtu.unwrap_or(0))
             .filter(|&m| m > 0)
             .min();
-        let over = (0..2).find(|&d| {
-            let peer_mss = f.dirs[1 - d].mss.unwrap_or(u16::MAX) as u32;
+        let over = Dir::BOTH.into_iter().find(|&d| {
+            let peer_mss = f.tcp().dirs[d.other()].mss.unwrap_or(u16::MAX) as u32;
             offload != Some(d) && f.dirs[d].largest_segment > peer_mss
         });
         let hdr = if f.server.is_ipv6() { 60 } else { 40 };
@@ -283,35 +251,33 @@ impl Detector for PathMtu {
                 m.saturating_sub(hdr)
             ));
         }
-        let syn = f.dirs[0].syn.first.frame;
-        let sa = f.syn_ack.first.frame;
-        out.push(Draft {
-            code: "path.mss_mismatch".into(),
-            severity: Severity::Info,
-            phase: Phase::Path,
-            first_frame: syn.min(sa).max(1),
-            last_frame: syn.max(sa),
-            ts: f.first.ts,
-            summary: what.join("; "),
-            cause: if over.is_some() {
+        let syn = f.tcp().dirs[0].syn.first.frame;
+        let sa = f.tcp().syn_ack.first.frame;
+        out.push(
+            Draft::new(
+                Code::PathMssMismatch,
+                Severity::Info,
+                Phase::Path,
+                syn.min(sa).max(1),
+                f.first.ts,
+            )
+            .until(syn.max(sa))
+            .summary(what.join("; "))
+            .cause(if over.is_some() {
                 "A side sent segments larger than the MSS its peer announced: a device rewrote the \
                  MSS on one direction only, or the capture host offloads segmentation."
-                    .into()
             } else if icmp_below.is_some() {
                 "The announced MSS does not fit the path MTU that ICMP reported: the path has a \
                  smaller link than the endpoints know."
-                    .into()
             } else {
                 "The two sides announced different MSS values: a device on the path (firewall, VPN \
                  concentrator; Cisco ASA clamps to 1380) may clamp it, or the hosts differ in MTU."
-                    .into()
-            },
-            remedy:
+            })
+            .remedy(
                 "Informational: compare with the MTU of each link; clamp the MSS where a tunnel \
-                     shrinks the path."
-                    .into(),
-            filter: filter_with(f, "tcp.flags.syn==1"),
-            confidence: Confidence::high(),
-        });
+                     shrinks the path.",
+            )
+            .filter(filter_with(f, "tcp.flags.syn==1")),
+        );
     }
 }

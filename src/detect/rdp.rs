@@ -6,9 +6,8 @@
 use super::{
     ending, frames_filter, records_before, secs, Context, Detector, Draft, NLA_CLIENT_RECORDS,
 };
-use crate::flow::{CLIENT, SERVER};
+use crate::finding::{Code, Confidence, Dir, Level, Phase, Severity};
 use crate::proto::Step;
-use crate::report::model::{Confidence, Level, Phase, Severity};
 
 pub struct ServerDenied;
 
@@ -19,17 +18,17 @@ pub struct ServerDenied;
 const ERRINFO_RECORD: std::ops::RangeInclusive<u16> = 50..=100;
 
 impl Detector for ServerDenied {
-    fn codes(&self) -> &'static [&'static str] {
-        &["rdp.server_denied"]
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::RdpServerDenied]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
         let x = &f.app.facts();
-        let Some((SERVER, end, how)) = ending(f) else {
+        let Some((Dir::Server, end, how)) = ending(f) else {
             return;
         };
-        let server_bytes = f.dirs[SERVER].payload;
+        let server_bytes = f.dirs[Dir::Server].payload;
         if server_bytes >= cx.cfg.handshake_bytes {
             return; // the session got going: an ordinary disconnect
         }
@@ -55,7 +54,7 @@ impl Detector for ServerDenied {
                 .rev()
                 .take(2)
                 .any(|r| ERRINFO_RECORD.contains(&r.len));
-            let last_client = t.app[CLIENT].last.filter(|l| l.frame <= end.frame);
+            let last_client = t.app[Dir::Client].last.filter(|l| l.frame <= end.frame);
             let since = last_client
                 .map(|l| format!(", {} after the client's last record", secs(end.ts - l.ts)))
                 .unwrap_or_default();
@@ -96,29 +95,33 @@ impl Detector for ServerDenied {
         } else {
             ""
         };
-        out.push(Draft {
-            code: "rdp.server_denied".into(),
-            severity: Severity::Critical,
-            phase: Phase::Rdp,
-            first_frame: start.frame,
-            last_frame: end.frame,
-            ts: end.ts,
-            summary: format!("{evidence}{fit}"),
-            cause: "The server accepted the security handshake, then ended the connection during \
+        out.push(
+            Draft::new(
+                Code::RdpServerDenied,
+                Severity::Critical,
+                Phase::Rdp,
+                start.frame,
+                end.ts,
+            )
+            .until(end.frame)
+            .summary(format!("{evidence}{fit}"))
+            .cause(
+                "The server accepted the security handshake, then ended the connection during \
                     the RDP connection sequence: the client shows 0x904 with extended error 0x7 \
                     \"the server denied the connection\" (licensing, connection limits, a user not \
-                    allowed, a policy denying the client)."
-                .into(),
-            remedy: "Read the server's TerminalServices-RemoteConnectionManager/Operational and \
+                    allowed, a policy denying the client).",
+            )
+            .remedy(
+                "Read the server's TerminalServices-RemoteConnectionManager/Operational and \
                      TerminalServices-LocalSessionManager logs at this time (licensing mode and \
                      server, \"Limit number of connections\", Remote Desktop Users membership, RD \
-                     Connection Broker redirection)."
-                .into(),
-            filter: frames_filter(f, &frames),
-            confidence: Confidence::lowered(
+                     Connection Broker redirection).",
+            )
+            .filter(frames_filter(f, &frames))
+            .confidence(Confidence::lowered(
                 Level::Medium,
                 "the server's reason is encrypted; inferred from record sizes and the close",
-            ),
-        });
+            )),
+        );
     }
 }

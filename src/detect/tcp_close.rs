@@ -3,8 +3,8 @@
 //! from the client, and how many bytes each way came before it.
 
 use super::{filter_with, tcp_moment, Context, Detector, Draft};
-use crate::flow::{Transport, CLIENT, SERVER};
-use crate::report::model::{Confidence, Level, Severity};
+use crate::finding::{Code, Confidence, Dir, Level, Severity};
+use crate::flow::Transport;
 
 pub struct ServerClose;
 
@@ -13,20 +13,22 @@ pub struct ServerClose;
 const SESSION_BYTES: u64 = 64 << 10;
 
 impl Detector for ServerClose {
-    fn codes(&self) -> &'static [&'static str] {
-        &["tcp.closed_by_server"]
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::TcpClosedByServer]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let Some(sfin) = f.dirs[SERVER].fin else {
+        let Some(sfin) = f.tcp().dirs[Dir::Server].fin else {
             return;
         };
         if f.key.transport != Transport::Tcp {
             return;
         }
-        let client_first = f.dirs[CLIENT].fin.is_some_and(|c| c.frame < sfin.frame);
-        let reset_first = f.rst.is_some_and(|r| r.at.frame < sfin.frame);
+        let client_first = f.tcp().dirs[Dir::Client]
+            .fin
+            .is_some_and(|c| c.frame < sfin.frame);
+        let reset_first = f.tcp().rst.is_some_and(|r| r.at.frame < sfin.frame);
         if client_first || reset_first {
             return;
         }
@@ -40,28 +42,66 @@ impl Detector for ServerClose {
             Confidence::high()
         };
         let (phase, moment) = tcp_moment(f, bytes, sfin.frame);
-        out.push(Draft {
-            code: "tcp.closed_by_server".into(),
-            severity: Severity::Error,
-            phase,
-            first_frame: sfin.frame,
-            last_frame: f.dirs[CLIENT]
-                .fin
-                .map_or(sfin.frame, |m| m.frame.max(sfin.frame)),
-            ts: sfin.ts,
-            summary: format!(
+        out.push(
+            Draft::new(
+                Code::TcpClosedByServer,
+                Severity::Error,
+                phase,
+                sfin.frame,
+                sfin.ts,
+            )
+            .until(
+                f.tcp().dirs[Dir::Client]
+                    .fin
+                    .map_or(sfin.frame, |m| m.frame.max(sfin.frame)),
+            )
+            .summary(format!(
                 "The server {} closed the connection (FIN) {}",
                 f.server, moment
-            ),
-            cause: "The server hung up: the client reports 0x904 \"socket closed\". Without the \
-                    protocol exchange, the reason is the server's."
-                .to_string(),
-            remedy: "Check the server's TerminalServices-RemoteConnectionManager and \
+            ))
+            .cause(
+                "The server hung up: the client reports 0x904 \"socket closed\". Without the \
+                    protocol exchange, the reason is the server's.",
+            )
+            .remedy(
+                "Check the server's TerminalServices-RemoteConnectionManager and \
                      RemoteDesktopServices-RdpCoreTS event logs at this time (licensing, security \
-                     layer, certificate, connection limits)."
-                .to_string(),
-            filter: filter_with(f, "tcp.flags.fin==1"),
-            confidence,
-        });
+                     layer, certificate, connection limits).",
+            )
+            .filter(filter_with(f, "tcp.flags.fin==1"))
+            .confidence(confidence),
+        );
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::check;
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{x224_cr, TcpConv, C, S};
+
+    #[test]
+    fn the_server_hangs_up_first() {
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", 1_000_000_000);
+        c.handshake(&mut out, 1_000_000);
+        c.send(&mut out, C, &x224_cr("alice", 3), 1_000_000);
+        c.fin(&mut out, S);
+        let d = check(&ServerClose, &out, &Config::default());
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].code, Code::TcpClosedByServer);
+        assert_eq!(d[0].first_frame, out.len() as u64);
+        assert!(
+            d[0].summary.contains("after the X.224 Connection Request"),
+            "{}",
+            d[0].summary
+        );
+        // The client closing first is not the server's doing.
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", 1_000_000_000);
+        c.handshake(&mut out, 1_000_000)
+            .close(&mut out, C, 1_000_000);
+        assert!(check(&ServerClose, &out, &Config::default()).is_empty());
     }
 }

@@ -3,14 +3,14 @@
 //! error, matched to the flow by the packet it quotes.
 
 use super::{conversation_filter, Context, Detector, Draft};
+use crate::finding::{Code, Phase, Severity};
 use crate::flow::Transport;
-use crate::report::model::{Confidence, Phase, Severity};
 
 pub struct IcmpUnreachable;
 
 impl Detector for IcmpUnreachable {
-    fn codes(&self) -> &'static [&'static str] {
-        &["tcp.icmp_unreachable"]
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::TcpIcmpUnreachable]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
@@ -25,38 +25,38 @@ impl Detector for IcmpUnreachable {
         let last = errs.next_back().unwrap_or(first);
         let count = f.icmp.iter().filter(|e| e.err.is_unreachable()).count();
         let (who, icmp) = super::icmp_sender(f, first);
-        out.push(Draft {
-            code: "tcp.icmp_unreachable".into(),
-            severity: Severity::Error,
-            phase: Phase::Tcp,
-            first_frame: first.at.frame,
-            last_frame: last.at.frame,
-            ts: first.at.ts,
-            summary: format!(
-                "{count} ICMP {} from {who} for the connection to {}",
-                first.err.describe(),
-                f.server
+        let d = Draft::new(
+            Code::TcpIcmpUnreachable,
+            Severity::Error,
+            Phase::Tcp,
+            first.at.frame,
+            first.at.ts,
+        )
+        .until(last.at.frame)
+        .summary(format!(
+            "{count} ICMP {} from {who} for the connection to {}",
+            first.err.describe(),
+            f.server
+        ))
+        .cause(match (first.err.v6, first.err.code) {
+            (false, 9 | 10 | 13) | (true, 1 | 5 | 6) => format!(
+                "A firewall ({}) forbids the connection and says so.",
+                first.from
             ),
-            cause: match (first.err.v6, first.err.code) {
-                (false, 9 | 10 | 13) | (true, 1 | 5 | 6) => format!(
-                    "A firewall ({}) forbids the connection and says so.",
-                    first.from
-                ),
-                (false, 0 | 1) | (true, 0 | 3) => format!(
-                    "No route to {}: it is down or not reachable from {}.",
-                    f.server.ip(),
-                    first.from
-                ),
-                _ => format!("{} reports the destination as unreachable.", first.from),
-            },
-            remedy: format!(
-                "Check routing and firewall rules on {} for TCP port {} toward {}.",
-                first.from,
-                f.server.port(),
-                f.server.ip()
+            (false, 0 | 1) | (true, 0 | 3) => format!(
+                "No route to {}: it is down or not reachable from {}.",
+                f.server.ip(),
+                first.from
             ),
-            filter: format!("{icmp} && {}", conversation_filter(f)),
-            confidence: Confidence::high(),
-        });
+            _ => format!("{} reports the destination as unreachable.", first.from),
+        })
+        .remedy(format!(
+            "Check routing and firewall rules on {} for TCP port {} toward {}.",
+            first.from,
+            f.server.port(),
+            f.server.ip()
+        ))
+        .filter(format!("{icmp} && {}", conversation_filter(f)));
+        out.push(d);
     }
 }

@@ -3,23 +3,23 @@
 //! sender, and how far the connection had come.
 
 use super::{filter_with, tcp_moment, Context, Detector, Draft};
-use crate::flow::{Transport, SERVER};
-use crate::report::model::{Confidence, Severity};
+use crate::finding::{Code, Confidence, Dir, Severity};
+use crate::flow::Transport;
 
 pub struct ResetDetector;
 
 impl Detector for ResetDetector {
-    fn codes(&self) -> &'static [&'static str] {
-        &[
-            "tcp.reset_by_server",
-            "tcp.reset_by_client",
-            "tcp.reset_by_middlebox",
+    fn codes(&self) -> Vec<Code> {
+        vec![
+            Code::TcpResetByServer,
+            Code::TcpResetByClient,
+            Code::TcpResetByMiddlebox,
         ]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let Some(r) = f.rst else {
+        let Some(r) = f.tcp().rst else {
             return;
         };
         if f.key.transport != Transport::Tcp {
@@ -31,45 +31,39 @@ impl Detector for ResetDetector {
         }
         // A RST answering the SYN is tcp.refused; one after a FIN from the
         // same side is an ordinary abortive close after a clean end.
-        if !r.established && (r.dir == SERVER || f.syn_ack.count == 0) {
+        if !r.established && (r.dir == Dir::Server || f.tcp().syn_ack.count == 0) {
             return;
         }
-        let by_server = r.dir == SERVER;
+        let by_server = r.dir == Dir::Server;
         // A client that gives up after a stall: the stall is the finding.
-        let stalled = f.stall.gap_ns >= cx.cfg.stall_ns
-            && f.stall.after.is_some_and(|a| a.frame == r.at.frame);
+        let stalled = f.tcp().stall.gap_ns >= cx.cfg.stall_ns
+            && f.tcp().stall.after.is_some_and(|a| a.frame == r.at.frame);
         if stalled && !by_server {
             return;
         }
-        let closed_first = f.dirs[0]
+        let closed_first = f.tcp().dirs[0]
             .fin
-            .or(f.dirs[1].fin)
+            .or(f.tcp().dirs[1].fin)
             .is_some_and(|m| m.frame < r.at.frame);
         if closed_first {
             return;
         }
         let (code, who, other) = if by_server {
-            ("tcp.reset_by_server", "server", "client")
+            (Code::TcpResetByServer, "server", "client")
         } else {
-            ("tcp.reset_by_client", "client", "server")
+            (Code::TcpResetByClient, "client", "server")
         };
         let ep = f.endpoint(r.dir);
         let (phase, moment) = tcp_moment(f, r.bytes, r.at.frame);
-        out.push(Draft {
-            code: code.into(),
-            severity: Severity::Error,
-            phase,
-            first_frame: r.at.frame,
-            last_frame: r.at.frame,
-            ts: r.at.ts,
-            summary: format!(
+        out.push(Draft::new(code, Severity::Error, phase, r.at.frame, r.at.ts)
+.summary(format!(
                 "The {who} {ep} reset the connection {} (TTL {}, {} reset{} in all)",
                 moment,
                 r.ttl,
-                f.rst_count,
-                super::plural(f.rst_count)
-            ),
-            cause: if by_server {
+                f.tcp().rst_count,
+                super::plural(f.tcp().rst_count)
+            ))
+.cause(if by_server {
                 "The server (or a device in front of it) aborted the connection; the client sees \
                  0x904 \"socket closed\"."
                     .to_string()
@@ -78,8 +72,8 @@ impl Detector for ResetDetector {
                     "The client gave up or refused what the {other} offered (a policy, a certificate \
                      or a timeout on the client side)."
                 )
-            },
-            remedy: if by_server {
+            })
+.remedy(if by_server {
                 "Look at the server's System and TerminalServices-RemoteConnectionManager event logs \
                  at this time; check security-layer and NLA settings and any IPS or load balancer \
                  in front of the server."
@@ -88,10 +82,8 @@ impl Detector for ResetDetector {
                 "Look at the client's error message and event log (Microsoft-Windows-TerminalServices-\
                  ClientActiveXCore) at this time; compare client and server security settings."
                     .to_string()
-            },
-            filter: filter_with(f, "tcp.flags.reset==1"),
-            confidence: Confidence::high(),
-        });
+            })
+.filter(filter_with(f, "tcp.flags.reset==1")));
     }
 }
 
@@ -99,12 +91,12 @@ impl Detector for ResetDetector {
 /// to come from: a firewall, IPS or load balancer forged it (PROTOCOLS.md
 /// §7: iptables REJECT answers with its own initial TTL and IP ID 0).
 pub fn middlebox(f: &crate::flow::Flow) -> Option<Draft> {
-    let r = f.rst?;
+    let r = f.tcp().rst?;
     let own = f.dirs[r.dir].first_ttl?;
     if own == r.ttl {
         return None;
     }
-    let who = super::SIDE[r.dir];
+    let who = r.dir.name();
     let ep = f.endpoint(r.dir);
     let delta = (own as i32 - r.ttl as i32).unsigned_abs();
     let (phase, moment) = tcp_moment(f, r.bytes, r.at.frame);
@@ -113,35 +105,27 @@ pub fn middlebox(f: &crate::flow::Flow) -> Option<Draft> {
     } else {
         ""
     };
-    Some(Draft {
-        code: "tcp.reset_by_middlebox".into(),
-        severity: Severity::Error,
-        phase,
-        first_frame: r.at.frame,
-        last_frame: r.at.frame,
-        ts: r.at.ts,
-        summary: format!(
+    Some(Draft::new(Code::TcpResetByMiddlebox, Severity::Error, phase, r.at.frame, r.at.ts)
+.summary(format!(
             "A reset claiming to come from the {who} {ep} arrived {moment} with TTL {}{id}, while the {who}'s own packets arrive with TTL {own}",
             r.ttl
-        ),
-        cause: "A device on the path (firewall, IPS, load balancer, proxy) tore the connection \
-                down in the endpoint's name; the client sees 0x904 \"socket closed\"."
-            .to_string(),
-        remedy: format!(
+        ))
+.cause("A device on the path (firewall, IPS, load balancer, proxy) tore the connection \
+                down in the endpoint's name; the client sees 0x904 \"socket closed\".")
+.remedy(format!(
             "Find the device {} hop{} from the capture point that rejects this traffic (firewall or \
              IPS rules for TCP {}, idle timeouts, TLS inspection) and allow the RDP connection.",
             delta,
             super::plural(delta),
             f.server.port()
-        ),
-        filter: filter_with(f, "tcp.flags.reset==1"),
-        confidence: if delta == 1 {
+        ))
+.filter(filter_with(f, "tcp.flags.reset==1"))
+.confidence(if delta == 1 {
             Confidence::lowered(
-                crate::report::model::Level::Medium,
+                crate::finding::Level::Medium,
                 "the TTL differs by one hop only; a route change can do that too",
             )
         } else {
             Confidence::high()
-        },
-    })
+        }))
 }

@@ -3,29 +3,29 @@
 //! threshold. Evidence: the last progress and what came after the wait.
 
 use super::{filter_with, secs, Context, Detector, Draft};
+use crate::finding::{Code, Dir, Phase, Severity};
 use crate::flow::Transport;
-use crate::report::model::{Confidence, Phase, Severity};
 
 pub struct Stalled;
 
 impl Detector for Stalled {
-    fn codes(&self) -> &'static [&'static str] {
-        &["tcp.stalled"]
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::TcpStalled]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let s = f.stall;
+        let s = f.tcp().stall;
         if f.key.transport != Transport::Tcp || s.gap_ns < cx.cfg.stall_ns {
             return;
         }
-        if f.established.is_none() && !f.mid_stream {
+        if f.tcp().established.is_none() && !f.tcp().mid_stream {
             return; // SYN retries are tcp.syn_unanswered's.
         }
         let bytes = f.payload();
         let (ended, last) = match s.after {
-            Some(a) if f.rst.is_some_and(|r| r.at.frame == a.frame) => {
-                let who = if f.rst.is_some_and(|r| r.dir == crate::flow::CLIENT) {
+            Some(a) if f.tcp().rst.is_some_and(|r| r.at.frame == a.frame) => {
+                let who = if f.tcp().rst.is_some_and(|r| r.dir == Dir::Client) {
                     "client"
                 } else {
                     "server"
@@ -47,30 +47,27 @@ impl Detector for Stalled {
         let during = super::rdp_moment(f, s.before.frame)
             .map(|m| format!(", {},", m.1))
             .unwrap_or_default();
-        out.push(Draft {
-            code: "tcp.stalled".into(),
-            severity: Severity::Warning,
-            phase,
-            first_frame: s.before.frame,
-            last_frame: last,
-            ts: s.before.ts,
-            summary: format!(
+        out.push(
+            Draft::new(Code::TcpStalled, Severity::Warning, phase, s.before.frame, s.before.ts)
+            .until(last)
+            .summary(format!(
                 "No progress for {} after frame {}{during} ({ended}); {} bytes from the client and {} from the server so far",
                 secs(s.gap_ns),
                 s.before.frame,
                 bytes[0],
                 bytes[1]
-            ),
-            cause: "One side waited for an answer that did not come: a hung service, a peer \
-                    waiting for user input (credentials, certificate prompt), or packets lost on \
-                    the path."
-                .to_string(),
-            remedy: "See which side sent last: if the client, check the server's responsiveness \
-                     (TermService, CPU, disk); if the server, check the client for a pending \
-                     prompt; look for path loss (path.* findings)."
-                .to_string(),
-            filter: filter_with(f, &format!("({range})")),
-            confidence: Confidence::high(),
-        });
+            ))
+            .cause(
+                "One side waited for an answer that did not come: a hung service, a peer \
+                 waiting for user input (credentials, certificate prompt), or packets lost on \
+                 the path.",
+            )
+            .remedy(
+                "See which side sent last: if the client, check the server's responsiveness \
+                 (TermService, CPU, disk); if the server, check the client for a pending \
+                 prompt; look for path loss (path.* findings).",
+            )
+            .filter(filter_with(f, &format!("({range})"))),
+        );
     }
 }

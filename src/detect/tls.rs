@@ -3,51 +3,16 @@
 //! `tls.version_mismatch`. Evidence: the hellos, the alert record and how
 //! the connection ended.
 
-use super::{ending, frames_filter, Context, Detector, Draft, SIDE};
-use crate::flow::{Flow, Mark, CLIENT};
-use crate::proto::tls::{alert_name, version_name, Alert};
+use super::{ending, frames_filter, Context, Detector, Draft};
+use crate::finding::{Code, Dir, Family, Phase, Severity};
+use crate::flow::{Flow, Mark};
+use crate::proto::tls::{alert_known, alert_name, version_name, Alert, ALERTS};
 use crate::proto::Step;
-use crate::report::model::{Confidence, Phase, Severity};
 
 pub struct Handshake;
 
-const CODES: &[&str] = &[
-    "tls.malformed",
-    "tls.no_server_hello",
-    "tls.version_mismatch",
-    "tls.alert.unexpected_message",
-    "tls.alert.bad_record_mac",
-    "tls.alert.decryption_failed",
-    "tls.alert.record_overflow",
-    "tls.alert.decompression_failure",
-    "tls.alert.handshake_failure",
-    "tls.alert.no_certificate",
-    "tls.alert.bad_certificate",
-    "tls.alert.unsupported_certificate",
-    "tls.alert.certificate_revoked",
-    "tls.alert.certificate_expired",
-    "tls.alert.certificate_unknown",
-    "tls.alert.illegal_parameter",
-    "tls.alert.unknown_ca",
-    "tls.alert.access_denied",
-    "tls.alert.decode_error",
-    "tls.alert.decrypt_error",
-    "tls.alert.export_restriction",
-    "tls.alert.protocol_version",
-    "tls.alert.insufficient_security",
-    "tls.alert.internal_error",
-    "tls.alert.inappropriate_fallback",
-    "tls.alert.missing_extension",
-    "tls.alert.unsupported_extension",
-    "tls.alert.certificate_unobtainable",
-    "tls.alert.unrecognized_name",
-    "tls.alert.bad_certificate_status_response",
-    "tls.alert.bad_certificate_hash_value",
-    "tls.alert.unknown_psk_identity",
-    "tls.alert.certificate_required",
-    "tls.alert.no_application_protocol",
-    "tls.alert.unknown",
-];
+/// Alerts that end a connection without a failure.
+const NOT_FAILURES: &[u8] = &[0, 90, 100];
 
 /// The last handshake step before `at`, in words.
 fn step_before(f: &Flow, at: Mark) -> &'static str {
@@ -89,7 +54,7 @@ fn offer(f: &Flow) -> String {
 }
 
 fn alert_text(a: &Alert, f: &Flow) -> (String, String) {
-    let by_client = a.dir == CLIENT;
+    let by_client = a.dir == Dir::Client;
     match a.desc {
         40 | 71 | 70 | 80 if !by_client => (
             format!(
@@ -132,7 +97,7 @@ fn alert_text(a: &Alert, f: &Flow) -> (String, String) {
         _ => (
             format!(
                 "The {} aborted the TLS handshake with {}.",
-                SIDE[a.dir],
+                a.dir.name(),
                 alert_name(a.desc)
             ),
             "Compare the TLS settings of both sides (versions, cipher suites, certificates) and \
@@ -143,8 +108,20 @@ fn alert_text(a: &Alert, f: &Flow) -> (String, String) {
 }
 
 impl Detector for Handshake {
-    fn codes(&self) -> &'static [&'static str] {
-        CODES
+    fn codes(&self) -> Vec<Code> {
+        let mut v = vec![
+            Code::TlsMalformed,
+            Code::TlsNoServerHello,
+            Code::TlsVersionMismatch,
+        ];
+        v.extend(
+            ALERTS
+                .iter()
+                .filter(|(d, _)| !NOT_FAILURES.contains(d))
+                .map(|(_, n)| Code::member(Family::TlsAlert, Some(n))),
+        );
+        v.push(Code::member(Family::TlsAlert, None));
+        v
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
@@ -152,7 +129,8 @@ impl Detector for Handshake {
         let t = &f.app.facts().tls;
         let end = ending(f);
         // Invalid TLS (after a ClientHello, or on a flow that is TLS).
-        if let Some((dir, at, what)) = &f.app.facts().malformed {
+        if let Some((dir, pos, what)) = &f.app.facts().malformed {
+            let at = &pos.at;
             let tls_flow = f.app.class == crate::proto::AppClass::Tls;
             if tls_flow
                 || f.app
@@ -160,30 +138,31 @@ impl Detector for Handshake {
                     .when(Step::ClientHello)
                     .is_some_and(|m| m.frame <= at.frame)
             {
-                out.push(Draft {
-                    code: "tls.malformed".into(),
-                    severity: Severity::Warning,
-                    phase: Phase::Tls,
-                    first_frame: at.frame,
-                    last_frame: at.frame,
-                    ts: at.ts,
-                    summary: format!("Invalid TLS data from the {}: {what}", SIDE[*dir]),
-                    cause: "A broken TLS stack, or a device on the path that altered or injected \
-                            bytes (TLS inspection, a proxy, a broken middlebox)."
-                        .into(),
-                    remedy:
+                out.push(
+                    Draft::new(
+                        Code::TlsMalformed,
+                        Severity::Warning,
+                        Phase::Tls,
+                        at.frame,
+                        at.ts,
+                    )
+                    .summary(format!("Invalid TLS data from the {}: {what}", dir.name()))
+                    .cause(
+                        "A broken TLS stack, or a device on the path that altered or injected \
+                            bytes (TLS inspection, a proxy, a broken middlebox).",
+                    )
+                    .remedy(
                         "Capture on both sides of any proxy or firewall to find where the bytes \
-                             change; exempt RDP from TLS inspection."
-                            .into(),
-                    filter: frames_filter(f, &[at.frame]),
-                    confidence: Confidence::high(),
-                });
+                             change; exempt RDP from TLS inspection.",
+                    )
+                    .filter(frames_filter(f, &[at.frame])),
+                );
             }
         }
         let mut alerted = false;
         for a in t.alerts.iter().filter(|a| !a.encrypted) {
             // close_notify, user_canceled and no_renegotiation are not failures.
-            if matches!(a.desc, 0 | 90 | 100) {
+            if NOT_FAILURES.contains(&a.desc) {
                 continue;
             }
             // A warning-level alert after which the handshake completed
@@ -191,46 +170,43 @@ impl Detector for Handshake {
             let went_on = a.level == 1 && t.done.is_some_and(|d| d.frame > a.at.frame);
             alerted |= !went_on;
             let name = alert_name(a.desc);
-            let code_name = if name.starts_with("unknown_") {
-                "unknown"
-            } else {
-                &name
-            };
+
             let (cause, remedy) = alert_text(a, f);
             let then = match end {
                 Some((d, m, how)) if m.frame >= a.at.frame => {
-                    format!("; the {} then {how} in frame {}", SIDE[d], m.frame)
+                    format!("; the {} then {how} in frame {}", d.name(), m.frame)
                 }
                 _ => String::new(),
             };
-            out.push(Draft {
-                code: format!("tls.alert.{code_name}"),
-                severity: match (a.level, went_on) {
-                    (2, _) => Severity::Error,
-                    (_, false) => Severity::Warning,
-                    (_, true) => Severity::Info,
-                },
-                phase: Phase::Tls,
-                first_frame: a.at.frame,
-                last_frame: end.map_or(a.at.frame, |e| e.1.frame.max(a.at.frame)),
-                ts: a.at.ts,
-                summary: format!(
+            out.push(
+                Draft::new(
+                    Code::member(Family::TlsAlert, alert_known(a.desc)),
+                    match (a.level, went_on) {
+                        (2, _) => Severity::Error,
+                        (_, false) => Severity::Warning,
+                        (_, true) => Severity::Info,
+                    },
+                    Phase::Tls,
+                    a.at.frame,
+                    a.at.ts,
+                )
+                .until(end.map_or(a.at.frame, |e| e.1.frame.max(a.at.frame)))
+                .summary(format!(
                     "The {} sent a {} TLS alert {} ({}) {} ({}){then}",
-                    SIDE[a.dir],
+                    a.dir.name(),
                     if a.level == 2 { "fatal" } else { "warning" },
                     name,
                     a.desc,
                     step_before(f, a.at),
                     offer(f)
-                ),
-                cause,
-                remedy,
-                filter: frames_filter(
+                ))
+                .cause(cause)
+                .remedy(remedy)
+                .filter(frames_filter(
                     f,
                     &[a.at.frame, end.map_or(0, |e| e.1.frame.max(a.at.frame))],
-                ),
-                confidence: Confidence::high(),
-            });
+                )),
+            );
             if !went_on {
                 break; // the first failure alert is the one that matters
             }
@@ -240,26 +216,27 @@ impl Detector for Handshake {
         };
         if let Some((sh, sh_at)) = t.server_hello {
             if !ch.versions.contains(&sh.version) && !alerted {
-                out.push(Draft {
-                    code: "tls.version_mismatch".into(),
-                    severity: Severity::Error,
-                    phase: Phase::Tls,
-                    first_frame: ch_at.frame,
-                    last_frame: sh_at.frame,
-                    ts: sh_at.ts,
-                    summary: format!(
+                out.push(
+                    Draft::new(
+                        Code::TlsVersionMismatch,
+                        Severity::Error,
+                        Phase::Tls,
+                        ch_at.frame,
+                        sh_at.ts,
+                    )
+                    .until(sh_at.frame)
+                    .summary(format!(
                         "The server chose {} in frame {}, which the client did not offer ({})",
                         version_name(sh.version),
                         sh_at.frame,
                         offer(f)
-                    ),
-                    cause:
-                        "Client and server have no TLS version in common; the client will abort."
-                            .into(),
-                    remedy: "Enable a common TLS version (TLS 1.2) on both sides.".into(),
-                    filter: frames_filter(f, &[ch_at.frame, sh_at.frame]),
-                    confidence: Confidence::high(),
-                });
+                    ))
+                    .cause(
+                        "Client and server have no TLS version in common; the client will abort.",
+                    )
+                    .remedy("Enable a common TLS version (TLS 1.2) on both sides.")
+                    .filter(frames_filter(f, &[ch_at.frame, sh_at.frame])),
+                );
             }
             return;
         }
@@ -273,34 +250,82 @@ impl Detector for Handshake {
         let then = match ended {
             Some((d, m, how)) => format!(
                 "the {} {how} in frame {} without a ServerHello",
-                SIDE[d], m.frame
+                d.name(),
+                m.frame
             ),
             None => format!(
                 "no ServerHello in the {} that followed",
                 super::secs(cx.capture_end.ts - ch_at.ts)
             ),
         };
-        out.push(Draft {
-            code: "tls.no_server_hello".into(),
-            severity: Severity::Error,
-            phase: Phase::Tls,
-            first_frame: ch_at.frame,
-            last_frame: ended.map_or(ch_at.frame, |e| e.1.frame),
-            ts: ch_at.ts,
-            summary: format!(
+        out.push(
+            Draft::new(
+                Code::TlsNoServerHello,
+                Severity::Error,
+                Phase::Tls,
+                ch_at.frame,
+                ch_at.ts,
+            )
+            .until(ended.map_or(ch_at.frame, |e| e.1.frame))
+            .summary(format!(
                 "TLS ClientHello in frame {} ({}); {then}",
                 ch_at.frame,
                 offer(f)
-            ),
-            cause: "The server refused the TLS offer without an alert (version or cipher policy, \
-                    a broken certificate binding), or a device dropped the handshake."
-                .into(),
-            remedy: "Check the server's System log for Schannel errors (36871, 36874, 36888) at \
+            ))
+            .cause(
+                "The server refused the TLS offer without an alert (version or cipher policy, \
+                    a broken certificate binding), or a device dropped the handshake.",
+            )
+            .remedy(
+                "Check the server's System log for Schannel errors (36871, 36874, 36888) at \
                      this time; compare enabled TLS versions and cipher suites with the client's \
-                     offer; check the RDP certificate's private key."
-                .into(),
-            filter: frames_filter(f, &[ch_at.frame, ended.map_or(0, |e| e.1.frame)]),
-            confidence: Confidence::high(),
-        });
+                     offer; check the RDP certificate's private key.",
+            )
+            .filter(frames_filter(
+                f,
+                &[ch_at.frame, ended.map_or(0, |e| e.1.frame)],
+            )),
+        );
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::check;
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{tls_alert, tls_client_hello, x224_cc, x224_cr, TcpConv, C, S};
+
+    #[test]
+    fn a_fatal_server_alert_is_its_family_member() {
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", 1_000_000_000);
+        c.handshake(&mut out, 1_000_000);
+        c.send(&mut out, C, &x224_cr("alice", 0x3), 1_000_000);
+        c.send(&mut out, S, &x224_cc(0x1), 1_000_000);
+        c.send(
+            &mut out,
+            C,
+            &tls_client_hello(Some("rdp.example.test"), &[]),
+            1_000_000,
+        );
+        c.send(&mut out, S, &tls_alert(2, 40), 1_000_000);
+        c.close(&mut out, S, 1_000_000);
+        let d = check(&Handshake, &out, &Config::default());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].code.to_string(), "tls.alert.handshake_failure");
+        assert_eq!(d[0].code.family(), Some(Family::TlsAlert));
+        assert_eq!(d[0].severity, Severity::Error);
+        assert!(
+            d[0].summary
+                .starts_with("The server sent a fatal TLS alert"),
+            "{}",
+            d[0].summary
+        );
+        assert!(
+            d[0].summary.contains("SNI rdp.example.test"),
+            "{}",
+            d[0].summary
+        );
     }
 }

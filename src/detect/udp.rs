@@ -5,8 +5,8 @@
 //! fragmentation, the ICMP errors quoting the flow.
 
 use super::{conversation_filter, secs, Context, Detector, Draft};
+use crate::finding::{Code, Phase, Severity};
 use crate::flow::Transport;
-use crate::report::model::{Confidence, Phase, Severity};
 
 pub struct UdpTransport;
 
@@ -14,8 +14,8 @@ pub struct UdpTransport;
 const SYN_WAIT_NS: i64 = 3_000_000_000;
 
 impl Detector for UdpTransport {
-    fn codes(&self) -> &'static [&'static str] {
-        &["udp.syn_unanswered", "udp.icmp_unreachable"]
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::UdpSynUnanswered, Code::UdpIcmpUnreachable]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
@@ -36,38 +36,30 @@ impl Detector for UdpTransport {
             } else {
                 "icmp.type==3"
             };
-            out.push(Draft {
-                code: "udp.icmp_unreachable".into(),
-                severity: Severity::Warning,
-                phase: Phase::Udp,
-                first_frame: first.at.frame,
-                last_frame: last.at.frame,
-                ts: first.at.ts,
-                summary: format!(
+            out.push(Draft::new(Code::UdpIcmpUnreachable, Severity::Warning, Phase::Udp, first.at.frame, first.at.ts)
+.until(last.at.frame)
+.summary(format!(
                     "{} answered the UDP datagrams to {} with ICMP {} ({} time{})",
                     who,
                     f.server,
                     first.err.describe(),
                     unreachable.len(),
                     super::plural(unreachable.len())
-                ),
-                cause: "UDP to the RDP port is closed on the server (Windows firewall rule \"Remote \
+                ))
+.cause("UDP to the RDP port is closed on the server (Windows firewall rule \"Remote \
                         Desktop - User Mode (UDP-In)\", or UDP transport turned off) or refused by a \
-                        firewall; RDP falls back to TCP."
-                    .into(),
-                remedy: format!(
+                        firewall; RDP falls back to TCP.")
+.remedy(format!(
                     "Allow UDP {} to the server (firewall rule, NSG, or the router that answered), or \
                      leave RDP on TCP if UDP is not wanted.",
                     f.server.port()
-                ),
-                filter: format!(
+                ))
+.filter(format!(
                     "{icmp} && {}=={} && udp.port=={}",
                     if first.err.v6 { "ipv6.addr" } else { "ip.addr" },
                     f.server.ip(),
                     f.server.port()
-                ),
-                confidence: Confidence::high(),
-            });
+                )));
             return;
         }
         // Gateway UDP: DTLS hellos the gateway never answers.
@@ -75,30 +67,32 @@ impl Detector for UdpTransport {
             if f.dirs[1].packets == 0
                 && (u.dtls_count >= 2 || cx.capture_end.ts - d.ts >= SYN_WAIT_NS)
             {
-                out.push(Draft {
-                    code: "udp.syn_unanswered".into(),
-                    severity: Severity::Warning,
-                    phase: Phase::Udp,
-                    first_frame: d.frame,
-                    last_frame: f.last.frame,
-                    ts: d.ts,
-                    summary: format!(
+                out.push(
+                    Draft::new(
+                        Code::UdpSynUnanswered,
+                        Severity::Warning,
+                        Phase::Udp,
+                        d.frame,
+                        d.ts,
+                    )
+                    .until(f.last.frame)
+                    .summary(format!(
                         "{} DTLS record{} from the client to the gateway's UDP {}, no answer",
                         u.dtls_count,
                         super::plural(u.dtls_count),
                         f.server.port()
-                    ),
-                    cause: "The RD Gateway's UDP transport is blocked or not enabled; the \
-                            connection stays on HTTPS."
-                        .into(),
-                    remedy: format!(
+                    ))
+                    .cause(
+                        "The RD Gateway's UDP transport is blocked or not enabled; the \
+                            connection stays on HTTPS.",
+                    )
+                    .remedy(format!(
                         "Allow UDP {} to the gateway and enable UDP on it (RD Gateway Manager > \
                          Transport Settings), or ignore: RDP works over HTTPS.",
                         f.server.port()
-                    ),
-                    filter: conversation_filter(f),
-                    confidence: Confidence::high(),
-                });
+                    ))
+                    .filter(conversation_filter(f)),
+                );
             }
             return;
         }
@@ -133,14 +127,9 @@ impl Detector for UdpTransport {
             Some(2) => ", version 2",
             _ => "",
         };
-        out.push(Draft {
-            code: "udp.syn_unanswered".into(),
-            severity: Severity::Warning,
-            phase: Phase::Udp,
-            first_frame: first.frame,
-            last_frame: last.frame,
-            ts: first.ts,
-            summary: format!(
+        out.push(Draft::new(Code::UdpSynUnanswered, Severity::Warning, Phase::Udp, first.frame, first.ts)
+.until(last.frame)
+.summary(format!(
                 "{} RDPEUDP SYN{} from {} to {} ({}-byte payload, {ip_len}-byte datagram, MTU {}/{}{version}){}, no SYN+ACK{fragmented}",
                 u.syns,
                 super::plural(u.syns),
@@ -154,18 +143,15 @@ impl Detector for UdpTransport {
                 } else {
                     format!(" {} apart", gaps.join(", "))
                 },
-            ),
-            cause: "UDP 3389 is blocked on the way (firewall, NAT, VPN) or the path cannot carry a \
-                    1260-byte (IPv4) / 1280-byte (IPv6) datagram; RDP falls back to TCP."
-                .into(),
-            remedy: format!(
+            ))
+.cause("UDP 3389 is blocked on the way (firewall, NAT, VPN) or the path cannot carry a \
+                    1260-byte (IPv4) / 1280-byte (IPv6) datagram; RDP falls back to TCP.")
+.remedy(format!(
                 "Allow UDP {} from the client to the server; check the path MTU (ping -f -l 1232 on \
                  Windows); on the server, \"Select RDP transport protocols\" must include UDP. \
                  Not a connectivity failure when TCP carried on.",
                 f.server.port()
-            ),
-            filter: conversation_filter(f),
-            confidence: Confidence::high(),
-        });
+            ))
+.filter(conversation_filter(f)));
     }
 }

@@ -4,28 +4,18 @@
 //! Evidence: the request and confirm with their frames, and how the
 //! connection ended after them.
 
-use super::{ending, frames_filter, Context, Detector, Draft, SIDE};
-use crate::flow::{Flow, Mark, CLIENT, SERVER};
-use crate::proto::x224::{failure_name, NegResult, Protocols};
+use super::{ending, frames_filter, Context, Detector, Draft};
+use crate::finding::{Code, Confidence, Dir, Family, Level, Phase, Severity};
+use crate::flow::{Flow, Mark};
+use crate::proto::x224::{failure_name, NegResult, Protocols, FAILURES};
 use crate::proto::Step;
-use crate::report::model::{Confidence, Level, Phase, Severity};
 
 pub struct Negotiation;
 
-fn draft(code: &str, sev: Severity, first: Mark, last: u64, f: &Flow, frames: &[u64]) -> Draft {
-    Draft {
-        code: code.into(),
-        severity: sev,
-        phase: Phase::X224,
-        first_frame: first.frame,
-        last_frame: last.max(first.frame),
-        ts: first.ts,
-        summary: String::new(),
-        cause: String::new(),
-        remedy: String::new(),
-        filter: frames_filter(f, frames),
-        confidence: Confidence::high(),
-    }
+fn draft(code: Code, sev: Severity, first: Mark, last: u64, f: &Flow, frames: &[u64]) -> Draft {
+    Draft::new(code, sev, Phase::X224, first.frame, first.ts)
+        .until(last)
+        .filter(frames_filter(f, frames))
 }
 
 /// "client requested SSL|HYBRID" or "client sent no negotiation request".
@@ -97,21 +87,20 @@ fn failure_text(code: u32, req: Option<Protocols>) -> (String, String) {
 }
 
 impl Detector for Negotiation {
-    fn codes(&self) -> &'static [&'static str] {
-        &[
-            "x224.neg_failure.ssl_required",
-            "x224.neg_failure.ssl_not_allowed",
-            "x224.neg_failure.ssl_cert_not_on_server",
-            "x224.neg_failure.inconsistent_flags",
-            "x224.neg_failure.hybrid_required",
-            "x224.neg_failure.ssl_with_user_auth_required",
-            "x224.neg_failure.unknown",
-            "x224.legacy_rejected",
-            "x224.no_confirm",
-            "x224.client_aborted",
-            "x224.unrequested_protocol",
-            "x224.malformed",
-        ]
+    fn codes(&self) -> Vec<Code> {
+        let mut v: Vec<Code> = FAILURES
+            .iter()
+            .map(|f| Code::member(Family::X224NegFailure, Some(f.2)))
+            .collect();
+        v.push(Code::member(Family::X224NegFailure, None));
+        v.extend([
+            Code::X224LegacyRejected,
+            Code::X224NoConfirm,
+            Code::X224ClientAborted,
+            Code::X224UnrequestedProtocol,
+            Code::X224Malformed,
+        ]);
+        v
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
@@ -121,27 +110,28 @@ impl Detector for Negotiation {
         let end_frame = end.map_or(0, |e| e.1.frame);
         let end_text = |after: u64| match end {
             Some((d, m, how)) if m.frame >= after => {
-                format!("; then the {} {how} in frame {}", SIDE[d], m.frame)
+                format!("; then the {} {how} in frame {}", d.name(), m.frame)
             }
             _ => String::new(),
         };
-        if let Some((dir, at, what)) = &x.malformed {
+        if let Some((dir, pos, what)) = &x.malformed {
+            let at = &pos.at;
             // A foreign server on the port is x224.no_confirm's.
             let foreign =
-                *dir == SERVER && x.cc.is_none() && x.when(Step::ConnectionConfirm).is_none();
+                *dir == Dir::Server && x.cc.is_none() && x.when(Step::ConnectionConfirm).is_none();
             if !foreign
                 && x.when(Step::ClientHello)
                     .is_none_or(|m| m.frame >= at.frame)
             {
                 let mut d = draft(
-                    "x224.malformed",
+                    Code::X224Malformed,
                     Severity::Warning,
                     *at,
                     at.frame,
                     f,
                     &[at.frame],
                 );
-                d.summary = format!("Invalid RDP data from the {}: {what}", SIDE[*dir]);
+                d.summary = format!("Invalid RDP data from the {}: {what}", dir.name());
                 d.cause = "A broken or non-RDP peer, or a middlebox rewriting the connection \
                            sequence."
                     .into();
@@ -159,7 +149,7 @@ impl Detector for Negotiation {
         let req = cr.neg.map(|n| n.protocols);
         let Some((cc, cc_at)) = x.cc else {
             // No confirm: only when the server had its chance.
-            let answered_otherwise = x.malformed.as_ref().filter(|m| m.0 == SERVER);
+            let answered_otherwise = x.malformed.as_ref().filter(|m| m.0 == Dir::Server);
             let ended = end.filter(|e| e.1.frame > cr_at.frame);
             let waited = cx.capture_end.ts - cr_at.ts >= cx.cfg.stall_ns;
             if ended.is_none() && !waited && answered_otherwise.is_none() {
@@ -169,7 +159,7 @@ impl Detector for Negotiation {
                 return; // a confirm came but was malformed
             }
             let mut d = draft(
-                "x224.no_confirm",
+                Code::X224NoConfirm,
                 Severity::Error,
                 *cr_at,
                 ended.map_or(cr_at.frame, |e| e.1.frame),
@@ -180,13 +170,14 @@ impl Detector for Negotiation {
                 (Some((_, m, what)), _) => {
                     format!(
                         "the server answered with something else in frame {} ({what})",
-                        m.frame
+                        m.at.frame
                     )
                 }
                 (None, Some((dside, m, how))) => {
                     format!(
                         "the {} {how} in frame {} without a Connection Confirm",
-                        SIDE[dside], m.frame
+                        dside.name(),
+                        m.frame
                     )
                 }
                 (None, None) => format!(
@@ -214,15 +205,15 @@ impl Detector for Negotiation {
         match cc {
             NegResult::Failure { code } => {
                 let (name, suffix) =
-                    failure_name(code).unwrap_or(("unknown failure code", "unknown"));
+                    failure_name(code).map_or(("unknown failure code", None), |n| (n.0, Some(n.1)));
                 let legacy = req.is_none();
                 let code_s = if legacy {
-                    "x224.legacy_rejected".to_string()
+                    Code::X224LegacyRejected
                 } else {
-                    format!("x224.neg_failure.{suffix}")
+                    Code::member(Family::X224NegFailure, suffix)
                 };
                 let mut d = draft(
-                    &code_s,
+                    code_s,
                     Severity::Error,
                     cc_at,
                     end_frame.max(cc_at.frame),
@@ -255,13 +246,13 @@ impl Detector for Negotiation {
                     x.when(Step::McsConnectInitial)
                 };
                 let client_quit = end.filter(|e| {
-                    e.0 == CLIENT
+                    e.0 == Dir::Client
                         && e.1.frame > cc_at.frame
                         && next.is_none_or(|n| n.frame > e.1.frame)
                 });
                 if unrequested {
                     let mut d = draft(
-                        "x224.unrequested_protocol",
+                        Code::X224UnrequestedProtocol,
                         Severity::Error,
                         cc_at,
                         end_frame.max(cc_at.frame),
@@ -284,7 +275,7 @@ impl Detector for Negotiation {
                     out.push(d);
                 } else if let Some((_, m, how)) = client_quit {
                     let mut d = draft(
-                        "x224.client_aborted",
+                        Code::X224ClientAborted,
                         Severity::Error,
                         cc_at,
                         m.frame,
@@ -313,14 +304,14 @@ impl Detector for Negotiation {
             NegResult::None => {
                 // Legacy server answer: the MCS exchange must follow.
                 let server_quit = end.filter(|e| {
-                    e.0 == SERVER
+                    e.0 == Dir::Server
                         && e.1.frame > cc_at.frame
                         && x.when(Step::McsConnectResponse)
                             .is_none_or(|m| m.frame > e.1.frame)
                 });
                 if let Some((_, m, how)) = server_quit {
                     let mut d = draft(
-                        "x224.legacy_rejected",
+                        Code::X224LegacyRejected,
                         Severity::Error,
                         cc_at,
                         m.frame,
@@ -358,5 +349,49 @@ fn capitalize(s: &str) -> String {
     match c.next() {
         Some(first) => first.to_uppercase().collect::<String>() + c.as_str(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::check;
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{x224_cc, x224_cc_failure, x224_cr, TcpConv, C, S};
+
+    fn negotiation(cc: &[u8]) -> Vec<Draft> {
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", 1_000_000_000);
+        c.handshake(&mut out, 1_000_000);
+        c.send(&mut out, C, &x224_cr("alice", 0x1), 1_000_000);
+        c.send(&mut out, S, cc, 1_000_000);
+        c.close(&mut out, S, 1_000_000);
+        check(&Negotiation, &out, &Config::default())
+    }
+
+    #[test]
+    fn a_failure_code_names_its_family_member() {
+        let d = negotiation(&x224_cc_failure(5));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].code.to_string(), "x224.neg_failure.hybrid_required");
+        assert!(
+            d[0].summary.contains("HYBRID_REQUIRED_BY_SERVER (5)"),
+            "{}",
+            d[0].summary
+        );
+        // A code without a name is the family's unknown member.
+        let d = negotiation(&x224_cc_failure(77));
+        assert_eq!(d[0].code.to_string(), "x224.neg_failure.unknown");
+        assert!(d[0].summary.contains("(77)"), "{}", d[0].summary);
+    }
+
+    #[test]
+    fn a_selected_protocol_not_requested() {
+        // The client asked for SSL only; the server picked HYBRID.
+        let d = negotiation(&x224_cc(0x2));
+        assert!(
+            d.iter().any(|d| d.code == Code::X224UnrequestedProtocol),
+            "{d:?}"
+        );
     }
 }

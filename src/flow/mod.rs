@@ -1,21 +1,26 @@
-//! flow: bidirectional flows keyed by a symmetric 5-tuple, TCP state and
-//! per-direction counters, reassembly into the proto layer, and the table
-//! that holds them within bounds.
+//! flow: bidirectional flows keyed by a symmetric 5-tuple. Every flow has
+//! a small core (endpoints, times, per-side counters, fragments, ICMP, the
+//! protocol state); a TCP flow also has its [`TcpFlow`] (handshake, ending,
+//! retransmissions, path evidence and, while the connection is followed,
+//! the reassembly machinery), boxed and dropped once content shows the flow
+//! is of no interest.
 
+pub mod inflight;
 pub mod reasm;
 pub mod table;
 
+pub use crate::capture::Mark;
 pub use table::Table;
 
+use crate::capture::Pos;
 use crate::config::{port, Config};
 use crate::decode::packet::flags as tf;
 use crate::decode::{IcmpError, Ip, Tcp, Udp};
+use crate::finding::Dir;
 use crate::proto::{App, AppClass};
-use reasm::{Chunk, Reasm, SegKind};
+use inflight::{InFlight, Window};
+use reasm::{Reasm, SegKind};
 use std::net::{IpAddr, SocketAddr};
-
-pub const CLIENT: usize = 0;
-pub const SERVER: usize = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
@@ -65,13 +70,6 @@ pub enum Interest {
     Probe,
 }
 
-/// A moment in a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Mark {
-    pub frame: u64,
-    pub ts: i64,
-}
-
 /// Frames of one kind of event: how many, first and last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Marks {
@@ -92,7 +90,7 @@ impl Marks {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reset {
-    pub dir: usize,
+    pub dir: Dir,
     pub at: Mark,
     pub ttl: u8,
     pub ip_id: u32,
@@ -101,7 +99,7 @@ pub struct Reset {
     pub established: bool,
 }
 
-/// Counters for one direction.
+/// Counters for one direction, kept for every flow.
 #[derive(Debug, Clone, Default)]
 pub struct DirStats {
     pub packets: u64,
@@ -109,23 +107,28 @@ pub struct DirStats {
     pub bytes: u64,
     pub payload: u64,
     pub data_segments: u64,
+    pub largest_segment: u32,
+    pub largest_ip: u32,
+    pub largest_ip_at: Mark,
+    pub df: u64,
+    /// TTL of the first packet that was not a RST (the endpoint's own).
+    pub first_ttl: Option<u8>,
+    pub first_data: Option<Mark>,
+    pub last_data: Option<Mark>,
+}
+
+/// TCP evidence for one direction.
+#[derive(Debug, Clone, Default)]
+pub struct TcpDir {
     pub retransmissions: u64,
     pub out_of_order: u64,
     /// Most times one segment (same sequence number) was sent.
     pub max_resend: u32,
     pub max_resend_at: Mark,
     pub zero_window: Marks,
-    pub largest_segment: u32,
-    pub largest_ip: u32,
-    pub largest_ip_at: Mark,
     pub mss: Option<u16>,
-    pub df: u64,
-    /// TTL of the first packet that was not a RST (the endpoint's own).
-    pub first_ttl: Option<u8>,
     pub syn: Marks,
     pub fin: Option<Mark>,
-    pub first_data: Option<Mark>,
-    pub last_data: Option<Mark>,
     pub capture_lost: u64,
     pub path: PathStats,
     /// ACKs from the peer that revealed bytes of this direction as never captured.
@@ -136,32 +139,16 @@ pub struct DirStats {
     pub ooo_dropped: u64,
 }
 
-/// TCP machinery that can be dropped once a flow is of no interest.
+/// The TCP machinery, dropped when the flow ends or is of no interest.
 #[derive(Debug, Default)]
-pub struct TcpState {
-    pub reasm: [Reasm; 2],
+struct Machinery {
+    reasm: [Reasm; 2],
     zero_win: [bool; 2],
     last_resend_seq: [Option<u32>; 2],
     resend_run: [u32; 2],
-    /// Segments sent and not yet acknowledged, per direction (a window of
-    /// [`MAX_INFLIGHT`]; older ones fall off): for black holes.
-    inflight: [std::collections::VecDeque<InFlight>; 2],
+    /// Segments sent and not yet acknowledged, per direction: for black holes.
+    inflight: [Window; 2],
 }
-
-/// A data segment waiting for its ACK.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InFlight {
-    pub end: u32,
-    pub len: u32,
-    pub ip_len: u32,
-    pub sends: u32,
-    pub first: Mark,
-    pub last: Mark,
-    pub df: bool,
-}
-
-/// Unacknowledged segments remembered per direction.
-const MAX_INFLIGHT: usize = 64;
 
 /// What reached the peer and what never did, per direction (path MTU).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -205,11 +192,29 @@ pub struct IcmpEvent {
     pub from: IpAddr,
     pub err: IcmpError,
     /// Direction of the quoted packet (who sent what the router refused).
-    pub dir: usize,
+    pub dir: Dir,
 }
 
 /// At most this many ICMP events kept per flow.
 const MAX_ICMP: usize = 16;
+
+/// A TCP connection's evidence: handshake, ending, per-side TCP counters.
+#[derive(Debug, Default)]
+pub struct TcpFlow {
+    pub dirs: [TcpDir; 2],
+    pub syn_ack: Marks,
+    pub established: Option<Mark>,
+    /// No SYN seen: the capture started after the connection did.
+    pub mid_stream: bool,
+    pub rst: Option<Reset>,
+    pub rst_count: u32,
+    pub stall: Stall,
+    last_progress: Option<Mark>,
+    isn: [Option<u32>; 2],
+    machinery: Option<Box<Machinery>>,
+}
+
+static NO_TCP: std::sync::LazyLock<TcpFlow> = std::sync::LazyLock::new(TcpFlow::default);
 
 #[derive(Debug)]
 pub struct Flow {
@@ -220,22 +225,16 @@ pub struct Flow {
     pub first: Mark,
     pub last: Mark,
     pub dirs: [DirStats; 2],
-    /// TCP: handshake.
-    pub syn_ack: Marks,
-    pub established: Option<Mark>,
-    /// No SYN seen: the capture started after the connection did.
-    pub mid_stream: bool,
-    pub rst: Option<Reset>,
-    pub rst_count: u32,
-    pub stall: Stall,
-    last_progress: Option<Mark>,
     pub frags: Frags,
     pub icmp: Vec<IcmpEvent>,
     pub app: App,
-    pub tcp: Option<Box<TcpState>>,
+    /// TCP only, and only while the flow is of interest.
+    tcp: Option<Box<TcpFlow>>,
     /// Content showed the flow is of no interest: only kept to not re-probe.
     pub ignored: bool,
-    isn: [Option<u32>; 2],
+    /// When ignored: was it closed, the client's ISN and whether it sent a
+    /// SYN (what a new SYN on the same ports is judged by).
+    ignored_state: (bool, Option<u32>, bool),
 }
 
 impl Flow {
@@ -246,7 +245,12 @@ impl Flow {
         interest: Interest,
         at: Mark,
     ) -> Flow {
-        let tcp = (key.transport == Transport::Tcp).then(Box::default);
+        let tcp = (key.transport == Transport::Tcp).then(|| {
+            Box::new(TcpFlow {
+                machinery: Some(Box::default()),
+                ..Default::default()
+            })
+        });
         let mut app = App::default();
         app.rdp_port = interest == Interest::Rdp;
         Flow {
@@ -257,36 +261,33 @@ impl Flow {
             first: at,
             last: at,
             dirs: Default::default(),
-            syn_ack: Marks::default(),
-            established: None,
-            mid_stream: false,
-            rst: None,
-            rst_count: 0,
-            stall: Stall::default(),
-            last_progress: None,
             frags: Frags::default(),
             icmp: Vec::new(),
             app,
             tcp,
             ignored: false,
-            isn: [None; 2],
+            ignored_state: (false, None, false),
         }
     }
 
-    /// The endpoint of a direction (`CLIENT` / `SERVER`).
-    pub fn endpoint(&self, dir: usize) -> SocketAddr {
-        if dir == CLIENT {
-            self.client
-        } else {
-            self.server
+    /// The TCP evidence (empty for UDP flows and ignored ones).
+    pub fn tcp(&self) -> &TcpFlow {
+        self.tcp.as_deref().unwrap_or(&NO_TCP)
+    }
+
+    /// The endpoint of a direction.
+    pub fn endpoint(&self, dir: Dir) -> SocketAddr {
+        match dir {
+            Dir::Client => self.client,
+            Dir::Server => self.server,
         }
     }
 
-    pub fn dir_of(&self, src: SocketAddr) -> usize {
+    pub fn dir_of(&self, src: SocketAddr) -> Dir {
         if src == self.client {
-            CLIENT
+            Dir::Client
         } else {
-            SERVER
+            Dir::Server
         }
     }
 
@@ -301,10 +302,23 @@ impl Flow {
 
     /// Closed: a reset, or a FIN each way.
     pub fn closed(&self) -> bool {
-        self.rst.is_some() || (self.dirs[0].fin.is_some() && self.dirs[1].fin.is_some())
+        if self.ignored {
+            return self.ignored_state.0;
+        }
+        let t = self.tcp();
+        t.rst.is_some() || (t.dirs[0].fin.is_some() && t.dirs[1].fin.is_some())
     }
 
-    fn common(&mut self, dir: usize, ip: &Ip, at: Mark) {
+    /// The client's initial sequence number, and whether it sent a SYN.
+    pub fn client_syn(&self) -> (Option<u32>, bool) {
+        if self.ignored {
+            return (self.ignored_state.1, self.ignored_state.2);
+        }
+        let t = self.tcp();
+        (t.isn[0], t.dirs[0].syn.count > 0)
+    }
+
+    fn common(&mut self, dir: Dir, ip: &Ip, at: Mark) {
         self.last = at;
         let d = &mut self.dirs[dir];
         d.packets += 1;
@@ -318,13 +332,16 @@ impl Flow {
         }
     }
 
-    /// One TCP segment. `new_conn` is set by the table beforehand.
-    pub fn tcp(&mut self, src: SocketAddr, ip: &Ip, t: &Tcp<'_>, at: Mark, cfg: &Config) {
+    /// One TCP segment.
+    pub fn tcp_segment(&mut self, src: SocketAddr, ip: &Ip, t: &Tcp<'_>, at: Mark, cfg: &Config) {
         let dir = self.dir_of(src);
         self.common(dir, ip, at);
         if self.ignored {
             return;
         }
+        let Some(tf) = self.tcp.as_deref_mut() else {
+            return;
+        };
         let syn = t.flags & tf::SYN != 0;
         let ack = t.flags & tf::ACK != 0;
         let rst = t.flags & tf::RST != 0;
@@ -335,58 +352,58 @@ impl Flow {
         let hs_before = self.dirs[0].payload + self.dirs[1].payload < cfg.handshake_bytes;
         if syn {
             if ack {
-                self.syn_ack.add(at);
+                tf.syn_ack.add(at);
             } else {
-                self.dirs[dir].syn.add(at);
+                tf.dirs[dir].syn.add(at);
             }
             if t.mss.is_some() {
-                self.dirs[dir].mss = t.mss;
+                tf.dirs[dir].mss = t.mss;
             }
-            if self.isn[dir].is_none() {
-                self.isn[dir] = Some(t.seq);
-                if let Some(s) = self.tcp.as_mut() {
-                    s.reasm[dir].start(t.seq.wrapping_add(1));
+            if tf.isn[dir].is_none() {
+                tf.isn[dir] = Some(t.seq);
+                if let Some(m) = tf.machinery.as_mut() {
+                    m.reasm[dir].start(t.seq.wrapping_add(1));
                 }
             }
-            self.progress(at, hs_before);
+            tf.progress(at, hs_before);
         } else if ack
-            && dir == CLIENT
-            && self.established.is_none()
-            && self.syn_ack.count > 0
+            && dir == Dir::Client
+            && tf.established.is_none()
+            && tf.syn_ack.count > 0
             && !rst
         {
-            self.established = Some(at);
-            self.progress(at, hs_before);
+            tf.established = Some(at);
+            tf.progress(at, hs_before);
         }
-        if self.dirs[0].syn.count == 0 && self.syn_ack.count == 0 && self.first == at {
-            self.mid_stream = true;
+        if tf.dirs[0].syn.count == 0 && tf.syn_ack.count == 0 && self.first == at {
+            tf.mid_stream = true;
         }
         if rst {
-            self.rst_count += 1;
-            if self.rst.is_none() {
-                self.rst = Some(Reset {
+            tf.rst_count += 1;
+            if tf.rst.is_none() {
+                tf.rst = Some(Reset {
                     dir,
                     at,
                     ttl: ip.ttl,
                     ip_id: ip.id,
                     bytes: [self.dirs[0].payload, self.dirs[1].payload],
-                    established: self.established.is_some() || self.mid_stream,
+                    established: tf.established.is_some() || tf.mid_stream,
                 });
             }
         }
-        if fin && self.dirs[dir].fin.is_none() {
-            self.dirs[dir].fin = Some(at);
+        if fin && tf.dirs[dir].fin.is_none() {
+            tf.dirs[dir].fin = Some(at);
         }
-        let Some(state) = self.tcp.as_mut() else {
+        let Some(m) = tf.machinery.as_deref_mut() else {
             return;
         };
         // Zero window: count episodes (a change from open to zero).
         if !rst && !syn {
             let zero = t.window == 0;
-            if zero && !state.zero_win[dir] {
-                self.dirs[dir].zero_window.add(at);
+            if zero && !m.zero_win[dir] {
+                tf.dirs[dir].zero_window.add(at);
             }
-            state.zero_win[dir] = zero;
+            m.zero_win[dir] = zero;
         }
         let lim = reasm::Limits {
             depth: cfg.depth,
@@ -395,39 +412,20 @@ impl Flow {
         // The peer's ACK tells which of our holes were capture loss.
         let app = &mut self.app;
         if ack && !rst {
-            let other = 1 - dir;
-            let fl = &mut state.inflight[other];
-            let p = &mut self.dirs[other].path;
-            let mut got = |s: &InFlight| {
+            let other = dir.other();
+            let p = &mut tf.dirs[other].path;
+            m.inflight[other].acked(t.ack, t.sack, |s| {
                 if s.len > p.max_acked {
                     p.max_acked = s.len;
                     p.max_acked_ip = s.ip_len;
                 }
-            };
-            // The cumulative ACK takes a prefix (segments are kept in send
-            // order); a SACK block may take any of the rest.
-            let k = fl
-                .iter()
-                .position(|s| (t.ack.wrapping_sub(s.end) as i32) < 0)
-                .unwrap_or(fl.len());
-            if k > 0 {
-                fl.drain(..k).for_each(|s| got(&s));
-            }
-            if let Some((l, r)) = t.sack {
-                fl.retain(|s| {
-                    let start = s.end.wrapping_sub(s.len);
-                    let sacked =
-                        (start.wrapping_sub(l) as i32) >= 0 && (r.wrapping_sub(s.end) as i32) >= 0;
-                    if sacked {
-                        got(s);
-                    }
-                    !sacked
-                });
-            }
-            let before = state.reasm[other].capture_lost;
-            state.reasm[other].acked(t.ack, &lim, &mut |c| app.feed(other, c, at));
-            if state.reasm[other].capture_lost > before {
-                self.dirs[other].loss_seen.add(at);
+            });
+            let before = m.reasm[other].capture_lost;
+            m.reasm[other].acked(t.ack, &lim, &mut |off, c| {
+                app.feed(other, c, Pos::new(at, off))
+            });
+            if m.reasm[other].capture_lost > before {
+                tf.dirs[other].loss_seen.add(at);
             }
         }
         let wire = t.wire_len;
@@ -435,66 +433,52 @@ impl Flow {
             return;
         }
         let seq = if syn { t.seq.wrapping_add(1) } else { t.seq };
-        let r = &mut state.reasm[dir];
+        let r = &mut m.reasm[dir];
         if !r.started() {
-            self.mid_stream |= self.isn[dir].is_none();
+            tf.mid_stream |= tf.isn[dir].is_none();
         }
-        let kind = r.segment(seq, t.payload, wire, &lim, &mut |c: Chunk<'_>| {
-            app.feed(dir, c, at)
+        let kind = r.segment(seq, t.payload, wire, &lim, &mut |off, c| {
+            app.feed(dir, c, Pos::new(at, off))
         });
-        let end = seq.wrapping_add(wire);
-        let fl = &mut state.inflight[dir];
-        let again = if kind == SegKind::Retransmission {
-            fl.iter_mut().rev().find(|s| s.end == end)
-        } else {
-            None
-        };
-        match again {
-            Some(s) => {
-                s.sends += 1;
-                s.last = at;
-            }
-            None => {
-                if fl.len() == MAX_INFLIGHT {
-                    fl.pop_front();
-                }
-                fl.push_back(InFlight {
-                    end,
-                    len: wire,
-                    ip_len: ip.len,
-                    sends: 1,
-                    first: at,
-                    last: at,
-                    df: ip.df || ip.v6,
-                });
-            }
-        }
+        m.inflight[dir].sent(
+            InFlight {
+                end: seq.wrapping_add(wire),
+                len: wire,
+                ip_len: ip.len,
+                sends: 1,
+                first: at,
+                last: at,
+                df: ip.df || ip.v6,
+            },
+            kind == SegKind::Retransmission,
+        );
         let d = &mut self.dirs[dir];
+        let td = &mut tf.dirs[dir];
         d.data_segments += 1;
         d.largest_segment = d.largest_segment.max(wire);
-        d.capture_lost = r.capture_lost;
-        d.overlap_conflicts = r.overlap_conflicts;
-        d.ooo_dropped = r.ooo_dropped;
+        td.capture_lost = r.capture_lost;
+        td.overlap_conflicts = r.overlap_conflicts;
+        td.ooo_dropped = r.ooo_dropped;
         match kind {
             SegKind::Retransmission => {
-                d.retransmissions += 1;
-                d.retrans.add(at);
-                let run = if state.last_resend_seq[dir] == Some(seq) {
-                    state.resend_run[dir] + 1
+                td.retransmissions += 1;
+                td.retrans.add(at);
+                let run = if m.last_resend_seq[dir] == Some(seq) {
+                    m.resend_run[dir] + 1
                 } else {
                     2
                 };
-                state.last_resend_seq[dir] = Some(seq);
-                state.resend_run[dir] = run;
-                if run > d.max_resend && hs_before {
-                    d.max_resend = run;
-                    d.max_resend_at = at;
+                m.last_resend_seq[dir] = Some(seq);
+                m.resend_run[dir] = run;
+                if run > td.max_resend && hs_before {
+                    td.max_resend = run;
+                    td.max_resend_at = at;
                 }
             }
             SegKind::OutOfOrder | SegKind::HoleFill => {
-                d.out_of_order += 1;
-                if kind == SegKind::OutOfOrder && d.path.first_ooo.is_none() {
-                    d.path.first_ooo = Some(at);
+                td.out_of_order += 1;
+                if kind == SegKind::OutOfOrder && td.path.first_ooo.is_none() {
+                    td.path.first_ooo = Some(at);
                 }
             }
             SegKind::InOrder | SegKind::Partial => {}
@@ -506,59 +490,43 @@ impl Flow {
                 d.first_data = Some(at);
             }
             d.last_data = Some(at);
-        }
-        if new_data {
-            self.progress(at, hs_before);
+            tf.progress(at, hs_before);
         }
         if self.interest == Interest::Probe && self.app.decided() && !self.reported() {
-            // Not RDP: stop following the content.
+            // Not RDP: stop following the content; keep only what a new
+            // SYN on the same ports is judged by.
+            let (isn, syn) = self.client_syn();
+            self.ignored_state = (self.closed(), isn, syn);
             self.ignored = true;
             self.tcp = None;
+            self.app = App::default();
         }
-    }
-
-    /// Progress (new data or handshake) while still in the handshake region:
-    /// remember the longest wait between two such moments.
-    fn progress(&mut self, at: Mark, handshake: bool) {
-        if handshake {
-            if let Some(p) = self.last_progress {
-                let gap = at.ts - p.ts;
-                if gap > self.stall.gap_ns {
-                    self.stall = Stall {
-                        gap_ns: gap,
-                        before: p,
-                        after: Some(at),
-                    };
-                }
-            }
-        }
-        self.last_progress = Some(at);
     }
 
     /// Called when the flow ends: the wait from the last progress to the end
     /// (a close, a reset or the end of the capture) counts as a stall too.
     pub fn finish(&mut self, end: Mark, cfg: &Config) {
-        if self.dirs[0].payload + self.dirs[1].payload < cfg.handshake_bytes {
-            if let Some(p) = self.last_progress {
-                let gap = end.ts - p.ts;
-                if gap > self.stall.gap_ns {
-                    self.stall = Stall {
-                        gap_ns: gap,
-                        before: p,
-                        after: (end.frame != p.frame && end.frame != 0).then_some(end),
-                    };
+        let handshake = self.dirs[0].payload + self.dirs[1].payload < cfg.handshake_bytes;
+        if let Some(tf) = self.tcp.as_deref_mut() {
+            if handshake {
+                if let Some(p) = tf.last_progress {
+                    let gap = end.ts - p.ts;
+                    if gap > tf.stall.gap_ns {
+                        tf.stall = Stall {
+                            gap_ns: gap,
+                            before: p,
+                            after: (end.frame != p.frame && end.frame != 0).then_some(end),
+                        };
+                    }
                 }
             }
-        }
-        if let Some(s) = self.tcp.take() {
-            for dir in 0..2 {
-                self.dirs[dir].capture_lost = s.reasm[dir].capture_lost;
-                self.dirs[dir].path.unfilled = s.reasm[dir].pending_hole();
-                self.dirs[dir].path.stuck = s.inflight[dir]
-                    .iter()
-                    .filter(|x| x.sends >= 2)
-                    .max_by_key(|x| (x.len, std::cmp::Reverse(x.first.frame)))
-                    .copied();
+            if let Some(m) = tf.machinery.take() {
+                for dir in Dir::BOTH {
+                    let td = &mut tf.dirs[dir];
+                    td.capture_lost = m.reasm[dir].capture_lost;
+                    td.path.unfilled = m.reasm[dir].pending_hole();
+                    td.path.stuck = m.inflight[dir].stuck();
+                }
             }
         }
         self.app.finish();
@@ -592,6 +560,26 @@ impl Flow {
     /// Payload bytes (client→server, server→client).
     pub fn payload(&self) -> [u64; 2] {
         [self.dirs[0].payload, self.dirs[1].payload]
+    }
+}
+
+impl TcpFlow {
+    /// Progress (new data or handshake) while still in the handshake region:
+    /// remember the longest wait between two such moments.
+    fn progress(&mut self, at: Mark, handshake: bool) {
+        if handshake {
+            if let Some(p) = self.last_progress {
+                let gap = at.ts - p.ts;
+                if gap > self.stall.gap_ns {
+                    self.stall = Stall {
+                        gap_ns: gap,
+                        before: p,
+                        after: Some(at),
+                    };
+                }
+            }
+        }
+        self.last_progress = Some(at);
     }
 }
 

@@ -4,8 +4,8 @@
 //! (first data wins; disagreeing overlaps are counted), sequence wrap,
 //! mid-stream starts, and holes: a hole the peer acknowledges but the capture
 //! never saw is capture loss, skipped and reported as such.
-//! Bytes are delivered to the caller's sink as soon as they are in order and
-//! only up to `depth` bytes per direction; nothing is kept once delivered.
+//! Bytes are delivered to the caller's sink, with their stream offset, as
+//! soon as they are in order and only up to `depth` bytes per direction; nothing is kept once delivered.
 
 use std::collections::BTreeMap;
 
@@ -62,11 +62,7 @@ pub struct Reasm {
     pub delivered: u64,
 }
 
-/// Receives the ordered stream. `Gap(n)`: n bytes that will never come.
-pub enum Chunk<'a> {
-    Data(&'a [u8]),
-    Gap(u64),
-}
+pub use crate::proto::Chunk;
 
 impl Reasm {
     /// Starts the stream: `isn_next` is the sequence number of the first data
@@ -99,7 +95,7 @@ impl Reasm {
         data: &[u8],
         wire_len: u32,
         lim: &Limits,
-        sink: &mut impl FnMut(Chunk<'_>),
+        sink: &mut impl FnMut(u64, Chunk<'_>),
     ) -> SegKind {
         if !self.init {
             self.start(seq);
@@ -151,7 +147,7 @@ impl Reasm {
 
     /// The peer acknowledged up to `ack`: a hole below it was received by the
     /// peer but not captured. Skip it as capture loss.
-    pub fn acked(&mut self, ack: u32, lim: &Limits, sink: &mut impl FnMut(Chunk<'_>)) {
+    pub fn acked(&mut self, ack: u32, lim: &Limits, sink: &mut impl FnMut(u64, Chunk<'_>)) {
         if !self.init {
             return;
         }
@@ -170,7 +166,7 @@ impl Reasm {
                 let n = hole_end - self.next;
                 self.capture_lost += n;
                 if self.delivered < lim.depth {
-                    sink(Chunk::Gap(n));
+                    sink(self.next, Chunk::Gap(n));
                 }
                 self.next = hole_end;
             }
@@ -202,27 +198,27 @@ impl Reasm {
         data: &[u8],
         new_len: u64,
         lim: &Limits,
-        sink: &mut impl FnMut(Chunk<'_>),
+        sink: &mut impl FnMut(u64, Chunk<'_>),
     ) {
         let avail = data.get(skip..).unwrap_or(&[]);
         if self.delivered < lim.depth {
             let room = (lim.depth - self.delivered) as usize;
             let part = &avail[..avail.len().min(room)];
             if !part.is_empty() {
-                sink(Chunk::Data(part));
+                sink(self.next, Chunk::Data(part));
                 self.delivered += part.len() as u64;
             }
             // Snap length cut the segment: the rest is a gap for the parsers.
             let cut = new_len.saturating_sub(avail.len() as u64);
             if cut > 0 && self.delivered < lim.depth {
-                sink(Chunk::Gap(cut));
+                sink(self.next + avail.len() as u64, Chunk::Gap(cut));
             }
         }
         self.next += new_len;
     }
 
     /// Delivers held segments that are now in order; drops ones made stale.
-    fn drain(&mut self, lim: &Limits, sink: &mut impl FnMut(Chunk<'_>)) {
+    fn drain(&mut self, lim: &Limits, sink: &mut impl FnMut(u64, Chunk<'_>)) {
         while let Some((&k, _)) = self.ooo.first_key_value() {
             if k > self.next {
                 break;
@@ -263,7 +259,7 @@ mod test {
             d,
             d.len() as u32,
             &Limits::default(),
-            &mut |c| match c {
+            &mut |_, c| match c {
                 Chunk::Data(b) => out.extend_from_slice(b),
                 Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
             },
@@ -316,7 +312,7 @@ mod test {
         let mut out = vec![];
         collect(&mut r, 0, b"ab", &mut out);
         collect(&mut r, 5, b"fg", &mut out);
-        r.acked(7, &Limits::default(), &mut |c| match c {
+        r.acked(7, &Limits::default(), &mut |_, c| match c {
             Chunk::Data(b) => out.extend_from_slice(b),
             Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
         });
@@ -333,12 +329,31 @@ mod test {
             ..Limits::default()
         };
         let mut n = 0;
-        r.segment(0, b"abcdef", 6, &lim, &mut |c| {
+        r.segment(0, b"abcdef", 6, &lim, &mut |_, c| {
             if let Chunk::Data(b) = c {
                 n += b.len()
             }
         });
         assert_eq!(n, 4);
         assert_eq!(r.next_offset(), 6);
+    }
+    #[test]
+    fn chunks_carry_their_stream_offset() {
+        let mut r = Reasm::default();
+        r.start(1000);
+        let lim = Limits::default();
+        let mut seen = vec![];
+        // Out of order: bytes 3..6 first, then 0..3 fills the hole.
+        r.segment(1003, b"def", 3, &lim, &mut |o, c| {
+            if let Chunk::Data(b) = c {
+                seen.push((o, b.to_vec()))
+            }
+        });
+        r.segment(1000, b"abc", 3, &lim, &mut |o, c| {
+            if let Chunk::Data(b) = c {
+                seen.push((o, b.to_vec()))
+            }
+        });
+        assert_eq!(seen, vec![(0, b"abc".to_vec()), (3, b"def".to_vec())]);
     }
 }

@@ -2,10 +2,11 @@
 //! fragments and ICMP errors to them, finishes idle and closed flows, and
 //! keeps every structure within its bound.
 
-use super::{interest, Flow, FlowKey, IcmpEvent, Interest, Mark, Transport, CLIENT};
+use super::{interest, Flow, FlowKey, IcmpEvent, Interest, Mark, Transport};
 use crate::config::Config;
 use crate::decode::defrag::{self, Defrag, FragKey, FragMeta, Outcome};
 use crate::decode::{self, Packet, L4};
+use crate::finding::Dir;
 use rustc_hash::FxHashMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -42,12 +43,23 @@ pub struct DnsLookup {
 /// DNS lookups kept per worker for matching against attempts.
 pub const MAX_DNS: usize = 8192;
 
+/// A flow that ended, and the capture time it is judged at: the end of the
+/// capture for flows still open then; for a flow finished earlier, when it
+/// had been idle (or closed) for its timeout — the same whatever the number
+/// of workers, since it depends only on the flow.
+#[derive(Debug)]
+pub struct Finished {
+    pub flow: Flow,
+    pub judged_at: Mark,
+}
+
 pub struct Table {
     flows: FxHashMap<FlowKey, Flow>,
     defrag: Defrag,
     frag_dropped: Vec<FragMeta>,
-    /// Finished flows that are reported.
-    pub done: Vec<Flow>,
+    /// Finished flows that are reported, with the moment they are judged
+    /// at; the caller takes them as they come ([`Table::take_done`]).
+    pub done: Vec<Finished>,
     pub orphan_icmp: Vec<OrphanIcmp>,
     /// Incomplete fragment trains whose flow is unknown.
     pub orphan_frags: Vec<FragMeta>,
@@ -55,6 +67,12 @@ pub struct Table {
     pub bounds: BoundsHit,
     since_sweep: u32,
     now: i64,
+    /// Reported flows handed out so far (bounded by `max_records`).
+    records: usize,
+    /// Flows this table may hold at once and reported flows it may hand
+    /// out: its share of the per-file `max_flows` and `max_records`.
+    max_flows: usize,
+    max_records: usize,
 }
 
 impl Table {
@@ -70,6 +88,21 @@ impl Table {
             bounds: BoundsHit::default(),
             since_sweep: 0,
             now: i64::MIN,
+            records: 0,
+            max_flows: usize::MAX,
+            max_records: usize::MAX,
+        }
+    }
+
+    /// A table that is one of `n` sharing a capture: `max_flows` and
+    /// `max_records` of the configuration are per file, so each table
+    /// holds its share.
+    pub fn shared(n: usize, cfg: &Config) -> Table {
+        let n = n.max(1);
+        Table {
+            max_flows: cfg.max_flows.div_ceil(n),
+            max_records: cfg.max_records.div_ceil(n),
+            ..Table::new()
         }
     }
 
@@ -147,10 +180,12 @@ impl Table {
             let syn_only = t.flags & 0x12 == 0x02;
             if syn_only {
                 if let Some(f) = self.flows.get(&key) {
-                    let same = f.isn[CLIENT] == Some(t.seq) && f.client == src;
-                    if !same && (f.closed() || f.dirs[CLIENT].syn.count > 0 && f.client != src) {
+                    let (isn, client_syn) = f.client_syn();
+                    let same = isn == Some(t.seq) && f.client == src;
+                    if !same && (f.closed() || client_syn && f.client != src) {
                         let old = self.flows.remove(&key).expect("present");
-                        self.finish(old, cfg, None);
+                        // Judged at the SYN that replaced it.
+                        self.finish(old, cfg, None, Some(at));
                     }
                 }
             }
@@ -179,7 +214,7 @@ impl Table {
                     (client, server) = (dst, src);
                 }
             }
-            if self.flows.len() >= cfg.max_flows {
+            if self.flows.len() >= cfg.max_flows.min(self.max_flows) {
                 self.evict_one(cfg);
             }
             self.flows
@@ -216,7 +251,7 @@ impl Table {
             }
         }
         match pkt.l4 {
-            L4::Tcp(t) => f.tcp(src, ip, &t, at, cfg),
+            L4::Tcp(t) => f.tcp_segment(src, ip, &t, at, cfg),
             L4::Udp(u) => f.udp(src, ip, &u, at),
             _ => {}
         }
@@ -273,7 +308,9 @@ impl Table {
                     let key = FlowKey::new(src, dst, t);
                     // A datagram to a relevant port that never completed is
                     // an attempt by itself (e.g. a fragmented RDPEUDP SYN).
-                    if !self.flows.contains_key(&key) && self.flows.len() < cfg.max_flows {
+                    if !self.flows.contains_key(&key)
+                        && self.flows.len() < cfg.max_flows.min(self.max_flows)
+                    {
                         if let Some((int @ (Interest::Rdp | Interest::UserPort), dst_is_server)) =
                             interest(t, sp, dp, cfg)
                         {
@@ -295,7 +332,11 @@ impl Table {
             };
             match flow {
                 Some(f) => {
-                    let dir = if k.src == f.client.ip() { 0 } else { 1 };
+                    let dir = if k.src == f.client.ip() {
+                        Dir::Client
+                    } else {
+                        Dir::Server
+                    };
                     f.dirs[dir].packets += m.fragments as u64;
                     f.frags.incomplete += 1;
                     f.frags.fragments += m.fragments;
@@ -322,12 +363,23 @@ impl Table {
         }
     }
 
-    fn finish(&mut self, mut f: Flow, cfg: &Config, end: Option<Mark>) {
+    /// `end`: where the flow's last wait ends (its last frame when `None`);
+    /// `judged_at`: the capture time it is judged at (see [`Finished`]).
+    fn finish(&mut self, mut f: Flow, cfg: &Config, end: Option<Mark>, judged_at: Option<Mark>) {
         let end = end.unwrap_or(f.last);
         f.finish(end, cfg);
         if f.reported() {
-            if self.done.len() < cfg.max_records {
-                self.done.push(f);
+            if self.records < cfg.max_records.min(self.max_records) {
+                self.records += 1;
+                let judged_at = judged_at.unwrap_or(Mark {
+                    frame: f.last.frame,
+                    ts: f.last.ts.saturating_add(if f.closed() {
+                        cfg.closed_linger_ns
+                    } else {
+                        cfg.idle_ns
+                    }),
+                });
+                self.done.push(Finished { flow: f, judged_at });
             } else {
                 self.bounds.records_dropped += 1;
             }
@@ -367,7 +419,7 @@ impl Table {
         old.sort_by_key(|k| self.flows[k].first.frame);
         for k in old {
             let f = self.flows.remove(&k).expect("present");
-            self.finish(f, cfg, None);
+            self.finish(f, cfg, None, None);
         }
     }
 
@@ -387,7 +439,11 @@ impl Table {
         if let Some(k) = victim {
             let f = self.flows.remove(&k).expect("present");
             self.bounds.flows_evicted += 1;
-            self.finish(f, cfg, None);
+            let now = Mark {
+                frame: f.last.frame,
+                ts: self.now,
+            };
+            self.finish(f, cfg, None, Some(now));
         }
     }
 
@@ -399,8 +455,13 @@ impl Table {
         all.sort_by_key(|f| f.first.frame);
         for f in all {
             let e = if f.closed() { f.last } else { end };
-            self.finish(f, cfg, Some(e));
+            self.finish(f, cfg, Some(e), Some(end));
         }
+    }
+
+    /// The flows finished so far, in the order they finished.
+    pub fn take_done(&mut self) -> Vec<Finished> {
+        std::mem::take(&mut self.done)
     }
 }
 

@@ -3,7 +3,7 @@
 //! Written here: the few fields needed do not justify a DNS crate, and the
 //! name decoder must bound compression pointers on hostile input.
 
-use crate::flow::Mark;
+use crate::capture::Mark;
 
 /// One query and what came back.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 //! them ([`Facts`], [`Step`]).
 
 pub mod dns;
+pub mod error;
 pub mod mcs;
 pub mod probe;
 pub mod rdpeudp;
@@ -13,9 +14,17 @@ pub mod x224;
 
 pub use probe::{AppClass, Via};
 
-use crate::flow::reasm::Chunk;
-use crate::flow::Mark;
+use crate::capture::{Mark, Pos};
+use crate::finding::Dir;
 use x224::{ConnReq, NegResult, Tpdu};
+
+/// A piece of one direction's ordered byte stream, as reassembly hands it
+/// over. `Gap(n)`: n bytes that will never come (capture loss, a snap
+/// length cut).
+pub enum Chunk<'a> {
+    Data(&'a [u8]),
+    Gap(u64),
+}
 
 /// A milestone of the connection sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,14 +32,14 @@ pub enum Step {
     ConnectionRequest,
     ConnectionConfirm,
     /// X.224 Disconnect Request from this side.
-    Disconnect(usize),
+    Disconnect(Dir),
     McsConnectInitial,
     McsConnectResponse,
     ClientHello,
     ServerHello,
     ServerCertificate,
     /// A plaintext or encrypted alert from this side.
-    Alert(usize),
+    Alert(Dir),
     TlsDone,
 }
 
@@ -68,8 +77,9 @@ pub struct Facts {
     /// Plaintext slow-path and fast-path PDUs after the confirm, per side.
     pub pdus: [u64; 2],
     pub tls: tls::Tls,
-    /// The first malformed unit: side, frame, what.
-    pub malformed: Option<(usize, Mark, String)>,
+    /// The first malformed unit: side, where (the frame that completed
+    /// it and the unit's offset in the stream), what.
+    pub malformed: Option<(Dir, Pos, error::Error)>,
     /// A capture hole stopped parsing this side.
     pub gap: [bool; 2],
     /// A parser bound stopped parsing (what was too big).
@@ -91,6 +101,24 @@ impl Facts {
     /// The first time a step was reached.
     pub fn when(&self, s: Step) -> Option<Mark> {
         self.steps.iter().find(|(x, _)| *x == s).map(|(_, m)| *m)
+    }
+
+    /// The server's certificate (TLS, or the Standard RDP Security X.509
+    /// chain of the MCS Connect Response), the frame that carried it and
+    /// the chain's length.
+    pub fn server_cert(&self) -> Option<(tls::CertInfo, Mark, usize)> {
+        if let Some((chain, at)) = &self.tls.certs {
+            return chain.first().map(|c| (c.clone(), *at, chain.len()));
+        }
+        if let Some((sd, at)) = &self.server_data {
+            if let Some(mcs::ServerCert::X509 { chain, .. }) = &sd.cert {
+                // MS-RDPBCGR 2.2.1.4.3.1: the server's certificate comes last.
+                return chain
+                    .last()
+                    .map(|der| (tls::cert_info(der), *at, chain.len()));
+            }
+        }
+        None
     }
 
     /// The negotiated protocol, when the server answered with RDP_NEG_RSP.
@@ -154,12 +182,15 @@ impl App {
         self.class != AppClass::Unknown
     }
 
-    pub fn feed(&mut self, dir: usize, chunk: Chunk<'_>, at: Mark) {
+    /// Bytes of one direction's stream; `pos` is where the first of them
+    /// came from (the frame that delivered them and their stream offset).
+    pub fn feed(&mut self, dir: Dir, chunk: Chunk<'_>, pos: Pos) {
+        let at = pos.at;
         match chunk {
             Chunk::Data(b) => {
                 self.seen[dir] += b.len() as u64;
                 if self.class == AppClass::Unknown {
-                    if dir == 0 {
+                    if dir == Dir::Client {
                         self.classify(b, at);
                     } else {
                         self.hold_server(b);
@@ -170,7 +201,7 @@ impl App {
             }
             Chunk::Gap(n) => {
                 self.seen[dir] += n;
-                if dir == 0 && self.class == AppClass::Unknown {
+                if dir == Dir::Client && self.class == AppClass::Unknown {
                     // Content after a hole cannot be matched from its start.
                     self.class = AppClass::Other;
                     self.prefix = Vec::new();
@@ -183,7 +214,7 @@ impl App {
         }
     }
 
-    fn stop(&mut self, dir: usize) {
+    fn stop(&mut self, dir: Dir) {
         self.streams[dir] = Stream {
             mode: Mode::Off,
             ..Default::default()
@@ -191,11 +222,11 @@ impl App {
     }
 
     fn hold_server(&mut self, b: &[u8]) {
-        let s = &mut self.streams[1];
+        let s = &mut self.streams[Dir::Server];
         if s.buf.len() + b.len() > MAX_WAIT {
             self.fx().bounded =
                 Some("the server sent over 2 KiB before the client's stream was recognised");
-            self.stop(1);
+            self.stop(Dir::Server);
         } else {
             s.buf.extend_from_slice(b);
         }
@@ -213,7 +244,7 @@ impl App {
             return;
         }
         let prefix = std::mem::take(&mut self.prefix);
-        let held = std::mem::take(&mut self.streams[1].buf);
+        let held = std::mem::take(&mut self.streams[Dir::Server].buf);
         let (cmode, smode, start) = match self.class {
             AppClass::Rdp {
                 offset,
@@ -224,20 +255,20 @@ impl App {
             _ if self.rdp_port => (Mode::Tpkt, Mode::Tpkt, 0),
             _ => (Mode::Off, Mode::Off, 0),
         };
-        self.streams[0].mode = cmode;
-        self.streams[1].mode = smode;
+        self.streams[Dir::Client].mode = cmode;
+        self.streams[Dir::Server].mode = smode;
         // The prefix may have stopped short of this chunk's end.
         let mut client = prefix;
         client.extend_from_slice(&b[took..]);
         if start <= client.len() {
-            self.parse(0, &client[start..], at);
+            self.parse(Dir::Client, &client[start..], at);
         }
         if !held.is_empty() {
-            self.parse(1, &held, at);
+            self.parse(Dir::Server, &held, at);
         }
     }
 
-    fn parse(&mut self, dir: usize, b: &[u8], at: Mark) {
+    fn parse(&mut self, dir: Dir, b: &[u8], at: Mark) {
         let mut s = std::mem::take(&mut self.streams[dir]);
         let mut b = b;
         if s.skip > 0 {
@@ -268,15 +299,17 @@ impl App {
         self.streams[dir] = s;
     }
 
-    fn malformed(&mut self, dir: usize, at: Mark, what: String) {
+    fn malformed(&mut self, dir: Dir, at: Mark, e: error::Error) {
         if self.fx().malformed.is_none() {
-            self.fx().malformed = Some((dir, at, what));
+            // The unit starts at the parsed offset less what is buffered.
+            let unit = self.seen[dir].saturating_sub(self.streams[dir].buf.len() as u64);
+            self.fx().malformed = Some((dir, Pos::new(at, unit), e));
         }
     }
 
     /// Consumes whole units from `b`; returns the bytes used. A unit whose
     /// body is skipped unread sets `s.skip` to what is still to come.
-    fn units(&mut self, dir: usize, s: &mut Stream, b: &[u8], at: Mark) -> usize {
+    fn units(&mut self, dir: Dir, s: &mut Stream, b: &[u8], at: Mark) -> usize {
         let mut off = 0;
         loop {
             let rest = &b[off..];
@@ -287,13 +320,7 @@ impl App {
                 Mode::Off => return off,
                 Mode::Wait => {
                     // Server: find the Connection Confirm after a tunnel reply.
-                    let found = rest.windows(6).position(|w| {
-                        w[0] == 3
-                            && w[1] == 0
-                            && w[5] & 0xF0 == x224::CC
-                            && w[4] as usize + 5 == u16::from_be_bytes([w[2], w[3]]) as usize
-                    });
-                    match found {
+                    match x224::find_confirm(rest) {
                         Some(p) => {
                             off += p;
                             s.mode = Mode::Tpkt;
@@ -308,10 +335,10 @@ impl App {
                 Mode::Tpkt => {
                     if rest[0] == x224::TPKT_LEN as u8 - 1 {
                         let len = match x224::tpkt_len(rest) {
-                            Ok(Some(l)) => l,
-                            Ok(None) => return off,
+                            Ok(l) => l,
+                            Err(e) if e.is_need_more() => return off,
                             Err(e) => {
-                                self.malformed(dir, at, e.0);
+                                self.malformed(dir, at, e);
                                 s.mode = Mode::Off;
                                 return off;
                             }
@@ -321,11 +348,11 @@ impl App {
                         }
                         self.tpdu(dir, &rest[..len], at);
                         off += len;
-                    } else if rest.len() >= 2 && (20..=23).contains(&rest[0]) && rest[1] == 3 {
+                    } else if tls::looks_like_record(rest) {
                         s.mode = Mode::Tls;
                     } else if self.fx().cc.is_some() || self.fx().client_data.is_some() {
                         match x224::fastpath_len(rest) {
-                            Ok(Some(l)) => {
+                            Ok(l) => {
                                 self.fx().pdus[dir] += 1;
                                 if rest.len() < l {
                                     s.skip = l - rest.len();
@@ -333,9 +360,9 @@ impl App {
                                 }
                                 off += l;
                             }
-                            Ok(None) => return off,
+                            Err(e) if e.is_need_more() => return off,
                             Err(e) => {
-                                self.malformed(dir, at, e.0);
+                                self.malformed(dir, at, e);
                                 s.mode = Mode::Off;
                                 return off;
                             }
@@ -344,10 +371,10 @@ impl App {
                         self.malformed(
                             dir,
                             at,
-                            format!(
-                                "{} data starts with 0x{:02x}, not a TPKT",
-                                crate::detect::SIDE[dir],
-                                rest[0]
+                            error::Error::malformed(
+                                error::Layer::Tpkt,
+                                0,
+                                format!("{dir} data starts with 0x{:02x}, not a TPKT", rest[0]),
                             ),
                         );
                         s.mode = Mode::Off;
@@ -355,23 +382,15 @@ impl App {
                     }
                 }
                 Mode::Tls => {
-                    if rest.len() < 5 {
-                        return off;
-                    }
-                    let typ = rest[0];
-                    let len = u16::from_be_bytes([rest[3], rest[4]]) as usize;
-                    if !(20..=24).contains(&typ) || rest[1] != 3 || len > tls::MAX_RECORD {
-                        self.malformed(
-                            dir,
-                            at,
-                            format!(
-                                "invalid TLS record header {:02x} {:02x}{:02x} length {len}",
-                                typ, rest[1], rest[2]
-                            ),
-                        );
-                        s.mode = Mode::Off;
-                        return off;
-                    }
+                    let (typ, len) = match tls::record_header(rest) {
+                        Ok(h) => (h.typ, h.len),
+                        Err(e) if e.is_need_more() => return off,
+                        Err(e) => {
+                            self.malformed(dir, at, e);
+                            s.mode = Mode::Off;
+                            return off;
+                        }
+                    };
                     let skip_body = typ == tls::APP_DATA
                         || (typ == tls::HANDSHAKE && self.fx().tls.ccs[dir].is_some());
                     if skip_body {
@@ -392,7 +411,7 @@ impl App {
         }
     }
 
-    fn tls_record(&mut self, dir: usize, typ: u8, len: usize, body: Option<&[u8]>, at: Mark) {
+    fn tls_record(&mut self, dir: Dir, typ: u8, len: usize, body: Option<&[u8]>, at: Mark) {
         let t = &mut self.fx().tls;
         let had = (
             t.client_hello.is_some(),
@@ -402,7 +421,11 @@ impl App {
         );
         let alerts = t.alerts.len();
         if let Err(e) = t.record(dir, typ, len, body, at) {
-            self.malformed(dir, at, e);
+            self.malformed(
+                dir,
+                at,
+                error::Error::malformed(error::Layer::TlsHandshake, 0, e),
+            );
         }
         if self.fx().tls.bound_hit {
             self.fx().bounded = Some("a TLS handshake message over 256 KiB was not parsed");
@@ -432,26 +455,29 @@ impl App {
         }
     }
 
-    fn tpdu(&mut self, dir: usize, pdu: &[u8], at: Mark) {
+    fn tpdu(&mut self, dir: Dir, pdu: &[u8], at: Mark) {
         let t = match x224::parse(pdu) {
             Ok(t) => t,
             Err(e) => {
                 // Keep what the request still tells (the cookie) when only
                 // the negotiation part is bad.
-                if dir == 1 && pdu.len() > 5 && pdu[5] & 0xF0 == x224::CC && self.fx().cc.is_none()
+                if dir == Dir::Server
+                    && pdu.len() > x224::field::CODE
+                    && pdu[x224::field::CODE] & 0xF0 == x224::CC
+                    && self.fx().cc.is_none()
                 {
                     self.fx().step(Step::ConnectionConfirm, at);
                 }
-                self.malformed(dir, at, e.0);
+                self.malformed(dir, at, e);
                 return;
             }
         };
         match t {
-            Tpdu::ConnReq(r) if dir == 0 && self.fx().cr.is_none() => {
+            Tpdu::ConnReq(r) if dir == Dir::Client && self.fx().cr.is_none() => {
                 self.fx().cr = Some((r, at));
                 self.fx().step(Step::ConnectionRequest, at);
             }
-            Tpdu::ConnConfirm(n) if dir == 1 && self.fx().cc.is_none() => {
+            Tpdu::ConnConfirm(n) if dir == Dir::Server && self.fx().cc.is_none() => {
                 self.fx().cc = Some((n, at));
                 self.fx().step(Step::ConnectionConfirm, at);
             }
@@ -459,12 +485,15 @@ impl App {
             Tpdu::Data { offset } => {
                 let data = &pdu[offset..];
                 // BER application tags 101 / 102 (T.125).
-                if dir == 0 && data.starts_with(&[0x7f, 0x65]) && self.fx().client_data.is_none() {
+                if dir == Dir::Client
+                    && data.starts_with(&[0x7f, 0x65])
+                    && self.fx().client_data.is_none()
+                {
                     if let Some(c) = mcs::client_data(data) {
                         self.fx().client_data = Some((c, at));
                     }
                     self.fx().step(Step::McsConnectInitial, at);
-                } else if dir == 1
+                } else if dir == Dir::Server
                     && data.starts_with(&[0x7f, 0x66])
                     && self.fx().server_data.is_none()
                 {
@@ -484,6 +513,13 @@ impl App {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    const C: Dir = Dir::Client;
+    const S: Dir = Dir::Server;
+
+    fn p(frame: u64) -> Pos {
+        Pos::new(m(frame), 0)
+    }
 
     fn m(frame: u64) -> Mark {
         Mark {
@@ -508,25 +544,25 @@ mod test {
     fn cr_split_then_cc_then_tls() {
         let mut a = App::default();
         let b = cr();
-        a.feed(0, Chunk::Data(&b[..5]), m(4));
+        a.feed(C, Chunk::Data(&b[..5]), p(4));
         assert!(!a.decided());
-        a.feed(0, Chunk::Data(&b[5..]), m(5));
+        a.feed(C, Chunk::Data(&b[5..]), p(5));
         assert!(matches!(a.class, AppClass::Rdp { .. }));
         assert_eq!(a.facts().cr.as_ref().unwrap().1, m(5));
         // ClientHello starts right after the CR (in the same direction).
         a.feed(
-            0,
+            C,
             Chunk::Data(&[0x16, 0x03, 0x01, 0x00, 0x04, 1, 0, 0, 0]),
-            m(8),
+            p(8),
         );
-        a.feed(1, Chunk::Data(&CC_HYBRID), m(6));
+        a.feed(S, Chunk::Data(&CC_HYBRID), p(6));
         assert_eq!(a.facts().selected().unwrap().to_string(), "HYBRID");
         // A server record split over two segments, then app data skipped.
-        a.feed(1, Chunk::Data(&[0x15, 0x03, 0x03, 0x00]), m(9));
+        a.feed(S, Chunk::Data(&[0x15, 0x03, 0x03, 0x00]), p(9));
         a.feed(
-            1,
+            S,
             Chunk::Data(&[0x02, 0x02, 0x28, 0x17, 0x03, 0x03, 0x00, 0x10, 1, 2]),
-            m(10),
+            p(10),
         );
         assert_eq!(a.facts().tls.alerts[0].desc, 40);
         assert_eq!(a.facts().tls.alerts[0].at, m(10));
@@ -536,7 +572,7 @@ mod test {
             vec![
                 Step::ConnectionRequest,
                 Step::ConnectionConfirm,
-                Step::Alert(1)
+                Step::Alert(Dir::Server)
             ]
         );
     }
@@ -544,11 +580,11 @@ mod test {
     #[test]
     fn gap_stops_parsing_and_is_remembered() {
         let mut a = App::default();
-        a.feed(0, Chunk::Data(&cr()), m(1));
-        a.feed(1, Chunk::Gap(100), m(2));
-        a.feed(1, Chunk::Data(&CC_HYBRID), m(3));
+        a.feed(C, Chunk::Data(&cr()), p(1));
+        a.feed(S, Chunk::Gap(100), p(2));
+        a.feed(S, Chunk::Data(&CC_HYBRID), p(3));
         assert!(a.facts().cc.is_none());
-        assert!(a.facts().gap[1]);
+        assert!(a.facts().gap[S]);
     }
 
     #[test]
@@ -559,14 +595,14 @@ mod test {
             0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x01, 198, 18, 0, 2, 0x0d, 0x3d,
         ];
         c.extend(cr());
-        a.feed(0, Chunk::Data(&c[..3]), m(1));
+        a.feed(C, Chunk::Data(&c[..3]), p(1));
         // Server method choice + connect reply + CC in one go.
         let mut s = vec![
             0x05, 0x00, 0x05, 0x00, 0x00, 0x01, 198, 18, 0, 2, 0x0d, 0x3d,
         ];
         s.extend(CC_HYBRID);
-        a.feed(1, Chunk::Data(&s), m(2));
-        a.feed(0, Chunk::Data(&c[3..]), m(3));
+        a.feed(S, Chunk::Data(&s), p(2));
+        a.feed(C, Chunk::Data(&c[3..]), p(3));
         assert!(matches!(
             a.class,
             AppClass::Rdp {
@@ -584,11 +620,11 @@ mod test {
     #[test]
     fn not_a_tpkt_is_malformed_and_bounded() {
         let mut a = App::default();
-        a.feed(0, Chunk::Data(&cr()), m(1));
-        a.feed(1, Chunk::Data(b"SSH-2.0-OpenSSH\r\n"), m(2));
+        a.feed(C, Chunk::Data(&cr()), p(1));
+        a.feed(S, Chunk::Data(b"SSH-2.0-OpenSSH\r\n"), p(2));
         assert!(a.facts().cc.is_none());
         let big = vec![0u8; 5000];
-        a.feed(1, Chunk::Data(&big), m(3));
-        assert!(a.streams[1].buf.len() <= MAX_WAIT);
+        a.feed(S, Chunk::Data(&big), p(3));
+        assert!(a.streams[S].buf.len() <= MAX_WAIT);
     }
 }

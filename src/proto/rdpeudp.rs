@@ -3,7 +3,8 @@
 //! big-endian. Only the handshake is parsed: the v1 FEC header and the SYN
 //! payloads; later datagrams are counted per direction.
 
-use crate::flow::Mark;
+use crate::capture::Mark;
+use crate::finding::Dir;
 
 pub const SYN: u16 = 0x0001;
 pub const FIN: u16 = 0x0002;
@@ -111,12 +112,12 @@ pub struct Udp {
 }
 
 impl Udp {
-    pub fn datagram(&mut self, dir: usize, b: &[u8], at: Mark) {
+    pub fn datagram(&mut self, dir: Dir, b: &[u8], at: Mark) {
         self.datagrams[dir] += 1;
-        if dir == 1 && self.first_server.is_none() {
+        if dir == Dir::Server && self.first_server.is_none() {
             self.first_server = Some(at);
         }
-        if dir == 0 && is_dtls(b) && self.syns == 0 {
+        if dir == Dir::Client && is_dtls(b) && self.syns == 0 {
             self.dtls.get_or_insert(at);
             self.dtls_count += 1;
             return;
@@ -128,7 +129,7 @@ impl Udp {
         let Some(h) = header(b) else {
             return;
         };
-        if dir == 0 && h.sn_source_ack == u32::MAX && h.flags & (SYN | ACK) == SYN {
+        if dir == Dir::Client && h.sn_source_ack == u32::MAX && h.flags & (SYN | ACK) == SYN {
             self.syns += 1;
             if self.syn_times.len() < 8 {
                 self.syn_times.push(at);
@@ -136,7 +137,7 @@ impl Udp {
             if self.syn.is_none() {
                 self.syn = syn(b).map(|s| (s, at));
             }
-        } else if dir == 1 && h.flags & (SYN | ACK) == SYN | ACK {
+        } else if dir == Dir::Server && h.flags & (SYN | ACK) == SYN | ACK {
             self.syn_ack = syn(b).map(|s| (s, at));
         }
     }
@@ -196,19 +197,19 @@ mod test {
         let mut c = client_syn();
         c[16 + 32 + 3] = 0x01;
         c[16 + 32 + 2] = 0x01; // 0x101
-        u.datagram(0, &c, m(1));
-        u.datagram(0, &c, m(2));
+        u.datagram(Dir::Client, &c, m(1));
+        u.datagram(Dir::Client, &c, m(2));
         let mut sa = c.clone();
         sa[..4].copy_from_slice(&0x1234_5678u32.to_be_bytes());
         sa[6..8].copy_from_slice(&(SYN | ACK | SYNEX).to_be_bytes());
         // No correlation id in the SYN+ACK: SYNEX right after the MTUs.
         sa[16..20].copy_from_slice(&[0x00, 0x01, 0x01, 0x01]);
-        u.datagram(1, &sa, m(3));
+        u.datagram(Dir::Server, &sa, m(3));
         assert_eq!(u.syns, 2);
         assert_eq!(u.version(), Some(2));
         assert!(!u.established());
-        u.datagram(0, &[0; 40], m(4));
-        u.datagram(1, &[0; 40], m(5));
+        u.datagram(Dir::Client, &[0; 40], m(4));
+        u.datagram(Dir::Server, &[0; 40], m(5));
         assert!(u.established());
     }
 
@@ -217,9 +218,9 @@ mod test {
         let mut u = Udp::default();
         let mut d = vec![0x16, 0xfe, 0xfd];
         d.resize(60, 0);
-        u.datagram(0, &d, Mark::default());
+        u.datagram(Dir::Client, &d, Mark::default());
         assert_eq!(u.dtls_count, 1);
-        u.datagram(0, &[1, 2, 3], Mark::default());
+        u.datagram(Dir::Client, &[1, 2, 3], Mark::default());
         assert!(syn(&[0xff; 10]).is_none());
     }
 }

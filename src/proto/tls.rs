@@ -4,7 +4,9 @@
 //! "need more"); only handshake bodies are buffered, application data is
 //! counted from its header and skipped.
 
-use crate::flow::Mark;
+use super::error::{Error, Layer};
+use crate::capture::Mark;
+use crate::finding::Dir;
 use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
 
 pub const HANDSHAKE: u8 = 22;
@@ -50,7 +52,7 @@ pub struct CertInfo {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Alert {
-    pub dir: usize,
+    pub dir: Dir,
     pub at: Mark,
     pub level: u8,
     pub desc: u8,
@@ -60,7 +62,7 @@ pub struct Alert {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rec {
-    pub dir: usize,
+    pub dir: Dir,
     pub len: u16,
     pub at: Mark,
 }
@@ -112,7 +114,7 @@ impl Tls {
     /// Returns a description when the content is invalid.
     pub fn record(
         &mut self,
-        dir: usize,
+        dir: Dir,
         typ: u8,
         len: usize,
         body: Option<&[u8]>,
@@ -159,7 +161,7 @@ impl Tls {
                 // TLS 1.3: the client's first encrypted record after the
                 // ServerHello carries its Finished.
                 if self.done.is_none() {
-                    if self.tls13() && dir == 0 {
+                    if self.tls13() && dir == Dir::Client {
                         self.done = Some(at);
                     }
                     return Ok(());
@@ -177,7 +179,7 @@ impl Tls {
                 if self.records.len() < MAX_RECORDS {
                     self.records.push(r);
                 }
-                if dir == 1 {
+                if dir == Dir::Server {
                     if self.server_tail.len() == 4 {
                         self.server_tail.remove(0);
                     }
@@ -189,7 +191,7 @@ impl Tls {
         Ok(())
     }
 
-    fn handshake_bytes(&mut self, dir: usize, b: &[u8], at: Mark) -> Result<(), String> {
+    fn handshake_bytes(&mut self, dir: Dir, b: &[u8], at: Mark) -> Result<(), String> {
         if self.hs_dead[dir] {
             return Ok(());
         }
@@ -222,7 +224,7 @@ impl Tls {
         res
     }
 
-    fn message(&mut self, dir: usize, m: &[u8], at: Mark) -> Result<(), String> {
+    fn message(&mut self, dir: Dir, m: &[u8], at: Mark) -> Result<(), String> {
         let typ = m[0];
         let parsed = tls_parser::parse_tls_message_handshake(m);
         let msg = match parsed {
@@ -286,7 +288,7 @@ impl Tls {
                 }
                 self.server_hello = Some((h, at));
             }
-            TlsMessageHandshake::Certificate(c) if self.certs.is_none() && dir == 1 => {
+            TlsMessageHandshake::Certificate(c) if self.certs.is_none() && dir == Dir::Server => {
                 let infos = c
                     .cert_chain
                     .iter()
@@ -410,46 +412,110 @@ pub fn cipher_name(id: u16) -> String {
         .unwrap_or_else(|| format!("0x{id:04x}"))
 }
 
-/// Alert description names (RFC 8446 6, RFC 5246 7.2).
+/// Alert descriptions (RFC 8446 §6, RFC 5246 §7.2, the IANA registry).
+pub const ALERTS: &[(u8, &str)] = &[
+    (0, "close_notify"),
+    (10, "unexpected_message"),
+    (20, "bad_record_mac"),
+    (21, "decryption_failed"),
+    (22, "record_overflow"),
+    (30, "decompression_failure"),
+    (40, "handshake_failure"),
+    (41, "no_certificate"),
+    (42, "bad_certificate"),
+    (43, "unsupported_certificate"),
+    (44, "certificate_revoked"),
+    (45, "certificate_expired"),
+    (46, "certificate_unknown"),
+    (47, "illegal_parameter"),
+    (48, "unknown_ca"),
+    (49, "access_denied"),
+    (50, "decode_error"),
+    (51, "decrypt_error"),
+    (60, "export_restriction"),
+    (70, "protocol_version"),
+    (71, "insufficient_security"),
+    (80, "internal_error"),
+    (86, "inappropriate_fallback"),
+    (90, "user_canceled"),
+    (100, "no_renegotiation"),
+    (109, "missing_extension"),
+    (110, "unsupported_extension"),
+    (111, "certificate_unobtainable"),
+    (112, "unrecognized_name"),
+    (113, "bad_certificate_status_response"),
+    (114, "bad_certificate_hash_value"),
+    (115, "unknown_psk_identity"),
+    (116, "certificate_required"),
+    (120, "no_application_protocol"),
+];
+
+/// The alert description's name, when it has one.
+pub fn alert_known(d: u8) -> Option<&'static str> {
+    ALERTS.iter().find(|(n, _)| *n == d).map(|(_, s)| *s)
+}
+
+/// The alert description's name, or `unknown_N`.
 pub fn alert_name(d: u8) -> String {
-    let n = match d {
-        0 => "close_notify",
-        10 => "unexpected_message",
-        20 => "bad_record_mac",
-        21 => "decryption_failed",
-        22 => "record_overflow",
-        30 => "decompression_failure",
-        40 => "handshake_failure",
-        41 => "no_certificate",
-        42 => "bad_certificate",
-        43 => "unsupported_certificate",
-        44 => "certificate_revoked",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        47 => "illegal_parameter",
-        48 => "unknown_ca",
-        49 => "access_denied",
-        50 => "decode_error",
-        51 => "decrypt_error",
-        60 => "export_restriction",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        86 => "inappropriate_fallback",
-        90 => "user_canceled",
-        100 => "no_renegotiation",
-        109 => "missing_extension",
-        110 => "unsupported_extension",
-        111 => "certificate_unobtainable",
-        112 => "unrecognized_name",
-        113 => "bad_certificate_status_response",
-        114 => "bad_certificate_hash_value",
-        115 => "unknown_psk_identity",
-        116 => "certificate_required",
-        120 => "no_application_protocol",
-        _ => return format!("unknown_{d}"),
+    alert_known(d).map_or_else(|| format!("unknown_{d}"), str::to_string)
+}
+
+/// A TLS record header (RFC 5246 §6.2.1): content type, version, length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub typ: u8,
+    pub version: u16,
+    /// Length of the fragment after the 5-byte header.
+    pub len: usize,
+}
+
+/// Byte layout of the record header.
+pub mod field {
+    use std::ops::Range;
+    pub const TYPE: usize = 0;
+    pub const VERSION: Range<usize> = 1..3;
+    pub const LENGTH: Range<usize> = 3..5;
+    pub const HEADER_LEN: usize = 5;
+}
+
+/// Is this the start of a TLS record (a content type 20–23, major version 3)?
+pub fn looks_like_record(b: &[u8]) -> bool {
+    b.len() >= 2 && (CCS..=APP_DATA).contains(&b[0]) && b[1] == 3
+}
+
+/// The record header at the start of `b`: need-more under 5 bytes;
+/// malformed for a content type outside 20–24, a major version other than
+/// 3, or a length over [`MAX_RECORD`].
+pub fn record_header(b: &[u8]) -> Result<RecordHeader, Error> {
+    if b.len() < field::HEADER_LEN {
+        return Err(Error::need_more(Layer::TlsRecord, field::HEADER_LEN));
+    }
+    let typ = b[field::TYPE];
+    let len = u16::from_be_bytes([b[3], b[4]]) as usize;
+    let bad_at = if !(20..=24).contains(&typ) {
+        Some(field::TYPE)
+    } else if b[1] != 3 {
+        Some(field::VERSION.start)
+    } else if len > MAX_RECORD {
+        Some(field::LENGTH.start)
+    } else {
+        None
     };
-    n.to_string()
+    if let Some(at) = bad_at {
+        return Err(Error::malformed(
+            Layer::TlsRecord,
+            at,
+            format!(
+                "invalid TLS record header {:02x} {:02x}{:02x} length {len}",
+                typ, b[1], b[2]
+            ),
+        ));
+    }
+    Ok(RecordHeader {
+        typ,
+        version: u16::from_be_bytes([b[1], b[2]]),
+        len,
+    })
 }
 
 /// Does a certificate name (possibly `*.domain`) cover `host`?
@@ -476,18 +542,22 @@ mod test {
     fn alert_and_ccs_and_app_records() {
         let mut t = Tls::default();
         // Fatal handshake_failure in plaintext (PROTOCOLS.md §5 example).
-        t.record(1, ALERT, 2, Some(&[2, 40]), m(3)).unwrap();
+        t.record(Dir::Server, ALERT, 2, Some(&[2, 40]), m(3))
+            .unwrap();
         assert_eq!(t.alerts[0].desc, 40);
         assert!(!t.alerts[0].encrypted);
-        assert!(t.record(1, ALERT, 2, Some(&[7, 40]), m(4)).is_err());
-        t.record(0, CCS, 1, Some(&[1]), m(5)).unwrap();
-        t.record(1, CCS, 1, Some(&[1]), m(6)).unwrap();
+        assert!(t
+            .record(Dir::Server, ALERT, 2, Some(&[7, 40]), m(4))
+            .is_err());
+        t.record(Dir::Client, CCS, 1, Some(&[1]), m(5)).unwrap();
+        t.record(Dir::Server, CCS, 1, Some(&[1]), m(6)).unwrap();
         assert_eq!(t.done, Some(m(6)));
         // After CCS, an alert's content is not visible.
-        t.record(1, ALERT, 26, Some(&[0; 26]), m(7)).unwrap();
+        t.record(Dir::Server, ALERT, 26, Some(&[0; 26]), m(7))
+            .unwrap();
         assert!(t.alerts[1].encrypted);
         for i in 0..6 {
-            t.record(1, APP_DATA, 65 + i, None, m(10 + i as u64))
+            t.record(Dir::Server, APP_DATA, 65 + i, None, m(10 + i as u64))
                 .unwrap();
         }
         assert_eq!(t.app[1].records, 6);
@@ -518,9 +588,11 @@ mod test {
         msg.extend(&body);
         let mut t = Tls::default();
         let (a, b) = msg.split_at(20);
-        t.record(0, HANDSHAKE, a.len(), Some(a), m(1)).unwrap();
+        t.record(Dir::Client, HANDSHAKE, a.len(), Some(a), m(1))
+            .unwrap();
         assert!(t.client_hello.is_none());
-        t.record(0, HANDSHAKE, b.len(), Some(b), m(2)).unwrap();
+        t.record(Dir::Client, HANDSHAKE, b.len(), Some(b), m(2))
+            .unwrap();
         let (h, at) = t.client_hello.clone().unwrap();
         assert_eq!(at, m(2));
         assert_eq!(h.versions, vec![0x0303]);
@@ -536,5 +608,27 @@ mod test {
         assert!(name_matches("*.example.com", "rdp.example.com"));
         assert!(!name_matches("*.example.com", "example.com"));
         assert!(name_matches("HOST.example.com.", "host.example.com"));
+    }
+    #[test]
+    fn record_header_short_and_changed() {
+        // An alert record header: type 21, TLS 1.2, length 2.
+        let h = [0x15, 0x03, 0x03, 0x00, 0x02];
+        assert_eq!(
+            record_header(&h).unwrap(),
+            RecordHeader {
+                typ: ALERT,
+                version: 0x0303,
+                len: 2
+            }
+        );
+        assert!(record_header(&h[..4]).unwrap_err().is_need_more());
+        for (at, v, off) in [(0, 0x19u8, 0usize), (1, 0x04, 1), (3, 0x48, 3)] {
+            let mut b = h;
+            b[at] = v;
+            let e = record_header(&b).unwrap_err();
+            assert_eq!((e.layer, e.offset), (Layer::TlsRecord, off), "{e}");
+        }
+        assert!(looks_like_record(&h));
+        assert!(!looks_like_record(&[0x03, 0x00]));
     }
 }

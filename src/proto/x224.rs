@@ -123,81 +123,153 @@ pub enum Tpdu {
     Error,
 }
 
-/// What is wrong with a PDU, for `x224.malformed`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Malformed(pub String);
-
-impl fmt::Display for Malformed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Byte layouts (the smoltcp `mod field` habit): offsets from the start of
+/// the TPKT, and within the negotiation structures.
+pub mod field {
+    use std::ops::Range;
+    /// TPKT (RFC 1006 §6): version 3, reserved, big-endian length.
+    pub const TPKT_VERSION: usize = 0;
+    pub const TPKT_LENGTH: Range<usize> = 2..4;
+    /// X.224 length indicator (the TPDU header's length, less itself).
+    pub const LI: usize = 4;
+    /// X.224 TPDU code (high nibble) and credit.
+    pub const CODE: usize = 5;
+    /// CR/CC: DST-REF (2), SRC-REF (2), class option (1), then the
+    /// variable part (cookie / routing token, negotiation structure).
+    pub const CR_CC_VARIABLE: usize = 11;
+    /// DT: the EOT byte, then user data.
+    pub const DT_USER_DATA: usize = 7;
+    /// RDP_NEG_REQ / RSP / FAILURE (2.2.1.1.1, 2.2.1.2.1, 2.2.1.2.2).
+    pub const NEG_TYPE: usize = 0;
+    pub const NEG_FLAGS: usize = 1;
+    pub const NEG_LENGTH: Range<usize> = 2..4;
+    pub const NEG_VALUE: Range<usize> = 4..8;
+    pub const NEG_LEN: usize = 8;
+    /// RDP_NEG_CORRELATION_INFO (2.2.1.1.2): type 6, flags, length 36, id.
+    pub const CORR_ID: Range<usize> = 4..20;
+    pub const CORR_LEN: usize = 36;
+    /// The smallest TPKT FreeRDP accepts: header, LI and code (and one more).
+    pub const TPKT_MIN: usize = 7;
 }
 
-fn bad<T>(s: impl Into<String>) -> Result<T, Malformed> {
-    Err(Malformed(s.into()))
+use super::error::{bad, Error, Layer};
+
+fn be16(b: &[u8], r: std::ops::Range<usize>) -> usize {
+    u16::from_be_bytes([b[r.start], b[r.start + 1]]) as usize
 }
 
-/// The length of the TPKT at the start of `b`: `Ok(None)` when fewer than
-/// 4 bytes are there, an error when it is not a valid TPKT header.
-pub fn tpkt_len(b: &[u8]) -> Result<Option<usize>, Malformed> {
+fn le16(b: &[u8], r: std::ops::Range<usize>) -> u16 {
+    u16::from_le_bytes([b[r.start], b[r.start + 1]])
+}
+
+/// The length of the TPKT at the start of `b`; a need-more error when
+/// fewer than 4 bytes are there, malformed when it is not a TPKT header.
+pub fn tpkt_len(b: &[u8]) -> Result<usize, Error> {
     if b.len() < TPKT_LEN {
-        return Ok(None);
+        return Err(Error::need_more(Layer::Tpkt, TPKT_LEN));
     }
-    if b[0] != 3 {
-        return bad(format!("TPKT version {} (expected 3)", b[0]));
+    if b[field::TPKT_VERSION] != 3 {
+        return bad(
+            Layer::Tpkt,
+            field::TPKT_VERSION,
+            format!("TPKT version {} (expected 3)", b[0]),
+        );
     }
-    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
-    // 4 header + at least LI and code (FreeRDP requires 7).
-    if len < 7 {
-        return bad(format!("TPKT length {len} is below the 7-byte minimum"));
+    let len = be16(b, field::TPKT_LENGTH);
+    if len < field::TPKT_MIN {
+        return bad(
+            Layer::Tpkt,
+            field::TPKT_LENGTH.start,
+            format!("TPKT length {len} is below the 7-byte minimum"),
+        );
     }
-    Ok(Some(len))
+    Ok(len)
+}
+
+/// Where a TPKT holding an X.224 Connection Confirm starts in `b` (a
+/// server's stream after a tunnel reply: SOCKS, HTTP CONNECT).
+pub fn find_confirm(b: &[u8]) -> Option<usize> {
+    b.windows(6).position(|w| {
+        w[field::TPKT_VERSION] == 3
+            && w[1] == 0
+            && w[field::CODE] & 0xF0 == CC
+            && w[field::LI] as usize + 5 == be16(w, field::TPKT_LENGTH)
+    })
 }
 
 /// Decodes one whole TPKT (`b.len()` = its length).
-pub fn parse(b: &[u8]) -> Result<Tpdu, Malformed> {
-    let len = match tpkt_len(b)? {
-        Some(l) if l == b.len() => l,
-        Some(l) => return bad(format!("TPKT length {l}, {} bytes given", b.len())),
-        None => return bad("shorter than a TPKT header"),
+pub fn parse(b: &[u8]) -> Result<Tpdu, Error> {
+    let len = match tpkt_len(b) {
+        Ok(l) if l == b.len() => l,
+        Ok(l) => {
+            return bad(
+                Layer::Tpkt,
+                field::TPKT_LENGTH.start,
+                format!("TPKT length {l}, {} bytes given", b.len()),
+            )
+        }
+        Err(e) if e.is_need_more() => return bad(Layer::Tpkt, 0, "shorter than a TPKT header"),
+        Err(e) => return Err(e),
     };
-    let li = b[4] as usize;
-    let code = b[5] & 0xF0;
+    let li = b[field::LI] as usize;
+    let code = b[field::CODE] & 0xF0;
     if li + 5 > len {
-        return bad(format!(
-            "X.224 length indicator {li} runs past the TPKT length {len}"
-        ));
+        return bad(
+            Layer::X224,
+            field::LI,
+            format!("X.224 length indicator {li} runs past the TPKT length {len}"),
+        );
     }
     match code {
         CR | CC => {
             if li + 5 != len {
-                return bad(format!(
-                    "X.224 {} length indicator {li} does not match TPKT length {len} (expected {})",
-                    if code == CR { "CR" } else { "CC" },
-                    len - 5
-                ));
+                return bad(
+                    Layer::X224,
+                    field::LI,
+                    format!(
+                        "X.224 {} length indicator {li} does not match TPKT length {len} (expected {})",
+                        if code == CR { "CR" } else { "CC" },
+                        len - 5
+                    ),
+                );
             }
             if li < 6 {
-                return bad(format!(
-                    "X.224 length indicator {li} below the fixed part (6)"
-                ));
+                return bad(
+                    Layer::X224,
+                    field::LI,
+                    format!("X.224 length indicator {li} below the fixed part (6)"),
+                );
             }
-            let var = &b[11..len];
+            let var = &b[field::CR_CC_VARIABLE..len];
+            let at = |e: Error| Error {
+                offset: e.offset + field::CR_CC_VARIABLE,
+                ..e
+            };
             if code == CR {
-                conn_req(var).map(Tpdu::ConnReq)
+                conn_req(var).map(Tpdu::ConnReq).map_err(at)
             } else {
-                conn_confirm(var).map(Tpdu::ConnConfirm)
+                conn_confirm(var).map(Tpdu::ConnConfirm).map_err(at)
             }
         }
         DR => Ok(Tpdu::Disconnect),
         DT => {
             if li != 2 {
-                return bad(format!("X.224 Data length indicator {li} (expected 2)"));
+                return bad(
+                    Layer::X224,
+                    field::LI,
+                    format!("X.224 Data length indicator {li} (expected 2)"),
+                );
             }
-            Ok(Tpdu::Data { offset: 7 })
+            Ok(Tpdu::Data {
+                offset: field::DT_USER_DATA,
+            })
         }
         ER => Ok(Tpdu::Error),
-        _ => bad(format!("unknown X.224 TPDU code 0x{:02x}", b[5])),
+        _ => bad(
+            Layer::X224,
+            field::CODE,
+            format!("unknown X.224 TPDU code 0x{:02x}", b[field::CODE]),
+        ),
     }
 }
 
@@ -205,14 +277,20 @@ fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
-/// The variable part of a Connection Request.
-fn conn_req(mut v: &[u8]) -> Result<ConnReq, Malformed> {
+/// The variable part of a Connection Request (offsets in errors are from
+/// its start).
+fn conn_req(v: &[u8]) -> Result<ConnReq, Error> {
     let mut r = ConnReq::default();
+    let mut off = 0;
     // Cookie or routing token: text up to CR LF, present when the part
     // does not start with a negotiation structure (type 1).
     if !v.is_empty() && v[0] != 0x01 {
         let Some(end) = v.windows(2).position(|w| w == b"\r\n") else {
-            return bad("cookie or routing token without its CR LF terminator");
+            return bad(
+                Layer::X224,
+                0,
+                "cookie or routing token without its CR LF terminator",
+            );
         };
         let text = String::from_utf8_lossy(&v[..end]).into_owned();
         if let Some(user) = text.strip_prefix("Cookie: mstshash=") {
@@ -220,104 +298,148 @@ fn conn_req(mut v: &[u8]) -> Result<ConnReq, Malformed> {
         } else {
             r.routing_token = Some(text);
         }
-        v = &v[end + 2..];
+        off = end + 2;
     }
-    if v.is_empty() {
+    let n = &v[off..];
+    if n.is_empty() {
         return Ok(r);
     }
-    if v.len() < 8 {
-        return bad(format!(
-            "{} bytes after the cookie, RDP_NEG_REQ needs 8",
-            v.len()
-        ));
+    if n.len() < field::NEG_LEN {
+        return bad(
+            Layer::RdpNeg,
+            off,
+            format!("{} bytes after the cookie, RDP_NEG_REQ needs 8", n.len()),
+        );
     }
-    if v[0] != 0x01 {
-        return bad(format!("RDP_NEG_REQ type 0x{:02x} (expected 0x01)", v[0]));
+    if n[field::NEG_TYPE] != 0x01 {
+        return bad(
+            Layer::RdpNeg,
+            off + field::NEG_TYPE,
+            format!("RDP_NEG_REQ type 0x{:02x} (expected 0x01)", n[0]),
+        );
     }
-    let nlen = u16::from_le_bytes([v[2], v[3]]);
-    if nlen != 8 {
-        return bad(format!("RDP_NEG_REQ length {nlen} (expected 8)"));
+    let nlen = le16(n, field::NEG_LENGTH);
+    if nlen as usize != field::NEG_LEN {
+        return bad(
+            Layer::RdpNeg,
+            off + field::NEG_LENGTH.start,
+            format!("RDP_NEG_REQ length {nlen} (expected 8)"),
+        );
     }
     let neg = NegReq {
-        flags: v[1],
-        protocols: Protocols(le32(&v[4..8])),
+        flags: n[field::NEG_FLAGS],
+        protocols: Protocols(le32(&n[field::NEG_VALUE])),
     };
     r.neg = Some(neg);
-    v = &v[8..];
+    let c = &n[field::NEG_LEN..];
     if neg.flags & 0x08 != 0 {
         // RDP_NEG_CORRELATION_INFO (2.2.1.1.2): type 6, flags 0, length 36.
-        if v.len() < 36 || v[0] != 0x06 || u16::from_le_bytes([v[2], v[3]]) != 36 {
-            return bad("CORRELATION_INFO_PRESENT set but no valid RDP_NEG_CORRELATION_INFO");
+        if c.len() < field::CORR_LEN
+            || c[field::NEG_TYPE] != 0x06
+            || le16(c, field::NEG_LENGTH) as usize != field::CORR_LEN
+        {
+            return bad(
+                Layer::RdpNeg,
+                off + field::NEG_LEN,
+                "CORRELATION_INFO_PRESENT set but no valid RDP_NEG_CORRELATION_INFO",
+            );
         }
         let mut id = [0u8; 16];
-        id.copy_from_slice(&v[4..20]);
+        id.copy_from_slice(&c[field::CORR_ID]);
         r.correlation_id = Some(id);
     }
     Ok(r)
 }
 
 /// The variable part of a Connection Confirm.
-fn conn_confirm(v: &[u8]) -> Result<NegResult, Malformed> {
+fn conn_confirm(v: &[u8]) -> Result<NegResult, Error> {
     if v.is_empty() {
         return Ok(NegResult::None);
     }
-    if v.len() < 8 {
-        return bad(format!("{} bytes of negotiation data, 8 expected", v.len()));
+    if v.len() < field::NEG_LEN {
+        return bad(
+            Layer::RdpNeg,
+            0,
+            format!("{} bytes of negotiation data, 8 expected", v.len()),
+        );
     }
-    let nlen = u16::from_le_bytes([v[2], v[3]]);
-    if nlen != 8 {
-        return bad(format!("negotiation response length {nlen} (expected 8)"));
+    let nlen = le16(v, field::NEG_LENGTH);
+    if nlen as usize != field::NEG_LEN {
+        return bad(
+            Layer::RdpNeg,
+            field::NEG_LENGTH.start,
+            format!("negotiation response length {nlen} (expected 8)"),
+        );
     }
-    let val = le32(&v[4..8]);
-    match v[0] {
+    let val = le32(&v[field::NEG_VALUE]);
+    match v[field::NEG_TYPE] {
         0x02 => Ok(NegResult::Rsp {
-            flags: v[1],
+            flags: v[field::NEG_FLAGS],
             selected: Protocols(val),
         }),
         0x03 => Ok(NegResult::Failure { code: val }),
-        t => bad(format!(
-            "negotiation response type 0x{t:02x} (expected 2 or 3)"
-        )),
+        t => bad(
+            Layer::RdpNeg,
+            field::NEG_TYPE,
+            format!("negotiation response type 0x{t:02x} (expected 2 or 3)"),
+        ),
     }
 }
 
-/// failureCode names (2.2.1.2.2) and the finding-code suffix for each.
+/// failureCode values (2.2.1.2.2): the spec's name and the finding-code
+/// member for each.
+pub const FAILURES: &[(u32, &str, &str)] = &[
+    (1, "SSL_REQUIRED_BY_SERVER", "ssl_required"),
+    (2, "SSL_NOT_ALLOWED_BY_SERVER", "ssl_not_allowed"),
+    (3, "SSL_CERT_NOT_ON_SERVER", "ssl_cert_not_on_server"),
+    (4, "INCONSISTENT_FLAGS", "inconsistent_flags"),
+    (5, "HYBRID_REQUIRED_BY_SERVER", "hybrid_required"),
+    (
+        6,
+        "SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER",
+        "ssl_with_user_auth_required",
+    ),
+];
+
+/// failureCode names (2.2.1.2.2) and the finding-code member for each.
 pub fn failure_name(code: u32) -> Option<(&'static str, &'static str)> {
-    Some(match code {
-        1 => ("SSL_REQUIRED_BY_SERVER", "ssl_required"),
-        2 => ("SSL_NOT_ALLOWED_BY_SERVER", "ssl_not_allowed"),
-        3 => ("SSL_CERT_NOT_ON_SERVER", "ssl_cert_not_on_server"),
-        4 => ("INCONSISTENT_FLAGS", "inconsistent_flags"),
-        5 => ("HYBRID_REQUIRED_BY_SERVER", "hybrid_required"),
-        6 => (
-            "SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER",
-            "ssl_with_user_auth_required",
-        ),
-        _ => return None,
-    })
+    FAILURES
+        .iter()
+        .find(|f| f.0 == code)
+        .map(|&(_, name, member)| (name, member))
 }
 
 /// Fast-path PDU length at the start of `b` (MS-RDPBCGR 2.2.8.1.2 /
-/// 2.2.9.1.2): `Ok(None)` when more bytes are needed.
-pub fn fastpath_len(b: &[u8]) -> Result<Option<usize>, Malformed> {
+/// 2.2.9.1.2): fpOutputHeader (action in the low 2 bits), then a 1- or
+/// 2-byte length (high bit of the first set: 15 bits). Need-more when the
+/// length bytes are not all there.
+pub fn fastpath_len(b: &[u8]) -> Result<usize, Error> {
     if b.len() < 2 {
-        return Ok(None);
+        return Err(Error::need_more(Layer::FastPath, 2));
     }
     if b[0] & 0x03 != 0 {
-        return bad(format!("fast-path action bits {} (expected 0)", b[0] & 3));
+        return bad(
+            Layer::FastPath,
+            0,
+            format!("fast-path action bits {} (expected 0)", b[0] & 3),
+        );
     }
     let len = if b[1] & 0x80 != 0 {
         if b.len() < 3 {
-            return Ok(None);
+            return Err(Error::need_more(Layer::FastPath, 3));
         }
         (((b[1] & 0x7F) as usize) << 8) | b[2] as usize
     } else {
         b[1] as usize
     };
     if len < 3 {
-        return bad(format!("fast-path length {len} below 3"));
+        return bad(
+            Layer::FastPath,
+            1,
+            format!("fast-path length {len} below 3"),
+        );
     }
-    Ok(Some(len))
+    Ok(len)
 }
 
 #[cfg(test)]
@@ -375,19 +497,21 @@ mod test {
             0x03, 0x00, 0x00, 0x13, 0x0e, 0xd0, 0, 0, 0, 0, 0, 0x02, 0x00, 0x09, 0x00, 0x02, 0, 0,
             0,
         ];
-        assert!(parse(&b).unwrap_err().0.contains("length 9"));
+        let e = parse(&b).unwrap_err();
+        assert!(e.to_string().contains("length 9"));
+        assert_eq!((e.layer, e.offset), (Layer::RdpNeg, 13));
         // LI disagrees with TPKT.
         let b = [0x03, 0x00, 0x00, 0x0b, 0x07, 0xd0, 0, 0, 0, 0, 0];
         assert!(parse(&b).is_err());
         assert!(tpkt_len(&[3, 0, 0, 5]).is_err());
         assert!(tpkt_len(&[4, 0, 0, 50]).is_err());
-        assert_eq!(tpkt_len(&[3, 0, 0]).unwrap(), None);
+        assert!(tpkt_len(&[3, 0, 0]).unwrap_err().is_need_more());
         // Cookie without terminator.
         let mut b = vec![0x03, 0x00, 0x00, 0x00, 0x00, 0xe0, 0, 0, 0, 0, 0];
         b.extend_from_slice(b"Cookie: mstshash=x");
         b[3] = b.len() as u8;
         b[4] = (b.len() - 5) as u8;
-        assert!(parse(&b).unwrap_err().0.contains("CR LF"));
+        assert!(parse(&b).unwrap_err().to_string().contains("CR LF"));
     }
 
     #[test]
@@ -413,9 +537,69 @@ mod test {
 
     #[test]
     fn fastpath() {
-        assert_eq!(fastpath_len(&[0x00, 0x05]).unwrap(), Some(5));
-        assert_eq!(fastpath_len(&[0x80, 0x81, 0x00]).unwrap(), Some(256));
-        assert_eq!(fastpath_len(&[0x80, 0x81]).unwrap(), None);
+        assert_eq!(fastpath_len(&[0x00, 0x05]).unwrap(), 5);
+        assert_eq!(fastpath_len(&[0x80, 0x81, 0x00]).unwrap(), 256);
+        assert!(fastpath_len(&[0x80, 0x81]).unwrap_err().is_need_more());
         assert!(fastpath_len(&[0x03, 0x05]).is_err());
+    }
+    /// The PROTOCOLS.md §2 Connection Confirm selecting HYBRID, annotated.
+    const CC_HYBRID: [u8; 19] = [
+        0x03, 0x00, 0x00, 0x13, // TPKT: version 3, length 19
+        0x0e, 0xd0, // LI 14, CC
+        0x00, 0x00, 0x12, 0x34, 0x00, // DST-REF, SRC-REF, class 0
+        0x02, 0x01, 0x08, 0x00, // RDP_NEG_RSP, flags 1, length 8
+        0x02, 0x00, 0x00, 0x00, // selectedProtocol HYBRID
+    ];
+
+    #[test]
+    fn one_byte_short_is_need_more_or_malformed_never_a_panic() {
+        // A whole TPKT one byte short: the header says 19, 18 are given.
+        let e = parse(&CC_HYBRID[..18]).unwrap_err();
+        assert_eq!((e.layer, e.offset), (Layer::Tpkt, 2));
+        // The header itself one byte short: need more.
+        assert!(tpkt_len(&CC_HYBRID[..3]).unwrap_err().is_need_more());
+        assert_eq!(tpkt_len(&CC_HYBRID[..4]).unwrap(), 19);
+        // Every prefix parses to an error without panicking.
+        for n in 0..CC_HYBRID.len() {
+            assert!(parse(&CC_HYBRID[..n]).is_err(), "prefix {n}");
+        }
+    }
+
+    #[test]
+    fn one_byte_changed_names_the_field() {
+        let cases: [(usize, u8, Layer, usize); 5] = [
+            (0, 0x04, Layer::Tpkt, field::TPKT_VERSION),
+            (4, 0x0f, Layer::X224, field::LI),
+            (5, 0xa0, Layer::X224, field::CODE),
+            (11, 0x05, Layer::RdpNeg, 11 + field::NEG_TYPE),
+            (13, 0x09, Layer::RdpNeg, 11 + field::NEG_LENGTH.start),
+        ];
+        for (at, v, layer, off) in cases {
+            let mut b = CC_HYBRID;
+            b[at] = v;
+            let e = parse(&b).unwrap_err();
+            assert_eq!((e.layer, e.offset), (layer, off), "byte {at} = {v:#x}: {e}");
+            assert!(!e.is_need_more());
+        }
+        // A changed value that is still valid: another selected protocol.
+        let mut b = CC_HYBRID;
+        b[15] = 0x01;
+        assert_eq!(
+            parse(&b).unwrap(),
+            Tpdu::ConnConfirm(NegResult::Rsp {
+                flags: 1,
+                selected: Protocols(1)
+            })
+        );
+    }
+
+    #[test]
+    fn confirm_found_after_a_tunnel_reply() {
+        let mut b = b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec();
+        let at = b.len();
+        b.extend_from_slice(&CC_HYBRID);
+        assert_eq!(find_confirm(&b), Some(at));
+        b[at + 4] = 0x0d; // LI no longer matches the TPKT length
+        assert_eq!(find_confirm(&b), None);
     }
 }

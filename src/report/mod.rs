@@ -1,5 +1,7 @@
-//! report: findings and attempts, and the printers (CSV, JSON Lines, table).
+//! report: findings and attempts (the public model), how judged attempts
+//! become rows, and the printers (CSV, JSON Lines, table).
 
+pub mod build;
 pub mod model;
 pub mod output;
 

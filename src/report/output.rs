@@ -2,15 +2,17 @@
 //! CSV and JSON Lines share one row type per report, so their fields agree.
 
 use super::model::{rfc3339, Attempt, CaptureReport, Finding};
+use crate::finding::Code;
 use serde::Serialize;
 use std::io::{self, Write};
 
-/// A findings row: the column order is the public contract.
+/// A findings row: the column order is the public contract. Made from the
+/// finding's placement and its draft (`finding::Draft`), field by field.
 #[derive(Serialize)]
 pub struct FindingRow<'a> {
     pub capture: &'a str,
     pub attempt: &'a str,
-    pub code: &'a str,
+    pub code: Code,
     pub severity: &'static str,
     pub phase: &'static str,
     pub client: &'a str,
@@ -30,7 +32,7 @@ impl<'a> From<&'a Finding> for FindingRow<'a> {
         FindingRow {
             capture: &f.capture,
             attempt: &f.attempt,
-            code: &f.code,
+            code: f.code,
             severity: f.severity.name(),
             phase: f.phase.name(),
             client: &f.client,
@@ -315,7 +317,7 @@ pub fn table(mut w: impl Write, reports: &[CaptureReport], color: bool) -> io::R
                 t.add_row(vec![
                     f.attempt.clone(),
                     f.severity.name().to_string(),
-                    f.code.clone(),
+                    f.code.to_string(),
                     if f.first_frame == f.last_frame {
                         f.first_frame.to_string()
                     } else {
@@ -334,7 +336,7 @@ pub fn table(mut w: impl Write, reports: &[CaptureReport], color: bool) -> io::R
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::report::model::{Confidence, Level, Outcome, Phase, Severity};
+    use crate::report::model::{Code, Confidence, Draft, Level, Outcome, Phase, Severity};
 
     fn sample() -> CaptureReport {
         CaptureReport {
@@ -365,19 +367,15 @@ mod test {
             findings: vec![Finding {
                 capture: "a.pcap".into(),
                 attempt: "#1".into(),
-                code: "tcp.refused".into(),
-                severity: Severity::Error,
-                phase: Phase::Tcp,
                 client: "198.18.0.1:50000".into(),
                 server: "[2001:db8::1]:3389".into(),
-                first_frame: 1,
-                last_frame: 2,
-                ts: 0,
-                summary: "refused, \"quoted\"".into(),
-                cause: "c".into(),
-                remedy: "r".into(),
-                filter: "tcp.flags.reset==1".into(),
-                confidence: Confidence::lowered(Level::Medium, "why"),
+                draft: Draft::new(Code::TcpRefused, Severity::Error, Phase::Tcp, 1, 0)
+                    .until(2)
+                    .summary("refused, \"quoted\"")
+                    .cause("c")
+                    .remedy("r")
+                    .filter("tcp.flags.reset==1")
+                    .confidence(Confidence::lowered(Level::Medium, "why")),
             }],
             error: None,
         }

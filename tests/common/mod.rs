@@ -47,3 +47,38 @@ pub fn sample_args(name: &str) -> Vec<String> {
         .map(|s| s.split_whitespace().map(String::from).collect())
         .unwrap_or_default()
 }
+
+/// Runs tests that read ../shared/captures (libtest-mimic): each gets the
+/// captures' root; when ../shared is absent every one is reported as
+/// ignored ("skipped"), with a message, instead of passing silently.
+pub fn harness(tests: &[(&'static str, fn(&Path))]) -> std::process::ExitCode {
+    use libtest_mimic::{Arguments, Failed, Trial};
+    let args = Arguments::from_args();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures");
+    let present = root.is_dir();
+    if !present {
+        eprintln!(
+            "SKIPPED: {} is absent; the {} tests that read it are reported as ignored",
+            root.display(),
+            tests.len()
+        );
+    }
+    let trials = tests
+        .iter()
+        .map(|&(name, f)| {
+            let root = root.clone();
+            Trial::test(name, move || {
+                std::panic::catch_unwind(|| f(&root)).map_err(|e| {
+                    let msg = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "panicked".into());
+                    Failed::from(msg)
+                })
+            })
+            .with_ignored_flag(!present)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}

@@ -1,0 +1,159 @@
+//! Findings about the capture as a whole: `capture.truncated` and
+//! `capture.corrupt` (the reader's events), `capture.unsupported_link`
+//! (interfaces whose link type is not decoded), `capture.bound` (memory
+//! bounds that were hit) and `path.icmp_frag_needed` for ICMP "too big"
+//! that quotes traffic of no attempt (info, no attempt; the first 16).
+
+use super::{capture_draft, CaptureDetector};
+use crate::capture::{Mark, ReadEvent};
+use crate::finding::{Code, Draft, Phase};
+use crate::flow::table::{BoundsHit, OrphanIcmp};
+
+/// What the capture stages noticed about the file.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureFacts {
+    /// The reader's events (truncation, secrets).
+    pub events: Vec<ReadEvent>,
+    /// Reading stopped at this frame, for this reason.
+    pub corrupt: Option<(u64, String)>,
+    /// (interface, link type, first frame) of interfaces not decoded.
+    pub unsupported: Vec<(u32, u32, u64)>,
+    /// ICMP errors that quote no tracked flow, in frame order.
+    pub orphan_icmp: Vec<OrphanIcmp>,
+    pub bounds: BoundsHit,
+    /// The last frame.
+    pub end: Mark,
+}
+
+/// Orphan ICMP "too big" reported at most.
+const MAX_ORPHAN_FINDINGS: usize = 16;
+
+pub struct File;
+
+impl CaptureDetector for File {
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::CaptureTruncated, Code::CaptureCorrupt]
+    }
+
+    fn check(&self, cx: &CaptureFacts, out: &mut Vec<Draft>) {
+        for ev in &cx.events {
+            if let ReadEvent::Truncated { frame, missing } = ev {
+                // Cite the last complete frame: the cut record is not a frame Wireshark shows.
+                let cited = frame.saturating_sub(1).max(1);
+                out.push(
+                    capture_draft(Code::CaptureTruncated, cited, cx.end.ts)
+                        .summary(format!(
+                            "The file ends inside record {frame} ({missing} bytes missing); frames 1 to {} were analyzed",
+                            frame - 1
+                        ))
+                        .cause("The capture was cut (copied while still being written, disk full, or a size limit).")
+                        .remedy("Stop the capture cleanly before copying it, or use the file as it is: everything before the cut is in this report.")
+                        .filter(format!("frame.number>={cited}")),
+                );
+            }
+        }
+        if let Some((frame, what)) = &cx.corrupt {
+            out.push(
+                capture_draft(Code::CaptureCorrupt, *frame, cx.end.ts)
+                    .summary(format!("Reading stopped at frame {frame}: {what}"))
+                    .cause("The file is damaged at this point.")
+                    .remedy("Re-export the capture (editcap or Wireshark 'Export Specified Packets'); frames before this point are in this report.")
+                    .filter(format!("frame.number>={}", frame.saturating_sub(1).max(1))),
+            );
+        }
+    }
+}
+
+pub struct Links;
+
+impl CaptureDetector for Links {
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::CaptureUnsupportedLink]
+    }
+
+    fn check(&self, cx: &CaptureFacts, out: &mut Vec<Draft>) {
+        for &(iface, lt, frame) in &cx.unsupported {
+            out.push(
+                capture_draft(Code::CaptureUnsupportedLink, frame, cx.end.ts)
+                    .summary(format!("Interface {iface} has link type {lt}, which rdpsift does not decode; its frames were skipped"))
+                    .cause("The capture was taken on a link layer other than Ethernet, Linux cooked, raw IP or BSD loopback.")
+                    .remedy("Capture on an Ethernet or 'any' interface, or convert with editcap -T.")
+                    .filter(format!("frame.interface_id=={iface}")),
+            );
+        }
+    }
+}
+
+pub struct Orphans;
+
+impl CaptureDetector for Orphans {
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::PathIcmpFragNeeded]
+    }
+
+    fn check(&self, cx: &CaptureFacts, out: &mut Vec<Draft>) {
+        let too_big = cx.orphan_icmp.iter().filter(|o| o.err.is_too_big());
+        for o in too_big.take(MAX_ORPHAN_FINDINGS) {
+            let q = o.err.quoted;
+            let mut d = capture_draft(Code::PathIcmpFragNeeded, o.at.frame, o.at.ts)
+                .summary(format!(
+                    "{} reported next-hop MTU {} for a {}-byte packet from {} to {} (traffic that is not an RDP attempt)",
+                    o.from, o.err.mtu.unwrap_or(0), q.len, q.src, q.dst
+                ))
+                .cause("A link on the path has a smaller MTU than packets sent through it.")
+                .remedy("Keep in mind for RDP over the same path: its TLS and CredSSP flights use full-size packets; allow this ICMP and clamp the MSS where a tunnel shrinks the path.")
+                .filter(format!("frame.number=={}", o.at.frame));
+            d.phase = Phase::Path;
+            out.push(d);
+        }
+    }
+}
+
+pub struct Bounds;
+
+impl CaptureDetector for Bounds {
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::CaptureBound]
+    }
+
+    fn check(&self, cx: &CaptureFacts, out: &mut Vec<Draft>) {
+        let b = &cx.bounds;
+        if *b == BoundsHit::default() {
+            return;
+        }
+        out.push(
+            capture_draft(Code::CaptureBound, 1, cx.end.ts)
+                .summary(format!(
+                    "Bounds were hit: {} flows finished early (table full), {} attempts not reported, {} fragment trains dropped, {} ICMP errors not kept, {} DNS queries not kept",
+                    b.flows_evicted, b.records_dropped, b.fragments_evicted, b.icmp_dropped, b.dns_dropped
+                ))
+                .cause("The capture holds more concurrent flows or fragments than rdpsift keeps in memory.")
+                .remedy("Filter the capture to the hosts of interest (tshark -r in -w out -Y 'ip.addr==…') or raise the limits."),
+        );
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn truncation_cites_the_last_complete_frame() {
+        let cx = CaptureFacts {
+            events: vec![ReadEvent::Truncated {
+                frame: 7,
+                missing: 30,
+            }],
+            end: Mark { frame: 6, ts: 9 },
+            ..Default::default()
+        };
+        let mut out = vec![];
+        File.check(&cx, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].first_frame, out[0].ts), (6, 9));
+        assert_eq!(out[0].filter, "frame.number>=6");
+        let mut out = vec![];
+        Bounds.check(&cx, &mut out);
+        assert!(out.is_empty(), "no bound hit, no finding");
+    }
+}

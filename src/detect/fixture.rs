@@ -1,0 +1,102 @@
+//! Small fixtures for detector unit tests: a flow made from packets told
+//! with `synth::TcpConv` (run through the real decode and flow stages), and
+//! connections and attempts made by hand.
+
+use super::{judge_attempt, AttemptContext, AttemptDetector, Context, Detector, Placed};
+use crate::capture::Mark;
+use crate::config::Config;
+use crate::decode::{self, link};
+use crate::finding::{Draft, Outcome};
+use crate::flow::{Flow, Table, Transport};
+use crate::session::{self, Conn, Facts};
+use crate::synth::Pkt;
+
+/// The finished flows of these packets (Ethernet frames, numbered from 1),
+/// and the mark of the last one.
+pub fn flows(pkts: &[Pkt], cfg: &Config) -> (Vec<Flow>, Mark) {
+    let mut t = Table::new();
+    let mut end = Mark::default();
+    for (i, p) in pkts.iter().enumerate() {
+        let at = Mark {
+            frame: i as u64 + 1,
+            ts: p.ts,
+        };
+        end = at;
+        let ip = link::ip_bytes(1, &p.data).expect("ethernet");
+        let pkt = decode::decode(ip).expect("decodes");
+        t.packet(&pkt, at, cfg);
+    }
+    t.close(end, cfg);
+    (t.take_done().into_iter().map(|f| f.flow).collect(), end)
+}
+
+/// What one flow detector says of the only flow of these packets.
+pub fn check(d: &dyn Detector, pkts: &[Pkt], cfg: &Config) -> Vec<Draft> {
+    let (flows, end) = flows(pkts, cfg);
+    assert_eq!(flows.len(), 1, "one flow expected");
+    let mut out = vec![];
+    d.check(
+        &Context {
+            flow: &flows[0],
+            cfg,
+            capture_end: end,
+        },
+        &mut out,
+    );
+    out
+}
+
+/// A connection between 198.18.0.1:`port` and 198.18.0.2:3389, from
+/// `first` to `last` (frames; the time is the frame number in seconds).
+pub fn conn(transport: Transport, port: u16, first: u64, last: u64) -> Conn {
+    let m = |f: u64| Mark {
+        frame: f,
+        ts: f as i64 * 1_000_000_000,
+    };
+    Conn {
+        client: format!("198.18.0.1:{port}").parse().expect("addr"),
+        server: "198.18.0.2:3389".parse().expect("addr"),
+        transport,
+        first: m(first),
+        last: m(last),
+        packets: 0,
+        bytes: 0,
+        udp_side: false,
+        correlation_id: None,
+        ended_by: None,
+        app: String::new(),
+        facts: Facts::default(),
+        cert_names: vec![],
+        timeline: String::new(),
+        drafts: vec![],
+        outcome: Outcome::Incomplete,
+        failed_phase: None,
+    }
+}
+
+/// Groups the connections into attempts, runs one attempt detector on the
+/// first attempt and judges it.
+pub fn attempt_of(
+    conns: Vec<Conn>,
+    d: &dyn AttemptDetector,
+) -> (Vec<Placed>, super::verdict::Verdict) {
+    let cfg = Config::default();
+    let end = conns
+        .iter()
+        .map(|c| c.last)
+        .max_by_key(|m| m.frame)
+        .unwrap_or_default();
+    let attempts = session::group(&conns, &[], end, &cfg);
+    let a = &attempts[0];
+    let cx = AttemptContext {
+        attempt: a,
+        conns: &conns,
+        outcome: a.last().map_or(Outcome::Failed, |l| conns[l].outcome),
+        dns: &[],
+        cfg: &cfg,
+        end,
+    };
+    let mut out = vec![];
+    d.check(&cx, &mut out);
+    (out, judge_attempt(a, &conns, &[], &cfg, end).verdict)
+}

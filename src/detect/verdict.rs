@@ -1,0 +1,193 @@
+//! Outcomes and verdicts, decided in one place: whether a connection and
+//! an attempt connected, which phase failed, which finding is the verdict,
+//! and whether the evidence fits the client's 0x904 / 0x7 dialog.
+
+use super::{AttemptContext, Placed};
+use crate::finding::{precedence, Code, Draft, Family, Outcome, Phase, Severity};
+use crate::flow::{Flow, Transport};
+
+/// A connection's outcome and the phase it failed in. A connection failed
+/// when it has an error, a stall, or (UDP) a transport warning; a stall in a
+/// session that then exchanged data both ways and is still open is not a
+/// failure by itself. It connected when data went both ways after the
+/// handshake (RDPEUDP: the SYN exchange completed).
+pub fn flow_outcome(f: &Flow, drafts: &[Draft]) -> (Outcome, Option<Phase>) {
+    let failing = drafts
+        .iter()
+        .filter(|d| {
+            d.severity >= Severity::Error
+                || d.code == Code::TcpStalled
+                || (f.key.transport == Transport::Udp
+                    && d.phase == Phase::Udp
+                    && d.severity >= Severity::Warning)
+        })
+        .min_by(|a, b| precedence(a, b));
+    let both_ways = f.dirs[0].payload > 0 && f.dirs[1].payload > 0;
+    if let Some(d) = failing {
+        if d.severity >= Severity::Error || !both_ways || f.closed() {
+            return (Outcome::Failed, Some(d.phase));
+        }
+    }
+    let connected = match f.key.transport {
+        Transport::Tcp => (f.tcp().established.is_some() || f.tcp().mid_stream) && both_ways,
+        Transport::Udp => {
+            let u = &f.app.facts().udp;
+            if u.syn.is_some() {
+                u.established()
+            } else {
+                both_ways
+            }
+        }
+    };
+    if connected {
+        (Outcome::Connected, None)
+    } else {
+        (Outcome::Incomplete, None)
+    }
+}
+
+/// A finding of a failed connection that a connected retry superseded:
+/// kept, at info, and marked.
+pub fn supersede(d: &mut Draft, retry_port: u16) {
+    if d.severity >= Severity::Warning {
+        d.severity = Severity::Info;
+        d.summary.push_str(&format!(
+            " (superseded: the retry from port {retry_port} connected)"
+        ));
+    }
+}
+
+/// The attempt's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub failed_phase: Option<Phase>,
+    /// The finding that names what happened (`None`: nothing to say).
+    pub code: Option<Code>,
+    /// Does the evidence fit the client's 0x904 / 0x7: yes | no | unknown.
+    pub fits_0x904: &'static str,
+}
+
+/// The verdict of an attempt from its findings: the most severe (then
+/// earliest phase, then earliest frame) of its connections' findings — for
+/// a connected attempt only a warning or worse; `rdp.fallback` when a retry
+/// connected. DNS findings of an attempt that reached an address are
+/// context, not its verdict; an attempt that is only a failed lookup has
+/// the lookup's finding.
+pub fn attempt(cx: &AttemptContext<'_>, findings: &[Placed]) -> Verdict {
+    let a = cx.attempt;
+    let Some(last) = cx.last() else {
+        let code = findings.first().map(|p| p.draft.code);
+        return Verdict {
+            outcome: Outcome::Failed,
+            failed_phase: Some(Phase::Dns),
+            code,
+            fits_0x904: "no",
+        };
+    };
+    let outcome = cx.outcome;
+    let mut code = findings
+        .iter()
+        .map(|p| &p.draft)
+        .filter(|d| !matches!(d.code, Code::DnsNxdomain | Code::DnsNoResponse))
+        .filter(|d| outcome != Outcome::Connected || d.severity >= Severity::Warning)
+        .min_by(|x, y| precedence(x, y))
+        .map(|d| d.code);
+    let mut failed_phase = last.failed_phase;
+    if a.retried() && outcome == Outcome::Connected {
+        code = Some(Code::RdpFallback);
+        failed_phase = None;
+    }
+    let server_ended = last.ended_by == Some(crate::finding::Dir::Server);
+    Verdict {
+        outcome,
+        failed_phase,
+        code,
+        fits_0x904: fits_0x904(outcome, code, server_ended),
+    }
+}
+
+/// Does the evidence fit the client's 0x904 ("socket closed") / 0x7
+/// ("server denied"): the server side (or a device in its name) ended the
+/// connection without a protocol message that the client would name.
+pub fn fits_0x904(outcome: Outcome, verdict: Option<Code>, server_ended: bool) -> &'static str {
+    if outcome == Outcome::Connected {
+        return "no";
+    }
+    let Some(v) = verdict else {
+        return "unknown";
+    };
+    match v {
+        Code::TcpClosedByServer
+        | Code::TcpResetByServer
+        | Code::TcpResetByMiddlebox
+        | Code::RdpServerDenied
+        | Code::NlaStalled => "yes",
+        Code::X224NoConfirm | Code::TlsNoServerHello | Code::X224LegacyRejected if server_ended => {
+            "yes"
+        }
+        Code::Member(Family::X224NegFailure | Family::TlsAlert, _)
+        | Code::TlsCertExpired
+        | Code::TlsCertNotYetValid
+        | Code::TlsCertSelfSigned
+        | Code::TlsCertNameMismatch
+        | Code::TlsCertUnobservable
+        | Code::TcpSynUnanswered
+        | Code::TcpRefused
+        | Code::TcpIcmpUnreachable
+        | Code::TcpResetByClient
+        | Code::X224ClientAborted
+        | Code::X224UnrequestedProtocol
+        | Code::TlsVersionMismatch => "no",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn fits_0x904_follows_who_ended_it() {
+        use Outcome::*;
+        assert_eq!(
+            fits_0x904(Connected, Some(Code::TcpResetByServer), true),
+            "no"
+        );
+        assert_eq!(
+            fits_0x904(Failed, Some(Code::TcpResetByServer), false),
+            "yes"
+        );
+        assert_eq!(fits_0x904(Failed, Some(Code::X224NoConfirm), true), "yes");
+        assert_eq!(
+            fits_0x904(Failed, Some(Code::X224NoConfirm), false),
+            "unknown"
+        );
+        assert_eq!(
+            fits_0x904(
+                Failed,
+                Some(Code::member(Family::TlsAlert, Some("handshake_failure"))),
+                true
+            ),
+            "no"
+        );
+        assert_eq!(fits_0x904(Failed, None, true), "unknown");
+        assert_eq!(
+            fits_0x904(Incomplete, Some(Code::TcpStalled), true),
+            "unknown"
+        );
+    }
+
+    #[test]
+    fn superseded_findings_drop_to_info_once_marked() {
+        let mut d = Draft::new(Code::TcpRefused, Severity::Error, Phase::Tcp, 1, 0);
+        supersede(&mut d, 50001);
+        assert_eq!(d.severity, Severity::Info);
+        assert!(d
+            .summary
+            .ends_with("(superseded: the retry from port 50001 connected)"));
+        let mut i = Draft::new(Code::TlsCertSelfSigned, Severity::Info, Phase::Tls, 1, 0);
+        supersede(&mut i, 1);
+        assert!(i.summary.is_empty());
+    }
+}

@@ -1,0 +1,543 @@
+//! The finding vocabulary: what every stage says about a connection, and
+//! nothing else. It depends on no other module of the crate, so the parsers,
+//! the detectors, the session stage and the report all speak it without
+//! importing one another: severity, phase, confidence, outcome, the side of
+//! a connection ([`Dir`]), the typed finding [`Code`]s with their
+//! [`Family`]s, and the [`Draft`] a detector emits.
+
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Low,
+    Medium,
+    High,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::High => "high",
+            Level::Medium => "medium",
+            Level::Low => "low",
+        }
+    }
+}
+
+/// Phases, in connection order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Phase {
+    #[serde(rename = "dns")]
+    Dns,
+    #[serde(rename = "tcp")]
+    Tcp,
+    #[serde(rename = "x224")]
+    X224,
+    #[serde(rename = "tls")]
+    Tls,
+    #[serde(rename = "nla")]
+    Nla,
+    #[serde(rename = "rdp")]
+    Rdp,
+    #[serde(rename = "gateway-http")]
+    GatewayHttp,
+    #[serde(rename = "gateway-tunnel")]
+    GatewayTunnel,
+    #[serde(rename = "udp")]
+    Udp,
+    #[serde(rename = "path")]
+    Path,
+    #[serde(rename = "capture")]
+    Capture,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Dns => "dns",
+            Phase::Tcp => "tcp",
+            Phase::X224 => "x224",
+            Phase::Tls => "tls",
+            Phase::Nla => "nla",
+            Phase::Rdp => "rdp",
+            Phase::GatewayHttp => "gateway-http",
+            Phase::GatewayTunnel => "gateway-tunnel",
+            Phase::Udp => "udp",
+            Phase::Path => "path",
+            Phase::Capture => "capture",
+        }
+    }
+}
+
+/// How far to trust a finding, with the reason when not high.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confidence {
+    pub level: Level,
+    pub reason: String,
+}
+
+impl Confidence {
+    pub fn high() -> Confidence {
+        Confidence {
+            level: Level::High,
+            reason: String::new(),
+        }
+    }
+    pub fn lowered(level: Level, reason: impl Into<String>) -> Confidence {
+        Confidence {
+            level,
+            reason: reason.into(),
+        }
+    }
+    /// "high", or "medium: reason".
+    pub fn render(&self) -> String {
+        if self.reason.is_empty() {
+            self.level.name().to_string()
+        } else {
+            format!("{}: {}", self.level.name(), self.reason)
+        }
+    }
+}
+
+impl Default for Confidence {
+    fn default() -> Self {
+        Confidence::high()
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Connected,
+    Failed,
+    #[default]
+    Incomplete,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Connected => "connected",
+            Outcome::Failed => "failed",
+            Outcome::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// A side of a connection: who sent a segment, a record, an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Dir {
+    #[default]
+    Client,
+    Server,
+}
+
+impl Dir {
+    pub const BOTH: [Dir; 2] = [Dir::Client, Dir::Server];
+
+    /// The other side.
+    pub fn other(self) -> Dir {
+        match self {
+            Dir::Client => Dir::Server,
+            Dir::Server => Dir::Client,
+        }
+    }
+
+    /// 0 for the client, 1 for the server (the index of per-side arrays).
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dir::Client => "client",
+            Dir::Server => "server",
+        }
+    }
+}
+
+impl fmt::Display for Dir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl<T> std::ops::Index<Dir> for [T; 2] {
+    type Output = T;
+    fn index(&self, d: Dir) -> &T {
+        &self[d.idx()]
+    }
+}
+
+impl<T> std::ops::IndexMut<Dir> for [T; 2] {
+    fn index_mut(&mut self, d: Dir) -> &mut T {
+        &mut self[d.idx()]
+    }
+}
+
+/// A family of codes: one member per value of a protocol field
+/// (`tls.alert.<description>`, `x224.neg_failure.<failureCode>`). A value
+/// the family has no name for is the member `unknown`, with the number in
+/// the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// TLS alert descriptions (RFC 8446 §6, the IANA registry).
+    TlsAlert,
+    /// RDP_NEG_FAILURE failureCode (MS-RDPBCGR 2.2.1.2.2).
+    X224NegFailure,
+}
+
+impl Family {
+    pub const ALL: &'static [Family] = &[Family::TlsAlert, Family::X224NegFailure];
+
+    /// The code prefix, without the final dot.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Family::TlsAlert => "tls.alert",
+            Family::X224NegFailure => "x224.neg_failure",
+        }
+    }
+}
+
+/// The member of every family that stands for a value without a name.
+pub const UNKNOWN_MEMBER: &str = "unknown";
+
+macro_rules! codes {
+    ( $( $(#[$m:meta])* $v:ident = $s:literal, )* ) => {
+        /// A finding code: the public interface of the reports
+        /// (docs/findings.md). Fixed codes are variants; a family member
+        /// carries its family and its name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $( $(#[$m])* $v, )*
+            /// `<family>.<member>`; the member is a name from the
+            /// protocol's table, or [`UNKNOWN_MEMBER`].
+            Member(Family, &'static str),
+        }
+
+        impl Code {
+            /// Every fixed (non-family) code.
+            pub const FIXED: &'static [Code] = &[ $( Code::$v, )* ];
+
+            /// The fixed code's name; `None` for a family member.
+            pub fn fixed_name(self) -> Option<&'static str> {
+                match self {
+                    $( Code::$v => Some($s), )*
+                    Code::Member(..) => None,
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    TcpSynUnanswered = "tcp.syn_unanswered",
+    TcpRefused = "tcp.refused",
+    TcpIcmpUnreachable = "tcp.icmp_unreachable",
+    TcpResetByServer = "tcp.reset_by_server",
+    TcpResetByClient = "tcp.reset_by_client",
+    TcpResetByMiddlebox = "tcp.reset_by_middlebox",
+    TcpClosedByServer = "tcp.closed_by_server",
+    TcpStalled = "tcp.stalled",
+    TcpRetransmissions = "tcp.retransmissions",
+    TcpZeroWindow = "tcp.zero_window",
+    PathFragmented = "path.fragmented",
+    PathFragIncomplete = "path.frag_incomplete",
+    PathFragOverlap = "path.frag_overlap",
+    PathIcmpFragNeeded = "path.icmp_frag_needed",
+    PathBlackhole = "path.blackhole",
+    PathMssMismatch = "path.mss_mismatch",
+    CaptureLoss = "capture.loss",
+    CaptureTruncated = "capture.truncated",
+    CaptureCorrupt = "capture.corrupt",
+    CaptureUnsupportedLink = "capture.unsupported_link",
+    CaptureBound = "capture.bound",
+    CaptureOffload = "capture.offload",
+    DnsNxdomain = "dns.nxdomain",
+    DnsNoResponse = "dns.no_response",
+    X224NoConfirm = "x224.no_confirm",
+    X224LegacyRejected = "x224.legacy_rejected",
+    X224ClientAborted = "x224.client_aborted",
+    X224UnrequestedProtocol = "x224.unrequested_protocol",
+    X224Malformed = "x224.malformed",
+    TlsMalformed = "tls.malformed",
+    TlsNoServerHello = "tls.no_server_hello",
+    TlsVersionMismatch = "tls.version_mismatch",
+    TlsCertExpired = "tls.cert.expired",
+    TlsCertNotYetValid = "tls.cert.not_yet_valid",
+    TlsCertSelfSigned = "tls.cert.self_signed",
+    TlsCertNameMismatch = "tls.cert.name_mismatch",
+    TlsCertUnobservable = "tls.cert.unobservable",
+    NlaStalled = "nla.stalled",
+    RdpServerDenied = "rdp.server_denied",
+    RdpFallback = "rdp.fallback",
+    UdpSynUnanswered = "udp.syn_unanswered",
+    UdpIcmpUnreachable = "udp.icmp_unreachable",
+    UdpFallbackTcp = "udp.fallback_tcp",
+}
+
+impl Code {
+    /// A family member; `None` names the value without a name (`unknown`).
+    pub fn member(family: Family, name: Option<&'static str>) -> Code {
+        Code::Member(family, name.unwrap_or(UNKNOWN_MEMBER))
+    }
+
+    pub fn family(self) -> Option<Family> {
+        match self {
+            Code::Member(f, _) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The protocol layer the code belongs to: its first dotted part
+    /// (`tcp`, `x224`, `tls`, `nla`, …).
+    pub fn layer(self) -> &'static str {
+        let full = match self {
+            Code::Member(f, _) => f.prefix(),
+            c => c.fixed_name().unwrap_or(""),
+        };
+        full.split('.').next().unwrap_or(full)
+    }
+
+    /// The whole code as the reports print it.
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Code::Member(f, m) => format!("{}.{m}", f.prefix()).into(),
+            c => c.fixed_name().unwrap_or("").into(),
+        }
+    }
+
+    /// Does this code print as `s`?
+    pub fn is(self, s: &str) -> bool {
+        match self {
+            Code::Member(f, m) => s
+                .strip_prefix(f.prefix())
+                .and_then(|r| r.strip_prefix('.'))
+                .is_some_and(|r| r == m),
+            c => c.fixed_name() == Some(s),
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Code::Member(fam, m) => write!(f, "{}.{m}", fam.prefix()),
+            c => f.write_str(c.fixed_name().unwrap_or("")),
+        }
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.is(other)
+    }
+}
+
+/// A finding as a detector states it, before it is placed in a capture and
+/// an attempt: code, severity, phase, the frames that prove it (first, last,
+/// and the time of the first), what it means and what to do, the Wireshark
+/// filter that shows it, and how far to trust it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    pub code: Code,
+    pub severity: Severity,
+    pub phase: Phase,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    /// Nanoseconds since the epoch of the first frame.
+    pub ts: i64,
+    pub summary: String,
+    pub cause: String,
+    pub remedy: String,
+    pub filter: String,
+    pub confidence: Confidence,
+}
+
+impl Draft {
+    /// A draft citing one frame (`frame`, at `ts`); the builder methods
+    /// below add the rest. Confidence starts high.
+    pub fn new(code: Code, severity: Severity, phase: Phase, frame: u64, ts: i64) -> Draft {
+        Draft {
+            code,
+            severity,
+            phase,
+            first_frame: frame,
+            last_frame: frame,
+            ts,
+            summary: String::new(),
+            cause: String::new(),
+            remedy: String::new(),
+            filter: String::new(),
+            confidence: Confidence::high(),
+        }
+    }
+
+    /// The last frame of the evidence (never before the first).
+    pub fn until(mut self, last_frame: u64) -> Draft {
+        self.last_frame = last_frame.max(self.first_frame);
+        self
+    }
+
+    pub fn summary(mut self, s: impl Into<String>) -> Draft {
+        self.summary = s.into();
+        self
+    }
+
+    pub fn cause(mut self, s: impl Into<String>) -> Draft {
+        self.cause = s.into();
+        self
+    }
+
+    pub fn remedy(mut self, s: impl Into<String>) -> Draft {
+        self.remedy = s.into();
+        self
+    }
+
+    pub fn filter(mut self, s: impl Into<String>) -> Draft {
+        self.filter = s.into();
+        self
+    }
+
+    pub fn confidence(mut self, c: Confidence) -> Draft {
+        self.confidence = c;
+        self
+    }
+}
+
+/// The order findings are judged in: most severe, then earliest phase,
+/// then earliest frame.
+pub fn precedence(a: &Draft, b: &Draft) -> std::cmp::Ordering {
+    b.severity
+        .cmp(&a.severity)
+        .then(a.phase.cmp(&b.phase))
+        .then(a.first_frame.cmp(&b.first_frame))
+}
+
+/// Seconds with millisecond precision for summaries.
+pub fn secs(ns: i64) -> String {
+    format!("{:.3} s", ns as f64 / 1e9)
+}
+
+/// "s" unless exactly one.
+pub fn plural(n: impl TryInto<u64>) -> &'static str {
+    if n.try_into().ok() == Some(1) {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// RFC 3339 UTC with microseconds, e.g. `2024-05-01T10:00:00.123456Z`.
+pub fn rfc3339(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let micros = ns.rem_euclid(1_000_000_000) / 1000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_values() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339(1_709_251_200_123_456_789),
+            "2024-03-01T00:00:00.123456Z"
+        );
+        assert_eq!(
+            rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
+        assert_eq!(rfc3339(-1_000), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn codes_print_and_compare() {
+        assert_eq!(Code::TcpRefused.to_string(), "tcp.refused");
+        let m = Code::member(Family::TlsAlert, Some("handshake_failure"));
+        assert_eq!(m.to_string(), "tls.alert.handshake_failure");
+        assert!(m.is("tls.alert.handshake_failure"));
+        assert!(!m.is("tls.alert.handshake"));
+        assert!(!m.is("tls.alerthandshake_failure"));
+        assert_eq!(m.layer(), "tls");
+        assert_eq!(
+            Code::member(Family::X224NegFailure, None).to_string(),
+            "x224.neg_failure.unknown"
+        );
+        assert_eq!(Code::TlsCertExpired.layer(), "tls");
+        let mut names: Vec<&str> = Code::FIXED.iter().filter_map(|c| c.fixed_name()).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "a fixed code is listed twice");
+    }
+
+    #[test]
+    fn dirs_index_pairs() {
+        let mut a = [1, 2];
+        a[Dir::Server] += 1;
+        assert_eq!(a[Dir::Client], 1);
+        assert_eq!(a[Dir::Server.other()], 1);
+        assert_eq!(a[Dir::Server], 3);
+    }
+
+    #[test]
+    fn draft_builder_keeps_last_after_first() {
+        let d = Draft::new(Code::TcpStalled, Severity::Warning, Phase::Tcp, 10, 5).until(3);
+        assert_eq!((d.first_frame, d.last_frame, d.ts), (10, 10, 5));
+    }
+}

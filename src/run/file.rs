@@ -1,0 +1,240 @@
+//! One capture through the whole pipeline. Frames are read in batches that
+//! borrow from the source window; every worker walks the whole batch and
+//! takes the frames whose unordered IP pair hashes to it (ICMP errors by the
+//! pair they quote), so a flow, its fragments and its ICMP errors meet on
+//! one worker, in capture order, with no per-packet channel. Flows are
+//! judged as they finish (by the worker that held them) and kept as compact
+//! [`Conn`]s; at the end the session stage groups them into attempts, the
+//! attempt and capture detectors run, and the report is built. The output
+//! is the same whatever the thread count.
+
+use crate::capture::{CaptureError, FrameMeta, Mark, Reader, Source};
+use crate::config::Config;
+use crate::decode::{self, link};
+use crate::detect::{self, verdict, CaptureFacts, Placed};
+use crate::flow::table::{BoundsHit, DnsLookup, Finished};
+use crate::flow::Table;
+use crate::report::build;
+use crate::report::model::CaptureReport;
+use crate::session::{self, Conn};
+use rayon::prelude::*;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+/// Frames per batch, and bytes per batch for mapped files.
+const BATCH_FRAMES: usize = 1 << 15;
+const BATCH_BYTES: usize = 32 << 20;
+
+/// One worker's state across batches.
+struct Shard {
+    table: Table,
+    /// (interface, link type) pairs we could not decode, with the first frame.
+    unsupported: Vec<(u32, u32, u64)>,
+    /// Finished flows, judged.
+    conns: Vec<Conn>,
+}
+
+impl Shard {
+    fn new(n: usize, cfg: &Config) -> Shard {
+        Shard {
+            table: Table::shared(n, cfg),
+            unsupported: Vec::new(),
+            conns: Vec::new(),
+        }
+    }
+
+    /// Judges the flows that finished and keeps them as connections.
+    fn judge_finished(&mut self, cfg: &Config) {
+        for Finished { flow, judged_at } in self.table.take_done() {
+            let drafts = detect::judge_flow(&flow, cfg, judged_at);
+            let outcome = verdict::flow_outcome(&flow, &drafts);
+            self.conns.push(Conn::new(&flow, drafts, outcome));
+        }
+    }
+
+    fn frame(&mut self, f: &FrameMeta, data: &[u8], cfg: &Config) {
+        if !link::supported(f.link) {
+            if !self.unsupported.iter().any(|u| u.0 == f.iface) {
+                self.unsupported.push((f.iface, f.link, f.number));
+            }
+            return;
+        }
+        let Some(ip) = link::ip_bytes(f.link, data) else {
+            return;
+        };
+        let Some(pkt) = decode::decode(ip) else {
+            return;
+        };
+        let at = Mark {
+            frame: f.number,
+            ts: f.ts,
+        };
+        self.table.packet(&pkt, at, cfg);
+    }
+}
+
+fn shard_of(f: &FrameMeta, data: &[u8], n: usize) -> usize {
+    if n == 1 {
+        return 0;
+    }
+    let Some((a, b)) = link::ip_bytes(f.link, data).and_then(decode::packet::shard_pair) else {
+        return 0;
+    };
+    let (lo, hi): (IpAddr, IpAddr) = if a <= b { (a, b) } else { (b, a) };
+    let mut h = rustc_hash::FxHasher::default();
+    lo.hash(&mut h);
+    hi.hash(&mut h);
+    (h.finish() % n as u64) as usize
+}
+
+/// Progress callback: bytes of capture consumed so far.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// Analyzes one capture. `name` is how the report names it.
+pub fn analyze(
+    name: &str,
+    src: Source,
+    cfg: &Config,
+    threads: usize,
+    progress: Progress<'_>,
+) -> CaptureReport {
+    let mut report = CaptureReport {
+        capture: name.to_string(),
+        ..Default::default()
+    };
+    let mut reader = match Reader::new(src) {
+        Ok(r) => r,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
+    };
+    let threads = threads.max(1);
+    let mut shards: Vec<Shard> = (0..threads).map(|_| Shard::new(threads, cfg)).collect();
+    let mut batch: Vec<FrameMeta> = Vec::with_capacity(BATCH_FRAMES);
+    let mut end = Mark::default();
+    let mut frames = 0u64;
+    let mut corrupt: Option<(u64, String)> = None;
+    loop {
+        let more = match reader.next_batch(&mut batch, BATCH_FRAMES, BATCH_BYTES) {
+            Ok(m) => m,
+            Err(e) => {
+                let frame = match &e {
+                    CaptureError::Corrupt { frame, .. } => *frame,
+                    _ => frames + 1,
+                };
+                report.error = Some(e.to_string());
+                corrupt = Some((frame, e.to_string()));
+                false
+            }
+        };
+        let window = reader.window();
+        if let Some(last) = batch.last() {
+            frames = last.number;
+            end = Mark {
+                frame: last.number,
+                ts: batch
+                    .iter()
+                    .map(|f| f.ts)
+                    .max()
+                    .unwrap_or(last.ts)
+                    .max(end.ts),
+            };
+            progress(batch.iter().map(|f| f.len as u64 + 16).sum());
+        }
+        if threads == 1 {
+            for f in &batch {
+                shards[0].frame(f, f.data(window), cfg);
+            }
+            shards[0].judge_finished(cfg);
+        } else {
+            let batch = &batch;
+            shards.par_iter_mut().enumerate().for_each(|(i, sh)| {
+                for f in batch {
+                    let data = f.data(window);
+                    if shard_of(f, data, threads) == i {
+                        sh.frame(f, data, cfg);
+                    }
+                }
+                sh.judge_finished(cfg);
+            });
+        }
+        if !more {
+            break;
+        }
+    }
+    report.frames = frames;
+
+    // Finish every flow and judge it.
+    shards.par_iter_mut().for_each(|sh| {
+        sh.table.close(end, cfg);
+        sh.judge_finished(cfg);
+    });
+    let conns: Vec<Conn> = shards
+        .iter_mut()
+        .flat_map(|sh| std::mem::take(&mut sh.conns))
+        .collect();
+    let mut dns: Vec<DnsLookup> = shards
+        .iter_mut()
+        .flat_map(|s| std::mem::take(&mut s.table.dns))
+        .collect();
+    dns.sort_by_key(|d| d.query.at.frame);
+
+    // Attempts, judged in order.
+    let conns = session::select(conns, cfg);
+    let attempts = session::group(&conns, &dns, end, cfg);
+    let judged: Vec<_> = attempts
+        .par_iter()
+        .map(|a| detect::judge_attempt(a, &conns, &dns, cfg, end))
+        .collect();
+    for (a, j) in attempts.iter().zip(judged) {
+        let (row, findings) = build::attempt(name, a, &conns, j);
+        report.attempts.push(row);
+        report.findings.extend(findings);
+    }
+
+    // The capture as a whole.
+    let mut unsupported: Vec<(u32, u32, u64)> = shards
+        .iter()
+        .flat_map(|s| s.unsupported.iter().copied())
+        .collect();
+    unsupported.sort_by_key(|u| (u.0, u.2));
+    unsupported.dedup_by_key(|u| u.0);
+    let mut orphan_icmp: Vec<_> = shards
+        .iter()
+        .flat_map(|s| s.table.orphan_icmp.iter().copied())
+        .collect();
+    orphan_icmp.sort_by_key(|o| o.at.frame);
+    let mut bounds = BoundsHit::default();
+    for s in &shards {
+        let b = &s.table.bounds;
+        bounds.flows_evicted += b.flows_evicted;
+        bounds.records_dropped += b.records_dropped;
+        bounds.fragments_evicted += b.fragments_evicted;
+        bounds.icmp_dropped += b.icmp_dropped;
+        bounds.dns_dropped += b.dns_dropped;
+    }
+    let facts = CaptureFacts {
+        events: std::mem::take(&mut reader.events),
+        corrupt,
+        unsupported,
+        orphan_icmp,
+        bounds,
+        end,
+    };
+    let mut cap = Vec::new();
+    for d in detect::CAPTURE {
+        d.check(&facts, &mut cap);
+    }
+    for d in cap {
+        report.findings.push(build::finding(
+            name,
+            "",
+            Placed {
+                ends: None,
+                draft: d,
+            },
+        ));
+    }
+    report
+}
