@@ -44,7 +44,7 @@ fn codes(r: &rdpsift::report::CaptureReport) -> Vec<String> {
 
 fn every_shared_capture_is_read_without_panic(root: &Path) {
     let mut files = vec![];
-    all_files(&root, &mut files);
+    all_files(root, &mut files);
     assert!(files.len() > 50, "found only {} captures", files.len());
     let mut clean = 0;
     for f in &files {

@@ -25,7 +25,9 @@ pub fn map(file: &File) -> io::Result<memmap2::Mmap> {
     // Unix; memmap2 cannot prevent that, and we accept it as ripgrep does:
     // captures being analysed are not expected to shrink under us.
     let map = unsafe { opts.map(file) }?;
+    // madvise is Unix only; Windows reads the map without the hint.
     #[cfg(unix)]
+    #[allow(clippy::disallowed_methods)]
     if len > POPULATE_MAX {
         // A hint only; failure changes nothing.
         let _ = map.advise(memmap2::Advice::Sequential);

@@ -51,7 +51,10 @@ pub fn sample_args(name: &str) -> Vec<String> {
 /// Runs tests that read ../shared/captures (libtest-mimic): each gets the
 /// captures' root; when ../shared is absent every one is reported as
 /// ignored ("skipped"), with a message, instead of passing silently.
-pub fn harness(tests: &[(&'static str, fn(&Path))]) -> std::process::ExitCode {
+/// A named test that reads the shared captures' root.
+pub type SharedTest = (&'static str, fn(&Path));
+
+pub fn harness(tests: &[SharedTest]) -> std::process::ExitCode {
     use libtest_mimic::{Arguments, Failed, Trial};
     let args = Arguments::from_args();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures");
