@@ -28,4 +28,20 @@ fn findings_doc_matches_the_registry() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), n, "a code is listed twice");
+    // Every family: listed, with its `unknown` member, and every member
+    // this build emits is a row (checked above as a code).
+    for f in rdpsift::finding::Family::ALL {
+        let prefix = f.prefix();
+        assert!(
+            doc.contains(&format!("- `{prefix}.*`")),
+            "family {prefix}.* is not described in docs/findings.md"
+        );
+        let unknown = format!("{prefix}.unknown");
+        assert!(all.contains(&unknown), "{unknown} is not a row");
+        let members = rdpsift::detect::all_codes()
+            .into_iter()
+            .filter(|c| c.family() == Some(*f))
+            .count();
+        assert!(members > 1, "family {prefix} has no named member");
+    }
 }

@@ -38,7 +38,10 @@ fn module_path(rel: &str) -> Vec<String> {
     let rel = rel.strip_prefix("src/").unwrap_or(rel);
     let rel = rel.strip_suffix(".rs").unwrap_or(rel);
     let mut parts: Vec<String> = rel.split('/').map(String::from).collect();
-    if parts.last().is_some_and(|p| p == "mod" || p == "lib" || p == "main") {
+    if parts
+        .last()
+        .is_some_and(|p| p == "mod" || p == "lib" || p == "main")
+    {
         parts.pop();
     }
     parts
@@ -72,7 +75,10 @@ fn code_only(src: &str) -> String {
             out.push_str("\"\"");
         } else if b[i] == b'\'' && i + 2 < b.len() && (b[i + 2] == b'\'' || b[i + 1] == b'\\') {
             // A char literal ('"', '\n'): skip it.
-            let end = b[i + 1..].iter().position(|&c| c == b'\'').map_or(b.len(), |p| i + 2 + p);
+            let end = b[i + 1..]
+                .iter()
+                .position(|&c| c == b'\'')
+                .map_or(b.len(), |p| i + 2 + p);
             i = end;
             out.push_str("' '");
         } else {
@@ -172,7 +178,10 @@ fn violations(files: &[(String, String)]) -> Vec<String> {
 }
 
 fn sources(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
-    let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     for p in v {
         if p.is_dir() {
@@ -181,7 +190,11 @@ fn sources(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
             }
             sources(&p, root, out);
         } else if p.extension().is_some_and(|e| e == "rs") {
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = p
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             out.push((rel, std::fs::read_to_string(&p).unwrap()));
         }
     }
@@ -202,22 +215,46 @@ fn every_module_refers_only_to_earlier_stages() {
 fn planted_bad_references_are_caught() {
     let f = |rel: &str, src: &str| vec![(rel.to_string(), src.to_string())];
     // proto → detect, in an expression, not a `use` line.
-    let v = violations(&f("src/proto/x.rs", "fn a() { let _ = crate::detect::all_codes(); }"));
+    let v = violations(&f(
+        "src/proto/x.rs",
+        "fn a() { let _ = crate::detect::all_codes(); }",
+    ));
     assert_eq!(v.len(), 1, "{v:?}");
     // proto → flow through `super::super::` from a nested file.
-    let v = violations(&f("src/proto/tls/x.rs", "use super::super::super::flow::Mark;"));
+    let v = violations(&f(
+        "src/proto/tls/x.rs",
+        "use super::super::super::flow::Mark;",
+    ));
     assert_eq!(v.len(), 1, "{v:?}");
     // session → detect inside a use group.
-    let v = violations(&f("src/session/x.rs", "use crate::{finding::Dir, detect::Draft};"));
+    let v = violations(&f(
+        "src/session/x.rs",
+        "use crate::{finding::Dir, detect::Draft};",
+    ));
     assert_eq!(v.len(), 1, "{v:?}");
     // decode → flow; capture → decode.
-    assert_eq!(violations(&f("src/decode/x.rs", "type T = crate::flow::Flow;")).len(), 1);
-    assert_eq!(violations(&f("src/capture/x.rs", "use crate::decode;")).len(), 1);
+    assert_eq!(
+        violations(&f("src/decode/x.rs", "type T = crate::flow::Flow;")).len(),
+        1
+    );
+    assert_eq!(
+        violations(&f("src/capture/x.rs", "use crate::decode;")).len(),
+        1
+    );
     // detect → report printers; finding → anything.
-    assert_eq!(violations(&f("src/detect/x.rs", "crate::report::output::table")).len(), 1);
-    assert_eq!(violations(&f("src/finding.rs", "use crate::capture::Mark;")).len(), 1);
+    assert_eq!(
+        violations(&f("src/detect/x.rs", "crate::report::output::table")).len(),
+        1
+    );
+    assert_eq!(
+        violations(&f("src/finding.rs", "use crate::capture::Mark;")).len(),
+        1
+    );
     // `super::` from a stage's mod.rs is the crate root.
-    assert_eq!(violations(&f("src/proto/mod.rs", "use super::session;")).len(), 1);
+    assert_eq!(
+        violations(&f("src/proto/mod.rs", "use super::session;")).len(),
+        1
+    );
     // What is allowed stays allowed; comments and strings are not code.
     let ok = "use super::x224; use crate::{capture::Mark, finding::Dir};\n\
               // crate::detect::ending is mentioned in a comment\n\
