@@ -129,3 +129,40 @@ pub fn middlebox(f: &crate::flow::Flow) -> Option<Draft> {
             Confidence::high()
         }))
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::check;
+    use super::*;
+    use crate::config::Config;
+    use crate::finding::Level;
+    use crate::synth::{x224_cr, TcpConv, C, S};
+
+    fn session_reset_with_ttl(ttl: u8) -> Vec<Draft> {
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", 1_000_000_000);
+        c.ttl = [64, 128];
+        c.handshake(&mut out, 1_000_000);
+        c.send(&mut out, C, &x224_cr("alice", 3), 1_000_000);
+        c.ttl[S] = ttl;
+        c.rst(&mut out, S);
+        check(&ResetDetector, &out, &Config::default())
+    }
+
+    #[test]
+    fn a_reset_in_the_servers_name_with_another_ttl_is_a_middlebox() {
+        let d = session_reset_with_ttl(60);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].code, Code::TcpResetByMiddlebox);
+        assert!(d[0].summary.contains("TTL 60"), "{}", d[0].summary);
+        assert!(d[0].summary.contains("own packets arrive with TTL 128"), "{}", d[0].summary);
+        assert_eq!(d[0].confidence.level, Level::High);
+        // One hop off: a route change can do that; medium.
+        let d = session_reset_with_ttl(127);
+        assert_eq!(d[0].confidence.level, Level::Medium);
+        // The server's own TTL: the server reset it.
+        let d = session_reset_with_ttl(128);
+        assert_eq!(d[0].code, Code::TcpResetByServer);
+        assert!(d[0].summary.contains("after the X.224 Connection Request"), "{}", d[0].summary);
+    }
+}
