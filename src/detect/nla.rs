@@ -86,26 +86,26 @@ impl Detector for NlaStalled {
             ""
         };
         out.push(Draft::new(Code::NlaStalled, Severity::Error, Phase::Nla, done.frame, done.ts)
-.until(last.frame)
-.summary(format!(
+            .until(last.frame)
+            .summary(format!(
                 "{sel} selected; TLS completed in frame {}, then the client sent {c} encrypted record{} ({} bytes) and the server {s} ({} bytes); {how}{since}",
                 done.frame,
                 super::plural(c),
                 bytes(Dir::Client),
                 bytes(Dir::Server),
             ))
-.cause(format!(
+            .cause(format!(
                 "Network Level Authentication (CredSSP) failed or hung: wrong or expired \
                  credentials, an account not allowed to log on remotely, a CredSSP patch level \
                  mismatch (\"encryption oracle remediation\"), NTLM blocked, or a domain controller \
                  the server cannot reach.{ex}"
             ))
-.remedy("Look at the server's Security log (4625 with its status and sub-status) and \
+            .remedy("Look at the server's Security log (4625 with its status and sub-status) and \
                      the client's error text; check the account's \"Allow log on through Remote \
                      Desktop Services\" right, CredSSP updates on both sides, NTLM policy, and the \
                      server's reach to a domain controller.")
-.filter(frames_filter(f, &frames))
-.confidence(Confidence::lowered(
+            .filter(frames_filter(f, &frames))
+            .confidence(Confidence::lowered(
                 Level::Medium,
                 "CredSSP is encrypted; inferred from record counts and the close without keys",
             )));

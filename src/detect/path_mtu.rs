@@ -66,8 +66,8 @@ impl Detector for PathMtu {
                 "icmp.type==3 && icmp.code==4"
             };
             out.push(Draft::new(Code::PathIcmpFragNeeded, Severity::Warning, Phase::Path, first.at.frame, first.at.ts)
-.until(last.at.frame)
-.summary(format!(
+                .until(last.at.frame)
+                .summary(format!(
                     "{} sent {kind} with next-hop MTU {} for a {}-byte packet{} from the {} ({} time{})",
                     first.from,
                     mtus.iter().map(|&m| mtu(m)).collect::<Vec<_>>().join(", "),
@@ -77,10 +77,10 @@ impl Detector for PathMtu {
                     too_big.len(),
                     super::plural(too_big.len())
                 ))
-.cause("A link on the path (PPPoE, a tunnel, a VPN) has a smaller MTU than the \
+                .cause("A link on the path (PPPoE, a tunnel, a VPN) has a smaller MTU than the \
                         packets sent; path MTU discovery is working, the sender must send smaller \
                         packets.")
-.remedy(format!(
+                .remedy(format!(
                     "Nothing if the connection went on (PMTU discovery adapted); otherwise lower the \
                      MTU of the tunnel/VPN interface or clamp the TCP MSS to {} on the router, and \
                      keep ICMP type 3 code 4 / ICMPv6 type 2 allowed.",
@@ -91,7 +91,7 @@ impl Detector for PathMtu {
                             - if first.err.v6 { 60 } else { 40 })
                         .to_string())
                 ))
-.filter(format!(
+                .filter(format!(
                     "{icmp} && {}=={}",
                     if first.err.v6 { "ipv6.addr" } else { "ip.addr" },
                     first.from
@@ -104,17 +104,17 @@ impl Detector for PathMtu {
         if let Some(d) = offload {
             let ds = &f.dirs[d];
             out.push(Draft::new(Code::CaptureOffload, Severity::Info, Phase::Capture, ds.largest_ip_at.frame, ds.largest_ip_at.ts)
-.summary(format!(
+                .summary(format!(
                     "The {} sent IP packets of up to {} bytes (segments up to {} bytes), more than the {}-byte link MTU",
                     d.name(), ds.largest_ip, ds.largest_segment, LINK_MTU
                 ))
-.cause("The capture was taken on an endpoint whose NIC segments (TSO/GSO) or \
+                .cause("The capture was taken on an endpoint whose NIC segments (TSO/GSO) or \
                         coalesces (GRO/LRO) TCP: the wire carried normal-size frames. Not a network \
                         fault; sizes and retransmission counts in this capture are the host's view.")
-.remedy("To see the wire, capture on a switch port or router, or turn offloads off \
+                .remedy("To see the wire, capture on a switch port or router, or turn offloads off \
                          while capturing (ethtool -K IFACE tso off gso off gro off; on Windows, \
                          Large Send Offload in the adapter properties).")
-.filter(filter_with(f, &format!("ip.len>{LINK_MTU}"))));
+                .filter(filter_with(f, &format!("ip.len>{LINK_MTU}"))));
         }
         // Black hole: per direction, the largest segment resent and never
         // acknowledged, bigger than anything acknowledged, with no ICMP.
@@ -134,8 +134,8 @@ impl Detector for PathMtu {
             let implied = p.max_acked_ip;
             let lost = f.tcp().dirs[d].capture_lost + f.tcp().dirs[other].capture_lost;
             out.push(Draft::new(Code::PathBlackhole, Severity::Error, Phase::Path, stuck.first.frame, stuck.first.ts)
-.until(stuck.last.frame)
-.summary(format!(
+                .until(stuck.last.frame)
+                .summary(format!(
                     "The {}'s {}-byte segment (IP {} bytes, DF) was sent {} times over {} and never acknowledged, while segments up to {} bytes (IP {}) got through; no ICMP fragmentation-needed arrived{}",
                     d.name(),
                     stuck.len,
@@ -150,12 +150,12 @@ impl Detector for PathMtu {
                         format!("; the path MTU is below {} bytes", stuck.ip_len)
                     }
                 ))
-.cause("A path MTU black hole: a link on the way (VPN, tunnel, PPPoE) is smaller than \
+                .cause("A path MTU black hole: a link on the way (VPN, tunnel, PPPoE) is smaller than \
                         the full-size packets, and the ICMP \"fragmentation needed\" that would tell \
                         the sender is filtered. The handshake's small packets pass; the first large \
                         flight (TLS certificate, CredSSP tokens) never arrives, and the client reports \
                         0x904 or a timeout.")
-.remedy(format!(
+                .remedy(format!(
                     "Allow ICMP type 3 code 4 (and ICMPv6 type 2) through firewalls on the path; or \
                      clamp the TCP MSS on the router to {} (iptables -t mangle -A FORWARD -p tcp \
                      --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu); or lower the MTU of the \
@@ -166,8 +166,8 @@ impl Detector for PathMtu {
                         "the path MTU − 40".to_string()
                     }
                 ))
-.filter(frames_filter(f, &[stuck.first.frame, stuck.last.frame]))
-.confidence(if lost > 0 {
+                .filter(frames_filter(f, &[stuck.first.frame, stuck.last.frame]))
+                .confidence(if lost > 0 {
                     Confidence::lowered(
                         Level::Medium,
                         "the capture itself lost packets; a missing ACK may be capture loss",
@@ -199,24 +199,24 @@ impl Detector for PathMtu {
                     format!(" (the receiver announced MSS {m})")
                 });
                 out.push(Draft::new(Code::PathBlackhole, Severity::Error, Phase::Path, first.frame, first.ts)
-.until(f.last.frame)
-.summary(format!(
+                    .until(f.last.frame)
+                    .summary(format!(
                         "{hole} bytes of the {}'s data never arrived, while {held} bytes sent after them did (segments of at most {largest} bytes){peer_mss}; the hole stayed open for {} until frame {}, and no ICMP fragmentation-needed was seen",
                         d.name(),
                         secs(waited),
                         f.last.frame
                     ))
-.cause("Seen from the receiving side: the sender's full-size segments are lost on \
+                    .cause("Seen from the receiving side: the sender's full-size segments are lost on \
                             the way while its smaller ones arrive, and no resend ever gets through: a \
                             path MTU black hole (a smaller link with its ICMP \"fragmentation needed\" \
                             filtered). The ICMP goes to the sender, so it is never in a capture taken \
                             on this side.")
-.remedy("Capture on the sender's side too to confirm (resends of full-size DF \
+                    .remedy("Capture on the sender's side too to confirm (resends of full-size DF \
                              segments); then allow ICMP type 3 code 4 / ICMPv6 type 2 on the path, \
                              clamp the TCP MSS on the router (--clamp-mss-to-pmtu), or lower the \
                              tunnel/VPN MTU.")
-.filter(frames_filter(f, &[first.frame, f.last.frame]))
-.confidence(Confidence::lowered(
+                    .filter(frames_filter(f, &[first.frame, f.last.frame]))
+                    .confidence(Confidence::lowered(
                         Level::Medium,
                         "seen from the receiver only: the lost segments' sizes are inferred from the hole",
                     )));

@@ -56,14 +56,14 @@ impl Detector for ResetDetector {
         let ep = f.endpoint(r.dir);
         let (phase, moment) = tcp_moment(f, r.bytes, r.at.frame);
         out.push(Draft::new(code, Severity::Error, phase, r.at.frame, r.at.ts)
-.summary(format!(
+            .summary(format!(
                 "The {who} {ep} reset the connection {} (TTL {}, {} reset{} in all)",
                 moment,
                 r.ttl,
                 f.tcp().rst_count,
                 super::plural(f.tcp().rst_count)
             ))
-.cause(if by_server {
+            .cause(if by_server {
                 "The server (or a device in front of it) aborted the connection; the client sees \
                  0x904 \"socket closed\"."
                     .to_string()
@@ -73,7 +73,7 @@ impl Detector for ResetDetector {
                      or a timeout on the client side)."
                 )
             })
-.remedy(if by_server {
+            .remedy(if by_server {
                 "Look at the server's System and TerminalServices-RemoteConnectionManager event logs \
                  at this time; check security-layer and NLA settings and any IPS or load balancer \
                  in front of the server."
@@ -83,7 +83,7 @@ impl Detector for ResetDetector {
                  ClientActiveXCore) at this time; compare client and server security settings."
                     .to_string()
             })
-.filter(filter_with(f, "tcp.flags.reset==1")));
+            .filter(filter_with(f, "tcp.flags.reset==1")));
     }
 }
 
@@ -106,21 +106,21 @@ pub fn middlebox(f: &crate::flow::Flow) -> Option<Draft> {
         ""
     };
     Some(Draft::new(Code::TcpResetByMiddlebox, Severity::Error, phase, r.at.frame, r.at.ts)
-.summary(format!(
+        .summary(format!(
             "A reset claiming to come from the {who} {ep} arrived {moment} with TTL {}{id}, while the {who}'s own packets arrive with TTL {own}",
             r.ttl
         ))
-.cause("A device on the path (firewall, IPS, load balancer, proxy) tore the connection \
+        .cause("A device on the path (firewall, IPS, load balancer, proxy) tore the connection \
                 down in the endpoint's name; the client sees 0x904 \"socket closed\".")
-.remedy(format!(
+        .remedy(format!(
             "Find the device {} hop{} from the capture point that rejects this traffic (firewall or \
              IPS rules for TCP {}, idle timeouts, TLS inspection) and allow the RDP connection.",
             delta,
             super::plural(delta),
             f.server.port()
         ))
-.filter(filter_with(f, "tcp.flags.reset==1"))
-.confidence(if delta == 1 {
+        .filter(filter_with(f, "tcp.flags.reset==1"))
+        .confidence(if delta == 1 {
             Confidence::lowered(
                 crate::finding::Level::Medium,
                 "the TTL differs by one hop only; a route change can do that too",
@@ -155,7 +155,11 @@ mod test {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].code, Code::TcpResetByMiddlebox);
         assert!(d[0].summary.contains("TTL 60"), "{}", d[0].summary);
-        assert!(d[0].summary.contains("own packets arrive with TTL 128"), "{}", d[0].summary);
+        assert!(
+            d[0].summary.contains("own packets arrive with TTL 128"),
+            "{}",
+            d[0].summary
+        );
         assert_eq!(d[0].confidence.level, Level::High);
         // One hop off: a route change can do that; medium.
         let d = session_reset_with_ttl(127);
@@ -163,6 +167,10 @@ mod test {
         // The server's own TTL: the server reset it.
         let d = session_reset_with_ttl(128);
         assert_eq!(d[0].code, Code::TcpResetByServer);
-        assert!(d[0].summary.contains("after the X.224 Connection Request"), "{}", d[0].summary);
+        assert!(
+            d[0].summary.contains("after the X.224 Connection Request"),
+            "{}",
+            d[0].summary
+        );
     }
 }

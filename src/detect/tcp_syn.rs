@@ -23,24 +23,24 @@ impl Detector for SynDetector {
         let forged = super::tcp_reset::middlebox(f).is_some();
         if let Some(r) = f.tcp().rst.filter(|r| r.dir == Dir::Server && !forged) {
             out.push(Draft::new(Code::TcpRefused, Severity::Error, Phase::Tcp, syn.first.frame, syn.first.ts)
-.until(r.at.frame)
-.summary(format!(
+                .until(r.at.frame)
+                .summary(format!(
                     "{} answered the SYN to port {port} with a reset (TTL {}) after {}",
                     f.server.ip(),
                     r.ttl,
                     secs(r.at.ts - syn.first.ts)
                 ))
-.cause(format!(
+                .cause(format!(
                     "Nothing listens on TCP port {port} on {}, or a firewall rejects the connection.",
                     f.server.ip()
                 ))
-.remedy(format!(
+                .remedy(format!(
                     "Check that the Remote Desktop Services service (TermService) runs and listens on \
                      port {port} (netstat -an | findstr {port}); check the port in \
                      HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp\\PortNumber \
                      and any firewall on the way."
                 ))
-.filter(filter_with(f, "(tcp.flags.syn==1 || tcp.flags.reset==1)")));
+                .filter(filter_with(f, "(tcp.flags.syn==1 || tcp.flags.reset==1)")));
             return;
         }
         if f.tcp().rst.is_some() || !f.icmp.iter().all(|e| e.err.is_too_big()) {

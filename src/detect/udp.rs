@@ -37,8 +37,8 @@ impl Detector for UdpTransport {
                 "icmp.type==3"
             };
             out.push(Draft::new(Code::UdpIcmpUnreachable, Severity::Warning, Phase::Udp, first.at.frame, first.at.ts)
-.until(last.at.frame)
-.summary(format!(
+                .until(last.at.frame)
+                .summary(format!(
                     "{} answered the UDP datagrams to {} with ICMP {} ({} time{})",
                     who,
                     f.server,
@@ -46,15 +46,15 @@ impl Detector for UdpTransport {
                     unreachable.len(),
                     super::plural(unreachable.len())
                 ))
-.cause("UDP to the RDP port is closed on the server (Windows firewall rule \"Remote \
+                .cause("UDP to the RDP port is closed on the server (Windows firewall rule \"Remote \
                         Desktop - User Mode (UDP-In)\", or UDP transport turned off) or refused by a \
                         firewall; RDP falls back to TCP.")
-.remedy(format!(
+                .remedy(format!(
                     "Allow UDP {} to the server (firewall rule, NSG, or the router that answered), or \
                      leave RDP on TCP if UDP is not wanted.",
                     f.server.port()
                 ))
-.filter(format!(
+                .filter(format!(
                     "{icmp} && {}=={} && udp.port=={}",
                     if first.err.v6 { "ipv6.addr" } else { "ip.addr" },
                     f.server.ip(),
@@ -128,8 +128,8 @@ impl Detector for UdpTransport {
             _ => "",
         };
         out.push(Draft::new(Code::UdpSynUnanswered, Severity::Warning, Phase::Udp, first.frame, first.ts)
-.until(last.frame)
-.summary(format!(
+            .until(last.frame)
+            .summary(format!(
                 "{} RDPEUDP SYN{} from {} to {} ({}-byte payload, {ip_len}-byte datagram, MTU {}/{}{version}){}, no SYN+ACK{fragmented}",
                 u.syns,
                 super::plural(u.syns),
@@ -144,14 +144,14 @@ impl Detector for UdpTransport {
                     format!(" {} apart", gaps.join(", "))
                 },
             ))
-.cause("UDP 3389 is blocked on the way (firewall, NAT, VPN) or the path cannot carry a \
+            .cause("UDP 3389 is blocked on the way (firewall, NAT, VPN) or the path cannot carry a \
                     1260-byte (IPv4) / 1280-byte (IPv6) datagram; RDP falls back to TCP.")
-.remedy(format!(
+            .remedy(format!(
                 "Allow UDP {} from the client to the server; check the path MTU (ping -f -l 1232 on \
                  Windows); on the server, \"Select RDP transport protocols\" must include UDP. \
                  Not a connectivity failure when TCP carried on.",
                 f.server.port()
             ))
-.filter(conversation_filter(f)));
+            .filter(conversation_filter(f)));
     }
 }

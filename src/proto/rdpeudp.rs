@@ -14,6 +14,36 @@ pub const SYNLOSSY: u16 = 0x0200;
 pub const CORRELATION_ID: u16 = 0x0800;
 pub const SYNEX: u16 = 0x1000;
 
+/// Byte layouts (big-endian), from the start of the UDP payload.
+pub mod field {
+    use std::ops::Range;
+    /// RDPUDP_FEC_HEADER (2.2.2.1).
+    pub const SN_SOURCE_ACK: Range<usize> = 0..4;
+    pub const RECEIVE_WINDOW: Range<usize> = 4..6;
+    pub const FLAGS: Range<usize> = 6..8;
+    pub const HEADER_LEN: usize = 8;
+    /// RDPUDP_SYNDATA_PAYLOAD (2.2.2.5) right after the header.
+    pub const SN_INITIAL: Range<usize> = 8..12;
+    pub const UP_MTU: Range<usize> = 12..14;
+    pub const DOWN_MTU: Range<usize> = 14..16;
+    pub const SYNDATA_END: usize = 16;
+    /// RDPUDP_CORRELATION_ID_PAYLOAD (2.2.2.8): the id, then 16 reserved.
+    pub const CORRELATION_ID_LEN: usize = 16;
+    pub const CORRELATION_LEN: usize = 32;
+    /// RDPUDP_SYNDATAEX_PAYLOAD (2.2.2.9): uSynExFlags, uUdpVer.
+    pub const SYNEX_LEN: usize = 4;
+}
+
+use super::error::{bad, Error, Layer};
+
+fn be16(b: &[u8], r: std::ops::Range<usize>) -> u16 {
+    u16::from_be_bytes([b[r.start], b[r.start + 1]])
+}
+
+fn be32(b: &[u8], r: std::ops::Range<usize>) -> u32 {
+    u32::from_be_bytes([b[r.start], b[r.start + 1], b[r.start + 2], b[r.start + 3]])
+}
+
 /// RDPUDP_FEC_HEADER (2.2.2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
@@ -22,14 +52,15 @@ pub struct Header {
     pub flags: u16,
 }
 
-pub fn header(b: &[u8]) -> Option<Header> {
-    if b.len() < 8 {
-        return None;
+/// The FEC header; need-more under 8 bytes.
+pub fn header(b: &[u8]) -> Result<Header, Error> {
+    if b.len() < field::HEADER_LEN {
+        return Err(Error::need_more(Layer::Rdpeudp, field::HEADER_LEN));
     }
-    Some(Header {
-        sn_source_ack: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-        receive_window: u16::from_be_bytes([b[4], b[5]]),
-        flags: u16::from_be_bytes([b[6], b[7]]),
+    Ok(Header {
+        sn_source_ack: be32(b, field::SN_SOURCE_ACK),
+        receive_window: be16(b, field::RECEIVE_WINDOW),
+        flags: be16(b, field::FLAGS),
     })
 }
 
@@ -48,40 +79,57 @@ pub struct Syn {
 }
 
 /// Parses a datagram with the SYN flag. The correlation id only comes in
-/// the client's SYN; SYNEX follows it when present.
-pub fn syn(b: &[u8]) -> Option<Syn> {
+/// the client's SYN; SYNEX follows it when present. Need-more when a
+/// payload the flags announce is cut short; malformed without SYN.
+pub fn syn(b: &[u8]) -> Result<Syn, Error> {
     let h = header(b)?;
-    if h.flags & SYN == 0 || b.len() < 16 {
-        return None;
+    if h.flags & SYN == 0 {
+        return bad(
+            Layer::Rdpeudp,
+            field::FLAGS.start,
+            format!("RDPEUDP flags 0x{:04x} without SYN", h.flags),
+        );
+    }
+    if b.len() < field::SYNDATA_END {
+        return Err(Error::need_more(Layer::Rdpeudp, field::SYNDATA_END));
     }
     let mut s = Syn {
         flags: h.flags,
-        isn: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
-        up_mtu: u16::from_be_bytes([b[12], b[13]]),
-        down_mtu: u16::from_be_bytes([b[14], b[15]]),
+        isn: be32(b, field::SN_INITIAL),
+        up_mtu: be16(b, field::UP_MTU),
+        down_mtu: be16(b, field::DOWN_MTU),
         correlation_id: None,
         version: None,
         len: b.len(),
     };
-    let mut at = 16;
+    let mut at = field::SYNDATA_END;
     if h.flags & CORRELATION_ID != 0 {
-        let id = b.get(at..at + 16)?;
-        s.correlation_id = Some(id.try_into().ok()?);
-        at += 32;
+        let Some(id) = b.get(at..at + field::CORRELATION_ID_LEN) else {
+            return Err(Error::need_more(
+                Layer::Rdpeudp,
+                at + field::CORRELATION_ID_LEN,
+            ));
+        };
+        let mut v = [0u8; 16];
+        v.copy_from_slice(id);
+        s.correlation_id = Some(v);
+        at += field::CORRELATION_LEN;
     }
     if h.flags & SYNEX != 0 {
-        let ex = b.get(at..at + 4)?;
-        if u16::from_be_bytes([ex[0], ex[1]]) & 1 != 0 {
-            s.version = Some(u16::from_be_bytes([ex[2], ex[3]]));
+        let Some(ex) = b.get(at..at + field::SYNEX_LEN) else {
+            return Err(Error::need_more(Layer::Rdpeudp, at + field::SYNEX_LEN));
+        };
+        if be16(ex, 0..2) & 1 != 0 {
+            s.version = Some(be16(ex, 2..4));
         }
     }
-    Some(s)
+    Ok(s)
 }
 
 /// A client SYN as Zeek's signature sees it: snSourceAck = −1, flags with
 /// SYN and not ACK, and a payload of 1132–1232 bytes (padded SYNs).
 pub fn is_client_syn(b: &[u8]) -> bool {
-    header(b).is_some_and(|h| {
+    header(b).is_ok_and(|h| {
         h.sn_source_ack == u32::MAX
             && h.flags & (SYN | ACK) == SYN
             && (1132..=1232).contains(&b.len())
@@ -126,7 +174,7 @@ impl Udp {
             self.after[dir] += 1;
             return;
         }
-        let Some(h) = header(b) else {
+        let Ok(h) = header(b) else {
             return;
         };
         if dir == Dir::Client && h.sn_source_ack == u32::MAX && h.flags & (SYN | ACK) == SYN {
@@ -135,10 +183,10 @@ impl Udp {
                 self.syn_times.push(at);
             }
             if self.syn.is_none() {
-                self.syn = syn(b).map(|s| (s, at));
+                self.syn = syn(b).ok().map(|s| (s, at));
             }
         } else if dir == Dir::Server && h.flags & (SYN | ACK) == SYN | ACK {
-            self.syn_ack = syn(b).map(|s| (s, at));
+            self.syn_ack = syn(b).ok().map(|s| (s, at));
         }
     }
 
@@ -221,6 +269,30 @@ mod test {
         u.datagram(Dir::Client, &d, Mark::default());
         assert_eq!(u.dtls_count, 1);
         u.datagram(Dir::Client, &[1, 2, 3], Mark::default());
-        assert!(syn(&[0xff; 10]).is_none());
+        assert!(syn(&[0xff; 10]).unwrap_err().is_need_more());
+    }
+    #[test]
+    fn one_byte_short_and_one_byte_changed() {
+        let b = client_syn();
+        // Cut inside the SYNDATA payload, then inside the correlation id.
+        assert!(syn(&b[..15]).unwrap_err().is_need_more());
+        let flags = be16(&b, field::FLAGS);
+        if flags & CORRELATION_ID != 0 {
+            let e = syn(&b[..field::SYNDATA_END + 15]).unwrap_err();
+            assert!(e.is_need_more(), "{e}");
+        }
+        assert!(header(&b[..7]).unwrap_err().is_need_more());
+        // The SYN flag cleared: malformed at the flags.
+        let mut c = b.clone();
+        c[7] &= !(SYN as u8);
+        let e = syn(&c).unwrap_err();
+        assert_eq!(
+            (e.layer, e.offset, e.is_need_more()),
+            (Layer::Rdpeudp, 6, false)
+        );
+        // Another upstream MTU byte is read as such.
+        let mut c = b.clone();
+        c[12] ^= 0x01;
+        assert_eq!(syn(&c).unwrap().up_mtu, syn(&b).unwrap().up_mtu ^ 0x0100);
     }
 }
