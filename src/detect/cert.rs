@@ -155,3 +155,41 @@ impl Detector for Certificates {
         }
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::{check, rdp_over_tls, MS};
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{C, CERT_EXPIRED, CERT_HOST};
+
+    fn codes(cert: &[u8], cfg: &Config) -> Vec<String> {
+        let mut out = vec![];
+        let mut c = rdp_over_tls(&mut out, 0x2, cert);
+        c.close(&mut out, C, MS);
+        check(&Certificates, &out, cfg)
+            .iter()
+            .map(|d| d.code.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn an_expired_certificate_and_a_healthy_one() {
+        let cfg = Config::default();
+        assert!(
+            codes(CERT_EXPIRED, &cfg).contains(&"tls.cert.expired".to_string()),
+            "{:?}",
+            codes(CERT_EXPIRED, &cfg)
+        );
+        let healthy = codes(CERT_HOST, &cfg);
+        assert!(
+            !healthy.iter().any(|c| c == "tls.cert.expired"),
+            "{healthy:?}"
+        );
+        // The SNI rdp-host.example.test is among the host certificate's names.
+        assert!(
+            !healthy.iter().any(|c| c == "tls.cert.name_mismatch"),
+            "{healthy:?}"
+        );
+    }
+}

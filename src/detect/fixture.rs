@@ -100,3 +100,31 @@ pub fn attempt_of(
     d.check(&cx, &mut out);
     (out, judge_attempt(a, &conns, &[], &cfg, end).verdict)
 }
+
+/// 1 ms, the fixtures' round trip.
+pub const MS: i64 = 1_000_000;
+
+/// A TCP connection from 198.18.0.1:50000 to 198.18.0.2:3389 up to the
+/// end of the TLS handshake: X.224 request (SSL|HYBRID), confirm selecting
+/// `selected`, ClientHello, the server's flight with `cert`, both finishes.
+pub fn rdp_over_tls(out: &mut Vec<Pkt>, selected: u32, cert: &[u8]) -> crate::synth::TcpConv {
+    use crate::synth::{self as s, C, S};
+    let mut c = s::TcpConv::new(
+        "198.18.0.1:50000",
+        "198.18.0.2:3389",
+        1_714_557_600_000_000_000,
+    );
+    c.handshake(out, MS);
+    c.send(out, C, &s::x224_cr("alice", 0x3), MS);
+    c.send(out, S, &s::x224_cc(selected), MS);
+    c.send(
+        out,
+        C,
+        &s::tls_client_hello(Some("rdp-host.example.test"), &[]),
+        2 * MS,
+    );
+    c.send(out, S, &s::tls_server_flight(0xc030, cert), 2 * MS);
+    c.send(out, C, &s::tls_finish(true, 31), 2 * MS);
+    c.send(out, S, &s::tls_finish(false, 32), 2 * MS);
+    c
+}

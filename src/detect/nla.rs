@@ -111,3 +111,42 @@ impl Detector for NlaStalled {
             )));
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::{check, rdp_over_tls, MS};
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{tls_app, C, CERT_HOST, S};
+
+    #[test]
+    fn the_server_hangs_up_during_credssp() {
+        let mut out = vec![];
+        let mut c = rdp_over_tls(&mut out, 0x2, CERT_HOST);
+        c.send(&mut out, C, &tls_app(90, 1), 2 * MS);
+        c.send(&mut out, S, &tls_app(320, 2), 2 * MS);
+        c.send(&mut out, C, &tls_app(650, 3), 2 * MS);
+        c.fin(&mut out, S);
+        let d = check(&NlaStalled, &out, &Config::default());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].code, Code::NlaStalled);
+        assert_eq!(d[0].last_frame, out.len() as u64);
+        assert!(
+            d[0].summary.contains("the client sent 2 encrypted records"),
+            "{}",
+            d[0].summary
+        );
+    }
+
+    #[test]
+    fn past_three_client_records_nla_is_over() {
+        let mut out = vec![];
+        let mut c = rdp_over_tls(&mut out, 0x2, CERT_HOST);
+        for i in 0..4 {
+            c.send(&mut out, C, &tls_app(90, i), 2 * MS);
+            c.send(&mut out, S, &tls_app(90, 10 + i), 2 * MS);
+        }
+        c.fin(&mut out, S);
+        assert!(check(&NlaStalled, &out, &Config::default()).is_empty());
+    }
+}

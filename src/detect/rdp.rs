@@ -125,3 +125,36 @@ impl Detector for ServerDenied {
         );
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::{check, rdp_over_tls, MS};
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{tls_app, C, CERT_HOST, S};
+
+    #[test]
+    fn a_close_right_after_nla_and_client_info_is_a_denial() {
+        let mut out = vec![];
+        let mut c = rdp_over_tls(&mut out, 0x2, CERT_HOST);
+        for i in 0..5 {
+            c.send(&mut out, C, &tls_app(120, i), 2 * MS);
+            c.send(&mut out, S, &tls_app(100, 10 + i), 2 * MS);
+        }
+        c.send(&mut out, S, &tls_app(60, 30), 2 * MS);
+        c.fin(&mut out, S);
+        let d = check(&ServerDenied, &out, &Config::default());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].code, Code::RdpServerDenied);
+        assert_eq!(d[0].severity, Severity::Critical);
+        // A client that closes is no denial.
+        let mut out = vec![];
+        let mut c = rdp_over_tls(&mut out, 0x2, CERT_HOST);
+        for i in 0..5 {
+            c.send(&mut out, C, &tls_app(120, i), 2 * MS);
+            c.send(&mut out, S, &tls_app(100, 10 + i), 2 * MS);
+        }
+        c.close(&mut out, C, MS);
+        assert!(check(&ServerDenied, &out, &Config::default()).is_empty());
+    }
+}

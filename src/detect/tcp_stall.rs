@@ -71,3 +71,38 @@ impl Detector for Stalled {
         );
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::{check, rdp_over_tls, MS};
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{tls_app, C, CERT_HOST, S};
+
+    #[test]
+    fn no_progress_for_the_stall_timeout() {
+        let mut out = vec![];
+        let mut c = rdp_over_tls(&mut out, 0x2, CERT_HOST);
+        c.send(&mut out, C, &tls_app(90, 1), 2 * MS);
+        // The client's record (the ACK after it is no progress).
+        let before = out.len() as u64 - 1;
+        c.wait(25_000 * MS);
+        c.send(&mut out, S, &tls_app(90, 2), 2 * MS);
+        let d = check(&Stalled, &out, &Config::default());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].code, Code::TcpStalled);
+        assert_eq!(d[0].phase, Phase::Nla);
+        assert_eq!(d[0].first_frame, before);
+        assert!(
+            d[0].summary.starts_with("No progress for 25.00"),
+            "{}",
+            d[0].summary
+        );
+        // Below the timeout: nothing.
+        let cfg = Config {
+            stall_ns: 30_000 * MS,
+            ..Config::default()
+        };
+        assert!(check(&Stalled, &out, &cfg).is_empty());
+    }
+}

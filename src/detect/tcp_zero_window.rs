@@ -42,3 +42,34 @@ impl Detector for ZeroWindow {
         }
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::{check, MS};
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{x224_cr, TcpConv, C, S};
+
+    #[test]
+    fn zero_window_episodes_are_counted_per_side() {
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", 1_000_000_000);
+        c.handshake(&mut out, MS);
+        c.send(&mut out, C, &x224_cr("alice", 3), MS);
+        // Two episodes from the server: zero, open, zero.
+        c.window[S] = 0;
+        c.ack(&mut out, S);
+        c.window[S] = 8192;
+        c.ack(&mut out, S);
+        c.window[S] = 0;
+        c.ack(&mut out, S).ack(&mut out, S);
+        let d = check(&ZeroWindow, &out, &Config::default());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(
+            d[0].summary
+                .contains("server 198.18.0.2:3389 advertised a zero window 2 times"),
+            "{}",
+            d[0].summary
+        );
+    }
+}
