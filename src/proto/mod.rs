@@ -148,6 +148,8 @@ pub struct App {
     /// The flow is on an RDP port: a stream that does not start as RDP is
     /// parsed as TPKTs anyway, so that what is wrong with it is reported.
     pub rdp_port: bool,
+    /// Stream offset of the unit being parsed (for `Facts::malformed`).
+    unit_at: u64,
 }
 
 static NO_FACTS: std::sync::LazyLock<Facts> = std::sync::LazyLock::new(Facts::default);
@@ -278,7 +280,9 @@ impl App {
         }
         if s.mode != Mode::Off && !b.is_empty() {
             if s.buf.is_empty() {
-                let used = self.units(dir, &mut s, b, at);
+                // The parsed bytes end at what has been seen of the stream.
+                let base = self.seen[dir].saturating_sub(b.len() as u64);
+                let used = self.units(dir, &mut s, b, at, base);
                 let rest = &b[used.min(b.len())..];
                 if s.mode != Mode::Off && s.skip == 0 {
                     s.buf.extend_from_slice(rest);
@@ -286,7 +290,8 @@ impl App {
             } else {
                 let mut buf = std::mem::take(&mut s.buf);
                 buf.extend_from_slice(b);
-                let used = self.units(dir, &mut s, &buf, at);
+                let base = self.seen[dir].saturating_sub(buf.len() as u64);
+                let used = self.units(dir, &mut s, &buf, at, base);
                 if s.mode != Mode::Off && s.skip == 0 {
                     buf.drain(..used.min(buf.len()));
                     s.buf = buf;
@@ -301,17 +306,18 @@ impl App {
 
     fn malformed(&mut self, dir: Dir, at: Mark, e: error::Error) {
         if self.fx().malformed.is_none() {
-            // The unit starts at the parsed offset less what is buffered.
-            let unit = self.seen[dir].saturating_sub(self.streams[dir].buf.len() as u64);
+            let unit = self.unit_at;
             self.fx().malformed = Some((dir, Pos::new(at, unit), e));
         }
     }
 
     /// Consumes whole units from `b`; returns the bytes used. A unit whose
     /// body is skipped unread sets `s.skip` to what is still to come.
-    fn units(&mut self, dir: Dir, s: &mut Stream, b: &[u8], at: Mark) -> usize {
+    /// `base` is the stream offset of `b[0]`.
+    fn units(&mut self, dir: Dir, s: &mut Stream, b: &[u8], at: Mark, base: u64) -> usize {
         let mut off = 0;
         loop {
+            self.unit_at = base + off as u64;
             let rest = &b[off..];
             if rest.is_empty() {
                 return off;
@@ -626,5 +632,20 @@ mod test {
         let big = vec![0u8; 5000];
         a.feed(S, Chunk::Data(&big), p(3));
         assert!(a.streams[S].buf.len() <= MAX_WAIT);
+    }
+    #[test]
+    fn a_malformed_unit_is_placed_at_its_stream_offset() {
+        let mut a = App::default();
+        a.feed(C, Chunk::Data(&cr()), p(1));
+        // A valid confirm, then 19 bytes in, split over two segments, bytes
+        // that are neither a TPKT nor a valid fast-path header.
+        let mut s = CC_HYBRID.to_vec();
+        s.extend([0x04, 0x00, 0x00, 0x13]);
+        a.feed(S, Chunk::Data(&s[..21]), Pos::new(m(2), 0));
+        a.feed(S, Chunk::Data(&s[21..]), Pos::new(m(3), 21));
+        let (dir, pos, e) = a.facts().malformed.clone().unwrap();
+        assert_eq!((dir, pos.at.frame, pos.offset), (S, 2, 19));
+        assert_eq!((e.layer, e.offset), (error::Layer::FastPath, 1));
+        assert!(e.to_string().contains("fast-path length 0"), "{e}");
     }
 }
