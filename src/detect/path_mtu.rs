@@ -8,7 +8,7 @@
 
 use super::{filter_with, frames_filter, secs, Context, Detector, Draft};
 use crate::finding::{Code, Confidence, Dir, Level, Phase, Severity};
-use crate::flow::{Flow, Transport};
+use crate::flow::{Flow, IcmpEvent, Transport};
 
 pub struct PathMtu;
 
@@ -39,33 +39,47 @@ impl Detector for PathMtu {
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let too_big: Vec<_> = f.icmp.iter().filter(|e| e.err.is_too_big()).collect();
-        if let (Some(first), Some(last)) = (too_big.first(), too_big.last()) {
-            let mtus: Vec<u32> = {
-                let mut v: Vec<u32> = too_big.iter().map(|e| e.err.mtu.unwrap_or(0)).collect();
-                v.sort_unstable();
-                v.dedup();
-                v
-            };
-            let q = first.err.quoted;
-            let mtu = |m: u32| {
-                if m == 0 {
-                    "0 (a pre-RFC 1191 router that does not say)".to_string()
-                } else {
-                    m.to_string()
-                }
-            };
-            let kind = if first.err.v6 {
-                "ICMPv6 Packet Too Big"
+        let too_big: Vec<&IcmpEvent> = f.icmp.iter().filter(|e| e.err.is_too_big()).collect();
+        icmp_too_big(&too_big, out);
+        if f.key.transport != Transport::Tcp {
+            return;
+        }
+        let offload = offload_dir(f);
+        offloaded(f, offload, out);
+        sender_blackhole(cx, offload, &too_big, out);
+        receiver_blackhole(cx, offload, &too_big, out);
+        mss(f, offload, &too_big, out);
+    }
+}
+
+/// `path.icmp_frag_needed`: ICMP "too big" quoting the flow's packets.
+fn icmp_too_big(too_big: &[&IcmpEvent], out: &mut Vec<Draft>) {
+    if let (Some(first), Some(last)) = (too_big.first(), too_big.last()) {
+        let mtus: Vec<u32> = {
+            let mut v: Vec<u32> = too_big.iter().map(|e| e.err.mtu.unwrap_or(0)).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let q = first.err.quoted;
+        let mtu = |m: u32| {
+            if m == 0 {
+                "0 (a pre-RFC 1191 router that does not say)".to_string()
             } else {
-                "ICMP fragmentation needed"
-            };
-            let icmp = if first.err.v6 {
-                "icmpv6.type==2"
-            } else {
-                "icmp.type==3 && icmp.code==4"
-            };
-            out.push(Draft::new(Code::PathIcmpFragNeeded, Severity::Warning, Phase::Path, first.at.frame, first.at.ts)
+                m.to_string()
+            }
+        };
+        let kind = if first.err.v6 {
+            "ICMPv6 Packet Too Big"
+        } else {
+            "ICMP fragmentation needed"
+        };
+        let icmp = if first.err.v6 {
+            "icmpv6.type==2"
+        } else {
+            "icmp.type==3 && icmp.code==4"
+        };
+        out.push(Draft::new(Code::PathIcmpFragNeeded, Severity::Warning, Phase::Path, first.at.frame, first.at.ts)
                 .until(last.at.frame)
                 .summary(format!(
                     "{} sent {kind} with next-hop MTU {} for a {}-byte packet{} from the {} ({} time{})",
@@ -96,14 +110,14 @@ impl Detector for PathMtu {
                     if first.err.v6 { "ipv6.addr" } else { "ip.addr" },
                     first.from
                 )));
-        }
-        if f.key.transport != Transport::Tcp {
-            return;
-        }
-        let offload = offload_dir(f);
-        if let Some(d) = offload {
-            let ds = &f.dirs[d];
-            out.push(Draft::new(Code::CaptureOffload, Severity::Info, Phase::Capture, ds.largest_ip_at.frame, ds.largest_ip_at.ts)
+    }
+}
+
+/// `capture.offload`: IP packets above the link MTU, not fragmented.
+fn offloaded(f: &Flow, offload: Option<Dir>, out: &mut Vec<Draft>) {
+    if let Some(d) = offload {
+        let ds = &f.dirs[d];
+        out.push(Draft::new(Code::CaptureOffload, Severity::Info, Phase::Capture, ds.largest_ip_at.frame, ds.largest_ip_at.ts)
                 .summary(format!(
                     "The {} sent IP packets of up to {} bytes (segments up to {} bytes), more than the {}-byte link MTU",
                     d.name(), ds.largest_ip, ds.largest_segment, LINK_MTU
@@ -115,25 +129,35 @@ impl Detector for PathMtu {
                          while capturing (ethtool -K IFACE tso off gso off gro off; on Windows, \
                          Large Send Offload in the adapter properties).")
                 .filter(filter_with(f, &format!("ip.len>{LINK_MTU}"))));
+    }
+}
+
+/// `path.blackhole`, the sender's view.
+fn sender_blackhole(
+    cx: &Context<'_>,
+    offload: Option<Dir>,
+    too_big: &[&IcmpEvent],
+    out: &mut Vec<Draft>,
+) {
+    let f = cx.flow;
+    // Black hole: per direction, the largest segment resent and never
+    // acknowledged, bigger than anything acknowledged, with no ICMP.
+    #[allow(clippy::needless_range_loop)] // d is a side, used on both sides
+    for d in Dir::BOTH {
+        if offload == Some(d) || !too_big.is_empty() {
+            continue;
         }
-        // Black hole: per direction, the largest segment resent and never
-        // acknowledged, bigger than anything acknowledged, with no ICMP.
-        #[allow(clippy::needless_range_loop)] // d is a side, used on both sides
-        for d in Dir::BOTH {
-            if offload == Some(d) || !too_big.is_empty() {
-                continue;
-            }
-            let p = &f.tcp().dirs[d].path;
-            let Some(stuck) = p.stuck else {
-                continue;
-            };
-            if stuck.len < MIN_FULL || stuck.len <= p.max_acked || !stuck.df {
-                continue;
-            }
-            let other = d.other();
-            let implied = p.max_acked_ip;
-            let lost = f.tcp().dirs[d].capture_lost + f.tcp().dirs[other].capture_lost;
-            out.push(Draft::new(Code::PathBlackhole, Severity::Error, Phase::Path, stuck.first.frame, stuck.first.ts)
+        let p = &f.tcp().dirs[d].path;
+        let Some(stuck) = p.stuck else {
+            continue;
+        };
+        if stuck.len < MIN_FULL || stuck.len <= p.max_acked || !stuck.df {
+            continue;
+        }
+        let other = d.other();
+        let implied = p.max_acked_ip;
+        let lost = f.tcp().dirs[d].capture_lost + f.tcp().dirs[other].capture_lost;
+        out.push(Draft::new(Code::PathBlackhole, Severity::Error, Phase::Path, stuck.first.frame, stuck.first.ts)
                 .until(stuck.last.frame)
                 .summary(format!(
                     "The {}'s {}-byte segment (IP {} bytes, DF) was sent {} times over {} and never acknowledged, while segments up to {} bytes (IP {}) got through; no ICMP fragmentation-needed arrived{}",
@@ -175,30 +199,40 @@ impl Detector for PathMtu {
                 } else {
                     Confidence::high()
                 }));
-        }
-        // The receiver's view (a capture near the client of a server-to-client
-        // black hole, PROTOCOLS.md §7): a hole of full-size data never filled
-        // while smaller segments after it arrived, no ICMP, the connection
-        // going on (or ending) long enough for any resend to have come.
-        if !out.iter().any(|d| d.code == Code::PathBlackhole) && too_big.is_empty() {
-            #[allow(clippy::needless_range_loop)] // d is a side
-            for d in Dir::BOTH {
-                let p = &f.tcp().dirs[d].path;
-                let (Some((hole, held, largest)), Some(first)) = (p.unfilled, p.first_ooo) else {
-                    continue;
-                };
-                let waited = f.last.ts - first.ts;
-                if offload == Some(d)
-                    || hole < MIN_FULL as u64
-                    || (largest as u64) >= hole
-                    || waited < 1_000_000_000
-                {
-                    continue;
-                }
-                let peer_mss = f.tcp().dirs[d.other()].mss.map_or(String::new(), |m| {
-                    format!(" (the receiver announced MSS {m})")
-                });
-                out.push(Draft::new(Code::PathBlackhole, Severity::Error, Phase::Path, first.frame, first.ts)
+    }
+}
+
+/// `path.blackhole`, the receiver's view.
+fn receiver_blackhole(
+    cx: &Context<'_>,
+    offload: Option<Dir>,
+    too_big: &[&IcmpEvent],
+    out: &mut Vec<Draft>,
+) {
+    let f = cx.flow;
+    // The receiver's view (a capture near the client of a server-to-client
+    // black hole, PROTOCOLS.md §7): a hole of full-size data never filled
+    // while smaller segments after it arrived, no ICMP, the connection
+    // going on (or ending) long enough for any resend to have come.
+    if !out.iter().any(|d| d.code == Code::PathBlackhole) && too_big.is_empty() {
+        #[allow(clippy::needless_range_loop)] // d is a side
+        for d in Dir::BOTH {
+            let p = &f.tcp().dirs[d].path;
+            let (Some((hole, held, largest)), Some(first)) = (p.unfilled, p.first_ooo) else {
+                continue;
+            };
+            let waited = f.last.ts - first.ts;
+            if offload == Some(d)
+                || hole < MIN_FULL as u64
+                || (largest as u64) >= hole
+                || waited < 1_000_000_000
+            {
+                continue;
+            }
+            let peer_mss = f.tcp().dirs[d.other()].mss.map_or(String::new(), |m| {
+                format!(" (the receiver announced MSS {m})")
+            });
+            out.push(Draft::new(Code::PathBlackhole, Severity::Error, Phase::Path, first.frame, first.ts)
                     .until(f.last.frame)
                     .summary(format!(
                         "{hole} bytes of the {}'s data never arrived, while {held} bytes sent after them did (segments of at most {largest} bytes){peer_mss}; the hole stayed open for {} until frame {}, and no ICMP fragmentation-needed was seen",
@@ -220,64 +254,67 @@ impl Detector for PathMtu {
                         Level::Medium,
                         "seen from the receiver only: the lost segments' sizes are inferred from the hole",
                     )));
-            }
         }
-        // MSS: what each side announced vs what was sent and the ICMP MTU.
-        let (Some(cm), Some(sm)) = (f.tcp().dirs[0].mss, f.tcp().dirs[1].mss) else {
-            return;
-        };
-        let icmp_mtu = too_big
-            .iter()
-            .map(|e| e.err.mtu.unwrap_or(0))
-            .filter(|&m| m > 0)
-            .min();
-        let over = Dir::BOTH.into_iter().find(|&d| {
-            let peer_mss = f.tcp().dirs[d.other()].mss.unwrap_or(u16::MAX) as u32;
-            offload != Some(d) && f.dirs[d].largest_segment > peer_mss
-        });
-        let hdr = if f.server.is_ipv6() { 60 } else { 40 };
-        let icmp_below = icmp_mtu.filter(|&m| (cm.min(sm) as u32) + hdr > m);
-        if cm == sm && over.is_none() && icmp_below.is_none() {
-            return;
-        }
-        let mut what = vec![format!("the client announced MSS {cm}, the server {sm}")];
-        what.push(format!(
-            "largest segments: {} bytes from the client, {} from the server",
-            f.dirs[0].largest_segment, f.dirs[1].largest_segment
-        ));
-        if let Some(m) = icmp_mtu {
-            what.push(format!(
-                "ICMP reported MTU {m} (MSS {} would fit)",
-                m.saturating_sub(hdr)
-            ));
-        }
-        let syn = f.tcp().dirs[0].syn.first.frame;
-        let sa = f.tcp().syn_ack.first.frame;
-        out.push(
-            Draft::new(
-                Code::PathMssMismatch,
-                Severity::Info,
-                Phase::Path,
-                syn.min(sa).max(1),
-                f.first.ts,
-            )
-            .until(syn.max(sa))
-            .summary(what.join("; "))
-            .cause(if over.is_some() {
-                "A side sent segments larger than the MSS its peer announced: a device rewrote the \
-                 MSS on one direction only, or the capture host offloads segmentation."
-            } else if icmp_below.is_some() {
-                "The announced MSS does not fit the path MTU that ICMP reported: the path has a \
-                 smaller link than the endpoints know."
-            } else {
-                "The two sides announced different MSS values: a device on the path (firewall, VPN \
-                 concentrator; Cisco ASA clamps to 1380) may clamp it, or the hosts differ in MTU."
-            })
-            .remedy(
-                "Informational: compare with the MTU of each link; clamp the MSS where a tunnel \
-                     shrinks the path.",
-            )
-            .filter(filter_with(f, "tcp.flags.syn==1")),
-        );
     }
+}
+
+/// `path.mss_mismatch`.
+fn mss(f: &Flow, offload: Option<Dir>, too_big: &[&IcmpEvent], out: &mut Vec<Draft>) {
+    // MSS: what each side announced vs what was sent and the ICMP MTU.
+    let (Some(cm), Some(sm)) = (f.tcp().dirs[0].mss, f.tcp().dirs[1].mss) else {
+        return;
+    };
+    let icmp_mtu = too_big
+        .iter()
+        .map(|e| e.err.mtu.unwrap_or(0))
+        .filter(|&m| m > 0)
+        .min();
+    let over = Dir::BOTH.into_iter().find(|&d| {
+        let peer_mss = f.tcp().dirs[d.other()].mss.unwrap_or(u16::MAX) as u32;
+        offload != Some(d) && f.dirs[d].largest_segment > peer_mss
+    });
+    let hdr = if f.server.is_ipv6() { 60 } else { 40 };
+    let icmp_below = icmp_mtu.filter(|&m| (cm.min(sm) as u32) + hdr > m);
+    if cm == sm && over.is_none() && icmp_below.is_none() {
+        return;
+    }
+    let mut what = vec![format!("the client announced MSS {cm}, the server {sm}")];
+    what.push(format!(
+        "largest segments: {} bytes from the client, {} from the server",
+        f.dirs[0].largest_segment, f.dirs[1].largest_segment
+    ));
+    if let Some(m) = icmp_mtu {
+        what.push(format!(
+            "ICMP reported MTU {m} (MSS {} would fit)",
+            m.saturating_sub(hdr)
+        ));
+    }
+    let syn = f.tcp().dirs[0].syn.first.frame;
+    let sa = f.tcp().syn_ack.first.frame;
+    out.push(
+        Draft::new(
+            Code::PathMssMismatch,
+            Severity::Info,
+            Phase::Path,
+            syn.min(sa).max(1),
+            f.first.ts,
+        )
+        .until(syn.max(sa))
+        .summary(what.join("; "))
+        .cause(if over.is_some() {
+            "A side sent segments larger than the MSS its peer announced: a device rewrote the \
+                 MSS on one direction only, or the capture host offloads segmentation."
+        } else if icmp_below.is_some() {
+            "The announced MSS does not fit the path MTU that ICMP reported: the path has a \
+                 smaller link than the endpoints know."
+        } else {
+            "The two sides announced different MSS values: a device on the path (firewall, VPN \
+                 concentrator; Cisco ASA clamps to 1380) may clamp it, or the hosts differ in MTU."
+        })
+        .remedy(
+            "Informational: compare with the MTU of each link; clamp the MSS where a tunnel \
+                     shrinks the path.",
+        )
+        .filter(filter_with(f, "tcp.flags.syn==1")),
+    );
 }

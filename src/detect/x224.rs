@@ -105,15 +105,57 @@ impl Detector for Negotiation {
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let x = &f.app.facts();
+        let x = f.app.facts();
         let end = ending(f);
-        let end_frame = end.map_or(0, |e| e.1.frame);
-        let end_text = |after: u64| match end {
+        let n = Neg {
+            cx,
+            f,
+            x,
+            end,
+            end_frame: end.map_or(0, |e| e.1.frame),
+            cr_at: x.cr.as_ref().map_or(Mark::default(), |c| c.1),
+            req: x.cr.as_ref().and_then(|(r, _)| r.neg.map(|n| n.protocols)),
+        };
+        n.malformed(out);
+        if x.cr.is_none() {
+            return;
+        }
+        match x.cc {
+            None => n.no_confirm(out),
+            Some((NegResult::Failure { code }, cc_at)) => n.failure(code, cc_at, out),
+            Some((NegResult::Rsp { selected, .. }, cc_at)) => n.response(selected, cc_at, out),
+            Some((NegResult::None, cc_at)) => n.legacy(cc_at, out),
+        }
+    }
+}
+
+/// What every x224 finding of one connection draws on.
+struct Neg<'a> {
+    cx: &'a Context<'a>,
+    f: &'a Flow,
+    x: &'a crate::proto::Facts,
+    end: Option<(Dir, Mark, &'static str)>,
+    end_frame: u64,
+    cr_at: Mark,
+    /// What the client requested (none: no negotiation data).
+    req: Option<Protocols>,
+}
+
+impl Neg<'_> {
+    /// "; then the server reset in frame 9", when the end came after `after`.
+    fn end_text(&self, after: u64) -> String {
+        match self.end {
             Some((d, m, how)) if m.frame >= after => {
                 format!("; then the {} {how} in frame {}", d.name(), m.frame)
             }
             _ => String::new(),
-        };
+        }
+    }
+
+    /// `x224.malformed`: the first invalid unit, unless it is a foreign
+    /// server's answer (that is `x224.no_confirm`) or came after TLS began.
+    fn malformed(&self, out: &mut Vec<Draft>) {
+        let (f, x) = (self.f, self.x);
         if let Some((dir, pos, what)) = &x.malformed {
             let at = &pos.at;
             // A foreign server on the port is x224.no_confirm's.
@@ -143,203 +185,215 @@ impl Detector for Negotiation {
                 out.push(d);
             }
         }
-        let Some((cr, cr_at)) = &x.cr else {
+    }
+
+    /// `x224.no_confirm`: a request and no confirm, when the server had its
+    /// chance (it ended the connection, answered otherwise, or the stall
+    /// timeout passed).
+    fn no_confirm(&self, out: &mut Vec<Draft>) {
+        let (cx, f, x, end, cr_at) = (self.cx, self.f, self.x, self.end, &self.cr_at);
+        // No confirm: only when the server had its chance.
+        let answered_otherwise = x.malformed.as_ref().filter(|m| m.0 == Dir::Server);
+        let ended = end.filter(|e| e.1.frame > cr_at.frame);
+        let waited = cx.capture_end.ts - cr_at.ts >= cx.cfg.stall_ns;
+        if ended.is_none() && !waited && answered_otherwise.is_none() {
             return;
+        }
+        if x.when(Step::ConnectionConfirm).is_some() {
+            return; // a confirm came but was malformed
+        }
+        let mut d = draft(
+            Code::X224NoConfirm,
+            Severity::Error,
+            *cr_at,
+            ended.map_or(cr_at.frame, |e| e.1.frame),
+            f,
+            &[cr_at.frame, ended.map_or(0, |e| e.1.frame)],
+        );
+        let then = match (answered_otherwise, ended) {
+            (Some((_, m, what)), _) => {
+                format!(
+                    "the server answered with something else in frame {} ({what})",
+                    m.at.frame
+                )
+            }
+            (None, Some((dside, m, how))) => {
+                format!(
+                    "the {} {how} in frame {} without a Connection Confirm",
+                    dside.name(),
+                    m.frame
+                )
+            }
+            (None, None) => format!(
+                "no Connection Confirm in the {} that followed",
+                super::secs(cx.capture_end.ts - cr_at.ts)
+            ),
         };
-        let req = cr.neg.map(|n| n.protocols);
-        let Some((cc, cc_at)) = x.cc else {
-            // No confirm: only when the server had its chance.
-            let answered_otherwise = x.malformed.as_ref().filter(|m| m.0 == Dir::Server);
-            let ended = end.filter(|e| e.1.frame > cr_at.frame);
-            let waited = cx.capture_end.ts - cr_at.ts >= cx.cfg.stall_ns;
-            if ended.is_none() && !waited && answered_otherwise.is_none() {
-                return;
-            }
-            if x.when(Step::ConnectionConfirm).is_some() {
-                return; // a confirm came but was malformed
-            }
+        d.summary = format!(
+            "X.224 Connection Request in frame {} ({}); {then}",
+            cr_at.frame,
+            requested(f)
+        );
+        d.cause = "What listens on the port is not an RDP server, or the Remote Desktop \
+                   service accepted the TCP connection but is hung."
+            .into();
+        d.remedy = format!(
+            "Check that TermService (Remote Desktop Services) runs and owns TCP {} on the server \
+             (netstat -abno), restart it if hung; check port forwards and proxies that may point \
+             to another service.",
+            f.server.port()
+        );
+        out.push(d);
+    }
+
+    /// `x224.neg_failure.*` (or `x224.legacy_rejected` for a request
+    /// without negotiation data): RDP_NEG_FAILURE.
+    fn failure(&self, code: u32, cc_at: Mark, out: &mut Vec<Draft>) {
+        let (f, req, end_frame, cr_at) = (self.f, self.req, self.end_frame, &self.cr_at);
+        let (name, suffix) =
+            failure_name(code).map_or(("unknown failure code", None), |n| (n.0, Some(n.1)));
+        let legacy = req.is_none();
+        let code_s = if legacy {
+            Code::X224LegacyRejected
+        } else {
+            Code::member(Family::X224NegFailure, suffix)
+        };
+        let mut d = draft(
+            code_s,
+            Severity::Error,
+            cc_at,
+            end_frame.max(cc_at.frame),
+            f,
+            &[cr_at.frame, cc_at.frame, end_frame],
+        );
+        d.ts = cc_at.ts;
+        d.summary = format!(
+            "{}, server answered {name} ({code}) in frame {}{}",
+            capitalize(&requested(f)),
+            cc_at.frame,
+            self.end_text(cc_at.frame)
+        );
+        let (cause, remedy) = failure_text(code, req);
+        d.cause = cause;
+        d.remedy = remedy;
+        out.push(d);
+    }
+
+    /// `x224.unrequested_protocol`, `x224.client_aborted`: RDP_NEG_RSP.
+    fn response(&self, selected: Protocols, cc_at: Mark, out: &mut Vec<Draft>) {
+        let (f, x, end, req, end_frame, cr_at) = (
+            self.f,
+            self.x,
+            self.end,
+            self.req,
+            self.end_frame,
+            &self.cr_at,
+        );
+        let unrequested = match req {
+            Some(r) => (selected.0 != 0 && selected.0 & r.0 == 0) || (selected.0 == 0 && r.0 != 0),
+            None => selected.0 != 0,
+        } || selected.0.count_ones() > 1;
+        // What the client does next: TLS for any protocol, MCS for RDP.
+        let next = if selected.tls() {
+            x.when(Step::ClientHello)
+        } else {
+            x.when(Step::McsConnectInitial)
+        };
+        let client_quit = end.filter(|e| {
+            e.0 == Dir::Client
+                && e.1.frame > cc_at.frame
+                && next.is_none_or(|n| n.frame > e.1.frame)
+        });
+        if unrequested {
             let mut d = draft(
-                Code::X224NoConfirm,
+                Code::X224UnrequestedProtocol,
                 Severity::Error,
-                *cr_at,
-                ended.map_or(cr_at.frame, |e| e.1.frame),
+                cc_at,
+                end_frame.max(cc_at.frame),
                 f,
-                &[cr_at.frame, ended.map_or(0, |e| e.1.frame)],
+                &[cr_at.frame, cc_at.frame, end_frame],
             );
-            let then = match (answered_otherwise, ended) {
-                (Some((_, m, what)), _) => {
-                    format!(
-                        "the server answered with something else in frame {} ({what})",
-                        m.at.frame
-                    )
-                }
-                (None, Some((dside, m, how))) => {
-                    format!(
-                        "the {} {how} in frame {} without a Connection Confirm",
-                        dside.name(),
-                        m.frame
-                    )
-                }
-                (None, None) => format!(
-                    "no Connection Confirm in the {} that followed",
-                    super::secs(cx.capture_end.ts - cr_at.ts)
-                ),
-            };
             d.summary = format!(
-                "X.224 Connection Request in frame {} ({}); {then}",
-                cr_at.frame,
-                requested(f)
+                "{}, server selected {selected} in frame {}{}",
+                capitalize(&requested(f)),
+                cc_at.frame,
+                self.end_text(cc_at.frame)
             );
-            d.cause = "What listens on the port is not an RDP server, or the Remote Desktop \
-                       service accepted the TCP connection but is hung."
+            d.cause = "The server chose a security protocol the client did not offer (xrdp \
+                       does this instead of sending RDP_NEG_FAILURE); the client then gives up."
                 .into();
-            d.remedy = format!(
-                "Check that TermService (Remote Desktop Services) runs and owns TCP {} on the server \
-                 (netstat -abno), restart it if hung; check port forwards and proxies that may point \
-                 to another service.",
-                f.server.port()
-            );
+            d.remedy = "Align the security layer on both sides: on xrdp set security_layer \
+                        (rdp|tls|negotiate) in xrdp.ini to one the client offers; on the client \
+                        allow that protocol (FreeRDP /sec:, mstsc's authentication level)."
+                .into();
             out.push(d);
-            return;
-        };
-        match cc {
-            NegResult::Failure { code } => {
-                let (name, suffix) =
-                    failure_name(code).map_or(("unknown failure code", None), |n| (n.0, Some(n.1)));
-                let legacy = req.is_none();
-                let code_s = if legacy {
-                    Code::X224LegacyRejected
-                } else {
-                    Code::member(Family::X224NegFailure, suffix)
-                };
-                let mut d = draft(
-                    code_s,
-                    Severity::Error,
-                    cc_at,
-                    end_frame.max(cc_at.frame),
-                    f,
-                    &[cr_at.frame, cc_at.frame, end_frame],
+        } else if let Some((_, m, how)) = client_quit {
+            let mut d = draft(
+                Code::X224ClientAborted,
+                Severity::Error,
+                cc_at,
+                m.frame,
+                f,
+                &[cc_at.frame, m.frame],
+            );
+            d.summary = format!(
+                "{}, server selected {selected} in frame {}; the client {how} in frame {} without starting {}",
+                capitalize(&requested(f)),
+                cc_at.frame,
+                m.frame,
+                if selected.tls() { "TLS" } else { "the MCS connection" }
+            );
+            d.cause = "The client's own policy refused what the server selected (for example \
+                       the client requires NLA or server authentication and the server offered \
+                       less), or the user cancelled."
+                .into();
+            d.remedy = "Read the client's error dialog and event log; enable NLA on the server \
+                        or relax the client's authentication level (.rdp \"authentication \
+                        level\", \"enablecredsspsupport\")."
+                .into();
+            out.push(d);
+        }
+    }
+
+    /// `x224.legacy_rejected`: a confirm without negotiation data, then the
+    /// server's close before its MCS Connect Response.
+    fn legacy(&self, cc_at: Mark, out: &mut Vec<Draft>) {
+        let (f, x, end, req, cr_at) = (self.f, self.x, self.end, self.req, &self.cr_at);
+        // Legacy server answer: the MCS exchange must follow.
+        let server_quit = end.filter(|e| {
+            e.0 == Dir::Server
+                && e.1.frame > cc_at.frame
+                && x.when(Step::McsConnectResponse)
+                    .is_none_or(|m| m.frame > e.1.frame)
+        });
+        if let Some((_, m, how)) = server_quit {
+            let mut d = draft(
+                Code::X224LegacyRejected,
+                Severity::Error,
+                cc_at,
+                m.frame,
+                f,
+                &[cr_at.frame, cc_at.frame, m.frame],
+            );
+            d.summary = format!(
+                "{}; the server confirmed without negotiation data in frame {}, then {how} in frame {} before the MCS Connect Response",
+                capitalize(&requested(f)),
+                cc_at.frame,
+                m.frame
+            );
+            d.cause = "The server does not accept Standard RDP Security and the client \
+                       cannot negotiate TLS or NLA."
+                .into();
+            d.remedy = "Use a current client (mstsc, FreeRDP 2+) that negotiates TLS/NLA, or \
+                        allow the RDP security layer on the server (not recommended)."
+                .into();
+            if req.is_some() {
+                d.confidence = Confidence::lowered(
+                    Level::Medium,
+                    "the client did offer negotiation; the server answered as a legacy server",
                 );
-                d.ts = cc_at.ts;
-                d.summary = format!(
-                    "{}, server answered {name} ({code}) in frame {}{}",
-                    capitalize(&requested(f)),
-                    cc_at.frame,
-                    end_text(cc_at.frame)
-                );
-                let (cause, remedy) = failure_text(code, req);
-                d.cause = cause;
-                d.remedy = remedy;
-                out.push(d);
             }
-            NegResult::Rsp { selected, .. } => {
-                let unrequested = match req {
-                    Some(r) => {
-                        (selected.0 != 0 && selected.0 & r.0 == 0) || (selected.0 == 0 && r.0 != 0)
-                    }
-                    None => selected.0 != 0,
-                } || selected.0.count_ones() > 1;
-                // What the client does next: TLS for any protocol, MCS for RDP.
-                let next = if selected.tls() {
-                    x.when(Step::ClientHello)
-                } else {
-                    x.when(Step::McsConnectInitial)
-                };
-                let client_quit = end.filter(|e| {
-                    e.0 == Dir::Client
-                        && e.1.frame > cc_at.frame
-                        && next.is_none_or(|n| n.frame > e.1.frame)
-                });
-                if unrequested {
-                    let mut d = draft(
-                        Code::X224UnrequestedProtocol,
-                        Severity::Error,
-                        cc_at,
-                        end_frame.max(cc_at.frame),
-                        f,
-                        &[cr_at.frame, cc_at.frame, end_frame],
-                    );
-                    d.summary = format!(
-                        "{}, server selected {selected} in frame {}{}",
-                        capitalize(&requested(f)),
-                        cc_at.frame,
-                        end_text(cc_at.frame)
-                    );
-                    d.cause = "The server chose a security protocol the client did not offer (xrdp \
-                               does this instead of sending RDP_NEG_FAILURE); the client then gives up."
-                        .into();
-                    d.remedy = "Align the security layer on both sides: on xrdp set security_layer \
-                                (rdp|tls|negotiate) in xrdp.ini to one the client offers; on the client \
-                                allow that protocol (FreeRDP /sec:, mstsc's authentication level)."
-                        .into();
-                    out.push(d);
-                } else if let Some((_, m, how)) = client_quit {
-                    let mut d = draft(
-                        Code::X224ClientAborted,
-                        Severity::Error,
-                        cc_at,
-                        m.frame,
-                        f,
-                        &[cc_at.frame, m.frame],
-                    );
-                    d.summary = format!(
-                        "{}, server selected {selected} in frame {}; the client {how} in frame {} without starting {}",
-                        capitalize(&requested(f)),
-                        cc_at.frame,
-                        m.frame,
-                        if selected.tls() { "TLS" } else { "the MCS connection" }
-                    );
-                    d.cause = "The client's own policy refused what the server selected (for example \
-                               the client requires NLA or server authentication and the server offered \
-                               less), or the user cancelled."
-                        .into();
-                    d.remedy =
-                        "Read the client's error dialog and event log; enable NLA on the server \
-                                or relax the client's authentication level (.rdp \"authentication \
-                                level\", \"enablecredsspsupport\")."
-                            .into();
-                    out.push(d);
-                }
-            }
-            NegResult::None => {
-                // Legacy server answer: the MCS exchange must follow.
-                let server_quit = end.filter(|e| {
-                    e.0 == Dir::Server
-                        && e.1.frame > cc_at.frame
-                        && x.when(Step::McsConnectResponse)
-                            .is_none_or(|m| m.frame > e.1.frame)
-                });
-                if let Some((_, m, how)) = server_quit {
-                    let mut d = draft(
-                        Code::X224LegacyRejected,
-                        Severity::Error,
-                        cc_at,
-                        m.frame,
-                        f,
-                        &[cr_at.frame, cc_at.frame, m.frame],
-                    );
-                    d.summary = format!(
-                        "{}; the server confirmed without negotiation data in frame {}, then {how} in frame {} before the MCS Connect Response",
-                        capitalize(&requested(f)),
-                        cc_at.frame,
-                        m.frame
-                    );
-                    d.cause = "The server does not accept Standard RDP Security and the client \
-                               cannot negotiate TLS or NLA."
-                        .into();
-                    d.remedy =
-                        "Use a current client (mstsc, FreeRDP 2+) that negotiates TLS/NLA, or \
-                                allow the RDP security layer on the server (not recommended)."
-                            .into();
-                    if req.is_some() {
-                        d.confidence = Confidence::lowered(
-                            Level::Medium,
-                            "the client did offer negotiation; the server answered as a legacy server",
-                        );
-                    }
-                    out.push(d);
-                }
-            }
+            out.push(d);
         }
     }
 }
