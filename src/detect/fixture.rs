@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::decode::{self, link};
 use crate::finding::{Draft, Outcome};
 use crate::flow::{Flow, Table, Transport};
-use crate::session::{self, Conn, Facts};
+use crate::session::{self, Conn};
 use crate::synth::Pkt;
 
 /// The finished flows of these packets (Ethernet frames, numbered from 1),
@@ -49,29 +49,17 @@ pub fn check(d: &dyn Detector, pkts: &[Pkt], cfg: &Config) -> Vec<Draft> {
 /// A connection between 198.18.0.1:`port` and 198.18.0.2:3389, from
 /// `first` to `last` (frames; the time is the frame number in seconds).
 pub fn conn(transport: Transport, port: u16, first: u64, last: u64) -> Conn {
-    let m = |f: u64| Mark {
-        frame: f,
-        ts: f as i64 * 1_000_000_000,
-    };
-    Conn {
-        client: format!("198.18.0.1:{port}").parse().expect("addr"),
-        server: "198.18.0.2:3389".parse().expect("addr"),
+    let mut c = Conn::test(
+        &format!("198.18.0.1:{port}"),
+        "198.18.0.2:3389",
         transport,
-        first: m(first),
-        last: m(last),
-        packets: 0,
-        bytes: 0,
-        udp_side: false,
-        correlation_id: None,
-        ended_by: None,
-        app: String::new(),
-        facts: Facts::default(),
-        cert_names: vec![],
-        timeline: String::new(),
-        drafts: vec![],
-        outcome: Outcome::Incomplete,
-        failed_phase: None,
-    }
+        first,
+        last,
+        Outcome::Incomplete,
+    );
+    c.udp_side = false;
+    c.failed_phase = None;
+    c
 }
 
 /// Groups the connections into attempts, runs one attempt detector on the

@@ -194,34 +194,7 @@ pub fn analyze(
     }
 
     // The capture as a whole.
-    let mut unsupported: Vec<(u32, u32, u64)> = shards
-        .iter()
-        .flat_map(|s| s.unsupported.iter().copied())
-        .collect();
-    unsupported.sort_by_key(|u| (u.0, u.2));
-    unsupported.dedup_by_key(|u| u.0);
-    let mut orphan_icmp: Vec<_> = shards
-        .iter()
-        .flat_map(|s| s.table.orphan_icmp.iter().copied())
-        .collect();
-    orphan_icmp.sort_by_key(|o| o.at.frame);
-    let mut bounds = BoundsHit::default();
-    for s in &shards {
-        let b = &s.table.bounds;
-        bounds.flows_evicted += b.flows_evicted;
-        bounds.records_dropped += b.records_dropped;
-        bounds.fragments_evicted += b.fragments_evicted;
-        bounds.icmp_dropped += b.icmp_dropped;
-        bounds.dns_dropped += b.dns_dropped;
-    }
-    let facts = CaptureFacts {
-        events: std::mem::take(&mut reader.events),
-        corrupt,
-        unsupported,
-        orphan_icmp,
-        bounds,
-        end,
-    };
+    let facts = capture_facts(&shards, std::mem::take(&mut reader.events), corrupt, end);
     let mut cap = Vec::new();
     for d in detect::CAPTURE {
         d.check(&facts, &mut cap);
@@ -237,4 +210,41 @@ pub fn analyze(
         ));
     }
     report
+}
+
+/// What the workers and the reader noticed about the file as a whole.
+fn capture_facts(
+    shards: &[Shard],
+    events: Vec<crate::capture::ReadEvent>,
+    corrupt: Option<(u64, String)>,
+    end: Mark,
+) -> CaptureFacts {
+    let mut unsupported: Vec<(u32, u32, u64)> = shards
+        .iter()
+        .flat_map(|s| s.unsupported.iter().copied())
+        .collect();
+    unsupported.sort_by_key(|u| (u.0, u.2));
+    unsupported.dedup_by_key(|u| u.0);
+    let mut orphan_icmp: Vec<_> = shards
+        .iter()
+        .flat_map(|s| s.table.orphan_icmp.iter().copied())
+        .collect();
+    orphan_icmp.sort_by_key(|o| o.at.frame);
+    let mut bounds = BoundsHit::default();
+    for s in shards {
+        let b = &s.table.bounds;
+        bounds.flows_evicted += b.flows_evicted;
+        bounds.records_dropped += b.records_dropped;
+        bounds.fragments_evicted += b.fragments_evicted;
+        bounds.icmp_dropped += b.icmp_dropped;
+        bounds.dns_dropped += b.dns_dropped;
+    }
+    CaptureFacts {
+        events,
+        corrupt,
+        unsupported,
+        orphan_icmp,
+        bounds,
+        end,
+    }
 }

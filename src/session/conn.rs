@@ -97,6 +97,42 @@ impl Conn {
         }
     }
 
+    /// A connection made by hand for unit tests: `client` to `server`, from
+    /// frame `first` to `last` (the time is the frame number in seconds).
+    #[cfg(test)]
+    pub(crate) fn test(
+        client: &str,
+        server: &str,
+        transport: Transport,
+        first: u64,
+        last: u64,
+        outcome: Outcome,
+    ) -> Conn {
+        let m = |f: u64| Mark {
+            frame: f,
+            ts: f as i64 * 1_000_000_000,
+        };
+        Conn {
+            client: client.parse().expect("addr"),
+            server: server.parse().expect("addr"),
+            transport,
+            first: m(first),
+            last: m(last),
+            packets: 0,
+            bytes: 0,
+            udp_side: transport == Transport::Udp,
+            correlation_id: None,
+            ended_by: None,
+            app: String::new(),
+            facts: Facts::default(),
+            cert_names: vec![],
+            timeline: String::new(),
+            drafts: vec![],
+            outcome,
+            failed_phase: (outcome == Outcome::Failed).then_some(Phase::X224),
+        }
+    }
+
     /// Does `--target` name this connection's server (its address, or a
     /// name it was reached by or its certificate carries)?
     pub fn targeted(&self, target: &str) -> bool {

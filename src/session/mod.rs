@@ -217,32 +217,9 @@ fn merged_facts(a: &Attempt, conns: &[Conn], cfg: &Config) -> Facts {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::finding::Phase;
 
     fn conn(client: &str, server: &str, t: Transport, first: i64, last: i64, o: Outcome) -> Conn {
-        let m = |s: i64| Mark {
-            frame: s as u64,
-            ts: s * 1_000_000_000,
-        };
-        Conn {
-            client: client.parse().unwrap(),
-            server: server.parse().unwrap(),
-            transport: t,
-            first: m(first),
-            last: m(last),
-            packets: 0,
-            bytes: 0,
-            udp_side: t == Transport::Udp,
-            correlation_id: None,
-            ended_by: None,
-            app: String::new(),
-            facts: Facts::default(),
-            cert_names: vec![],
-            timeline: String::new(),
-            drafts: vec![],
-            outcome: o,
-            failed_phase: (o == Outcome::Failed).then_some(Phase::X224),
-        }
+        Conn::test(client, server, t, first as u64, last as u64, o)
     }
 
     #[test]
