@@ -2,7 +2,7 @@
 //! saw. Not a network fault: it tells how far to trust the verdict.
 
 use super::{conversation_filter, Context, Detector, Draft};
-use crate::finding::{Code, Phase, Severity};
+use crate::finding::{Code, Dir, Phase, Severity};
 
 pub struct CaptureLoss;
 
@@ -13,12 +13,18 @@ impl Detector for CaptureLoss {
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
-        let lost = [f.tcp().dirs[0].capture_lost, f.tcp().dirs[1].capture_lost];
+        let lost = [
+            f.tcp().dirs[Dir::Client].capture_lost,
+            f.tcp().dirs[Dir::Server].capture_lost,
+        ];
         if lost == [0, 0] {
             return;
         }
         // The ACKs that revealed the loss (Wireshark: "ACKed segment that wasn't captured").
-        let marks = [f.tcp().dirs[0].loss_seen, f.tcp().dirs[1].loss_seen];
+        let marks = [
+            f.tcp().dirs[Dir::Client].loss_seen,
+            f.tcp().dirs[Dir::Server].loss_seen,
+        ];
         let seen = marks.iter().filter(|m| m.count > 0);
         let first = seen
             .clone()

@@ -48,7 +48,7 @@ pub use filter::{
 
 use crate::capture::Mark;
 use crate::config::Config;
-use crate::finding::{Code, Confidence, Draft, Level, Outcome, Phase, Severity};
+use crate::finding::{Code, Confidence, Dir, Draft, Level, Outcome, Phase, Severity};
 use crate::flow::table::DnsLookup;
 use crate::flow::Flow;
 use crate::session::{Attempt, Conn};
@@ -226,7 +226,7 @@ const ENDINGS: &[Code] = &[
 /// How far a flow's evidence can be trusted.
 pub fn flow_confidence(f: &Flow) -> Confidence {
     let t = f.tcp();
-    let lost = t.dirs[0].capture_lost + t.dirs[1].capture_lost;
+    let lost = t.dirs[Dir::Client].capture_lost + t.dirs[Dir::Server].capture_lost;
     let mut why = Vec::new();
     if t.mid_stream {
         why.push("the capture started after the connection did".to_string());

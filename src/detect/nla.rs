@@ -41,7 +41,7 @@ impl Detector for NlaStalled {
             }
             Some(_) => return,
             None => {
-                let last = [t.app[0].last, t.app[1].last, Some(done)]
+                let last = [t.app[Dir::Client].last, t.app[Dir::Server].last, Some(done)]
                     .into_iter()
                     .flatten()
                     .max_by_key(|m| m.frame)

@@ -261,7 +261,8 @@ fn receiver_blackhole(
 /// `path.mss_mismatch`.
 fn mss(f: &Flow, offload: Option<Dir>, too_big: &[&IcmpEvent], out: &mut Vec<Draft>) {
     // MSS: what each side announced vs what was sent and the ICMP MTU.
-    let (Some(cm), Some(sm)) = (f.tcp().dirs[0].mss, f.tcp().dirs[1].mss) else {
+    let (Some(cm), Some(sm)) = (f.tcp().dirs[Dir::Client].mss, f.tcp().dirs[Dir::Server].mss)
+    else {
         return;
     };
     let icmp_mtu = too_big
@@ -281,7 +282,8 @@ fn mss(f: &Flow, offload: Option<Dir>, too_big: &[&IcmpEvent], out: &mut Vec<Dra
     let mut what = vec![format!("the client announced MSS {cm}, the server {sm}")];
     what.push(format!(
         "largest segments: {} bytes from the client, {} from the server",
-        f.dirs[0].largest_segment, f.dirs[1].largest_segment
+        f.dirs[Dir::Client].largest_segment,
+        f.dirs[Dir::Server].largest_segment
     ));
     if let Some(m) = icmp_mtu {
         what.push(format!(
@@ -289,7 +291,7 @@ fn mss(f: &Flow, offload: Option<Dir>, too_big: &[&IcmpEvent], out: &mut Vec<Dra
             m.saturating_sub(hdr)
         ));
     }
-    let syn = f.tcp().dirs[0].syn.first.frame;
+    let syn = f.tcp().dirs[Dir::Client].syn.first.frame;
     let sa = f.tcp().syn_ack.first.frame;
     out.push(
         Draft::new(

@@ -41,9 +41,9 @@ impl Detector for ResetDetector {
         if stalled && !by_server {
             return;
         }
-        let closed_first = f.tcp().dirs[0]
+        let closed_first = f.tcp().dirs[Dir::Client]
             .fin
-            .or(f.tcp().dirs[1].fin)
+            .or(f.tcp().dirs[Dir::Server].fin)
             .is_some_and(|m| m.frame < r.at.frame);
         if closed_first {
             return;

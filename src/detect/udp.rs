@@ -5,7 +5,7 @@
 //! fragmentation, the ICMP errors quoting the flow.
 
 use super::{conversation_filter, secs, Context, Detector, Draft};
-use crate::finding::{Code, Phase, Severity};
+use crate::finding::{Code, Dir, Phase, Severity};
 use crate::flow::Transport;
 
 pub struct UdpTransport;
@@ -64,7 +64,7 @@ impl Detector for UdpTransport {
         }
         // Gateway UDP: DTLS hellos the gateway never answers.
         if let Some(d) = u.dtls {
-            if f.dirs[1].packets == 0
+            if f.dirs[Dir::Server].packets == 0
                 && (u.dtls_count >= 2 || cx.capture_end.ts - d.ts >= SYN_WAIT_NS)
             {
                 out.push(
@@ -99,7 +99,7 @@ impl Detector for UdpTransport {
         let Some((syn, first)) = u.syn else {
             return;
         };
-        if u.syn_ack.is_some() || f.dirs[1].packets > 0 {
+        if u.syn_ack.is_some() || f.dirs[Dir::Server].packets > 0 {
             return;
         }
         if u.syns < 2 && cx.capture_end.ts - first.ts < SYN_WAIT_NS {

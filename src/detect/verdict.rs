@@ -3,7 +3,7 @@
 //! and whether the evidence fits the client's 0x904 / 0x7 dialog.
 
 use super::{AttemptContext, Placed};
-use crate::finding::{precedence, Code, Draft, Family, Outcome, Phase, Severity};
+use crate::finding::{precedence, Code, Dir, Draft, Family, Outcome, Phase, Severity};
 use crate::flow::{Flow, Transport};
 
 /// A connection's outcome and the phase it failed in. A connection failed
@@ -22,7 +22,7 @@ pub fn flow_outcome(f: &Flow, drafts: &[Draft]) -> (Outcome, Option<Phase>) {
                     && d.severity >= Severity::Warning)
         })
         .min_by(|a, b| precedence(a, b));
-    let both_ways = f.dirs[0].payload > 0 && f.dirs[1].payload > 0;
+    let both_ways = f.dirs[Dir::Client].payload > 0 && f.dirs[Dir::Server].payload > 0;
     if let Some(d) = failing {
         if d.severity >= Severity::Error || !both_ways || f.closed() {
             return (Outcome::Failed, Some(d.phase));

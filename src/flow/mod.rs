@@ -306,7 +306,7 @@ impl Flow {
             return self.ignored_state.0;
         }
         let t = self.tcp();
-        t.rst.is_some() || (t.dirs[0].fin.is_some() && t.dirs[1].fin.is_some())
+        t.rst.is_some() || (t.dirs[Dir::Client].fin.is_some() && t.dirs[Dir::Server].fin.is_some())
     }
 
     /// The client's initial sequence number, and whether it sent a SYN.
@@ -315,7 +315,7 @@ impl Flow {
             return (self.ignored_state.1, self.ignored_state.2);
         }
         let t = self.tcp();
-        (t.isn[0], t.dirs[0].syn.count > 0)
+        (t.isn[0], t.dirs[Dir::Client].syn.count > 0)
     }
 
     fn common(&mut self, dir: Dir, ip: &Ip, at: Mark) {
@@ -349,7 +349,8 @@ impl Flow {
         if !rst && self.dirs[dir].first_ttl.is_none() {
             self.dirs[dir].first_ttl = Some(ip.ttl);
         }
-        let hs_before = self.dirs[0].payload + self.dirs[1].payload < cfg.handshake_bytes;
+        let hs_before =
+            self.dirs[Dir::Client].payload + self.dirs[Dir::Server].payload < cfg.handshake_bytes;
         if syn {
             if ack {
                 tf.syn_ack.add(at);
@@ -375,7 +376,7 @@ impl Flow {
             tf.established = Some(at);
             tf.progress(at, hs_before);
         }
-        if tf.dirs[0].syn.count == 0 && tf.syn_ack.count == 0 && self.first == at {
+        if tf.dirs[Dir::Client].syn.count == 0 && tf.syn_ack.count == 0 && self.first == at {
             tf.mid_stream = true;
         }
         if rst {
@@ -386,7 +387,10 @@ impl Flow {
                     at,
                     ttl: ip.ttl,
                     ip_id: ip.id,
-                    bytes: [self.dirs[0].payload, self.dirs[1].payload],
+                    bytes: [
+                        self.dirs[Dir::Client].payload,
+                        self.dirs[Dir::Server].payload,
+                    ],
                     established: tf.established.is_some() || tf.mid_stream,
                 });
             }
@@ -506,7 +510,8 @@ impl Flow {
     /// Called when the flow ends: the wait from the last progress to the end
     /// (a close, a reset or the end of the capture) counts as a stall too.
     pub fn finish(&mut self, end: Mark, cfg: &Config) {
-        let handshake = self.dirs[0].payload + self.dirs[1].payload < cfg.handshake_bytes;
+        let handshake =
+            self.dirs[Dir::Client].payload + self.dirs[Dir::Server].payload < cfg.handshake_bytes;
         if let Some(tf) = self.tcp.as_deref_mut() {
             if handshake {
                 if let Some(p) = tf.last_progress {
@@ -559,7 +564,10 @@ impl Flow {
 
     /// Payload bytes (client→server, server→client).
     pub fn payload(&self) -> [u64; 2] {
-        [self.dirs[0].payload, self.dirs[1].payload]
+        [
+            self.dirs[Dir::Client].payload,
+            self.dirs[Dir::Server].payload,
+        ]
     }
 }
 

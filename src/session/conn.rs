@@ -82,8 +82,8 @@ impl Conn {
             transport: f.key.transport,
             first: f.first,
             last: f.last,
-            packets: f.dirs[0].packets + f.dirs[1].packets,
-            bytes: f.dirs[0].bytes + f.dirs[1].bytes,
+            packets: f.dirs[Dir::Client].packets + f.dirs[Dir::Server].packets,
+            bytes: f.dirs[Dir::Client].bytes + f.dirs[Dir::Server].bytes,
             udp_side,
             correlation_id,
             ended_by: ending(f).map(|e| e.0),
@@ -176,7 +176,7 @@ pub fn timeline(f: &Flow) -> String {
     let x = &f.app.facts();
     let tcp = f.tcp();
     let mut v: Vec<String> = Vec::new();
-    let syn = tcp.dirs[0].syn;
+    let syn = tcp.dirs[Dir::Client].syn;
     if syn.count > 0 {
         match tcp.established {
             Some(e) => v.push(format!("tcp {}-{}", syn.first.frame, e.frame)),
@@ -233,7 +233,10 @@ pub fn timeline(f: &Flow) -> String {
     if t.done.is_some() {
         v.push(format!(
             "encrypted {}c/{}s records, {}/{} bytes",
-            t.app[0].records, t.app[1].records, t.app[0].bytes, t.app[1].bytes
+            t.app[Dir::Client].records,
+            t.app[Dir::Server].records,
+            t.app[Dir::Client].bytes,
+            t.app[Dir::Server].bytes
         ));
     }
     let u = &x.udp;
@@ -251,7 +254,10 @@ pub fn timeline(f: &Flow) -> String {
     if let Some(d) = u.dtls {
         v.push(format!("dtls {}x from {}", u.dtls_count, d.frame));
     }
-    if let (Some(c), Some(s)) = (f.dirs[0].first_data, f.dirs[1].first_data) {
+    if let (Some(c), Some(s)) = (
+        f.dirs[Dir::Client].first_data,
+        f.dirs[Dir::Server].first_data,
+    ) {
         v.push(format!("data c{} s{}", c.frame, s.frame));
     }
     if let Some((d, m, how)) = ending(f) {

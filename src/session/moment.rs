@@ -34,7 +34,7 @@ pub fn records_before(f: &Flow, frame: u64) -> [u64; 2] {
     let full = t.records.len() >= crate::proto::tls::MAX_RECORDS;
     if full && t.records.last().is_some_and(|r| r.at.frame < frame) {
         // Past the remembered records: the totals.
-        return [t.app[0].records, t.app[1].records];
+        return [t.app[Dir::Client].records, t.app[Dir::Server].records];
     }
     let mut n = [0u64; 2];
     for r in t.records.iter().filter(|r| r.at.frame <= frame) {
