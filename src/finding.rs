@@ -6,6 +6,7 @@
 //! [`Family`]s, and the [`Draft`] a detector emits.
 
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -383,8 +384,9 @@ pub struct Draft {
     /// Nanoseconds since the epoch of the first frame.
     pub ts: i64,
     pub summary: String,
-    pub cause: String,
-    pub remedy: String,
+    /// What it means and what to do: mostly fixed text, so not copied.
+    pub cause: Cow<'static, str>,
+    pub remedy: Cow<'static, str>,
     pub filter: String,
     pub confidence: Confidence,
 }
@@ -401,8 +403,8 @@ impl Draft {
             last_frame: frame,
             ts,
             summary: String::new(),
-            cause: String::new(),
-            remedy: String::new(),
+            cause: Cow::Borrowed(""),
+            remedy: Cow::Borrowed(""),
             filter: String::new(),
             confidence: Confidence::high(),
         }
@@ -419,12 +421,12 @@ impl Draft {
         self
     }
 
-    pub fn cause(mut self, s: impl Into<String>) -> Draft {
+    pub fn cause(mut self, s: impl Into<Cow<'static, str>>) -> Draft {
         self.cause = s.into();
         self
     }
 
-    pub fn remedy(mut self, s: impl Into<String>) -> Draft {
+    pub fn remedy(mut self, s: impl Into<Cow<'static, str>>) -> Draft {
         self.remedy = s.into();
         self
     }

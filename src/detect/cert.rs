@@ -132,7 +132,8 @@ impl Detector for Certificates {
                     d.remedy = format!(
                         "Connect with a name the certificate carries, or issue a certificate whose \
                          subject or SAN includes {target}."
-                    );
+                    )
+                    .into();
                     out.push(d);
                 }
             }

@@ -35,7 +35,7 @@ impl Detector for Fragments {
             f.client.ip(),
             f.server.ip()
         );
-        let base = |code: Code, sev, summary: String, cause: &str, remedy: &str| {
+        let base = |code: Code, sev, summary: String, cause: &'static str, remedy: &'static str| {
             Draft::new(code, sev, Phase::Path, fr.first.frame, fr.first.ts)
                 .until(fr.last.frame)
                 .summary(summary)

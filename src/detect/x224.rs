@@ -27,61 +27,54 @@ fn requested(f: &Flow) -> String {
 }
 
 /// Cause and remedy for each failureCode (MS-RDPBCGR 2.2.1.2.2).
-fn failure_text(code: u32, req: Option<Protocols>) -> (String, String) {
+fn failure_text(code: u32, req: Option<Protocols>) -> (&'static str, &'static str) {
     let nla_only = req.is_some_and(|p| p.nla() && !p.has(Protocols::SSL));
     match code {
         1 if nla_only => (
-            "The server does not offer NLA (CredSSP), only TLS; the client insists on NLA.".into(),
+            "The server does not offer NLA (CredSSP), only TLS; the client insists on NLA.",
             "On the server enable \"Require user authentication for remote connections by using \
              Network Level Authentication\" (System Properties > Remote, or the Group Policy under \
-             Remote Desktop Session Host > Security), or allow the client to connect without NLA."
-                .into(),
+             Remote Desktop Session Host > Security), or allow the client to connect without NLA.",
         ),
         1 => (
-            "The server requires TLS or NLA; the client offered only Standard RDP Security.".into(),
+            "The server requires TLS or NLA; the client offered only Standard RDP Security.",
             "Use a client that negotiates TLS/NLA (mstsc 6.0 or later, FreeRDP without /sec:rdp), \
              or set the server's security layer to \"Negotiate\" (Group Policy \"Require use of \
-             specific security layer for remote (RDP) connections\")."
-                .into(),
+             specific security layer for remote (RDP) connections\").",
         ),
         2 => (
-            "The server allows only Standard RDP Security; the client asked for TLS/NLA.".into(),
+            "The server allows only Standard RDP Security; the client asked for TLS/NLA.",
             "Set the server's security layer to \"Negotiate\" or \"SSL\" (Group Policy \"Require \
              use of specific security layer\", or SecurityLayer under HKLM\\SYSTEM\\\
              CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp), or allow the \
-             client to use RDP security."
-                .into(),
+             client to use RDP security.",
         ),
         3 => (
-            "The server has no usable TLS certificate for RDP.".into(),
+            "The server has no usable TLS certificate for RDP.",
             "Check the certificate bound to RDP-Tcp (SSLCertificateSHA1Hash): it must exist in \
              LocalMachine\\Remote Desktop or \\My with its private key readable by NETWORK \
              SERVICE; delete a broken one so that TermService creates a self-signed one, then \
-             restart the Remote Desktop Services service."
-                .into(),
+             restart the Remote Desktop Services service.",
         ),
         4 => (
-            "The server found the client's requested-protocol flags inconsistent.".into(),
+            "The server found the client's requested-protocol flags inconsistent.",
             "Update the client; check client settings that force a security protocol \
-             (FreeRDP /sec:, .rdp file \"enablecredsspsupport\", \"authentication level\")."
-                .into(),
+             (FreeRDP /sec:, .rdp file \"enablecredsspsupport\", \"authentication level\").",
         ),
         5 => (
-            "The server requires NLA (CredSSP); the client did not offer it.".into(),
+            "The server requires NLA (CredSSP); the client did not offer it.",
             "Enable CredSSP on the client (.rdp \"enablecredsspsupport:i:1\", FreeRDP /sec:nla), \
              or, if policy allows, turn off \"Require user authentication ... by using Network \
-             Level Authentication\" on the server."
-                .into(),
+             Level Authentication\" on the server.",
         ),
         6 => (
-            "The server requires TLS with client-certificate user authentication.".into(),
+            "The server requires TLS with client-certificate user authentication.",
             "Use a client that supports TLS client certificates (smart card / certificate logon) \
-             or change the server's authentication requirement."
-                .into(),
+             or change the server's authentication requirement.",
         ),
         _ => (
-            "The server refused the negotiation with an unknown failure code.".into(),
-            "Compare client and server security-layer settings; update both.".into(),
+            "The server refused the negotiation with an unknown failure code.",
+            "Compare client and server security-layer settings; update both.",
         ),
     }
 }
@@ -181,7 +174,8 @@ impl Neg<'_> {
                     "Check what listens on {} (it may not be an RDP server) and any proxy or IPS \
                      between client and server.",
                     f.server
-                );
+                )
+                .into();
                 out.push(d);
             }
         }
@@ -242,7 +236,8 @@ impl Neg<'_> {
              (netstat -abno), restart it if hung; check port forwards and proxies that may point \
              to another service.",
             f.server.port()
-        );
+        )
+        .into();
         out.push(d);
     }
 
@@ -274,8 +269,8 @@ impl Neg<'_> {
             self.end_text(cc_at.frame)
         );
         let (cause, remedy) = failure_text(code, req);
-        d.cause = cause;
-        d.remedy = remedy;
+        d.cause = cause.into();
+        d.remedy = remedy.into();
         out.push(d);
     }
 

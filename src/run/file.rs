@@ -24,6 +24,8 @@ use std::net::IpAddr;
 /// Frames per batch, and bytes per batch for mapped files.
 const BATCH_FRAMES: usize = 1 << 15;
 const BATCH_BYTES: usize = 32 << 20;
+/// Attempts judged in parallel before their connections are released.
+const ATTEMPT_CHUNK: usize = 4096;
 
 /// One worker's state across batches.
 struct Shard {
@@ -180,17 +182,24 @@ pub fn analyze(
         .collect();
     dns.sort_by_key(|d| d.query.at.frame);
 
-    // Attempts, judged in order.
-    let conns = session::select(conns, cfg);
+    // Attempts, judged in order, a chunk at a time: a connection belongs
+    // to one attempt, so once its attempt is a report row it is released
+    // (the findings are not held twice).
+    let mut conns = session::select(conns, cfg);
     let attempts = session::group(&conns, &dns, end, cfg);
-    let judged: Vec<_> = attempts
-        .par_iter()
-        .map(|a| detect::judge_attempt(a, &conns, &dns, cfg, end))
-        .collect();
-    for (a, j) in attempts.iter().zip(judged) {
-        let (row, findings) = build::attempt(name, a, &conns, j);
-        report.attempts.push(row);
-        report.findings.extend(findings);
+    for chunk in attempts.chunks(ATTEMPT_CHUNK) {
+        let judged: Vec<_> = chunk
+            .par_iter()
+            .map(|a| detect::judge_attempt(a, &conns, &dns, cfg, end))
+            .collect();
+        for (a, j) in chunk.iter().zip(judged) {
+            let (row, findings) = build::attempt(name, a, &conns, j);
+            report.attempts.push(row);
+            report.findings.extend(findings);
+            for &i in a.conns.iter().chain(&a.side) {
+                conns[i].release();
+            }
+        }
     }
 
     // The capture as a whole.

@@ -133,6 +133,16 @@ impl Conn {
         }
     }
 
+    /// Frees what the report rows were made from (the attempt is built);
+    /// endpoints, times and counters stay.
+    pub fn release(&mut self) {
+        self.drafts = Vec::new();
+        self.facts = Facts::default();
+        self.cert_names = Vec::new();
+        self.timeline = String::new();
+        self.app = String::new();
+    }
+
     /// Does `--target` name this connection's server (its address, or a
     /// name it was reached by or its certificate carries)?
     pub fn targeted(&self, target: &str) -> bool {
