@@ -616,3 +616,58 @@ pub fn x224_cc_failure(code: u32) -> Vec<u8> {
     v[15..19].copy_from_slice(&code.to_le_bytes());
     v
 }
+
+/// An RDPEUDP client SYN (MS-RDPEUDP 2.2.2.5): CORRELATION_ID|SYNEX|SYN,
+/// MTUs 1232, version 2, padded to 1232 bytes.
+pub fn rdpeudp_syn(corr: [u8; 16]) -> Vec<u8> {
+    let mut b = vec![0xff, 0xff, 0xff, 0xff, 0x00, 0x40, 0x18, 0x01];
+    b.extend(0x2345_6789u32.to_be_bytes());
+    b.extend(1232u16.to_be_bytes());
+    b.extend(1232u16.to_be_bytes());
+    b.extend(corr);
+    b.extend([0u8; 16]);
+    b.extend([0x00, 0x01, 0x00, 0x02]);
+    b.resize(1232, 0);
+    b
+}
+
+/// A UDP datagram as an Ethernet frame at `ts`.
+pub fn udp_pkt(src: SocketAddr, dst: SocketAddr, payload: &[u8], ts: i64) -> Pkt {
+    let udp = udp_datagram(src, dst, payload);
+    let data = ip_packet(
+        src.ip(),
+        dst.ip(),
+        IpNumber::UDP,
+        &udp,
+        IpOpts::default(),
+        src.port() != 53,
+    );
+    Pkt {
+        ts,
+        orig_len: data.len() as u32,
+        data,
+    }
+}
+
+/// An ICMPv4 destination unreachable (`code`, next-hop `mtu`) from a router
+/// to `to`, quoting the Ethernet frame `about`.
+pub fn icmp_error(router: &str, to: IpAddr, code: u8, mtu: u16, about: &Pkt, ts: i64) -> Pkt {
+    let icmp = icmp4_unreachable(code, mtu, &about.data[14..]);
+    let data = ip_packet(
+        router.parse().expect("router address"),
+        to,
+        IpNumber::ICMP,
+        &icmp,
+        IpOpts {
+            ttl: 255,
+            df: false,
+            id: 0,
+        },
+        false,
+    );
+    Pkt {
+        ts,
+        orig_len: data.len() as u32,
+        data,
+    }
+}

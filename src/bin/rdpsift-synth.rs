@@ -5,7 +5,7 @@
 use rdpsift::synth::{self, flag, ip_packet, IpOpts, Pkt, TcpConv, C, S};
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 
 const T0: i64 = 1_714_557_600_000_000_000; // 2024-05-01T10:00:00Z
@@ -238,7 +238,7 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
     c.syn(&mut out);
-    let p = icmp_error("198.18.0.1", c.client.ip(), 13, 0, &out[0], T0 + 3 * MS);
+    let p = synth::icmp_error("198.18.0.1", c.client.ip(), 13, 0, &out[0], T0 + 3 * MS);
     out.push(p);
     write(dir, "icmp-unreachable.pcap", &out, pcap)?;
 
@@ -537,9 +537,9 @@ fn samples(dir: &Path) -> std::io::Result<()> {
         let t = T0 + i as i64 * MS;
         let id = 0x4a00 + i as u16;
         let q = dns_message(id, false, 0, "rdp-host.example.test", qtype);
-        out.push(udp_pkt(cl, ns, &q, t));
+        out.push(synth::udp_pkt(cl, ns, &q, t));
         let a = dns_message(id, true, 3, "rdp-host.example.test", qtype);
-        out.push(udp_pkt(ns, cl, &a, t + 20 * MS));
+        out.push(synth::udp_pkt(ns, cl, &a, t + 20 * MS));
     }
     out.sort_by_key(|p| p.ts);
     write(dir, "dns-nxdomain.pcap", &out, pcap)?;
@@ -549,27 +549,13 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     for i in 0..3 {
         let q = dns_message(0x5b00 + i, false, 0, "rdp-host.example.test", 1);
-        out.push(udp_pkt(cl, ns, &q, T0 + i as i64 * SEC));
+        out.push(synth::udp_pkt(cl, ns, &q, T0 + i as i64 * SEC));
     }
     let mut c = TcpConv::new("198.18.0.10:50400", "198.19.0.99:443", T0 + 5 * SEC);
     c.handshake(&mut out, 2 * MS);
     write(dir, "dns-no-response.pcap", &out, pcap)?;
     path_samples(dir)?;
     Ok(())
-}
-
-/// An RDPEUDP client SYN (MS-RDPEUDP 2.2.2.5): CORRELATION_ID|SYNEX|SYN,
-/// MTUs 1232, version 2, padded to 1232 bytes.
-fn rdpeudp_syn(corr: [u8; 16]) -> Vec<u8> {
-    let mut b = vec![0xff, 0xff, 0xff, 0xff, 0x00, 0x40, 0x18, 0x01];
-    b.extend(0x2345_6789u32.to_be_bytes());
-    b.extend(1232u16.to_be_bytes());
-    b.extend(1232u16.to_be_bytes());
-    b.extend(corr);
-    b.extend([0u8; 16]);
-    b.extend([0x00, 0x01, 0x00, 0x02]);
-    b.resize(1232, 0);
-    b
 }
 
 /// UDP 3389 blocked, path MTU problems, offload.
@@ -583,10 +569,10 @@ fn path_samples(dir: &Path) -> std::io::Result<()> {
     connected(&mut c, &mut out, 80);
     let cl: SocketAddr = "198.18.0.10:50990".parse().unwrap();
     let sv: SocketAddr = "198.19.0.20:3389".parse().unwrap();
-    let syn = rdpeudp_syn([7; 16]);
+    let syn = synth::rdpeudp_syn([7; 16]);
     let t = c.now;
     for at in [t + 10 * MS, t + 3510 * MS, t + 6210 * MS] {
-        let mut p = udp_pkt(cl, sv, &syn, at);
+        let mut p = synth::udp_pkt(cl, sv, &syn, at);
         p.ts = at;
         out.push(p);
     }
@@ -644,7 +630,7 @@ fn path_samples(dir: &Path) -> std::io::Result<()> {
     let s0 = c.seq[S];
     let n = out.len();
     c.raw(&mut out, S, s0, flag::PSH, true, None, &flight[..1460]);
-    let p = icmp_error("198.19.0.1", c.server.ip(), 4, 1400, &out[n], c.now + MS);
+    let p = synth::icmp_error("198.19.0.1", c.server.ip(), 4, 1400, &out[n], c.now + MS);
     out.push(p);
     c.wait(2 * MS);
     c.mss = 1360;
@@ -672,29 +658,6 @@ fn path_samples(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// An ICMPv4 destination unreachable (`code`, next-hop `mtu`) from a router
-/// to `to`, quoting the Ethernet frame `about`.
-fn icmp_error(router: &str, to: IpAddr, code: u8, mtu: u16, about: &Pkt, ts: i64) -> Pkt {
-    let icmp = synth::icmp4_unreachable(code, mtu, &about.data[14..]);
-    let data = ip_packet(
-        router.parse().expect("router address"),
-        to,
-        etherparse::IpNumber::ICMP,
-        &icmp,
-        IpOpts {
-            ttl: 255,
-            df: false,
-            id: 0,
-        },
-        false,
-    );
-    Pkt {
-        ts,
-        orig_len: data.len() as u32,
-        data,
-    }
-}
-
 /// A DNS query or response with one question (RFC 1035 4.1).
 fn dns_message(id: u16, response: bool, rcode: u16, name: &str, qtype: u16) -> Vec<u8> {
     let flags: u16 = if response { 0x8180 | rcode } else { 0x0100 };
@@ -709,23 +672,6 @@ fn dns_message(id: u16, response: bool, rcode: u16, name: &str, qtype: u16) -> V
     v.extend(qtype.to_be_bytes());
     v.extend([0, 1]);
     v
-}
-
-fn udp_pkt(src: SocketAddr, dst: SocketAddr, payload: &[u8], ts: i64) -> Pkt {
-    let udp = synth::udp_datagram(src, dst, payload);
-    let data = ip_packet(
-        src.ip(),
-        dst.ip(),
-        etherparse::IpNumber::UDP,
-        &udp,
-        IpOpts::default(),
-        src.port() != 53,
-    );
-    Pkt {
-        ts,
-        orig_len: data.len() as u32,
-        data,
-    }
 }
 
 /// RDP over UDP 3389 with fragmented 1232-byte datagrams: one reassembles,

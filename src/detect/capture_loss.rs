@@ -48,3 +48,39 @@ impl Detector for CaptureLoss {
         );
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::{check, MS};
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{flag, x224_cr, TcpConv, C, S};
+
+    #[test]
+    fn bytes_acknowledged_but_never_captured() {
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", 1_000_000_000);
+        c.handshake(&mut out, MS);
+        // 100 bytes the capture missed, then 43 it saw; the server acks all.
+        let s = c.seq[C];
+        c.seq[C] = s.wrapping_add(100);
+        let cr = x224_cr("alice", 3);
+        let s2 = c.seq[C];
+        c.raw(&mut out, C, s2, flag::PSH, true, None, &cr);
+        c.seq[C] = s2.wrapping_add(cr.len() as u32);
+        c.ack(&mut out, S);
+        let d = check(&CaptureLoss, &out, &Config::default());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(
+            d[0].summary
+                .starts_with("100 bytes from the client and 0 from the server"),
+            "{}",
+            d[0].summary
+        );
+        assert_eq!(
+            d[0].first_frame,
+            out.len() as u64,
+            "the ACK that revealed it"
+        );
+    }
+}

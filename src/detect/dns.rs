@@ -93,3 +93,103 @@ impl AttemptDetector for Lookups {
         });
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::conn;
+    use super::*;
+    use crate::capture::Mark;
+    use crate::config::Config;
+    use crate::flow::table::DnsLookup;
+    use crate::flow::Transport;
+    use crate::proto::dns::{Answer, Query};
+    use crate::session;
+
+    fn lookup(frame: u64, rcode: Option<u8>) -> DnsLookup {
+        let at = Mark {
+            frame,
+            ts: frame as i64 * 1_000_000_000,
+        };
+        DnsLookup {
+            client: "198.18.0.1:53000".parse().unwrap(),
+            server: "198.18.0.53:53".parse().unwrap(),
+            query: Query {
+                id: 1,
+                name: "rdp.example.test".into(),
+                qtype: 1,
+                at,
+                answer: rcode.map(|rcode| Answer {
+                    rcode,
+                    count: 0,
+                    at: Mark {
+                        frame: frame + 1,
+                        ..at
+                    },
+                }),
+            },
+        }
+    }
+
+    fn judge(conns: Vec<crate::session::Conn>, dns: &[DnsLookup], target: &str) -> Vec<Placed> {
+        let cfg = Config {
+            target: Some(target.into()),
+            ..Config::default()
+        };
+        let end = Mark {
+            frame: 99,
+            ts: 99_000_000_000,
+        };
+        let attempts = session::group(&conns, dns, end, &cfg);
+        let a = &attempts[0];
+        let cx = AttemptContext {
+            attempt: a,
+            conns: &conns,
+            outcome: a.last().map_or(Outcome::Failed, |l| conns[l].outcome),
+            dns,
+            cfg: &cfg,
+            end,
+        };
+        let mut out = vec![];
+        Lookups.check(&cx, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_target_name_that_only_failed_dns_is_the_attempt() {
+        let dns = [lookup(1, Some(3)), lookup(3, Some(3))];
+        let out = judge(vec![], &dns, "rdp.example.test");
+        assert_eq!(out.len(), 1);
+        let d = &out[0].draft;
+        assert_eq!((d.code, d.severity), (Code::DnsNxdomain, Severity::Error));
+        assert_eq!((d.first_frame, d.last_frame), (1, 4));
+        assert!(
+            d.summary
+                .contains("answered NXDOMAIN for rdp.example.test in frame 2"),
+            "{}",
+            d.summary
+        );
+    }
+
+    #[test]
+    fn unanswered_lookups_beside_a_failed_connection_are_context() {
+        let mut c = conn(Transport::Tcp, 50000, 10, 12);
+        c.outcome = Outcome::Failed;
+        c.facts.target = "rdp.example.test".into();
+        let out = judge(vec![c.clone()], &[lookup(1, None)], "198.18.0.2");
+        assert_eq!(out.len(), 1);
+        let d = &out[0].draft;
+        assert_eq!(
+            (d.code, d.severity),
+            (Code::DnsNoResponse, Severity::Warning)
+        );
+        assert!(
+            d.summary
+                .ends_with("the client connected to an address nevertheless"),
+            "{}",
+            d.summary
+        );
+        // A connected attempt says nothing about DNS.
+        c.outcome = Outcome::Connected;
+        assert!(judge(vec![c], &[lookup(1, None)], "198.18.0.2").is_empty());
+    }
+}

@@ -99,3 +99,57 @@ impl Detector for Fragments {
         }
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::check;
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{ipv4_fragments, rdpeudp_syn, udp_datagram, IpOpts, Pkt};
+    use etherparse::IpNumber;
+
+    #[test]
+    fn a_fragmented_rdpeudp_syn_and_one_that_never_completed() {
+        let cl: std::net::SocketAddr = "198.18.0.10:50990".parse().unwrap();
+        let sv: std::net::SocketAddr = "198.19.0.20:3389".parse().unwrap();
+        let udp = udp_datagram(cl, sv, &rdpeudp_syn([7; 16]));
+        let frags = |id: u16| {
+            ipv4_fragments(
+                cl.ip(),
+                sv.ip(),
+                IpNumber::UDP,
+                &udp,
+                1000,
+                IpOpts {
+                    df: false,
+                    id,
+                    ..IpOpts::default()
+                },
+                true,
+            )
+        };
+        let mut out: Vec<Pkt> = vec![];
+        let mut t = 1_000_000_000;
+        for f in frags(1).into_iter().chain(frags(2).into_iter().take(1)) {
+            t += 1_000_000;
+            out.push(Pkt {
+                ts: t,
+                orig_len: f.len() as u32,
+                data: f,
+            });
+        }
+        let d = check(&Fragments, &out, &Config::default());
+        let codes: Vec<String> = d.iter().map(|d| d.code.to_string()).collect();
+        assert_eq!(
+            codes,
+            vec!["path.fragmented", "path.frag_incomplete"],
+            "{d:?}"
+        );
+        assert!(
+            d[0].summary
+                .contains("the 1232-byte RDPEUDP SYN needs a 1260-byte path MTU"),
+            "{}",
+            d[0].summary
+        );
+    }
+}

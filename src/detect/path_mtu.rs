@@ -320,3 +320,48 @@ fn mss(f: &Flow, offload: Option<Dir>, too_big: &[&IcmpEvent], out: &mut Vec<Dra
         .filter(filter_with(f, "tcp.flags.syn==1")),
     );
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::{check, MS};
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{filler, icmp_error, x224_cr, TcpConv, C};
+
+    #[test]
+    fn a_router_reports_a_smaller_mtu() {
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", 1_000_000_000);
+        c.mss = 1460;
+        c.handshake(&mut out, MS);
+        c.send(&mut out, C, &x224_cr("alice", 3), MS);
+        c.send(&mut out, C, &filler(1460, 1), MS);
+        let big = out[out.len() - 2].clone();
+        let e = icmp_error(
+            "198.19.2.1",
+            "198.18.0.1".parse().unwrap(),
+            4,
+            1400,
+            &big,
+            big.ts + MS,
+        );
+        out.push(e);
+        let d = check(&PathMtu, &out, &Config::default());
+        let f = d
+            .iter()
+            .find(|d| d.code == Code::PathIcmpFragNeeded)
+            .expect("found");
+        assert_eq!(f.first_frame, out.len() as u64);
+        assert!(
+            f.summary
+                .contains("next-hop MTU 1400 for a 1500-byte packet with DF set from the client"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.remedy.contains("clamp the TCP MSS to 1360"),
+            "{}",
+            f.remedy
+        );
+    }
+}

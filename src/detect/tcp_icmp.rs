@@ -60,3 +60,40 @@ impl Detector for IcmpUnreachable {
         out.push(d);
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::check;
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{icmp_error, TcpConv};
+
+    #[test]
+    fn a_router_says_the_host_is_unreachable() {
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", 1_000_000_000);
+        c.syn(&mut out);
+        let e = icmp_error(
+            "198.18.0.254",
+            "198.18.0.1".parse().unwrap(),
+            1,
+            0,
+            &out[0],
+            2_000_000_000,
+        );
+        out.push(e);
+        let d = check(&IcmpUnreachable, &out, &Config::default());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!((d[0].code, d[0].first_frame), (Code::TcpIcmpUnreachable, 2));
+        assert!(
+            d[0].summary.contains("from router 198.18.0.254"),
+            "{}",
+            d[0].summary
+        );
+        assert!(
+            d[0].cause.starts_with("No route to 198.18.0.2"),
+            "{}",
+            d[0].cause
+        );
+    }
+}

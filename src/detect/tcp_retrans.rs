@@ -70,3 +70,36 @@ impl Detector for Retransmissions {
         }
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::{check, MS};
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{flag, x224_cr, TcpConv, C};
+
+    #[test]
+    fn a_handshake_segment_sent_three_times() {
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", 1_000_000_000);
+        c.handshake(&mut out, MS);
+        let cr = x224_cr("alice", 3);
+        let s = c.seq[C];
+        for _ in 0..3 {
+            c.raw(&mut out, C, s, flag::PSH, true, None, &cr);
+            c.wait(200 * MS);
+        }
+        let d = check(&Retransmissions, &out, &Config::default());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!((d[0].first_frame, d[0].last_frame), (5, 6));
+        assert!(
+            d[0].summary
+                .contains("one handshake segment was sent 3 times"),
+            "{}",
+            d[0].summary
+        );
+        // Sent twice: a tail-loss probe, nothing to report.
+        let two = &out[..5];
+        assert!(check(&Retransmissions, two, &Config::default()).is_empty());
+    }
+}

@@ -155,3 +155,57 @@ impl Detector for UdpTransport {
             .filter(conversation_filter(f)));
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::{check, MS};
+    use super::*;
+    use crate::config::Config;
+    use crate::synth::{icmp_error, rdpeudp_syn, udp_pkt};
+
+    const T: i64 = 1_714_557_600_000_000_000;
+
+    fn syns(n: usize) -> Vec<crate::synth::Pkt> {
+        let cl = "198.18.0.10:50990".parse().unwrap();
+        let sv = "198.19.0.20:3389".parse().unwrap();
+        (0..n)
+            .map(|i| udp_pkt(cl, sv, &rdpeudp_syn([7; 16]), T + i as i64 * 3000 * MS))
+            .collect()
+    }
+
+    #[test]
+    fn rdpeudp_syns_without_an_answer() {
+        let d = check(&UdpTransport, &syns(3), &Config::default());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(
+            (d[0].code, d[0].first_frame, d[0].last_frame),
+            (Code::UdpSynUnanswered, 1, 3)
+        );
+        assert!(
+            d[0].summary.starts_with("3 RDPEUDP SYNs"),
+            "{}",
+            d[0].summary
+        );
+        // One SYN and the capture ends: too early to say.
+        assert!(check(&UdpTransport, &syns(1), &Config::default()).is_empty());
+    }
+
+    #[test]
+    fn an_icmp_unreachable_quoting_the_syn() {
+        let mut out = syns(1);
+        let e = icmp_error(
+            "198.19.0.1",
+            "198.18.0.10".parse().unwrap(),
+            3,
+            0,
+            &out[0],
+            T + MS,
+        );
+        out.push(e);
+        let d = check(&UdpTransport, &out, &Config::default());
+        assert!(
+            d.iter().any(|d| d.code == Code::UdpIcmpUnreachable),
+            "{d:?}"
+        );
+    }
+}
