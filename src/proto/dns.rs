@@ -24,7 +24,9 @@ pub struct Answer {
     pub at: Mark,
 }
 
-/// A parsed message: (id, is response, rcode, answer count, first question name, qtype).
+/// A parsed message: id, whether it is a response, rcode, answer count,
+/// the first question's name and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: u16,
     pub response: bool,
@@ -34,60 +36,89 @@ pub struct Message {
     pub qtype: u16,
 }
 
-/// Parses a DNS message; `None` when it is not one (or has no question).
-pub fn parse(b: &[u8]) -> Option<Message> {
-    if b.len() < 12 {
-        return None;
+/// Byte layout of the header (RFC 1035 §4.1.1), big-endian.
+pub mod field {
+    use std::ops::Range;
+    pub const ID: Range<usize> = 0..2;
+    pub const FLAGS: Range<usize> = 2..4;
+    pub const QDCOUNT: Range<usize> = 4..6;
+    pub const ANCOUNT: Range<usize> = 6..8;
+    pub const HEADER_LEN: usize = 12;
+    /// The first question's name starts right after the header.
+    pub const QUESTION: usize = 12;
+}
+
+use super::error::{bad, Error, Layer};
+
+fn be16(b: &[u8], r: std::ops::Range<usize>) -> u16 {
+    u16::from_be_bytes([b[r.start], b[r.start + 1]])
+}
+
+/// Parses a DNS message up to its first question's type: need-more when
+/// cut short, malformed for a message that is no standard query with a
+/// question, or a bad name.
+pub fn parse(b: &[u8]) -> Result<Message, Error> {
+    if b.len() < field::HEADER_LEN {
+        return Err(Error::need_more(Layer::Dns, field::HEADER_LEN));
     }
-    let id = u16::from_be_bytes([b[0], b[1]]);
-    let flags = u16::from_be_bytes([b[2], b[3]]);
-    let qd = u16::from_be_bytes([b[4], b[5]]);
-    let an = u16::from_be_bytes([b[6], b[7]]);
-    if qd == 0 || (flags >> 11) & 0xF != 0 {
-        return None; // no question, or not a standard query
+    let flags = be16(b, field::FLAGS);
+    if be16(b, field::QDCOUNT) == 0 {
+        return bad(Layer::Dns, field::QDCOUNT.start, "no question");
     }
-    let (name, end) = read_name(b, 12)?;
-    let qtype = u16::from_be_bytes([*b.get(end)?, *b.get(end + 1)?]);
-    Some(Message {
-        id,
+    if (flags >> 11) & 0xF != 0 {
+        return bad(
+            Layer::Dns,
+            field::FLAGS.start,
+            format!("opcode {} is not a standard query", (flags >> 11) & 0xF),
+        );
+    }
+    let (name, end) = read_name(b, field::QUESTION)?;
+    let Some(t) = b.get(end..end + 2) else {
+        return Err(Error::need_more(Layer::Dns, end + 2));
+    };
+    Ok(Message {
+        id: be16(b, field::ID),
         response: flags & 0x8000 != 0,
         rcode: (flags & 0xF) as u8,
-        answers: an,
+        answers: be16(b, field::ANCOUNT),
         name,
-        qtype,
+        qtype: u16::from_be_bytes([t[0], t[1]]),
     })
 }
 
 /// A name at `at`, following at most 16 compression pointers; returns the
 /// name and the offset after it in the original position.
-fn read_name(b: &[u8], mut at: usize) -> Option<(String, usize)> {
+fn read_name(b: &[u8], mut at: usize) -> Result<(String, usize), Error> {
     let mut name = String::new();
     let mut end = None;
     let mut jumps = 0;
+    let short = |n: usize| Error::need_more(Layer::Dns, n);
     loop {
-        let len = *b.get(at)? as usize;
+        let len = *b.get(at).ok_or_else(|| short(at + 1))? as usize;
         if len == 0 {
-            return Some((name, end.unwrap_or(at + 1)));
+            return Ok((name, end.unwrap_or(at + 1)));
         }
         if len & 0xC0 == 0xC0 {
-            let ptr = ((len & 0x3F) << 8) | *b.get(at + 1)? as usize;
+            let ptr = ((len & 0x3F) << 8) | *b.get(at + 1).ok_or_else(|| short(at + 2))? as usize;
             end.get_or_insert(at + 2);
             jumps += 1;
             if jumps > 16 {
-                return None;
+                return bad(Layer::Dns, at, "more than 16 compression pointers");
             }
             at = ptr;
             continue;
         }
         if len & 0xC0 != 0 {
-            return None;
+            return bad(Layer::Dns, at, format!("label length byte 0x{len:02x}"));
         }
-        let label = b.get(at + 1..at + 1 + len)?;
+        let label = b
+            .get(at + 1..at + 1 + len)
+            .ok_or_else(|| short(at + 1 + len))?;
         if !name.is_empty() {
             name.push('.');
         }
         if name.len() + len > 255 {
-            return None;
+            return bad(Layer::Dns, at, "name longer than 255 bytes");
         }
         name.extend(label.iter().map(|c| c.to_ascii_lowercase() as char));
         at += 1 + len;
@@ -107,7 +138,7 @@ pub const MAX_QUERIES: usize = 256;
 
 impl Dns {
     pub fn datagram(&mut self, payload: &[u8], at: Mark) {
-        let Some(m) = parse(payload) else {
+        let Ok(m) = parse(payload) else {
             return;
         };
         if !m.response {
@@ -186,7 +217,34 @@ mod test {
         // Question name = pointer to itself.
         v.truncate(12);
         v.extend([0xC0, 12, 0, 1, 0, 1]);
-        assert!(parse(&v).is_none());
-        assert!(parse(&[0; 5]).is_none());
+        let e = parse(&v).unwrap_err();
+        assert_eq!(
+            (e.layer, e.offset, e.is_need_more()),
+            (Layer::Dns, 12, false)
+        );
+        assert!(parse(&[0; 5]).unwrap_err().is_need_more());
+    }
+
+    #[test]
+    fn one_byte_short_and_one_byte_changed() {
+        let v = msg(7, 0x0100, 0, "rdp.example.test");
+        assert_eq!(parse(&v).unwrap().name, "rdp.example.test");
+        // Cut anywhere: need-more, never a panic.
+        for n in 0..v.len() - 2 {
+            assert!(parse(&v[..n]).unwrap_err().is_need_more(), "prefix {n}");
+        }
+        // An opcode other than QUERY names the flags.
+        let mut c = v.clone();
+        c[2] |= 0x28;
+        assert_eq!(parse(&c).unwrap_err().offset, field::FLAGS.start);
+        // A label length with the reserved bits 01.
+        let mut c = v.clone();
+        c[12] = 0x43;
+        let e = parse(&c).unwrap_err();
+        assert_eq!((e.offset, e.is_need_more()), (12, false));
+        // No question.
+        let mut c = v;
+        c[5] = 0;
+        assert_eq!(parse(&c).unwrap_err().offset, field::QDCOUNT.start);
     }
 }

@@ -15,6 +15,7 @@ pub enum Layer {
     TlsRecord,
     TlsHandshake,
     Rdpeudp,
+    Dns,
 }
 
 impl Layer {
@@ -27,6 +28,7 @@ impl Layer {
             Layer::TlsRecord => "TLS record",
             Layer::TlsHandshake => "TLS handshake",
             Layer::Rdpeudp => "RDPEUDP",
+            Layer::Dns => "DNS",
         }
     }
 }
