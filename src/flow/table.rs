@@ -44,9 +44,10 @@ pub struct DnsLookup {
 pub const MAX_DNS: usize = 8192;
 
 /// A flow that ended, and the capture time it is judged at: the end of the
-/// capture for flows still open then; for a flow finished earlier, when it
-/// had been idle (or closed) for its timeout — the same whatever the number
-/// of workers, since it depends only on the flow.
+/// capture, or its last frame's time plus its timeout (idle, or linger once
+/// closed) when that is earlier, or the SYN that reused its ports. It
+/// depends on the flow and the capture's end alone, so it is the same for
+/// any number of workers, whenever a sweep happened to finish the flow.
 #[derive(Debug)]
 pub struct Finished {
     pub flow: Flow,
@@ -371,14 +372,19 @@ impl Table {
         if f.reported() {
             if self.records < cfg.max_records.min(self.max_records) {
                 self.records += 1;
-                let judged_at = judged_at.unwrap_or(Mark {
+                // No later than the flow's own timeout: whether a sweep
+                // finished it before the capture ended (which depends on
+                // how the packets were shared among workers) changes nothing.
+                let timeout = if f.closed() {
+                    cfg.closed_linger_ns
+                } else {
+                    cfg.idle_ns
+                };
+                let limit = Mark {
                     frame: f.last.frame,
-                    ts: f.last.ts.saturating_add(if f.closed() {
-                        cfg.closed_linger_ns
-                    } else {
-                        cfg.idle_ns
-                    }),
-                });
+                    ts: f.last.ts.saturating_add(timeout),
+                };
+                let judged_at = judged_at.filter(|m| m.ts <= limit.ts).unwrap_or(limit);
                 self.done.push(Finished { flow: f, judged_at });
             } else {
                 self.bounds.records_dropped += 1;
