@@ -71,8 +71,10 @@ impl Conn {
             Transport::Tcp => x.cr.as_ref().and_then(|(r, _)| r.correlation_id),
             Transport::Udp => x.udp.syn.and_then(|(s, _)| s.correlation_id),
         };
+        let cert = x.server_cert().map(|c| c.0);
+        let facts = facts(f, cert.as_ref());
         let mut cert_names = Vec::new();
-        if let Some((c, _, _)) = x.server_cert() {
+        if let Some(c) = cert {
             cert_names.extend(c.san);
             cert_names.extend(c.cn);
         }
@@ -88,7 +90,7 @@ impl Conn {
             correlation_id,
             ended_by: ending(f).map(|e| e.0),
             app: app_name(f),
-            facts: facts(f),
+            facts,
             cert_names,
             timeline: timeline(f),
             drafts,
@@ -278,8 +280,8 @@ pub fn timeline(f: &Flow) -> String {
     v.join("; ")
 }
 
-/// The protocol facts of one flow.
-pub fn facts(f: &Flow) -> Facts {
+/// The protocol facts of one flow (`cert`: its server certificate).
+pub fn facts(f: &Flow, cert: Option<&crate::proto::tls::CertInfo>) -> Facts {
     let x = &f.app.facts();
     let mut r = Facts::default();
     if let Some((cr, _)) = &x.cr {
@@ -308,8 +310,8 @@ pub fn facts(f: &Flow) -> Facts {
         r.tls_version = version_name(h.version);
         r.tls_cipher = cipher_name(h.cipher);
     }
-    if let Some((c, _, _)) = x.server_cert() {
-        r.cert_subject = c.subject;
+    if let Some(c) = cert {
+        r.cert_subject = c.subject.clone();
         r.cert_not_after = rfc3339(c.not_after.saturating_mul(1_000_000_000));
     }
     if let Some((c, _)) = &x.client_data {

@@ -16,16 +16,12 @@ pub const NLA_CLIENT_RECORDS: u64 = 3;
 /// it and how ("closed (FIN)" or "reset").
 pub fn ending(f: &Flow) -> Option<(Dir, Mark, &'static str)> {
     let t = f.tcp();
-    let mut ends: Vec<(Dir, Mark, &'static str)> = Vec::new();
-    for d in Dir::BOTH {
-        if let Some(m) = t.dirs[d].fin {
-            ends.push((d, m, "closed (FIN)"));
-        }
-    }
-    if let Some(r) = t.rst {
-        ends.push((r.dir, r.at, "reset"));
-    }
-    ends.into_iter().min_by_key(|e| e.1.frame)
+    let fins = Dir::BOTH
+        .into_iter()
+        .filter_map(|d| t.dirs[d].fin.map(|m| (d, m, "closed (FIN)")));
+    let rst = t.rst.map(|r| (r.dir, r.at, "reset"));
+    // The earliest; on a tie the client's FIN, then the server's, then the RST.
+    fins.chain(rst).min_by_key(|e| e.1.frame)
 }
 
 /// Encrypted records each way sent before `frame`.
