@@ -217,58 +217,28 @@ fn merged_facts(a: &Attempt, conns: &[Conn], cfg: &Config) -> Facts {
 #[cfg(test)]
 mod test {
     use super::*;
+    use Outcome::{Connected, Failed, Incomplete};
+    use Transport::{Tcp, Udp};
 
-    fn conn(client: &str, server: &str, t: Transport, first: i64, last: i64, o: Outcome) -> Conn {
-        Conn::test(client, server, t, first as u64, last as u64, o)
+    /// `c` = (client host's last octet, client port, server's last octet).
+    fn conn(c: (u8, u16, u8), t: Transport, span: (u64, u64), o: Outcome) -> Conn {
+        let client = format!("198.18.0.{}:{}", c.0, c.1);
+        let server = format!("198.18.0.{}:3389", c.2);
+        Conn::test(&client, &server, t, span.0, span.1, o)
     }
 
     #[test]
     fn a_failed_connection_and_its_retry_are_one_attempt() {
         let cfg = Config::default();
         let conns = vec![
-            conn(
-                "198.18.0.1:50000",
-                "198.18.0.2:3389",
-                Transport::Tcp,
-                1,
-                2,
-                Outcome::Failed,
-            ),
-            conn(
-                "198.18.0.1:50001",
-                "198.18.0.2:3389",
-                Transport::Tcp,
-                3,
-                9,
-                Outcome::Connected,
-            ),
+            conn((1, 50000, 2), Tcp, (1, 2), Failed),
+            conn((1, 50001, 2), Tcp, (3, 9), Connected),
             // The UDP side channel starts while the retry is up.
-            conn(
-                "198.18.0.1:50002",
-                "198.18.0.2:3389",
-                Transport::Udp,
-                4,
-                5,
-                Outcome::Incomplete,
-            ),
+            conn((1, 50002, 2), Udp, (4, 5), Incomplete),
             // After a connected one, a new connection is a new attempt.
-            conn(
-                "198.18.0.1:50003",
-                "198.18.0.2:3389",
-                Transport::Tcp,
-                10,
-                11,
-                Outcome::Failed,
-            ),
+            conn((1, 50003, 2), Tcp, (10, 11), Failed),
             // Beyond the attempt window: a new attempt too.
-            conn(
-                "198.18.0.1:50004",
-                "198.18.0.2:3389",
-                Transport::Tcp,
-                60,
-                61,
-                Outcome::Failed,
-            ),
+            conn((1, 50004, 2), Tcp, (60, 61), Failed),
         ];
         let a = group(&conns, &[], Mark::default(), &cfg);
         assert_eq!(a.len(), 3);
@@ -279,40 +249,17 @@ mod test {
         assert!(a[0].retried());
         assert_eq!(a[1].conns, vec![3]);
         assert_eq!(a[2].conns, vec![4]);
-        assert_eq!(
-            a.iter().map(|x| x.number).collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
+        let numbers: Vec<usize> = a.iter().map(|x| x.number).collect();
+        assert_eq!(numbers, vec![1, 2, 3]);
     }
 
     #[test]
     fn other_servers_and_hosts_are_other_attempts() {
         let cfg = Config::default();
         let conns = vec![
-            conn(
-                "198.18.0.1:50000",
-                "198.18.0.2:3389",
-                Transport::Tcp,
-                1,
-                2,
-                Outcome::Failed,
-            ),
-            conn(
-                "198.18.0.1:50001",
-                "198.18.0.3:3389",
-                Transport::Tcp,
-                3,
-                4,
-                Outcome::Failed,
-            ),
-            conn(
-                "198.18.0.9:50001",
-                "198.18.0.2:3389",
-                Transport::Tcp,
-                3,
-                4,
-                Outcome::Failed,
-            ),
+            conn((1, 50000, 2), Tcp, (1, 2), Failed),
+            conn((1, 50001, 3), Tcp, (3, 4), Failed),
+            conn((9, 50001, 2), Tcp, (3, 4), Failed),
         ];
         assert_eq!(group(&conns, &[], Mark::default(), &cfg).len(), 3);
     }
