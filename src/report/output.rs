@@ -120,55 +120,46 @@ impl<'a> From<&'a Attempt> for AttemptRow<'a> {
     }
 }
 
-const FINDING_HEADER: [&str; 15] = [
-    "capture",
-    "attempt",
-    "code",
-    "severity",
-    "phase",
-    "client",
-    "server",
-    "first_frame",
-    "last_frame",
-    "time",
-    "summary",
-    "cause",
-    "remedy",
-    "filter",
-    "confidence",
-];
-const ATTEMPT_HEADER: [&str; 30] = [
-    "capture",
-    "attempt",
-    "client",
-    "server",
-    "transport",
-    "start",
-    "end",
-    "packets",
-    "bytes",
-    "outcome",
-    "failed_phase",
-    "verdict",
-    "app",
-    "first_frame",
-    "last_frame",
-    "connections",
-    "target",
-    "user",
-    "requested",
-    "selected",
-    "tls_version",
-    "tls_cipher",
-    "cert_subject",
-    "cert_not_after",
-    "fits_0x904",
-    "client_name",
-    "client_build",
-    "channels",
-    "rdp_encryption",
-    "timeline",
-];
+/// The column names of a row type, in order: its serde field names, read
+/// by serializing one row with csv's own header writer, so the header and
+/// the rows cannot disagree.
+fn header_of<T: Serialize>(row: T) -> Vec<String> {
+    let mut c = csv::WriterBuilder::new().from_writer(Vec::new());
+    if c.serialize(row).is_err() {
+        return Vec::new();
+    }
+    let bytes = c.into_inner().unwrap_or_default();
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes.as_slice());
+    r.records()
+        .next()
+        .and_then(Result::ok)
+        .map(|h| h.iter().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+fn finding_header() -> Vec<String> {
+    let d = crate::finding::Draft::new(
+        Code::TcpRefused,
+        crate::finding::Severity::Info,
+        crate::finding::Phase::Tcp,
+        0,
+        0,
+    );
+    let f = Finding {
+        capture: String::new(),
+        attempt: String::new(),
+        client: String::new(),
+        server: String::new(),
+        draft: d,
+    };
+    header_of(FindingRow::from(&f))
+}
+
+fn attempt_header() -> Vec<String> {
+    header_of(AttemptRow::from(&Attempt::default()))
+}
 
 fn csv_err(e: csv::Error) -> io::Error {
     match e.into_kind() {
@@ -180,7 +171,7 @@ fn csv_err(e: csv::Error) -> io::Error {
 /// CSV with a header row, written even when there are no rows.
 fn write_csv<T: Serialize>(
     w: impl Write,
-    header: &[&str],
+    header: &[String],
     rows: impl Iterator<Item = T>,
 ) -> io::Result<()> {
     let mut c = csv::WriterBuilder::new().has_headers(false).from_writer(w);
@@ -202,7 +193,7 @@ fn write_jsonl<T: Serialize>(mut w: impl Write, rows: impl Iterator<Item = T>) -
 pub fn findings_csv(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
     write_csv(
         w,
-        &FINDING_HEADER,
+        &finding_header(),
         reports
             .iter()
             .flat_map(|r| &r.findings)
@@ -213,7 +204,7 @@ pub fn findings_csv(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> 
 pub fn attempts_csv(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
     write_csv(
         w,
-        &ATTEMPT_HEADER,
+        &attempt_header(),
         reports
             .iter()
             .flat_map(|r| &r.attempts)
@@ -394,6 +385,22 @@ mod test {
     }
 
     #[test]
+    fn attempt_columns_are_the_public_contract() {
+        let want = "capture,attempt,client,server,transport,start,end,packets,bytes,outcome,\
+                    failed_phase,verdict,app,first_frame,last_frame,connections,target,user,\
+                    requested,selected,tls_version,tls_cipher,cert_subject,cert_not_after,\
+                    fits_0x904,client_name,client_build,channels,rdp_encryption,timeline";
+        assert_eq!(attempt_header().join(","), want);
+        let mut out = Vec::new();
+        findings_csv(&mut out, &[]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "capture,attempt,code,severity,phase,client,server,first_frame,last_frame,time,\
+             summary,cause,remedy,filter,confidence\n"
+        );
+    }
+
+    #[test]
     fn header_only_when_empty() {
         let mut out = Vec::new();
         attempts_csv(&mut out, &[]).unwrap();
@@ -406,7 +413,7 @@ mod test {
         attempts_json(&mut out, &[sample()]).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        let mut want = ATTEMPT_HEADER.to_vec();
+        let mut want = attempt_header();
         want.sort();
         let mut keys = keys;
         keys.sort();
