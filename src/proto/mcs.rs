@@ -50,6 +50,51 @@ pub enum ServerCert {
     },
 }
 
+/// Byte layouts of the user data blocks, from the start of a block (its
+/// 4-byte header included). Fields past a block's end are absent (lax: a
+/// short block keeps the fields it has).
+pub mod field {
+    use std::ops::Range;
+    /// TS_UD_HEADER (2.2.1.3.1): type, length (both little-endian).
+    pub const BLOCK_TYPE: usize = 0;
+    pub const BLOCK_LENGTH: usize = 2;
+    pub const BLOCK_HEADER: usize = 4;
+    /// TS_UD_CS_CORE (2.2.1.3.2).
+    pub const CS_VERSION: usize = 4;
+    pub const CS_WIDTH: usize = 8;
+    pub const CS_HEIGHT: usize = 10;
+    pub const CS_KEYBOARD_LAYOUT: usize = 16;
+    pub const CS_BUILD: usize = 20;
+    pub const CS_NAME: Range<usize> = 24..56;
+    pub const CS_EARLY_FLAGS: usize = 144;
+    pub const CS_DIG_PRODUCT_ID: Range<usize> = 146..210;
+    pub const CS_SELECTED_PROTOCOL: usize = 212;
+    /// TS_UD_CS_SEC (2.2.1.3.3).
+    pub const CS_ENCRYPTION_METHODS: usize = 4;
+    /// TS_UD_CS_NET (2.2.1.3.4): channelCount, then 12-byte CHANNEL_DEFs
+    /// (an 8-byte name, options).
+    pub const CS_CHANNEL_COUNT: usize = 4;
+    pub const CS_CHANNELS: usize = 8;
+    pub const CHANNEL_DEF_LEN: usize = 12;
+    pub const CHANNEL_NAME_LEN: usize = 8;
+    /// TS_UD_SC_CORE (2.2.1.4.2).
+    pub const SC_VERSION: usize = 4;
+    pub const SC_REQUESTED_PROTOCOLS: usize = 8;
+    /// TS_UD_SC_SEC1 (2.2.1.4.3).
+    pub const SC_ENCRYPTION_METHOD: usize = 4;
+    pub const SC_ENCRYPTION_LEVEL: usize = 8;
+    pub const SC_RANDOM_LEN: usize = 12;
+    pub const SC_CERT_LEN: usize = 16;
+    pub const SC_RANDOM: usize = 20;
+}
+
+/// Block types (2.2.1.3.1).
+pub const CS_CORE: u16 = 0xC001;
+pub const CS_SECURITY: u16 = 0xC002;
+pub const CS_NET: u16 = 0xC003;
+pub const SC_CORE: u16 = 0x0C01;
+pub const SC_SECURITY: u16 = 0x0C02;
+
 /// `RNS_UD_CS_SUPPORT_ERRINFO_PDU` in earlyCapabilityFlags (2.2.1.3.2).
 pub const SUPPORT_ERRINFO_PDU: u16 = 0x0001;
 
@@ -68,12 +113,9 @@ fn after_key<'a>(b: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 /// User data blocks: (type, block including its 4-byte header).
 fn blocks(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
-        if b.len() < 4 {
-            return None;
-        }
-        let typ = u16::from_le_bytes([b[0], b[1]]);
-        let len = u16::from_le_bytes([b[2], b[3]]) as usize;
-        if len < 4 || len > b.len() {
+        let typ = u16le(b, field::BLOCK_TYPE)?;
+        let len = u16le(b, field::BLOCK_LENGTH)? as usize;
+        if len < field::BLOCK_HEADER || len > b.len() {
             return None;
         }
         let (blk, rest) = b.split_at(len);
@@ -106,28 +148,32 @@ pub fn client_data(b: &[u8]) -> Option<ClientData> {
     let mut c = ClientData::default();
     for (typ, blk) in blocks(ud) {
         match typ {
-            0xC001 => {
-                c.version = u32le(blk, 4).unwrap_or(0);
-                c.width = u16le(blk, 8).unwrap_or(0);
-                c.height = u16le(blk, 10).unwrap_or(0);
-                c.keyboard_layout = u32le(blk, 16).unwrap_or(0);
-                c.build = u32le(blk, 20).unwrap_or(0);
-                c.name = blk.get(24..56).map(utf16z).unwrap_or_default();
-                c.early_flags = u16le(blk, 144);
-                c.dig_product_id = blk.get(146..210).map(utf16z).filter(|s| !s.is_empty());
-                c.selected = u32le(blk, 212).map(Protocols);
+            CS_CORE => {
+                c.version = u32le(blk, field::CS_VERSION).unwrap_or(0);
+                c.width = u16le(blk, field::CS_WIDTH).unwrap_or(0);
+                c.height = u16le(blk, field::CS_HEIGHT).unwrap_or(0);
+                c.keyboard_layout = u32le(blk, field::CS_KEYBOARD_LAYOUT).unwrap_or(0);
+                c.build = u32le(blk, field::CS_BUILD).unwrap_or(0);
+                c.name = blk.get(field::CS_NAME).map(utf16z).unwrap_or_default();
+                c.early_flags = u16le(blk, field::CS_EARLY_FLAGS);
+                c.dig_product_id = blk
+                    .get(field::CS_DIG_PRODUCT_ID)
+                    .map(utf16z)
+                    .filter(|s| !s.is_empty());
+                c.selected = u32le(blk, field::CS_SELECTED_PROTOCOL).map(Protocols);
             }
-            0xC002 => c.encryption_methods = u32le(blk, 4),
-            0xC003 => {
-                let n = u32le(blk, 4).unwrap_or(0) as usize;
+            CS_SECURITY => c.encryption_methods = u32le(blk, field::CS_ENCRYPTION_METHODS),
+            CS_NET => {
+                let n = u32le(blk, field::CS_CHANNEL_COUNT).unwrap_or(0) as usize;
                 c.channels = blk
-                    .get(8..)
+                    .get(field::CS_CHANNELS..)
                     .unwrap_or_default()
-                    .chunks_exact(12)
+                    .chunks_exact(field::CHANNEL_DEF_LEN)
                     .take(n.min(31))
                     .map(|d| {
-                        let end = d[..8].iter().position(|&x| x == 0).unwrap_or(8);
-                        String::from_utf8_lossy(&d[..end]).into_owned()
+                        let name = &d[..field::CHANNEL_NAME_LEN];
+                        let end = name.iter().position(|&x| x == 0).unwrap_or(name.len());
+                        String::from_utf8_lossy(&name[..end]).into_owned()
                     })
                     .collect();
             }
@@ -143,13 +189,13 @@ pub fn server_data(b: &[u8]) -> Option<ServerData> {
     let mut s = ServerData::default();
     for (typ, blk) in blocks(ud) {
         match typ {
-            0x0C01 => {
-                s.version = u32le(blk, 4).unwrap_or(0);
-                s.requested = u32le(blk, 8).map(Protocols);
+            SC_CORE => {
+                s.version = u32le(blk, field::SC_VERSION).unwrap_or(0);
+                s.requested = u32le(blk, field::SC_REQUESTED_PROTOCOLS).map(Protocols);
             }
-            0x0C02 => {
-                s.encryption_method = u32le(blk, 4);
-                s.encryption_level = u32le(blk, 8);
+            SC_SECURITY => {
+                s.encryption_method = u32le(blk, field::SC_ENCRYPTION_METHOD);
+                s.encryption_level = u32le(blk, field::SC_ENCRYPTION_LEVEL);
                 s.cert = server_cert(blk);
             }
             _ => {}
@@ -160,9 +206,9 @@ pub fn server_data(b: &[u8]) -> Option<ServerData> {
 
 /// serverRandom and serverCertificate of TS_UD_SC_SEC1 (2.2.1.4.3).
 fn server_cert(blk: &[u8]) -> Option<ServerCert> {
-    let rand_len = u32le(blk, 12)? as usize;
-    let cert_len = u32le(blk, 16)? as usize;
-    let cert = blk.get(20usize.checked_add(rand_len)?..)?;
+    let rand_len = u32le(blk, field::SC_RANDOM_LEN)? as usize;
+    let cert_len = u32le(blk, field::SC_CERT_LEN)? as usize;
+    let cert = blk.get(field::SC_RANDOM.checked_add(rand_len)?..)?;
     let cert = cert.get(..cert_len.min(cert.len()))?;
     let ver = u32le(cert, 0)?;
     match ver & 0x7FFF_FFFF {
@@ -285,5 +331,33 @@ mod test {
         // A block claiming more than there is ends the walk quietly.
         let pdu = b"McDn\x08\x01\x0c\xff\x00abcd";
         assert_eq!(server_data(pdu).unwrap().version, 0);
+    }
+    #[test]
+    fn a_short_core_block_keeps_the_fields_it_has() {
+        // TS_UD_CS_CORE cut right after clientName (56 bytes in all): the
+        // build and name stay, earlyCapabilityFlags is absent.
+        let mut core = vec![0u8; field::CS_NAME.end - field::BLOCK_HEADER];
+        core[field::CS_BUILD - 4..field::CS_BUILD].copy_from_slice(&2600u32.to_le_bytes());
+        for (i, ch) in "PC".encode_utf16().enumerate() {
+            let at = field::CS_NAME.start - 4 + 2 * i;
+            core[at..at + 2].copy_from_slice(&ch.to_le_bytes());
+        }
+        let ud = block(CS_CORE, &core);
+        let mut pdu = b"Duca".to_vec();
+        pdu.push(ud.len() as u8);
+        pdu.extend(&ud);
+        let c = client_data(&pdu).unwrap();
+        assert_eq!(
+            (c.build, c.name.as_str(), c.early_flags),
+            (2600, "PC", None)
+        );
+        // One byte short of the block's own length: the block is dropped,
+        // nothing is read past the bytes given.
+        let c = client_data(&pdu[..pdu.len() - 1]).unwrap();
+        assert_eq!(c, ClientData::default());
+        // The block type changed to an unknown one: ignored.
+        let mut other = pdu.clone();
+        other[5] = 0x99;
+        assert_eq!(client_data(&other).unwrap().build, 0);
     }
 }
