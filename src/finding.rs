@@ -329,14 +329,6 @@ impl Code {
         full.split('.').next().unwrap_or(full)
     }
 
-    /// The whole code as the reports print it.
-    pub fn name(self) -> std::borrow::Cow<'static, str> {
-        match self {
-            Code::Member(f, m) => format!("{}.{m}", f.prefix()).into(),
-            c => c.fixed_name().unwrap_or("").into(),
-        }
-    }
-
     /// Does this code print as `s`?
     pub fn is(self, s: &str) -> bool {
         match self {

@@ -35,6 +35,8 @@ pub fn app(data: &[u8]) {
         a.rdp_port = rdp_port;
         let mut rest = data;
         let mut frame = 1;
+        // Each direction's stream offset, as reassembly would give it.
+        let mut offset = [0u64; 2];
         while let Some((&ctl, tail)) = rest.split_first() {
             let n = ((ctl >> 2) as usize + 1).min(tail.len());
             let dir = if ctl & 1 == 0 {
@@ -46,10 +48,12 @@ pub fn app(data: &[u8]) {
                 frame,
                 ts: frame as i64,
             };
+            let pos = Pos::new(at, offset[dir]);
+            offset[dir] += n as u64;
             if ctl & 2 != 0 && ctl > 0xF0 {
-                a.feed(dir, Chunk::Gap(n as u64), Pos::new(at, 0));
+                a.feed(dir, Chunk::Gap(n as u64), pos);
             } else {
-                a.feed(dir, Chunk::Data(&tail[..n]), Pos::new(at, 0));
+                a.feed(dir, Chunk::Data(&tail[..n]), pos);
             }
             rest = &tail[n..];
             frame += 1;

@@ -34,14 +34,6 @@ impl Pos {
     pub fn new(at: Mark, offset: u64) -> Pos {
         Pos { at, offset }
     }
-
-    /// The position `n` bytes further in the same frame's stream.
-    pub fn advance(self, n: usize) -> Pos {
-        Pos {
-            at: self.at,
-            offset: self.offset + n as u64,
-        }
-    }
 }
 
 /// One packet record, pointing into the reader's window.

@@ -6,15 +6,10 @@
 
 use super::{frames_filter, Context, Detector, Draft};
 use crate::finding::{rfc3339, Code, Phase, Severity};
-use crate::flow::{Flow, Mark};
-use crate::proto::tls::{name_matches, CertInfo};
+use crate::flow::Mark;
+use crate::proto::tls::name_matches;
 
 pub struct Certificates;
-
-/// The server's own certificate and the frame that carried it.
-pub fn server_cert(f: &Flow) -> Option<(CertInfo, Mark, usize)> {
-    f.app.facts().server_cert()
-}
 
 /// The name the client meant to reach: SNI or `--target`, when not an address.
 pub fn target_name(cx: &Context<'_>) -> Option<String> {
@@ -66,7 +61,7 @@ impl Detector for Certificates {
             }
             return;
         }
-        let Some((c, at, n)) = server_cert(f) else {
+        let Some((c, at, n)) = f.app.facts().server_cert() else {
             return;
         };
         let now = at.ts.div_euclid(1_000_000_000);

@@ -68,7 +68,7 @@ impl AttemptDetector for Lookups {
     }
 
     fn check(&self, cx: &AttemptContext<'_>, out: &mut Vec<Placed>) {
-        if cx.dns.is_empty() || cx.outcome == Outcome::Connected {
+        if cx.dns.is_empty() || cx.outcome() == Outcome::Connected {
             return;
         }
         let lookup = cx.attempt.lookup.as_ref();
@@ -141,14 +141,7 @@ mod test {
         };
         let attempts = session::group(&conns, dns, end, &cfg);
         let a = &attempts[0];
-        let cx = AttemptContext {
-            attempt: a,
-            conns: &conns,
-            outcome: a.last().map_or(Outcome::Failed, |l| conns[l].outcome),
-            dns,
-            cfg: &cfg,
-            end,
-        };
+        let cx = AttemptContext::new(a, &conns, dns, &cfg, end);
         let mut out = vec![];
         Lookups.check(&cx, &mut out);
         out

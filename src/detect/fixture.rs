@@ -76,14 +76,7 @@ pub fn attempt_of(
         .unwrap_or_default();
     let attempts = session::group(&conns, &[], end, &cfg);
     let a = &attempts[0];
-    let cx = AttemptContext {
-        attempt: a,
-        conns: &conns,
-        outcome: a.last().map_or(Outcome::Failed, |l| conns[l].outcome),
-        dns: &[],
-        cfg: &cfg,
-        end,
-    };
+    let cx = AttemptContext::new(a, &conns, &[], &cfg, end);
     let mut out = vec![];
     d.check(&cx, &mut out);
     (out, judge_attempt(a, &conns, &[], &cfg, end).verdict)

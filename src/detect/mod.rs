@@ -75,18 +75,38 @@ pub struct AttemptContext<'a> {
     pub attempt: &'a Attempt,
     /// Every connection of the capture (the attempt holds indexes).
     pub conns: &'a [Conn],
-    /// The attempt's outcome (that of its deciding connection).
-    pub outcome: Outcome,
     pub dns: &'a [DnsLookup],
     pub cfg: &'a Config,
     /// The last frame of the capture.
     pub end: Mark,
 }
 
-impl AttemptContext<'_> {
+impl<'a> AttemptContext<'a> {
+    pub fn new(
+        attempt: &'a Attempt,
+        conns: &'a [Conn],
+        dns: &'a [DnsLookup],
+        cfg: &'a Config,
+        end: Mark,
+    ) -> AttemptContext<'a> {
+        AttemptContext {
+            attempt,
+            conns,
+            dns,
+            cfg,
+            end,
+        }
+    }
+
     /// The connection that decided the attempt.
     pub fn last(&self) -> Option<&Conn> {
         self.attempt.last().map(|i| &self.conns[i])
+    }
+
+    /// The attempt's outcome: its deciding connection's (an attempt that
+    /// is only a failed lookup failed).
+    pub fn outcome(&self) -> Outcome {
+        self.last().map_or(Outcome::Failed, |c| c.outcome)
     }
 }
 
@@ -281,19 +301,19 @@ pub fn judge_attempt(
     cfg: &Config,
     end: Mark,
 ) -> Judged {
-    let outcome = attempt.last().map_or(Outcome::Failed, |l| conns[l].outcome);
+    let cx = AttemptContext::new(attempt, conns, dns, cfg, end);
+    // The earlier connections of a retry that connected are superseded.
+    let retry = cx
+        .last()
+        .filter(|_| attempt.retried() && cx.outcome() == Outcome::Connected);
     let mut findings: Vec<Placed> = Vec::new();
-    let last = attempt.last();
-    for &i in attempt.conns.iter().chain(&attempt.side) {
+    for (k, &i) in attempt.conns.iter().chain(&attempt.side).enumerate() {
         let c = &conns[i];
-        let superseded = attempt.retried()
-            && Some(i) != last
-            && !attempt.side.contains(&i)
-            && outcome == Outcome::Connected;
+        let superseded = retry.is_some() && k + 1 < attempt.conns.len();
         for d in &c.drafts {
             let mut d = d.clone();
             if superseded {
-                verdict::supersede(&mut d, last.map_or(0, |l| conns[l].client.port()));
+                verdict::supersede(&mut d, retry.map_or(0, |r| r.client.port()));
             }
             findings.push(Placed {
                 ends: Some((c.client, c.server)),
@@ -301,14 +321,6 @@ pub fn judge_attempt(
             });
         }
     }
-    let cx = AttemptContext {
-        attempt,
-        conns,
-        outcome,
-        dns,
-        cfg,
-        end,
-    };
     for d in ATTEMPT {
         d.check(&cx, &mut findings);
     }
@@ -330,12 +342,25 @@ mod test {
 
     #[test]
     fn codes_are_unique_and_named() {
-        let c = all_codes();
-        let mut names: Vec<String> = c.iter().map(|c| c.to_string()).collect();
-        let n = names.len();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), n);
+        // Each detector's list as written, before all_codes() merges them:
+        // a code is emitted by one detector, except the ICMP "too big" that
+        // both the flow (its own traffic) and the capture (orphans) report.
+        let mut raw: Vec<String> = FLOW
+            .iter()
+            .flat_map(|d| d.codes())
+            .chain(ATTEMPT.iter().flat_map(|d| d.codes()))
+            .chain(CAPTURE.iter().flat_map(|d| d.codes()))
+            .map(|c| c.to_string())
+            .collect();
+        raw.sort();
+        let twice: Vec<&String> = raw
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| &w[0])
+            .collect();
+        assert_eq!(twice, vec!["path.icmp_frag_needed"]);
+        let names: Vec<String> = all_codes().iter().map(|c| c.to_string()).collect();
+        assert_eq!(names.len(), raw.len() - 1);
         assert!(names.iter().all(|n| n.contains('.')));
     }
 

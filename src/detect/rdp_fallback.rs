@@ -19,7 +19,7 @@ impl AttemptDetector for Fallback {
         let Some(last) = cx.last() else {
             return;
         };
-        if !a.retried() || cx.outcome != Outcome::Connected {
+        if !a.retried() || cx.outcome() != Outcome::Connected {
             return;
         }
         let first = &cx.conns[a.conns[0]];

@@ -26,16 +26,7 @@ impl Detector for UdpTransport {
         let u = &f.app.facts().udp;
         let unreachable: Vec<_> = f.icmp.iter().filter(|e| e.err.is_unreachable()).collect();
         if let (Some(first), Some(last)) = (unreachable.first(), unreachable.last()) {
-            let who = if first.from == f.server.ip() {
-                format!("the server {} itself", first.from)
-            } else {
-                format!("router {}", first.from)
-            };
-            let icmp = if first.err.v6 {
-                "icmpv6.type==1"
-            } else {
-                "icmp.type==3"
-            };
+            let (who, icmp) = super::icmp_sender(f, first);
             out.push(Draft::new(Code::UdpIcmpUnreachable, Severity::Warning, Phase::Udp, first.at.frame, first.at.ts)
                 .until(last.at.frame)
                 .summary(format!(

@@ -18,7 +18,7 @@ impl AttemptDetector for UdpFallback {
         let Some(last) = cx.last() else {
             return;
         };
-        if cx.outcome != Outcome::Connected {
+        if cx.outcome() != Outcome::Connected {
             return;
         }
         for &u in &cx.attempt.side {

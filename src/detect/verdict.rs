@@ -85,7 +85,7 @@ pub fn attempt(cx: &AttemptContext<'_>, findings: &[Placed]) -> Verdict {
             fits_0x904: "no",
         };
     };
-    let outcome = cx.outcome;
+    let outcome = cx.outcome();
     let mut code = findings
         .iter()
         .map(|p| &p.draft)

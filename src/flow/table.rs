@@ -60,7 +60,7 @@ pub struct Table {
     frag_dropped: Vec<FragMeta>,
     /// Finished flows that are reported, with the moment they are judged
     /// at; the caller takes them as they come ([`Table::take_done`]).
-    pub done: Vec<Finished>,
+    done: Vec<Finished>,
     pub orphan_icmp: Vec<OrphanIcmp>,
     /// Incomplete fragment trains whose flow is unknown.
     pub orphan_frags: Vec<FragMeta>,
@@ -113,6 +113,11 @@ impl Table {
 
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty()
+    }
+
+    /// The table holds as many flows as it may (its share of `max_flows`).
+    fn full(&self, cfg: &Config) -> bool {
+        self.flows.len() >= cfg.max_flows.min(self.max_flows)
     }
 
     /// One decoded packet.
@@ -215,7 +220,7 @@ impl Table {
                     (client, server) = (dst, src);
                 }
             }
-            if self.flows.len() >= cfg.max_flows.min(self.max_flows) {
+            if self.full(cfg) {
                 self.evict_one(cfg);
             }
             self.flows
@@ -309,9 +314,7 @@ impl Table {
                     let key = FlowKey::new(src, dst, t);
                     // A datagram to a relevant port that never completed is
                     // an attempt by itself (e.g. a fragmented RDPEUDP SYN).
-                    if !self.flows.contains_key(&key)
-                        && self.flows.len() < cfg.max_flows.min(self.max_flows)
-                    {
+                    if !self.flows.contains_key(&key) && !self.full(cfg) {
                         if let Some((int @ (Interest::Rdp | Interest::UserPort), dst_is_server)) =
                             interest(t, sp, dp, cfg)
                         {

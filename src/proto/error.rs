@@ -70,11 +70,6 @@ impl Error {
     pub fn is_need_more(&self) -> bool {
         matches!(self.kind, ErrorKind::NeedMore { .. })
     }
-
-    /// Layer, offset and reason, for logs and fuzzing reports.
-    pub fn describe(&self) -> String {
-        format!("{} at byte {}: {self}", self.layer.name(), self.offset)
-    }
 }
 
 impl fmt::Display for Error {

@@ -139,8 +139,9 @@ impl Facts {
 pub struct App {
     pub class: AppClass,
     prefix: Vec<u8>,
-    /// Bytes seen per direction (client, server) by the parsers.
-    pub seen: [u64; 2],
+    /// Stream offset just past the last byte fed, per direction (client,
+    /// server): from the chunks' positions.
+    seen: [u64; 2],
     streams: [Stream; 2],
     /// Allocated when a parser first has something to say (most flows of a
     /// busy capture never do): [`App::facts`].
@@ -190,7 +191,7 @@ impl App {
         let at = pos.at;
         match chunk {
             Chunk::Data(b) => {
-                self.seen[dir] += b.len() as u64;
+                self.seen[dir] = pos.offset + b.len() as u64;
                 if self.class == AppClass::Unknown {
                     if dir == Dir::Client {
                         self.classify(b, at);
@@ -202,7 +203,7 @@ impl App {
                 }
             }
             Chunk::Gap(n) => {
-                self.seen[dir] += n;
+                self.seen[dir] = pos.offset + n;
                 if dir == Dir::Client && self.class == AppClass::Unknown {
                     // Content after a hole cannot be matched from its start.
                     self.class = AppClass::Other;
@@ -523,6 +524,8 @@ mod test {
     const C: Dir = Dir::Client;
     const S: Dir = Dir::Server;
 
+    /// A position at offset 0: these tests do not look at positions
+    /// (`a_malformed_unit_is_placed_at_its_stream_offset` does).
     fn p(frame: u64) -> Pos {
         Pos::new(m(frame), 0)
     }
