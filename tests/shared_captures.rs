@@ -1,6 +1,7 @@
 //! The tool on real public captures (../shared/captures), checked against the
 //! gold outputs their projects wrote. Skips with a message when absent.
 
+#[macro_use]
 mod common;
 use common::*;
 use rdpsift::capture::{Reader, Source};
@@ -235,34 +236,13 @@ fn direct_rdp_traces_are_found_as_rdp(root: &Path) {
 }
 
 fn main() -> std::process::ExitCode {
-    harness(&[
-        (
-            "every_shared_capture_is_read_without_panic",
-            every_shared_capture_is_read_without_panic as fn(&Path),
-        ),
-        (
-            "pcap_parser_format_files_give_their_packets",
-            pcap_parser_format_files_give_their_packets as fn(&Path),
-        ),
-        (
-            "zeek_reset_traces_agree_with_conn_state",
-            zeek_reset_traces_agree_with_conn_state as fn(&Path),
-        ),
-        (
-            "fragment_traces_reassemble",
-            fragment_traces_reassemble as fn(&Path),
-        ),
-        (
-            "garbage_fragments_stay_bounded",
-            garbage_fragments_stay_bounded as fn(&Path),
-        ),
-        (
-            "icmp_errors_meet_their_flow",
-            icmp_errors_meet_their_flow as fn(&Path),
-        ),
-        (
-            "direct_rdp_traces_are_found_as_rdp",
-            direct_rdp_traces_are_found_as_rdp as fn(&Path),
-        ),
+    harness(shared_tests![
+        every_shared_capture_is_read_without_panic,
+        pcap_parser_format_files_give_their_packets,
+        zeek_reset_traces_agree_with_conn_state,
+        fragment_traces_reassemble,
+        garbage_fragments_stay_bounded,
+        icmp_errors_meet_their_flow,
+        direct_rdp_traces_are_found_as_rdp,
     ])
 }

@@ -3,6 +3,7 @@
 //! rdp.log / ssl.log / x509.log, Suricata's test.yaml, nDPI's results.
 //! Skips with a message when ../shared is absent.
 
+#[macro_use]
 mod common;
 use common::harness;
 use rdpsift::capture::Source;
@@ -406,30 +407,12 @@ fn rdpeudp_and_path_traces(root: &Path) {
 }
 
 fn main() -> std::process::ExitCode {
-    harness(&[
-        (
-            "zeek_rdp_traces_agree_with_rdp_and_ssl_logs",
-            zeek_rdp_traces_agree_with_rdp_and_ssl_logs as fn(&Path),
-        ),
-        (
-            "zeek_invalid_length_is_malformed_not_a_crash",
-            zeek_invalid_length_is_malformed_not_a_crash as fn(&Path),
-        ),
-        (
-            "suricata_rdp_003_agrees_with_test_yaml",
-            suricata_rdp_003_agrees_with_test_yaml as fn(&Path),
-        ),
-        (
-            "ndpi_rdp_traces_agree_with_results",
-            ndpi_rdp_traces_agree_with_results as fn(&Path),
-        ),
-        (
-            "tls_traces_alerts_versions_certificates",
-            tls_traces_alerts_versions_certificates as fn(&Path),
-        ),
-        (
-            "rdpeudp_and_path_traces",
-            rdpeudp_and_path_traces as fn(&Path),
-        ),
+    harness(shared_tests![
+        zeek_rdp_traces_agree_with_rdp_and_ssl_logs,
+        zeek_invalid_length_is_malformed_not_a_crash,
+        suricata_rdp_003_agrees_with_test_yaml,
+        ndpi_rdp_traces_agree_with_results,
+        tls_traces_alerts_versions_certificates,
+        rdpeudp_and_path_traces,
     ])
 }

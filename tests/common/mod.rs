@@ -51,6 +51,14 @@ pub fn sample_args(name: &str) -> Vec<String> {
 /// Runs tests that read ../shared/captures (libtest-mimic): each gets the
 /// captures' root; when ../shared is absent every one is reported as
 /// ignored ("skipped"), with a message, instead of passing silently.
+/// `shared_tests![a, b]`: the functions, each named by its own name.
+#[macro_export]
+macro_rules! shared_tests {
+    ($($f:ident),* $(,)?) => {
+        &[$((stringify!($f), $f as fn(&std::path::Path))),*]
+    };
+}
+
 /// A named test that reads the shared captures' root.
 pub type SharedTest = (&'static str, fn(&Path));
 
