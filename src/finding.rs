@@ -301,6 +301,7 @@ codes! {
     NlaStalled = "nla.stalled",
     RdpServerDenied = "rdp.server_denied",
     RdpFallback = "rdp.fallback",
+    RdpSessionEnded = "rdp.session_ended",
     UdpSynUnanswered = "udp.syn_unanswered",
     UdpIcmpUnreachable = "udp.icmp_unreachable",
     UdpFallbackTcp = "udp.fallback_tcp",

@@ -603,6 +603,12 @@ pub fn tls_app(n: usize, seed: u64) -> Vec<u8> {
     tls_record(23, &filler(n - 5, seed))
 }
 
+/// An application-data record whose length field is `len` (the sizes of
+/// PROTOCOLS.md §8 are length fields: the record is 5 bytes more).
+pub fn tls_sealed(len: usize, seed: u64) -> Vec<u8> {
+    tls_record(23, &filler(len, seed))
+}
+
 /// A plaintext alert record.
 pub fn tls_alert(level: u8, desc: u8) -> Vec<u8> {
     tls_record(21, &[level, desc])

@@ -23,6 +23,7 @@ mod nla;
 mod path_frag;
 mod path_mtu;
 mod rdp;
+mod rdp_end;
 mod rdp_fallback;
 mod tcp_close;
 mod tcp_icmp;
@@ -136,6 +137,7 @@ pub static FLOW: &[&dyn Detector] = &[
     &cert::Certificates,
     &nla::NlaStalled,
     &rdp::ServerDenied,
+    &rdp_end::SessionEnded,
     &udp::UdpTransport,
     &tcp_syn::SynDetector,
     &tcp_icmp::IcmpUnreachable,

@@ -8,14 +8,9 @@ use super::{
 };
 use crate::finding::{Code, Confidence, Dir, Level, Phase, Severity};
 use crate::proto::Step;
+use crate::session::moment::{active, shown_rdp};
 
 pub struct ServerDenied;
-
-/// TLS record lengths (the header's length field) that fit a Set Error
-/// Info PDU (≈36 bytes of plaintext, PROTOCOLS.md §1) under the usual
-/// suites: AES-GCM TLS 1.2: 60, TLS 1.3: 53; CBC-SHA TLS 1.0: 64, TLS
-/// 1.1/1.2: 80; CBC-SHA256 TLS 1.2: 96.
-const ERRINFO_RECORD: std::ops::RangeInclusive<u16> = 50..=100;
 
 impl Detector for ServerDenied {
     fn codes(&self) -> Vec<Code> {
@@ -29,8 +24,10 @@ impl Detector for ServerDenied {
             return;
         };
         let server_bytes = f.dirs[Dir::Server].payload;
-        if server_bytes >= cx.cfg.handshake_bytes {
-            return; // the session got going: an ordinary disconnect
+        if server_bytes >= cx.cfg.handshake_bytes || !shown_rdp(f) || active(f).is_some() {
+            // The session got going (its end is rdp.session_ended or a
+            // reset or close mid-session), or this is not RDP at all.
+            return;
         }
         let nla = x.selected().is_some_and(|p| p.nla());
         let t = &x.tls;
@@ -39,8 +36,7 @@ impl Detector for ServerDenied {
             if c == 0 || (nla && c <= NLA_CLIENT_RECORDS) || done.frame > end.frame {
                 return;
             }
-            let tail: Vec<_> = t
-                .server_tail
+            let tail: Vec<_> = t.tail[Dir::Server]
                 .iter()
                 .filter(|r| r.at.frame <= end.frame)
                 .collect();
@@ -53,7 +49,7 @@ impl Detector for ServerDenied {
                 .iter()
                 .rev()
                 .take(2)
-                .any(|r| ERRINFO_RECORD.contains(&r.len));
+                .any(|r| super::rdp_end::errinfo_sized(f, r.len));
             let last_client = t.app[Dir::Client].last.filter(|l| l.frame <= end.frame);
             let since = last_client
                 .map(|l| format!(", {} after the client's last record", secs(end.ts - l.ts)))

@@ -32,8 +32,15 @@ impl Detector for ServerClose {
         if client_first || reset_first {
             return;
         }
+        let end = super::rdp_end::session_end(f);
+        if end.as_ref().is_some_and(|e| e.ordinary) {
+            return;
+        }
+        let cut = end.as_ref().map(|e| e.cut()).unwrap_or_default();
         let bytes = f.payload();
-        let confidence = if bytes[0] > SESSION_BYTES && bytes[1] > SESSION_BYTES {
+        let confidence = if let Some(c) = end.as_ref().and_then(|e| e.confidence()) {
+            c
+        } else if bytes[0] > SESSION_BYTES && bytes[1] > SESSION_BYTES {
             Confidence::lowered(
                 Level::Low,
                 "the session had carried data both ways; this may be an ordinary logoff or disconnect",
@@ -56,7 +63,7 @@ impl Detector for ServerClose {
                     .map_or(sfin.frame, |m| m.frame.max(sfin.frame)),
             )
             .summary(format!(
-                "The server {} closed the connection (FIN) {}",
+                "The server {} closed the connection (FIN) {}{cut}",
                 f.server, moment
             ))
             .cause(

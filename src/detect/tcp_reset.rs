@@ -48,6 +48,13 @@ impl Detector for ResetDetector {
         if closed_first {
             return;
         }
+        // A session that reached the active phase and ended as healthy
+        // ones do is rdp.session_ended; one cut without an ultimatum says so.
+        let end = super::rdp_end::session_end(f);
+        if end.as_ref().is_some_and(|e| e.ordinary) {
+            return;
+        }
+        let cut = end.as_ref().map(|e| e.cut()).unwrap_or_default();
         let (code, who, other) = if by_server {
             (Code::TcpResetByServer, "server", "client")
         } else {
@@ -57,7 +64,7 @@ impl Detector for ResetDetector {
         let (phase, moment) = tcp_moment(f, r.bytes, r.at.frame);
         out.push(Draft::new(code, Severity::Error, phase, r.at.frame, r.at.ts)
             .summary(format!(
-                "The {who} {ep} reset the connection {} (TTL {}, {} reset{} in all)",
+                "The {who} {ep} reset the connection {}{cut} (TTL {}, {} reset{} in all)",
                 moment,
                 r.ttl,
                 f.tcp().rst_count,
@@ -83,7 +90,8 @@ impl Detector for ResetDetector {
                  ClientActiveXCore) at this time; compare client and server security settings."
                     .to_string()
             })
-            .filter(filter_with(f, "tcp.flags.reset==1")));
+            .filter(filter_with(f, "tcp.flags.reset==1"))
+            .confidence(end.and_then(|e| e.confidence()).unwrap_or_else(Confidence::high)));
     }
 }
 

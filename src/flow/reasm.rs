@@ -5,7 +5,11 @@
 //! mid-stream starts, and holes: a hole the peer acknowledges but the capture
 //! never saw is capture loss, skipped and reported as such.
 //! Bytes are delivered to the caller's sink, with their stream offset, as
-//! soon as they are in order and only up to `depth` bytes per direction; nothing is kept once delivered.
+//! soon as they are in order; nothing is kept once delivered. The first
+//! `depth` bytes per direction are `Chunk::Data`; the rest is
+//! `Chunk::Beyond`, for the parsers to follow record and PDU headers only
+//! (so the end of a long session is seen). Out-of-order data is held under
+//! the same bounds before and past the depth.
 
 use std::collections::BTreeMap;
 
@@ -114,9 +118,9 @@ impl Reasm {
             return SegKind::Retransmission;
         }
         if rel > self.next as i64 {
-            // A hole before this segment: hold it (bounded, below depth).
+            // A hole before this segment: hold it (bounded).
             let rel = rel as u64;
-            if rel < lim.depth && !data.is_empty() {
+            if !data.is_empty() {
                 let fits = self.ooo.len() < lim.max_ooo_segments
                     && self.ooo_bytes + data.len() <= lim.max_ooo_bytes;
                 if fits {
@@ -165,9 +169,7 @@ impl Reasm {
             if hole_end > self.next {
                 let n = hole_end - self.next;
                 self.capture_lost += n;
-                if self.delivered < lim.depth {
-                    sink(self.next, Chunk::Gap(n));
-                }
+                sink(self.next, Chunk::Gap(n));
                 self.next = hole_end;
             }
             self.drain(lim, sink);
@@ -201,18 +203,19 @@ impl Reasm {
         sink: &mut impl FnMut(u64, Chunk<'_>),
     ) {
         let avail = data.get(skip..).unwrap_or(&[]);
-        if self.delivered < lim.depth {
-            let room = (lim.depth - self.delivered) as usize;
-            let part = &avail[..avail.len().min(room)];
-            if !part.is_empty() {
-                sink(self.next, Chunk::Data(part));
-                self.delivered += part.len() as u64;
-            }
-            // Snap length cut the segment: the rest is a gap for the parsers.
-            let cut = new_len.saturating_sub(avail.len() as u64);
-            if cut > 0 && self.delivered < lim.depth {
-                sink(self.next + avail.len() as u64, Chunk::Gap(cut));
-            }
+        let room = lim.depth.saturating_sub(self.delivered) as usize;
+        let (part, beyond) = avail.split_at(avail.len().min(room));
+        if !part.is_empty() {
+            sink(self.next, Chunk::Data(part));
+            self.delivered += part.len() as u64;
+        }
+        if !beyond.is_empty() {
+            sink(self.next + part.len() as u64, Chunk::Beyond(beyond));
+        }
+        // Snap length cut the segment: the rest is a gap for the parsers.
+        let cut = new_len.saturating_sub(avail.len() as u64);
+        if cut > 0 {
+            sink(self.next + avail.len() as u64, Chunk::Gap(cut));
         }
         self.next += new_len;
     }
@@ -260,7 +263,7 @@ mod test {
             d.len() as u32,
             &Limits::default(),
             &mut |_, c| match c {
-                Chunk::Data(b) => out.extend_from_slice(b),
+                Chunk::Data(b) | Chunk::Beyond(b) => out.extend_from_slice(b),
                 Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
             },
         )
@@ -313,7 +316,7 @@ mod test {
         collect(&mut r, 0, b"ab", &mut out);
         collect(&mut r, 5, b"fg", &mut out);
         r.acked(7, &Limits::default(), &mut |_, c| match c {
-            Chunk::Data(b) => out.extend_from_slice(b),
+            Chunk::Data(b) | Chunk::Beyond(b) => out.extend_from_slice(b),
             Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
         });
         assert_eq!(out, b"ab???fg");
@@ -328,14 +331,28 @@ mod test {
             depth: 4,
             ..Limits::default()
         };
-        let mut n = 0;
-        r.segment(0, b"abcdef", 6, &lim, &mut |_, c| {
-            if let Chunk::Data(b) = c {
-                n += b.len()
-            }
-        });
-        assert_eq!(n, 4);
-        assert_eq!(r.next_offset(), 6);
+        let mut got = vec![];
+        let mut sink = |o: u64, c: Chunk<'_>| match c {
+            Chunk::Data(b) => got.push(("data", o, b.to_vec())),
+            Chunk::Beyond(b) => got.push(("beyond", o, b.to_vec())),
+            Chunk::Gap(n) => got.push(("gap", o, vec![0; n as usize])),
+        };
+        r.segment(0, b"abcdef", 6, &lim, &mut sink);
+        // Past the depth, reordered: held, then delivered as beyond.
+        r.segment(9, b"jk", 2, &lim, &mut sink);
+        r.segment(6, b"ghi", 3, &lim, &mut sink);
+        assert_eq!(
+            got,
+            vec![
+                ("data", 0, b"abcd".to_vec()),
+                ("beyond", 4, b"ef".to_vec()),
+                ("beyond", 6, b"ghi".to_vec()),
+                ("beyond", 9, b"jk".to_vec()),
+            ]
+        );
+        assert_eq!(r.next_offset(), 11);
+        // Nothing was counted as capture loss.
+        assert_eq!(r.capture_lost, 0);
     }
     #[test]
     fn chunks_carry_their_stream_offset() {

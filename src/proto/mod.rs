@@ -23,6 +23,9 @@ use x224::{ConnReq, NegResult, Tpdu};
 /// length cut).
 pub enum Chunk<'a> {
     Data(&'a [u8]),
+    /// Bytes past the stream depth: the parsers follow their framing (TLS
+    /// record and TPKT/fast-path headers) and keep nothing else.
+    Beyond(&'a [u8]),
     Gap(u64),
 }
 
@@ -65,7 +68,20 @@ struct Stream {
     buf: Vec<u8>,
     /// Bytes of the current record still to skip unread.
     skip: usize,
+    /// The bytes being parsed are past the stream depth: headers only.
+    beyond: bool,
 }
+
+/// Past the depth, a unit this small is still read whole (a TLS alert, the
+/// 9-byte MCS Disconnect Provider Ultimatum); larger ones are skipped
+/// after their header.
+const BEYOND_READ: usize = 16;
+
+/// The MCS Disconnect Provider Ultimatum in a TPKT (T.125, reason
+/// rn-user-requested): `03 00 00 09 02 f0 80 21 80`, 9 bytes of plaintext
+/// under TLS (PROTOCOLS.md §8) and in the clear under Standard RDP
+/// Security, where MCS headers are not encrypted.
+pub const ULTIMATUM: [u8; 9] = [0x03, 0x00, 0x00, 0x09, 0x02, 0xf0, 0x80, 0x21, 0x80];
 
 /// Facts the parsers established, each with the frame that completed it.
 #[derive(Debug, Clone, Default)]
@@ -85,6 +101,11 @@ pub struct Facts {
     /// A parser bound stopped parsing (what was too big).
     pub bounded: Option<&'static str>,
     pub steps: Vec<(Step, Mark)>,
+    /// The last plaintext TPKT or fast-path PDU per side (Standard RDP
+    /// Security: the framing stays readable to the end).
+    pub last_pdu: [Option<Mark>; 2],
+    /// A plaintext MCS Disconnect Provider Ultimatum per side (the last).
+    pub ultimatum: [Option<Mark>; 2],
     /// DNS queries and answers (flows to port 53).
     pub dns: dns::Dns,
     /// RDP over UDP / gateway DTLS (UDP flows on RDP ports or found by content).
@@ -199,7 +220,18 @@ impl App {
                         self.hold_server(b);
                     }
                 } else {
-                    self.parse(dir, b, at);
+                    self.parse(dir, b, at, false);
+                }
+            }
+            Chunk::Beyond(b) => {
+                self.seen[dir] = pos.offset + b.len() as u64;
+                if self.class == AppClass::Unknown {
+                    // A depth below the probe's reach: nothing to match.
+                    self.class = AppClass::Other;
+                    self.prefix = Vec::new();
+                    self.stop(dir);
+                } else {
+                    self.parse(dir, b, at, true);
                 }
             }
             Chunk::Gap(n) => {
@@ -264,15 +296,16 @@ impl App {
         let mut client = prefix;
         client.extend_from_slice(&b[took..]);
         if start <= client.len() {
-            self.parse(Dir::Client, &client[start..], at);
+            self.parse(Dir::Client, &client[start..], at, false);
         }
         if !held.is_empty() {
-            self.parse(Dir::Server, &held, at);
+            self.parse(Dir::Server, &held, at, false);
         }
     }
 
-    fn parse(&mut self, dir: Dir, b: &[u8], at: Mark) {
+    fn parse(&mut self, dir: Dir, b: &[u8], at: Mark, beyond: bool) {
         let mut s = std::mem::take(&mut self.streams[dir]);
+        s.beyond = beyond;
         let mut b = b;
         if s.skip > 0 {
             let n = s.skip.min(b.len());
@@ -350,6 +383,17 @@ impl App {
                                 return off;
                             }
                         };
+                        if s.beyond && len > BEYOND_READ {
+                            // Past the depth: count it, skip its body.
+                            self.fx().pdus[dir] += 1;
+                            self.fx().last_pdu[dir] = Some(at);
+                            if rest.len() < len {
+                                s.skip = len - rest.len();
+                                return b.len();
+                            }
+                            off += len;
+                            continue;
+                        }
                         if rest.len() < len {
                             return off;
                         }
@@ -361,6 +405,7 @@ impl App {
                         match x224::fastpath_len(rest) {
                             Ok(l) => {
                                 self.fx().pdus[dir] += 1;
+                                self.fx().last_pdu[dir] = Some(at);
                                 if rest.len() < l {
                                     s.skip = l - rest.len();
                                     return b.len();
@@ -399,7 +444,8 @@ impl App {
                         }
                     };
                     let skip_body = typ == tls::APP_DATA
-                        || (typ == tls::HANDSHAKE && self.fx().tls.ccs[dir].is_some());
+                        || (typ == tls::HANDSHAKE && self.fx().tls.ccs[dir].is_some())
+                        || (s.beyond && len > BEYOND_READ);
                     if skip_body {
                         self.tls_record(dir, typ, len, None, at);
                         if rest.len() < 5 + len {
@@ -491,6 +537,10 @@ impl App {
             Tpdu::Disconnect => self.fx().step(Step::Disconnect(dir), at),
             Tpdu::Data { offset } => {
                 let data = &pdu[offset..];
+                self.fx().last_pdu[dir] = Some(at);
+                if pdu == ULTIMATUM {
+                    self.fx().ultimatum[dir] = Some(at);
+                }
                 // BER application tags 101 / 102 (T.125).
                 if dir == Dir::Client
                     && data.starts_with(&[0x7f, 0x65])

@@ -20,6 +20,17 @@ pub const MAX_RECORD: usize = (1 << 14) + 2048;
 pub const MAX_HANDSHAKE: usize = 256 << 10;
 /// Encrypted records remembered in order after the handshake.
 pub const MAX_RECORDS: usize = 24;
+/// The last records remembered per side (the end of the session).
+pub const TAIL: usize = 4;
+/// Smallest record that fits a Demand Active or Confirm Active PDU: their
+/// capability sets make them the largest PDUs of the connection sequence
+/// (PROTOCOLS.md §8: 496 and 635 bytes from Windows; FreeRDP and xrdp
+/// send 300 to 600 bytes of capabilities).
+pub const CAPS_RECORD: u16 = 300;
+/// Server records before a Demand Active: the MCS Connect Response,
+/// Attach User Confirm, at least two Channel Join Confirms and licensing
+/// (more with CredSSP). A large server record earlier is CredSSP's.
+pub const RECORDS_BEFORE_DEMAND: u64 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientHello {
@@ -76,6 +87,34 @@ pub struct Totals {
     pub last: Option<Mark>,
 }
 
+/// What the order and sizes of the encrypted records say of the RDP
+/// connection sequence (PROTOCOLS.md §8), tracked as records pass: the
+/// Demand Active-sized server record (at least [`CAPS_RECORD`] bytes,
+/// after [`RECORDS_BEFORE_DEMAND`] other server records), the client's
+/// Confirm Active-sized answer, and how many records went each way after
+/// it. Shapes, not contents: the detectors say so in their confidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sequence {
+    pub demand: Option<Rec>,
+    pub confirm: Option<Rec>,
+    /// Records each way after the Confirm Active.
+    pub after: [u64; 2],
+}
+
+impl Sequence {
+    fn record(&mut self, r: Rec, server_before: u64) {
+        if self.confirm.is_some() {
+            self.after[r.dir] += 1;
+        } else if r.len >= CAPS_RECORD {
+            match r.dir {
+                Dir::Server if server_before >= RECORDS_BEFORE_DEMAND => self.demand = Some(r),
+                Dir::Client if self.demand.is_some() => self.confirm = Some(r),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// What the TLS exchange of one connection showed.
 #[derive(Debug, Clone, Default)]
 pub struct Tls {
@@ -91,8 +130,10 @@ pub struct Tls {
     pub app: [Totals; 2],
     /// The first [`MAX_RECORDS`] of them, in stream order per direction.
     pub records: Vec<Rec>,
-    /// The last few server records (newest last).
-    pub server_tail: Vec<Rec>,
+    /// The last [`TAIL`] records of each side (newest last), to the end of
+    /// the stream (past the depth, from the record headers).
+    pub tail: [Vec<Rec>; 2],
+    pub sequence: Sequence,
     /// A handshake message over [`MAX_HANDSHAKE`] was skipped.
     pub bound_hit: bool,
     hs: [Vec<u8>; 2],
@@ -166,6 +207,7 @@ impl Tls {
                     }
                     return Ok(());
                 }
+                let before = self.app[Dir::Server].records;
                 let t = &mut self.app[dir];
                 t.records += 1;
                 t.bytes += len as u64;
@@ -179,12 +221,12 @@ impl Tls {
                 if self.records.len() < MAX_RECORDS {
                     self.records.push(r);
                 }
-                if dir == Dir::Server {
-                    if self.server_tail.len() == 4 {
-                        self.server_tail.remove(0);
-                    }
-                    self.server_tail.push(r);
+                let tail = &mut self.tail[dir];
+                if tail.len() == TAIL {
+                    tail.remove(0);
                 }
+                tail.push(r);
+                self.sequence.record(r, before);
             }
             _ => {}
         }
@@ -412,6 +454,50 @@ pub fn cipher_name(id: u16) -> String {
         .unwrap_or_else(|| format!("0x{id:04x}"))
 }
 
+/// The length of the TLS record that carries `plain` bytes of application
+/// data under a negotiated version and suite (the header's length field),
+/// with the minimal padding Schannel and OpenSSL use; `None` for a suite
+/// this build does not know.
+/// - TLS 1.3: plaintext + the content-type byte + a 16-byte tag (8 for
+///   CCM_8), RFC 8446 §5.2 (no record padding).
+/// - TLS 1.2 AES-GCM / AES-CCM: an 8-byte explicit nonce + plaintext + a
+///   16-byte tag (8 for CCM_8), RFC 5288 §3 / RFC 6655 §3. ChaCha20-Poly1305
+///   has no explicit nonce: plaintext + 16 (RFC 7905 §2).
+/// - CBC: plaintext + the MAC, padded with at least the padding-length
+///   byte to a whole block; from TLS 1.1 on an explicit IV of one block
+///   comes first (RFC 5246 §6.2.3.2, RFC 4346).
+/// - Stream (RC4) and NULL ciphers: plaintext + the MAC.
+pub fn sealed_len(plain: usize, version: u16, cipher: u16) -> Option<usize> {
+    use tls_parser::{TlsCipherEnc as E, TlsCipherEncMode as M, TlsCipherMac as Mac};
+    let c = tls_parser::TlsCipherSuite::from_id(cipher)?;
+    let tag = if c.name.contains("CCM_8") { 8 } else { 16 };
+    if version == 0x0304 || (0x7f00..=0x7fff).contains(&version) {
+        return Some(plain + 1 + tag);
+    }
+    let mac = match c.mac {
+        Mac::Null => 0,
+        Mac::HmacMd5 => 16,
+        Mac::HmacSha1 => 20,
+        Mac::HmacSha256 => 32,
+        Mac::HmacSha384 => 48,
+        Mac::HmacSha512 => 64,
+        Mac::Aead => 0,
+    };
+    Some(match (c.enc, c.enc_mode) {
+        (E::Chacha20_Poly1305, _) => plain + 16,
+        (_, M::Gcm | M::Ccm) => 8 + plain + tag,
+        (_, M::Cbc) => {
+            let block = match c.enc {
+                E::Des | E::TripleDes | E::Idea | E::Rc2 => 8,
+                _ => 16,
+            };
+            let iv = if version >= 0x0302 { block } else { 0 };
+            iv + ((plain + mac) / block + 1) * block
+        }
+        (E::Rc4 | E::Null, _) | (_, M::Null) => plain + mac,
+    })
+}
+
 /// Alert descriptions (RFC 8446 §6, RFC 5246 §7.2, the IANA registry).
 pub const ALERTS: &[(u8, &str)] = &[
     (0, "close_notify"),
@@ -561,8 +647,66 @@ mod test {
                 .unwrap();
         }
         assert_eq!(t.app[1].records, 6);
-        assert_eq!(t.server_tail.len(), 4);
-        assert_eq!(t.server_tail[3].len, 70);
+        assert_eq!(t.tail[Dir::Server].len(), TAIL);
+        assert_eq!(t.tail[Dir::Server][3].len, 70);
+        assert!(t.tail[Dir::Client].is_empty());
+    }
+
+    #[test]
+    fn record_lengths_by_suite() {
+        // PROTOCOLS.md §8, observed: ECDHE-RSA-AES256-GCM-SHA384 in TLS 1.2,
+        // Set Error Info (36 bytes) in a 60-byte record, the ultimatum (9)
+        // in a 33-byte one.
+        assert_eq!(sealed_len(36, 0x0303, 0xc030), Some(60));
+        assert_eq!(sealed_len(9, 0x0303, 0xc030), Some(33));
+        // TLS 1.3 AES-128-GCM: + type byte + tag.
+        assert_eq!(sealed_len(9, 0x0304, 0x1301), Some(26));
+        // TLS 1.2 ChaCha20-Poly1305: no explicit nonce.
+        assert_eq!(sealed_len(9, 0x0303, 0xcca8), Some(25));
+        // AES-128-CBC-SHA: TLS 1.0 without IV, TLS 1.2 with a 16-byte IV.
+        // 9 + 20 = 29 -> 32; 36 + 20 = 56 -> 64.
+        assert_eq!(sealed_len(9, 0x0301, 0xc013), Some(32));
+        assert_eq!(sealed_len(36, 0x0303, 0xc013), Some(80));
+        // A whole block of plaintext + MAC still gets a padding block.
+        assert_eq!(sealed_len(12, 0x0301, 0xc013), Some(48));
+        // AES-CBC-SHA256 (32-byte MAC), TLS 1.2.
+        assert_eq!(sealed_len(36, 0x0303, 0xc027), Some(96));
+        // RC4-SHA: + MAC.
+        assert_eq!(sealed_len(9, 0x0301, 0x0005), Some(29));
+        assert_eq!(sealed_len(9, 0x0303, 0xfefe), None);
+    }
+
+    #[test]
+    fn the_connection_sequence_shape() {
+        let mut t = Tls::default();
+        t.record(Dir::Client, CCS, 1, Some(&[1]), m(1)).unwrap();
+        t.record(Dir::Server, CCS, 1, Some(&[1]), m(2)).unwrap();
+        let mut f = 3;
+        let mut rec = |t: &mut Tls, d: Dir, len: usize| {
+            t.record(d, APP_DATA, len, None, m(f)).unwrap();
+            f += 1;
+        };
+        // CredSSP: a large CHALLENGE from the server early is not a
+        // Demand Active.
+        rec(&mut t, Dir::Client, 81);
+        rec(&mut t, Dir::Server, 319);
+        rec(&mut t, Dir::Client, 740);
+        assert_eq!(t.sequence.demand, None);
+        for len in [60, 150, 35, 39, 39, 58] {
+            rec(&mut t, Dir::Server, len);
+        }
+        rec(&mut t, Dir::Server, 496);
+        let d = t.sequence.demand.unwrap();
+        assert_eq!((d.len, d.dir), (496, Dir::Server));
+        // A small client record is no Confirm Active.
+        rec(&mut t, Dir::Client, 60);
+        assert_eq!(t.sequence.confirm, None);
+        rec(&mut t, Dir::Client, 635);
+        assert_eq!(t.sequence.confirm.unwrap().len, 635);
+        rec(&mut t, Dir::Client, 60);
+        rec(&mut t, Dir::Server, 60);
+        rec(&mut t, Dir::Server, 1400);
+        assert_eq!(t.sequence.after, [1, 2]);
     }
 
     #[test]

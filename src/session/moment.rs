@@ -11,6 +11,72 @@ use crate::proto::{AppClass, Step};
 /// CredSSP takes at most this many client messages (negotiate,
 /// authenticate + pubKeyAuth, credentials); more means NLA is over.
 pub const NLA_CLIENT_RECORDS: u64 = 3;
+/// Records each way after the Confirm Active-sized record for a session to
+/// count as active: the finalization (Synchronize, Control ×2, Font List /
+/// Font Map: 4 each way) and as many again of graphics and input.
+pub const ACTIVE_AFTER: u64 = 8;
+/// Without the sequence's shape (sizes outside the usual ones, a mid-stream
+/// capture, Standard RDP Security): records (or PDUs) each way. The whole
+/// connection sequence is about 20 each way with 7 channels; a denial comes
+/// within it (PROTOCOLS.md §8).
+pub const ACTIVE_BULK: u64 = 64;
+
+/// The session reached the active phase: since when, and how that is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Active {
+    /// The Confirm Active-sized record (or the handshake's end, or the MCS
+    /// Connect Response, when only the counts tell).
+    pub since: Mark,
+    /// From the Demand Active / Confirm Active exchange (else from counts).
+    pub by_shape: bool,
+    /// Records (PDUs) each way in all.
+    pub records: [u64; 2],
+}
+
+/// Is this connection shown to be RDP (an X.224 exchange or the MCS
+/// connection sequence was decoded; or, for a capture that began mid-way,
+/// TLS on an RDP port)? A TLS connection that is not gets no RDP verdicts.
+pub fn shown_rdp(f: &Flow) -> bool {
+    match f.app.class {
+        AppClass::Rdp { .. } => true,
+        AppClass::Tls => f.tcp().mid_stream && f.app.rdp_port,
+        _ => false,
+    }
+}
+
+/// Did the session reach the active phase ([`ACTIVE_AFTER`],
+/// [`ACTIVE_BULK`])?
+pub fn active(f: &Flow) -> Option<Active> {
+    if !shown_rdp(f) {
+        return None;
+    }
+    let x = f.app.facts();
+    let t = &x.tls;
+    if let Some(done) = t.done {
+        let records = [t.app[Dir::Client].records, t.app[Dir::Server].records];
+        let seq = &t.sequence;
+        if let Some(c) = seq.confirm {
+            if seq.after.iter().all(|&n| n >= ACTIVE_AFTER) {
+                return Some(Active {
+                    since: c.at,
+                    by_shape: true,
+                    records,
+                });
+            }
+        }
+        return records.iter().all(|&n| n >= ACTIVE_BULK).then_some(Active {
+            since: done,
+            by_shape: false,
+            records,
+        });
+    }
+    let resp = x.when(Step::McsConnectResponse)?;
+    x.pdus.iter().all(|&n| n >= ACTIVE_BULK).then_some(Active {
+        since: resp,
+        by_shape: false,
+        records: x.pdus,
+    })
+}
 
 /// How the connection ended: the first FIN or RST, with the side that did
 /// it and how ("closed (FIN)" or "reset").
@@ -49,7 +115,15 @@ pub fn rdp_moment(f: &Flow, frame: u64) -> Option<(Phase, String)> {
     let nla = x.selected().is_some_and(|p| p.nla());
     Some(if reached(Step::TlsDone) {
         let [c, s] = records_before(f, frame);
-        if nla && c <= NLA_CLIENT_RECORDS {
+        if !shown_rdp(f) {
+            (
+                Phase::Tls,
+                format!(
+                    "after the TLS handshake, {c} encrypted record{} from the client and {s} from the server",
+                    plural(c)
+                ),
+            )
+        } else if nla && c <= NLA_CLIENT_RECORDS {
             (
                 Phase::Nla,
                 format!(
