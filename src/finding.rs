@@ -290,6 +290,8 @@ codes! {
     X224ClientAborted = "x224.client_aborted",
     X224UnrequestedProtocol = "x224.unrequested_protocol",
     X224Malformed = "x224.malformed",
+    X224RestrictedAdminUnsupported = "x224.restricted_admin_unsupported",
+    X224RemoteGuardUnsupported = "x224.remote_guard_unsupported",
     TlsMalformed = "tls.malformed",
     TlsNoServerHello = "tls.no_server_hello",
     TlsVersionMismatch = "tls.version_mismatch",

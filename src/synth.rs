@@ -474,21 +474,33 @@ impl TcpConv {
 
 /// An X.224 Connection Request with a cookie and RDP_NEG_REQ (MS-RDPBCGR 2.2.1.1).
 pub fn x224_cr(user: &str, protocols: u32) -> Vec<u8> {
+    x224_cr_flags(user, 0, protocols)
+}
+
+/// A Connection Request whose RDP_NEG_REQ has `flags` (0x01 Restricted
+/// Admin required, 0x02 Remote Credential Guard required).
+pub fn x224_cr_flags(user: &str, flags: u8, protocols: u32) -> Vec<u8> {
     let cookie = format!("Cookie: mstshash={user}\r\n");
     let li = 6 + cookie.len() + 8;
     let mut v = vec![0x03, 0x00];
     v.extend_from_slice(&((li + 5) as u16).to_be_bytes());
     v.extend_from_slice(&[li as u8, 0xE0, 0, 0, 0, 0, 0]);
     v.extend_from_slice(cookie.as_bytes());
-    v.extend_from_slice(&[0x01, 0x00, 0x08, 0x00]);
+    v.extend_from_slice(&[0x01, flags, 0x08, 0x00]);
     v.extend_from_slice(&protocols.to_le_bytes());
     v
 }
 
 /// An X.224 Connection Confirm with RDP_NEG_RSP selecting `protocol`.
 pub fn x224_cc(protocol: u32) -> Vec<u8> {
+    x224_cc_flags(protocol, 0x1f)
+}
+
+/// The same with RDP_NEG_RSP `flags` (0x08 Restricted Admin supported,
+/// 0x10 Remote Credential Guard supported).
+pub fn x224_cc_flags(protocol: u32, flags: u8) -> Vec<u8> {
     let mut v = vec![
-        0x03, 0x00, 0x00, 0x13, 0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x02, 0x1f, 0x08, 0x00,
+        0x03, 0x00, 0x00, 0x13, 0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x02, flags, 0x08, 0x00,
     ];
     v.extend_from_slice(&protocol.to_le_bytes());
     v

@@ -7,7 +7,7 @@
 use super::{ending, frames_filter, Context, Detector, Draft};
 use crate::finding::{Code, Confidence, Dir, Family, Level, Phase, Severity};
 use crate::flow::{Flow, Mark};
-use crate::proto::x224::{failure_name, NegResult, Protocols, FAILURES};
+use crate::proto::x224::{self, failure_name, NegResult, Protocols, FAILURES};
 use crate::proto::Step;
 
 pub struct Negotiation;
@@ -91,6 +91,8 @@ impl Detector for Negotiation {
             Code::X224NoConfirm,
             Code::X224ClientAborted,
             Code::X224UnrequestedProtocol,
+            Code::X224RestrictedAdminUnsupported,
+            Code::X224RemoteGuardUnsupported,
             Code::X224Malformed,
         ]);
         v
@@ -116,7 +118,10 @@ impl Detector for Negotiation {
         match x.cc {
             None => n.no_confirm(out),
             Some((NegResult::Failure { code }, cc_at)) => n.failure(code, cc_at, out),
-            Some((NegResult::Rsp { selected, .. }, cc_at)) => n.response(selected, cc_at, out),
+            Some((NegResult::Rsp { selected, flags }, cc_at)) => {
+                n.response(selected, cc_at, out);
+                n.modes(flags, cc_at, out);
+            }
             Some((NegResult::None, cc_at)) => n.legacy(cc_at, out),
         }
     }
@@ -322,7 +327,7 @@ impl Neg<'_> {
                         allow that protocol (FreeRDP /sec:, mstsc's authentication level)."
                 .into();
             out.push(d);
-        } else if let Some((_, m, how)) = client_quit {
+        } else if let Some((_, m, how)) = client_quit.filter(|_| !self.mode_missing()) {
             let mut d = draft(
                 Code::X224ClientAborted,
                 Severity::Error,
@@ -347,6 +352,90 @@ impl Neg<'_> {
                         level\", \"enablecredsspsupport\")."
                 .into();
             out.push(d);
+        }
+    }
+
+    /// Did the client require a mode the server's response does not announce?
+    fn mode_missing(&self) -> bool {
+        let req = self
+            .x
+            .cr
+            .as_ref()
+            .and_then(|(r, _)| r.neg)
+            .map_or(0, |n| n.flags);
+        let rsp = match self.x.cc {
+            Some((NegResult::Rsp { flags, .. }, _)) => flags,
+            _ => return false,
+        };
+        (req & x224::NEG_REQ_RESTRICTED_ADMIN != 0 && rsp & x224::NEG_RSP_RESTRICTED_ADMIN == 0)
+            || (req & x224::NEG_REQ_REMOTE_GUARD != 0 && rsp & x224::NEG_RSP_REMOTE_GUARD == 0)
+    }
+
+    /// `x224.restricted_admin_unsupported` / `x224.remote_guard_unsupported`:
+    /// the client's RDP_NEG_REQ requires Restricted Admin mode
+    /// (RESTRICTED_ADMIN_MODE_REQUIRED 0x01) or Remote Credential Guard
+    /// (REDIRECTED_AUTHENTICATION_MODE_REQUIRED 0x02), the server's
+    /// RDP_NEG_RSP does not announce it (…_SUPPORTED 0x08 / 0x10,
+    /// MS-RDPBCGR 2.2.1.1.1, 2.2.1.2.1), and the client ends the connection
+    /// before the session is active. It stands in for `x224.client_aborted`.
+    fn modes(&self, flags: u8, cc_at: Mark, out: &mut Vec<Draft>) {
+        let (f, x, end) = (self.f, self.x, self.end);
+        let Some(req) = x.cr.as_ref().and_then(|(r, _)| r.neg) else {
+            return;
+        };
+        let Some((Dir::Client, m, how)) = end.filter(|e| e.1.frame > cc_at.frame) else {
+            return;
+        };
+        if crate::session::moment::active(f).is_some() {
+            return;
+        }
+        let modes = [
+            (
+                x224::NEG_REQ_RESTRICTED_ADMIN,
+                x224::NEG_RSP_RESTRICTED_ADMIN,
+                Code::X224RestrictedAdminUnsupported,
+                "Restricted Admin mode",
+                "RESTRICTED_ADMIN_MODE_REQUIRED",
+                "RESTRICTED_ADMIN_MODE_SUPPORTED",
+                "Enable Restricted Admin on the server (registry HKLM\\System\\CurrentControlSet\\Control\\Lsa,                  DisableRestrictedAdmin = 0; Windows 8.1 / Server 2012 R2 or later), or connect without                  /restrictedAdmin.",
+            ),
+            (
+                x224::NEG_REQ_REMOTE_GUARD,
+                x224::NEG_RSP_REMOTE_GUARD,
+                Code::X224RemoteGuardUnsupported,
+                "Remote Credential Guard",
+                "REDIRECTED_AUTHENTICATION_MODE_REQUIRED",
+                "REDIRECTED_AUTHENTICATION_MODE_SUPPORTED",
+                "Remote Credential Guard needs a Windows 10 1607 / Server 2016 or later host in the                  same or a trusted domain, reached by name with Kerberos: enable it on the host                  (Lsa\\DisableRestrictedAdmin = 0) or connect without /remoteGuard.",
+            ),
+        ];
+        for (want, has, code, name, req_flag, rsp_flag, remedy) in modes {
+            if req.flags & want == 0 || flags & has != 0 {
+                continue;
+            }
+            let mut d = draft(
+                code,
+                Severity::Error,
+                cc_at,
+                m.frame,
+                f,
+                &[
+                    x.cr.as_ref().map_or(cc_at.frame, |c| c.1.frame),
+                    cc_at.frame,
+                    m.frame,
+                ],
+            );
+            d.summary = format!(
+                "The client's Connection Request requires {name} ({req_flag}, flags 0x{:02x}); the server's response in frame {} does not announce {rsp_flag} (flags 0x{flags:02x}); the client {how} in frame {}",
+                req.flags, cc_at.frame, m.frame
+            );
+            d.cause = format!(
+                "The client insists on {name} and the server does not offer it, so the client                  gives up before the session starts (mstsc says the remote computer does not support {name})."
+            )
+            .into();
+            d.remedy = remedy.into();
+            out.push(d);
+            return;
         }
     }
 
@@ -407,6 +496,40 @@ mod test {
     use super::*;
     use crate::config::Config;
     use crate::synth::{x224_cc, x224_cc_failure, x224_cr, TcpConv, C, S};
+
+    /// A client requiring `req` flags, a server answering `rsp` flags, and
+    /// the client's reset right after (mstsc refusing to go on).
+    fn modes(req: u8, rsp: u8) -> Vec<Draft> {
+        use crate::synth::{x224_cc_flags, x224_cr_flags};
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", 1_000_000_000);
+        c.handshake(&mut out, 1_000_000);
+        c.send(&mut out, C, &x224_cr_flags("alice", req, 0xb), 1_000_000);
+        c.send(&mut out, S, &x224_cc_flags(0x2, rsp), 1_000_000);
+        c.rst(&mut out, C);
+        check(&Negotiation, &out, &Config::default())
+    }
+
+    #[test]
+    fn a_required_mode_the_server_does_not_announce() {
+        // Restricted Admin required (0x01); the server announces only
+        // EXTENDED_CLIENT_DATA | GFX (0x03).
+        let d = modes(0x01, 0x03);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].code, Code::X224RestrictedAdminUnsupported);
+        assert!(d[0].summary.contains("flags 0x03"), "{}", d[0].summary);
+        // Remote Credential Guard (0x02) against a server with Restricted
+        // Admin only (0x08).
+        let d = modes(0x02, 0x0b);
+        assert_eq!(d[0].code, Code::X224RemoteGuardUnsupported);
+        // Announced: the client's abort is just that.
+        let d = modes(0x01, 0x0b);
+        assert_eq!(d[0].code, Code::X224ClientAborted);
+        let d = modes(0x02, 0x13);
+        assert_eq!(d[0].code, Code::X224ClientAborted);
+        // Not required: the flags do not matter.
+        assert_eq!(modes(0x00, 0x00)[0].code, Code::X224ClientAborted);
+    }
 
     fn negotiation(cc: &[u8]) -> Vec<Draft> {
         let mut out = vec![];

@@ -20,6 +20,14 @@ pub const DR: u8 = 0x80;
 pub const DT: u8 = 0xF0;
 pub const ER: u8 = 0x70;
 
+/// RDP_NEG_REQ flags (MS-RDPBCGR 2.2.1.1.1).
+pub const NEG_REQ_RESTRICTED_ADMIN: u8 = 0x01;
+pub const NEG_REQ_REMOTE_GUARD: u8 = 0x02;
+pub const NEG_REQ_CORRELATION_INFO: u8 = 0x08;
+/// RDP_NEG_RSP flags (MS-RDPBCGR 2.2.1.2.1).
+pub const NEG_RSP_RESTRICTED_ADMIN: u8 = 0x08;
+pub const NEG_RSP_REMOTE_GUARD: u8 = 0x10;
+
 /// `requestedProtocols` / `selectedProtocol` bits (MS-RDPBCGR 2.2.1.1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Protocols(pub u32);
@@ -332,7 +340,7 @@ fn conn_req(v: &[u8]) -> Result<ConnReq, Error> {
     };
     r.neg = Some(neg);
     let c = &n[field::NEG_LEN..];
-    if neg.flags & 0x08 != 0 {
+    if neg.flags & NEG_REQ_CORRELATION_INFO != 0 {
         // RDP_NEG_CORRELATION_INFO (2.2.1.1.2): type 6, flags 0, length 36.
         if c.len() < field::CORR_LEN
             || c[field::NEG_TYPE] != 0x06
