@@ -397,7 +397,7 @@ impl Neg<'_> {
                 "Restricted Admin mode",
                 "RESTRICTED_ADMIN_MODE_REQUIRED",
                 "RESTRICTED_ADMIN_MODE_SUPPORTED",
-                "Enable Restricted Admin on the server (registry HKLM\\System\\CurrentControlSet\\Control\\Lsa,                  DisableRestrictedAdmin = 0; Windows 8.1 / Server 2012 R2 or later), or connect without                  /restrictedAdmin.",
+                "Enable Restricted Admin on the server (registry HKLM\\System\\CurrentControlSet\\Control\\Lsa, DisableRestrictedAdmin = 0; Windows 8.1 / Server 2012 R2 or later), or connect without /restrictedAdmin.",
             ),
             (
                 x224::NEG_REQ_REMOTE_GUARD,
@@ -406,7 +406,7 @@ impl Neg<'_> {
                 "Remote Credential Guard",
                 "REDIRECTED_AUTHENTICATION_MODE_REQUIRED",
                 "REDIRECTED_AUTHENTICATION_MODE_SUPPORTED",
-                "Remote Credential Guard needs a Windows 10 1607 / Server 2016 or later host in the                  same or a trusted domain, reached by name with Kerberos: enable it on the host                  (Lsa\\DisableRestrictedAdmin = 0) or connect without /remoteGuard.",
+                "Remote Credential Guard needs a Windows 10 1607 / Server 2016 or later host in the same or a trusted domain, reached by name with Kerberos: enable it on the host (Lsa\\DisableRestrictedAdmin = 0) or connect without /remoteGuard.",
             ),
         ];
         for (want, has, code, name, req_flag, rsp_flag, remedy) in modes {
