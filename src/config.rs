@@ -62,4 +62,5 @@ pub mod port {
     pub const GATEWAY_UDP: u16 = 3391;
     pub const HTTPS: u16 = 443;
     pub const DNS: u16 = 53;
+    pub const KERBEROS: u16 = 88;
 }

@@ -124,8 +124,8 @@ impl CaptureDetector for Bounds {
         out.push(
             capture_draft(Code::CaptureBound, 1, cx.end.ts)
                 .summary(format!(
-                    "Bounds were hit: {} flows finished early (table full), {} attempts not reported, {} fragment trains dropped, {} ICMP errors not kept, {} DNS queries not kept",
-                    b.flows_evicted, b.records_dropped, b.fragments_evicted, b.icmp_dropped, b.dns_dropped
+                    "Bounds were hit: {} flows finished early (table full), {} attempts not reported, {} fragment trains dropped, {} ICMP errors not kept, {} DNS queries not kept, {} Kerberos messages not kept",
+                    b.flows_evicted, b.records_dropped, b.fragments_evicted, b.icmp_dropped, b.dns_dropped, b.krb_dropped
                 ))
                 .cause("The capture holds more concurrent flows or fragments than rdpsift keeps in memory.")
                 .remedy("Filter the capture to the hosts of interest (tshark -r in -w out -Y 'ip.addr==…') or raise the limits."),

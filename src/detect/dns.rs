@@ -141,7 +141,7 @@ mod test {
         };
         let attempts = session::group(&conns, dns, end, &cfg);
         let a = &attempts[0];
-        let cx = AttemptContext::new(a, &conns, dns, &cfg, end);
+        let cx = AttemptContext::new(a, &conns, dns, &[], &cfg, end);
         let mut out = vec![];
         Lookups.check(&cx, &mut out);
         out

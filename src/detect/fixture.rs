@@ -76,10 +76,10 @@ pub fn attempt_of(
         .unwrap_or_default();
     let attempts = session::group(&conns, &[], end, &cfg);
     let a = &attempts[0];
-    let cx = AttemptContext::new(a, &conns, &[], &cfg, end);
+    let cx = AttemptContext::new(a, &conns, &[], &[], &cfg, end);
     let mut out = vec![];
     d.check(&cx, &mut out);
-    (out, judge_attempt(a, &conns, &[], &cfg, end).verdict)
+    (out, judge_attempt(a, &conns, &[], &[], &cfg, end).verdict)
 }
 
 /// 1 ms, the fixtures' round trip.

@@ -50,7 +50,7 @@ pub use filter::{
 use crate::capture::Mark;
 use crate::config::Config;
 use crate::finding::{Code, Confidence, Dir, Draft, Level, Outcome, Phase, Severity};
-use crate::flow::table::DnsLookup;
+use crate::flow::table::{DnsLookup, KdcMessage};
 use crate::flow::Flow;
 use crate::session::{Attempt, Conn};
 use std::net::SocketAddr;
@@ -77,6 +77,8 @@ pub struct AttemptContext<'a> {
     /// Every connection of the capture (the attempt holds indexes).
     pub conns: &'a [Conn],
     pub dns: &'a [DnsLookup],
+    /// Kerberos messages of the capture (port 88), in frame order.
+    pub krb: &'a [KdcMessage],
     pub cfg: &'a Config,
     /// The last frame of the capture.
     pub end: Mark,
@@ -87,6 +89,7 @@ impl<'a> AttemptContext<'a> {
         attempt: &'a Attempt,
         conns: &'a [Conn],
         dns: &'a [DnsLookup],
+        krb: &'a [KdcMessage],
         cfg: &'a Config,
         end: Mark,
     ) -> AttemptContext<'a> {
@@ -94,6 +97,7 @@ impl<'a> AttemptContext<'a> {
             attempt,
             conns,
             dns,
+            krb,
             cfg,
             end,
         }
@@ -300,10 +304,11 @@ pub fn judge_attempt(
     attempt: &Attempt,
     conns: &[Conn],
     dns: &[DnsLookup],
+    krb: &[KdcMessage],
     cfg: &Config,
     end: Mark,
 ) -> Judged {
-    let cx = AttemptContext::new(attempt, conns, dns, cfg, end);
+    let cx = AttemptContext::new(attempt, conns, dns, krb, cfg, end);
     // The earlier connections of a retry that connected are superseded.
     let retry = cx
         .last()

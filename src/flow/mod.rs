@@ -66,6 +66,8 @@ pub enum Interest {
     /// TCP 443: an RD Gateway candidate, reported once known to be one.
     Gateway,
     Dns,
+    /// Port 88: Kerberos, followed like DNS (plaintext around RDP).
+    Kerberos,
     /// Any other TCP flow: content decides (RDP found on any port).
     Probe,
 }
@@ -253,6 +255,7 @@ impl Flow {
         });
         let mut app = App::default();
         app.rdp_port = interest == Interest::Rdp;
+        app.krb_port = interest == Interest::Kerberos;
         Flow {
             key,
             interest,
@@ -296,7 +299,7 @@ impl Flow {
         match self.interest {
             Interest::Rdp | Interest::UserPort => true,
             Interest::Probe => matches!(self.app.class, AppClass::Rdp { .. }),
-            Interest::Gateway | Interest::Dns => false,
+            Interest::Gateway | Interest::Dns | Interest::Kerberos => false,
         }
     }
 
@@ -542,6 +545,7 @@ impl Flow {
         self.common(dir, ip, at);
         match self.interest {
             Interest::Dns => self.app.facts_mut().dns.datagram(u.payload, at),
+            Interest::Kerberos => self.app.facts_mut().krb.message(dir, u.payload, at),
             Interest::Rdp => self.app.facts_mut().udp.datagram(dir, u.payload, at),
             _ => {}
         }
@@ -614,6 +618,8 @@ pub fn interest(transport: Transport, a: u16, b: u16, cfg: &Config) -> Option<(I
                 Some((Interest::Gateway, s))
             } else if let Some(s) = pick(port::DNS) {
                 Some((Interest::Dns, s))
+            } else if let Some(s) = pick(port::KERBEROS) {
+                Some((Interest::Kerberos, s))
             } else {
                 Some((Interest::Probe, b <= a))
             }
@@ -624,7 +630,9 @@ pub fn interest(transport: Transport, a: u16, b: u16, cfg: &Config) -> Option<(I
             } else if let Some(s) = user {
                 Some((Interest::UserPort, s))
             } else {
-                pick(port::DNS).map(|s| (Interest::Dns, s))
+                pick(port::DNS)
+                    .map(|s| (Interest::Dns, s))
+                    .or_else(|| pick(port::KERBEROS).map(|s| (Interest::Kerberos, s)))
             }
         }
     }

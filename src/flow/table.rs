@@ -30,6 +30,7 @@ pub struct BoundsHit {
     pub fragments_evicted: u64,
     pub icmp_dropped: u64,
     pub dns_dropped: u64,
+    pub krb_dropped: u64,
 }
 
 /// A DNS query seen on a finished DNS flow, with its endpoints.
@@ -42,6 +43,18 @@ pub struct DnsLookup {
 
 /// DNS lookups kept per worker for matching against attempts.
 pub const MAX_DNS: usize = 8192;
+
+/// A Kerberos message seen on a finished flow to port 88, with the flow's
+/// endpoints (client: the host that asked the KDC).
+#[derive(Debug, Clone)]
+pub struct KdcMessage {
+    pub client: std::net::SocketAddr,
+    pub server: std::net::SocketAddr,
+    pub msg: crate::proto::krb::Message,
+}
+
+/// Kerberos messages kept per worker.
+pub const MAX_KRB: usize = 8192;
 
 /// A flow that ended, and the capture time it is judged at: the end of the
 /// capture, or its last frame's time plus its timeout (idle, or linger once
@@ -65,6 +78,7 @@ pub struct Table {
     /// Incomplete fragment trains whose flow is unknown.
     pub orphan_frags: Vec<FragMeta>,
     pub dns: Vec<DnsLookup>,
+    pub krb: Vec<KdcMessage>,
     pub bounds: BoundsHit,
     since_sweep: u32,
     now: i64,
@@ -86,6 +100,7 @@ impl Table {
             orphan_icmp: Vec::new(),
             orphan_frags: Vec::new(),
             dns: Vec::new(),
+            krb: Vec::new(),
             bounds: BoundsHit::default(),
             since_sweep: 0,
             now: i64::MIN,
@@ -404,6 +419,20 @@ impl Table {
                     });
                 } else {
                     self.bounds.dns_dropped += 1;
+                }
+            }
+        } else if f.interest == Interest::Kerberos {
+            let k = std::mem::take(&mut f.app.facts_mut().krb);
+            self.bounds.krb_dropped += k.dropped as u64;
+            for msg in k.messages {
+                if self.krb.len() < MAX_KRB {
+                    self.krb.push(KdcMessage {
+                        client: f.client,
+                        server: f.server,
+                        msg,
+                    });
+                } else {
+                    self.bounds.krb_dropped += 1;
                 }
             }
         }

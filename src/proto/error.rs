@@ -16,6 +16,7 @@ pub enum Layer {
     TlsHandshake,
     Rdpeudp,
     Dns,
+    Kerberos,
 }
 
 impl Layer {
@@ -29,6 +30,7 @@ impl Layer {
             Layer::TlsHandshake => "TLS handshake",
             Layer::Rdpeudp => "RDPEUDP",
             Layer::Dns => "DNS",
+            Layer::Kerberos => "Kerberos",
         }
     }
 }

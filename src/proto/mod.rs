@@ -6,6 +6,7 @@
 
 pub mod dns;
 pub mod error;
+pub mod krb;
 pub mod mcs;
 pub mod probe;
 pub mod rdpeudp;
@@ -58,6 +59,8 @@ enum Mode {
     Wait,
     Tpkt,
     Tls,
+    /// Kerberos over TCP: 4-byte length, message (RFC 4120 §7.2.2).
+    Krb,
     /// Nothing more to parse (not RDP/TLS, a capture hole, or malformed).
     Off,
 }
@@ -108,6 +111,8 @@ pub struct Facts {
     pub ultimatum: [Option<Mark>; 2],
     /// DNS queries and answers (flows to port 53).
     pub dns: dns::Dns,
+    /// Kerberos messages (flows to port 88).
+    pub krb: krb::Krb,
     /// RDP over UDP / gateway DTLS (UDP flows on RDP ports or found by content).
     pub udp: rdpeudp::Udp,
 }
@@ -170,6 +175,8 @@ pub struct App {
     /// The flow is on an RDP port: a stream that does not start as RDP is
     /// parsed as TPKTs anyway, so that what is wrong with it is reported.
     pub rdp_port: bool,
+    /// The flow is on the Kerberos port: both streams are KDC messages.
+    pub krb_port: bool,
     /// Stream offset of the unit being parsed (for `Facts::malformed`).
     unit_at: u64,
 }
@@ -268,6 +275,17 @@ impl App {
     }
 
     fn classify(&mut self, b: &[u8], at: Mark) {
+        if self.krb_port {
+            self.class = AppClass::Other;
+            self.streams[Dir::Client].mode = Mode::Krb;
+            self.streams[Dir::Server].mode = Mode::Krb;
+            let held = std::mem::take(&mut self.streams[Dir::Server].buf);
+            self.parse(Dir::Client, b, at, false);
+            if !held.is_empty() {
+                self.parse(Dir::Server, &held, at, false);
+            }
+            return;
+        }
         let room = probe::MAX_PROBE - self.prefix.len();
         let took = b.len().min(room);
         self.prefix.extend_from_slice(&b[..took]);
@@ -432,6 +450,22 @@ impl App {
                         s.mode = Mode::Off;
                         return off;
                     }
+                }
+                Mode::Krb => {
+                    let len = match krb::tcp_len(rest) {
+                        Ok(l) => l,
+                        Err(e) if e.is_need_more() => return off,
+                        Err(e) => {
+                            self.malformed(dir, at, e);
+                            s.mode = Mode::Off;
+                            return off;
+                        }
+                    };
+                    if rest.len() < 4 + len {
+                        return off;
+                    }
+                    self.fx().krb.message(dir, &rest[4..4 + len], at);
+                    off += 4 + len;
                 }
                 Mode::Tls => {
                     let (typ, len) = match tls::record_header(rest) {

@@ -12,7 +12,7 @@ use crate::capture::{CaptureError, FrameMeta, Mark, Reader, Source};
 use crate::config::Config;
 use crate::decode::{self, link};
 use crate::detect::{self, verdict, CaptureFacts, Placed};
-use crate::flow::table::{BoundsHit, DnsLookup, Finished};
+use crate::flow::table::{BoundsHit, DnsLookup, Finished, KdcMessage};
 use crate::flow::Table;
 use crate::report::build;
 use crate::report::model::CaptureReport;
@@ -181,6 +181,11 @@ pub fn analyze(
         .flat_map(|s| std::mem::take(&mut s.table.dns))
         .collect();
     dns.sort_by_key(|d| d.query.at.frame);
+    let mut krb: Vec<KdcMessage> = shards
+        .iter_mut()
+        .flat_map(|s| std::mem::take(&mut s.table.krb))
+        .collect();
+    krb.sort_by_key(|k| k.msg.at.frame);
 
     // Attempts, judged in order, a chunk at a time: a connection belongs
     // to one attempt, so once its attempt is a report row it is released
@@ -190,7 +195,7 @@ pub fn analyze(
     for chunk in attempts.chunks(ATTEMPT_CHUNK) {
         let judged: Vec<_> = chunk
             .par_iter()
-            .map(|a| detect::judge_attempt(a, &conns, &dns, cfg, end))
+            .map(|a| detect::judge_attempt(a, &conns, &dns, &krb, cfg, end))
             .collect();
         for (a, j) in chunk.iter().zip(judged) {
             let (row, findings) = build::attempt(name, a, &conns, j);
@@ -247,6 +252,7 @@ fn capture_facts(
         bounds.fragments_evicted += b.fragments_evicted;
         bounds.icmp_dropped += b.icmp_dropped;
         bounds.dns_dropped += b.dns_dropped;
+        bounds.krb_dropped += b.krb_dropped;
     }
     CaptureFacts {
         events,
