@@ -215,16 +215,20 @@ pub enum Family {
     TlsAlert,
     /// RDP_NEG_FAILURE failureCode (MS-RDPBCGR 2.2.1.2.2).
     X224NegFailure,
+    /// KRB-ERROR error-code on port 88 (RFC 4120 §7.5.9).
+    Kerberos,
 }
 
 impl Family {
-    pub const ALL: &'static [Family] = &[Family::TlsAlert, Family::X224NegFailure];
+    pub const ALL: &'static [Family] =
+        &[Family::TlsAlert, Family::X224NegFailure, Family::Kerberos];
 
     /// The code prefix, without the final dot.
     pub fn prefix(self) -> &'static str {
         match self {
             Family::TlsAlert => "tls.alert",
             Family::X224NegFailure => "x224.neg_failure",
+            Family::Kerberos => "kerberos",
         }
     }
 }
@@ -301,6 +305,7 @@ codes! {
     TlsCertNameMismatch = "tls.cert.name_mismatch",
     TlsCertUnobservable = "tls.cert.unobservable",
     NlaStalled = "nla.stalled",
+    NlaNtlmFallback = "nla.ntlm_fallback",
     RdpServerDenied = "rdp.server_denied",
     RdpFallback = "rdp.fallback",
     RdpSessionEnded = "rdp.session_ended",

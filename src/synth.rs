@@ -689,3 +689,96 @@ pub fn icmp_error(router: &str, to: IpAddr, code: u8, mtu: u16, about: &Pkt, ts:
         data,
     }
 }
+
+/// DER for the Kerberos builders: a TLV with a short or one-byte long length.
+fn der(t: u8, v: &[u8]) -> Vec<u8> {
+    let mut o = vec![t];
+    match v.len() {
+        n if n < 0x80 => o.push(n as u8),
+        n if n < 0x100 => o.extend([0x81, n as u8]),
+        n => o.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    o.extend_from_slice(v);
+    o
+}
+
+fn der_ctx(n: u8, v: Vec<u8>) -> Vec<u8> {
+    der(0xa0 | n, &v)
+}
+
+fn der_int(v: u8) -> Vec<u8> {
+    // Positive, one byte (a leading zero when the top bit is set).
+    if v & 0x80 != 0 {
+        der(0x02, &[0, v])
+    } else {
+        der(0x02, &[v])
+    }
+}
+
+fn der_gstr(s: &str) -> Vec<u8> {
+    der(0x1b, s.as_bytes())
+}
+
+fn der_time(epoch: i64) -> Vec<u8> {
+    // GeneralizedTime YYYYMMDDHHMMSSZ from seconds since the epoch
+    // (civil-from-days, H. Hinnant).
+    let days = epoch.div_euclid(86_400);
+    let secs = epoch.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
+    der(0x18, t.as_bytes())
+}
+
+fn der_name(t: u8, parts: &[&str]) -> Vec<u8> {
+    let strs: Vec<u8> = parts.iter().flat_map(|p| der_gstr(p)).collect();
+    let mut seq = der_ctx(0, der_int(t));
+    seq.extend(der_ctx(1, der(0x30, &strs)));
+    der(0x30, &seq)
+}
+
+/// Kerberos's realm in the synthetic samples.
+pub const KRB_REALM: &str = "RDPSIFT.TEST";
+
+/// A KRB-ERROR (RFC 4120 §5.9.1) as a KDC sends it: error-code `code`,
+/// the KDC's time `stime`, client `cname`, service `sname` (its parts).
+pub fn krb_error(code: u8, cname: &str, sname: &[&str], stime: i64) -> Vec<u8> {
+    let mut s = der_ctx(0, der_int(5));
+    s.extend(der_ctx(1, der_int(30)));
+    s.extend(der_ctx(4, der_time(stime)));
+    s.extend(der_ctx(5, der_int(7)));
+    s.extend(der_ctx(6, der_int(code)));
+    s.extend(der_ctx(7, der_gstr(KRB_REALM)));
+    s.extend(der_ctx(8, der_name(1, &[cname])));
+    s.extend(der_ctx(9, der_gstr(KRB_REALM)));
+    s.extend(der_ctx(10, der_name(2, sname)));
+    der(0x7e, &der(0x30, &s))
+}
+
+/// A TGS-REQ (RFC 4120 §5.4.1) for service `sname` without padata (the
+/// analysis reads the body's names; a real one carries the TGT in an
+/// AP-REQ as PA-TGS-REQ).
+pub fn krb_tgs_req(sname: &[&str], till: i64) -> Vec<u8> {
+    let mut body = der_ctx(0, der(0x03, &[0, 0x40, 0x81, 0, 0x10]));
+    body.extend(der_ctx(2, der_gstr(KRB_REALM)));
+    body.extend(der_ctx(3, der_name(2, sname)));
+    body.extend(der_ctx(5, der_time(till)));
+    body.extend(der_ctx(7, der(0x02, &[0x12, 0x34, 0x56, 0x78])));
+    body.extend(der_ctx(8, der(0x30, &[der_int(18), der_int(17)].concat())));
+    let mut s = der_ctx(1, der_int(5));
+    s.extend(der_ctx(2, der_int(12)));
+    s.extend(der_ctx(4, der(0x30, &body)));
+    der(0x6c, &der(0x30, &s))
+}

@@ -19,6 +19,7 @@ mod capture_loss;
 pub mod cert;
 mod dns;
 pub mod filter;
+mod kerberos;
 mod nla;
 mod path_frag;
 mod path_mtu;
@@ -160,6 +161,7 @@ pub static ATTEMPT: &[&dyn AttemptDetector] = &[
     &udp_fallback::UdpFallback,
     &rdp_fallback::Fallback,
     &dns::Lookups,
+    &kerberos::Kerberos,
 ];
 
 /// Every capture detector, in order.

@@ -11,6 +11,36 @@ use crate::proto::Step;
 
 pub struct NlaStalled;
 
+/// Plaintext of a TSRequest with only version and errorCode (MS-CSSP
+/// 2.2.1): SEQUENCE { [0] INTEGER v, [4] INTEGER code } is 12 bytes with a
+/// 1-byte code to 16 with a 5-byte one (0x80090302 and 0xC000006D are 4:
+/// 15 bytes, a 39-byte record under TLS 1.2 GCM, PROTOCOLS.md §8).
+const CREDSSP_ERROR_PLAIN: std::ops::RangeInclusive<usize> = 12..=16;
+/// The same under a suite this build does not know (TLS 1.3 CCM_8 to CBC
+/// with SHA-384 and an IV).
+const CREDSSP_ERROR_ANY: std::ops::RangeInclusive<u16> = 21..=96;
+
+/// The server's last record before `frame`, when it is the last record of
+/// the connection before the close and has the size of a CredSSP error
+/// TSRequest under the connection's suite.
+fn credssp_error(f: &crate::flow::Flow, frame: u64) -> Option<crate::proto::tls::Rec> {
+    let t = &f.app.facts().tls;
+    let last = t.records.iter().rev().find(|r| r.at.frame <= frame)?;
+    if last.dir != Dir::Server {
+        return None;
+    }
+    let fits = match t.server_hello {
+        Some((h, _)) => {
+            CREDSSP_ERROR_PLAIN.clone().any(|p| {
+                crate::proto::tls::sealed_len(p, h.version, h.cipher) == Some(last.len as usize)
+            }) || crate::proto::tls::sealed_len(12, h.version, h.cipher).is_none()
+                && CREDSSP_ERROR_ANY.contains(&last.len)
+        }
+        None => CREDSSP_ERROR_ANY.contains(&last.len),
+    };
+    fits.then_some(*last)
+}
+
 impl Detector for NlaStalled {
     fn codes(&self) -> Vec<Code> {
         vec![Code::NlaStalled]
@@ -30,14 +60,29 @@ impl Detector for NlaStalled {
         let (how, last) = match end {
             // The server gave up, or the client did after the server went quiet.
             Some((d, m, how)) if records_before(f, m.frame)[Dir::Client] <= NLA_CLIENT_RECORDS => {
+                let refusal = (d == Dir::Client)
+                    .then(|| credssp_error(f, m.frame))
+                    .flatten();
                 if d == Dir::Client
+                    && refusal.is_none()
                     && t.app[Dir::Server]
                         .last
                         .is_none_or(|l| m.ts - l.ts < cx.cfg.stall_ns)
                 {
                     return; // the client left on its own: not the server's NLA
                 }
-                (format!("the {} {how} in frame {}", d.name(), m.frame), m)
+                let after = refusal
+                    .map(|r| {
+                        format!(
+                            " after the server's {}-byte record in frame {}, the size of a CredSSP TSRequest carrying only an errorCode",
+                            r.len, r.at.frame
+                        )
+                    })
+                    .unwrap_or_default();
+                (
+                    format!("the {} {how} in frame {}{after}", d.name(), m.frame),
+                    m,
+                )
             }
             Some(_) => return,
             None => {
@@ -136,6 +181,33 @@ mod test {
             "{}",
             d[0].summary
         );
+    }
+
+    #[test]
+    fn the_client_leaves_after_a_credssp_error_sized_record() {
+        use crate::synth::tls_sealed;
+        let session = |last: usize| {
+            let mut out = vec![];
+            let mut c = rdp_over_tls(&mut out, 0x2, CERT_HOST);
+            c.send(&mut out, C, &tls_sealed(81, 1), 2 * MS);
+            c.send(&mut out, S, &tls_sealed(319, 2), 2 * MS);
+            c.send(&mut out, C, &tls_sealed(740, 3), 2 * MS);
+            c.send(&mut out, S, &tls_sealed(last, 4), 2 * MS);
+            c.rst(&mut out, C);
+            check(&NlaStalled, &out, &Config::default())
+        };
+        // 15 bytes of TSRequest (version, a 4-byte errorCode) + 24 (GCM).
+        let d = session(39);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(
+            d[0].summary
+                .contains("after the server's 39-byte record in frame"),
+            "{}",
+            d[0].summary
+        );
+        // One byte more than a 5-byte errorCode's: the client left on its own.
+        assert!(session(41).is_empty());
+        assert!(session(40).len() == 1);
     }
 
     #[test]

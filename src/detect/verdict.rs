@@ -94,6 +94,19 @@ pub fn attempt(cx: &AttemptContext<'_>, findings: &[Placed]) -> Verdict {
         .min_by(|x, y| precedence(x, y))
         .map(|d| d.code);
     let mut failed_phase = last.failed_phase;
+    let mut outcome = outcome;
+    // A KDC's refusal that explains the failure is the verdict; what the
+    // connection showed (nla.stalled, the close) is its evidence.
+    if let Some(k) = findings
+        .iter()
+        .map(|p| &p.draft)
+        .filter(|d| d.code.family() == Some(Family::Kerberos) && d.severity >= Severity::Error)
+        .min_by(|x, y| precedence(x, y))
+    {
+        code = Some(k.code);
+        outcome = Outcome::Failed;
+        failed_phase = Some(k.phase);
+    }
     if a.retried() && outcome == Outcome::Connected {
         code = Some(Code::RdpFallback);
         failed_phase = None;
@@ -126,7 +139,7 @@ pub fn fits_0x904(outcome: Outcome, verdict: Option<Code>, server_ended: bool) -
         Code::X224NoConfirm | Code::TlsNoServerHello | Code::X224LegacyRejected if server_ended => {
             "yes"
         }
-        Code::Member(Family::X224NegFailure | Family::TlsAlert, _)
+        Code::Member(Family::X224NegFailure | Family::TlsAlert | Family::Kerberos, _)
         | Code::TlsCertExpired
         | Code::TlsCertNotYetValid
         | Code::TlsCertSelfSigned

@@ -239,45 +239,10 @@ mod test {
         Mark { frame: 1, ts: 0 }
     }
 
-    /// A KRB-ERROR from MIT krb5kdc 1.20 (kinit with a wrong password):
-    /// error-code 24 PREAUTH_FAILED, realm RDPSIFT.TEST, cname alice,
-    /// sname krbtgt/RDPSIFT.TEST. Built field by field (RFC 4120 §5.9.1).
+    /// A KRB-ERROR as MIT krb5kdc 1.20 sends for kinit with a wrong
+    /// password: realm RDPSIFT.TEST, cname alice, sname krbtgt/RDPSIFT.TEST.
     pub(crate) fn krb_error(code: u8) -> Vec<u8> {
-        fn tlv(t: u8, v: &[u8]) -> Vec<u8> {
-            let mut o = vec![t];
-            if v.len() < 0x80 {
-                o.push(v.len() as u8);
-            } else {
-                o.extend([0x81, v.len() as u8]);
-            }
-            o.extend_from_slice(v);
-            o
-        }
-        fn ctx(n: u8, v: Vec<u8>) -> Vec<u8> {
-            tlv(0xa0 | n, &v)
-        }
-        fn int(v: u8) -> Vec<u8> {
-            tlv(0x02, &[v])
-        }
-        fn gstr(s: &str) -> Vec<u8> {
-            tlv(0x1b, s.as_bytes())
-        }
-        fn name(t: u8, parts: &[&str]) -> Vec<u8> {
-            let strs: Vec<u8> = parts.iter().flat_map(|p| gstr(p)).collect();
-            let mut seq = ctx(0, int(t));
-            seq.extend(ctx(1, tlv(0x30, &strs)));
-            tlv(0x30, &seq)
-        }
-        let mut s = ctx(0, int(5));
-        s.extend(ctx(1, int(30)));
-        s.extend(ctx(4, tlv(0x18, b"20261202093000Z")));
-        s.extend(ctx(5, int(7)));
-        s.extend(ctx(6, int(code)));
-        s.extend(ctx(7, gstr("RDPSIFT.TEST")));
-        s.extend(ctx(8, name(1, &["alice"])));
-        s.extend(ctx(9, gstr("RDPSIFT.TEST")));
-        s.extend(ctx(10, name(2, &["krbtgt", "RDPSIFT.TEST"])));
-        tlv(0x7e, &tlv(0x30, &s))
+        crate::synth::krb_error(code, "alice", &["krbtgt", "RDPSIFT.TEST"], 1_796_203_800)
     }
 
     #[test]
@@ -294,6 +259,15 @@ mod test {
             error_name(24),
             Some(("preauth_failed", "KDC_ERR_PREAUTH_FAILED"))
         );
+    }
+
+    #[test]
+    fn a_tgs_req_names_its_service() {
+        let b = crate::synth::krb_tgs_req(&["TERMSRV", "rdp-host.rdpsift.test"], 1_796_203_800);
+        let msg = parse(&b, Dir::Client, m()).unwrap();
+        assert_eq!(msg.kind, Kind::TgsReq);
+        assert_eq!(msg.service(), Some(("TERMSRV", "rdp-host.rdpsift.test")));
+        assert_eq!(msg.realm, "RDPSIFT.TEST");
     }
 
     #[test]

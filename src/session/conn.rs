@@ -49,6 +49,13 @@ pub struct Conn {
     pub correlation_id: Option<[u8; 16]>,
     /// The side that ended the connection first (FIN or RST).
     pub ended_by: Option<Dir>,
+    /// NLA (HYBRID/HYBRID_EX) selected and TLS done: the length and frame
+    /// of the client's first encrypted record, CredSSP's first message
+    /// (NTLM's NEGOTIATE is about 81 bytes, a Kerberos AP-REQ about 1.9 KB,
+    /// PROTOCOLS.md §8).
+    pub credssp_first: Option<(u16, Mark)>,
+    /// The session reached the active phase (`moment::active`).
+    pub active: bool,
     /// How the application was recognised (`rdp`, `rdp via socks5`, …).
     pub app: String,
     pub facts: Facts,
@@ -89,6 +96,12 @@ impl Conn {
             udp_side,
             correlation_id,
             ended_by: ending(f).map(|e| e.0),
+            credssp_first: x
+                .selected()
+                .filter(|p| p.nla())
+                .and_then(|_| x.tls.records.iter().find(|r| r.dir == Dir::Client))
+                .map(|r| (r.len, r.at)),
+            active: super::moment::active(f).is_some(),
             app: app_name(f),
             facts,
             cert_names,
@@ -125,6 +138,8 @@ impl Conn {
             udp_side: transport == Transport::Udp,
             correlation_id: None,
             ended_by: None,
+            credssp_first: None,
+            active: false,
             app: String::new(),
             facts: Facts::default(),
             cert_names: vec![],
