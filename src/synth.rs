@@ -771,14 +771,49 @@ pub fn krb_error(code: u8, cname: &str, sname: &[&str], stime: i64) -> Vec<u8> {
 /// analysis reads the body's names; a real one carries the TGT in an
 /// AP-REQ as PA-TGS-REQ).
 pub fn krb_tgs_req(sname: &[&str], till: i64) -> Vec<u8> {
+    krb_req(12, None, sname, till)
+}
+
+/// An AS-REQ (msg-type 10) or TGS-REQ (12): client `cname` (AS-REQ),
+/// service `sname`, without padata.
+pub fn krb_req(msg_type: u8, cname: Option<&str>, sname: &[&str], till: i64) -> Vec<u8> {
     let mut body = der_ctx(0, der(0x03, &[0, 0x40, 0x81, 0, 0x10]));
+    if let Some(c) = cname {
+        body.extend(der_ctx(1, der_name(1, &[c])));
+    }
     body.extend(der_ctx(2, der_gstr(KRB_REALM)));
     body.extend(der_ctx(3, der_name(2, sname)));
     body.extend(der_ctx(5, der_time(till)));
     body.extend(der_ctx(7, der(0x02, &[0x12, 0x34, 0x56, 0x78])));
     body.extend(der_ctx(8, der(0x30, &[der_int(18), der_int(17)].concat())));
     let mut s = der_ctx(1, der_int(5));
-    s.extend(der_ctx(2, der_int(12)));
+    s.extend(der_ctx(2, der_int(msg_type)));
     s.extend(der_ctx(4, der(0x30, &body)));
-    der(0x6c, &der(0x30, &s))
+    der(0x60 | msg_type, &der(0x30, &s))
+}
+
+/// EncryptedData (RFC 4120 §5.2.9): AES256 (etype 18), `n` bytes of
+/// cipher text.
+fn der_enc(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = der_ctx(0, der_int(18));
+    s.extend(der_ctx(1, der_int(2)));
+    s.extend(der_ctx(2, der(0x04, &filler(n, seed))));
+    der(0x30, &s)
+}
+
+/// An AS-REP (msg-type 11) or TGS-REP (13) for `cname`: a ticket for
+/// `sname` (RFC 4120 §5.4.2, §5.3), the encrypted parts filler.
+pub fn krb_rep(msg_type: u8, cname: &str, sname: &[&str], seed: u64) -> Vec<u8> {
+    let mut t = der_ctx(0, der_int(5));
+    t.extend(der_ctx(1, der_gstr(KRB_REALM)));
+    t.extend(der_ctx(2, der_name(2, sname)));
+    t.extend(der_ctx(3, der_enc(900, seed)));
+    let ticket = der(0x61, &der(0x30, &t));
+    let mut s = der_ctx(0, der_int(5));
+    s.extend(der_ctx(1, der_int(msg_type)));
+    s.extend(der_ctx(3, der_gstr(KRB_REALM)));
+    s.extend(der_ctx(4, der_name(1, &[cname])));
+    s.extend(der_ctx(5, ticket));
+    s.extend(der_ctx(6, der_enc(300, seed + 1)));
+    der(0x60 | msg_type, &der(0x30, &s))
 }

@@ -131,6 +131,24 @@ fn each_scenario_gets_its_verdict() {
             "path.icmp_frag_needed",
         ),
         ("offload.pcap", "connected", ""),
+        // Windows-shaped sessions (PROTOCOLS.md §8) and the Kerberos
+        // around them (src/bin/rdpsift-synth.rs, windows_samples).
+        ("win-session-ntlm.pcap", "connected", ""),
+        ("win-session-kerberos.pcap", "connected", ""),
+        ("win-session-denied.pcap", "failed", "rdp.server_denied"),
+        ("win-session-cut.pcap", "failed", "tcp.reset_by_server"),
+        ("win-ntlm-refused.pcap", "failed", "nla.stalled"),
+        (
+            "kerberos-preauth-failed.pcap",
+            "failed",
+            "kerberos.preauth_failed",
+        ),
+        (
+            "restricted-admin.pcap",
+            "failed",
+            "x224.restricted_admin_unsupported",
+        ),
+        ("plain-tls-port.pcap", "connected", "tls.cert.name_mismatch"),
         // Real xrdp + xfreerdp across network namespaces (scripts/lab).
         ("lab-blackhole.pcap", "failed", "path.blackhole"),
         ("lab-blackhole-client.pcap", "failed", "path.blackhole"),
@@ -147,7 +165,8 @@ fn each_scenario_gets_its_verdict() {
         ),
     ];
     for (name, outcome, verdict) in cases {
-        let o = run(&[
+        let path = format!("samples/{name}");
+        let mut args = vec![
             "analyze",
             "-q",
             "--format",
@@ -156,8 +175,11 @@ fn each_scenario_gets_its_verdict() {
             "/dev/stdout",
             "--csv",
             "/dev/null",
-            &format!("samples/{name}"),
-        ]);
+            &path,
+        ];
+        let extra = sample_args(name);
+        args.extend(extra.iter().map(String::as_str));
+        let o = run(&args);
         let text = stdout(&o);
         let rows = csv_rows(text.split("capture,attempt,code").next().unwrap());
         assert_eq!(rows.len(), 2, "{name}: one attempt expected:\n{text}");

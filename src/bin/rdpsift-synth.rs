@@ -555,6 +555,282 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     c.handshake(&mut out, 2 * MS);
     write(dir, "dns-no-response.pcap", &out, pcap)?;
     path_samples(dir)?;
+    windows_samples(dir)?;
+    Ok(())
+}
+
+/// The KDC of the Windows-shaped samples, and the UDP port its client uses.
+const KDC: &str = "198.18.0.88:88";
+
+/// One Kerberos exchange over UDP: `req` from the client, `rep` 2 ms later.
+fn kdc_exchange(out: &mut Vec<Pkt>, client_port: u16, req: &[u8], rep: &[u8], ts: i64) {
+    let cl: SocketAddr = format!("198.18.0.10:{client_port}").parse().unwrap();
+    let kdc: SocketAddr = KDC.parse().unwrap();
+    out.push(synth::udp_pkt(cl, kdc, req, ts));
+    out.push(synth::udp_pkt(kdc, cl, rep, ts + 2 * MS));
+}
+
+/// The user's logon to the domain as the capture shows it: AS-REQ without
+/// pre-authentication, KRB-ERROR 25 PREAUTH_REQUIRED, AS-REQ again, and
+/// `last` (an AS-REP, or the KDC's refusal).
+fn kdc_logon(out: &mut Vec<Pkt>, ts: i64, last: &[u8]) {
+    let tgt = ["krbtgt", synth::KRB_REALM];
+    let req = synth::krb_req(10, Some("alice"), &tgt, 1_714_600_000);
+    let pre = synth::krb_error(25, "alice", &tgt, ts / SEC);
+    kdc_exchange(out, 51001, &req, &pre, ts);
+    kdc_exchange(out, 51002, &req, last, ts + 10 * MS);
+}
+
+/// How the CredSSP exchange of a Windows-shaped session goes.
+#[derive(Clone, Copy, PartialEq)]
+enum Auth {
+    /// NTLM: NEGOTIATE 81, CHALLENGE 319, AUTHENTICATE + pubKeyAuth 740.
+    Ntlm,
+    /// Kerberos: the AP-REQ with the service ticket, about 1.9 KB.
+    Kerberos,
+}
+
+/// A Windows 11 → Server 2022-shaped connection up to the end of CredSSP
+/// (record lengths of PROTOCOLS.md §8 under TLS 1.2 AES-256-GCM): X.224
+/// with SSL|HYBRID|HYBRID_EX requested and HYBRID_EX selected, the TLS
+/// handshake, the client's CredSSP records and the server's answers up
+/// to its pubKeyAuth; without `ok`, the server's answer to the
+/// AUTHENTICATE is the 39-byte TSRequest with an errorCode.
+fn win_credssp(c: &mut TcpConv, out: &mut Vec<Pkt>, sni: Option<&str>, auth: Auth, ok: bool) {
+    let sealed = |n: usize, seed: u64| synth::tls_sealed(n, seed);
+    c.handshake(out, MS);
+    c.wait(MS).send(out, C, &synth::x224_cr("alice", 0xB), MS);
+    c.wait(MS).send(out, S, &synth::x224_cc(0x8), MS);
+    c.wait(MS)
+        .send(out, C, &synth::tls_client_hello(sni, &[]), MS);
+    c.send(
+        out,
+        S,
+        &synth::tls_server_flight(0xc030, synth::CERT_HOST),
+        MS,
+    );
+    c.send(out, C, &synth::tls_finish(true, 31), MS);
+    c.send(out, S, &synth::tls_finish(false, 32), MS);
+    match auth {
+        Auth::Ntlm => {
+            c.wait(MS).send(out, C, &sealed(81, 100), MS);
+            c.send(out, S, &sealed(319, 101), MS);
+            c.wait(2 * MS).send(out, C, &sealed(740, 102), MS);
+        }
+        Auth::Kerberos => {
+            c.wait(MS).send(out, C, &sealed(1893, 100), MS);
+            c.send(out, S, &sealed(237, 101), MS);
+        }
+    }
+    if !ok {
+        c.wait(2 * MS).send(out, S, &sealed(39, 103), MS);
+        return;
+    }
+    c.send(out, S, &sealed(83, 103), MS);
+    c.send(out, C, &sealed(179, 104), MS);
+}
+
+/// After CredSSP: the Early User Authorization Result (28), then the
+/// connection sequence up to licensing: MCS Connect Initial 486 /
+/// Response 150, Erect Domain 36, Attach User 32 / Confirm 35, 7 channel
+/// joins 36 / 39, Client Info 457, the License Error (valid client) 58.
+fn win_to_licensing(c: &mut TcpConv, out: &mut Vec<Pkt>) {
+    let sealed = |n: usize, seed: u64| synth::tls_sealed(n, seed);
+    c.send(out, S, &sealed(28, 110), MS);
+    c.send(out, C, &sealed(486, 111), MS);
+    c.send(out, S, &sealed(150, 112), MS);
+    c.send(out, C, &[sealed(36, 113), sealed(32, 114)].concat(), MS);
+    c.send(out, S, &sealed(35, 115), MS);
+    for i in 0..7 {
+        c.send(out, C, &sealed(36, 120 + i), MS);
+        c.send(out, S, &sealed(39, 130 + i), MS);
+    }
+    c.send(out, C, &sealed(457, 140), MS);
+    c.wait(5 * MS).send(out, S, &sealed(58, 141), MS);
+}
+
+/// Licensing done: Demand Active 496, Confirm Active 635, Synchronize and
+/// Control each way, then `secs` seconds of an active session: graphics
+/// records of 600–1600 bytes from the server, 38–52-byte input records
+/// and acknowledgements from the client, about 40 records a second.
+fn win_active(c: &mut TcpConv, out: &mut Vec<Pkt>, secs: usize) {
+    let sealed = |n: usize, seed: u64| synth::tls_sealed(n, seed);
+    c.send(out, S, &sealed(496, 150), MS);
+    c.send(out, C, &sealed(635, 151), MS);
+    c.send(
+        out,
+        C,
+        &[sealed(60, 152), sealed(64, 153), sealed(64, 154)].concat(),
+        MS,
+    );
+    c.send(
+        out,
+        S,
+        &[sealed(60, 155), sealed(64, 156), sealed(64, 157)].concat(),
+        MS,
+    );
+    let mut seed = 200;
+    for _ in 0..secs * 10 {
+        let mut g = Vec::new();
+        for k in 0..3 {
+            seed += 1;
+            g.extend(sealed(600 + (seed as usize * 337) % 1000, seed + k));
+        }
+        c.wait(20 * MS).send(out, S, &g, MS);
+        seed += 1;
+        c.wait(40 * MS)
+            .send(out, C, &sealed(38 + (seed as usize % 15), seed), MS);
+    }
+}
+
+/// The server's end of a session the user closed: Set Error Info (60), a
+/// little more graphics, the Disconnect Provider Ultimatum (33), and the
+/// client's RST/ACK within a millisecond (mstsc closes abortively).
+fn win_user_closes(c: &mut TcpConv, out: &mut Vec<Pkt>) {
+    c.wait(300 * MS)
+        .send(out, S, &synth::tls_sealed(60, 900), MS / 2);
+    c.send(out, S, &synth::tls_sealed(1184, 901), MS / 2);
+    c.send(out, S, &synth::tls_sealed(33, 902), MS / 2);
+    c.wait(MS / 2).rst(out, C);
+}
+
+/// Samples shaped like real Windows sessions (PROTOCOLS.md §8), with the
+/// Kerberos around them built from RFC 4120 (the RDP side of a Kerberos
+/// NLA is synthetic everywhere: Debian's FreeRDP has no GSSAPI).
+fn windows_samples(dir: &Path) -> std::io::Result<()> {
+    let pcap = synth::Format::Pcap;
+    let host = Some("rdp-host.example.test");
+
+    // A healthy session with NTLM that the user closes as mstsc does.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    win_credssp(&mut c, &mut out, host, Auth::Ntlm, true);
+    win_to_licensing(&mut c, &mut out);
+    win_active(&mut c, &mut out, 8);
+    win_user_closes(&mut c, &mut out);
+    write(dir, "win-session-ntlm.pcap", &out, pcap)?;
+
+    // The same with Kerberos: the TGS exchange for TERMSRV/host just
+    // before the ClientHello, a 1.9 KB AP-REQ as the first CredSSP record.
+    let mut out = vec![];
+    let spn = ["TERMSRV", "rdp-host.example.test"];
+    kdc_exchange(
+        &mut out,
+        51003,
+        &synth::krb_tgs_req(&spn, 1_714_600_000),
+        &synth::krb_rep(13, "alice", &spn, 7),
+        T0 - 80 * MS,
+    );
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    win_credssp(&mut c, &mut out, host, Auth::Kerberos, true);
+    win_to_licensing(&mut c, &mut out);
+    win_active(&mut c, &mut out, 8);
+    win_user_closes(&mut c, &mut out);
+    out.sort_by_key(|p| p.ts);
+    write(dir, "win-session-kerberos.pcap", &out, pcap)?;
+
+    // The server denies the same session right after licensing: Set
+    // Error Info (60), the ultimatum (33), its FIN; the client resets.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    win_credssp(&mut c, &mut out, host, Auth::Ntlm, true);
+    win_to_licensing(&mut c, &mut out);
+    c.wait(3 * MS)
+        .send(&mut out, S, &synth::tls_sealed(60, 160), MS / 2);
+    c.send(&mut out, S, &synth::tls_sealed(33, 161), MS / 2);
+    c.fin(&mut out, S);
+    c.wait(MS / 2).rst(&mut out, C);
+    write(dir, "win-session-denied.pcap", &out, pcap)?;
+
+    // An active session cut by the server's RST without an ultimatum.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    win_credssp(&mut c, &mut out, host, Auth::Ntlm, true);
+    win_to_licensing(&mut c, &mut out);
+    win_active(&mut c, &mut out, 4);
+    c.wait(200 * MS).rst(&mut out, S);
+    write(dir, "win-session-cut.pcap", &out, pcap)?;
+
+    // NTLM refused: the client logged on to the domain with Kerberos but
+    // dialled the server's address (no SNI, no TGS for TERMSRV), so
+    // CredSSP is NTLM; the server answers the AUTHENTICATE with the
+    // 39-byte error TSRequest and the client resets.
+    let mut out = vec![];
+    kdc_logon(
+        &mut out,
+        T0 - 20 * SEC,
+        &synth::krb_rep(11, "alice", &["krbtgt", synth::KRB_REALM], 8),
+    );
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    win_credssp(&mut c, &mut out, None, Auth::Ntlm, false);
+    c.wait(MS).rst(&mut out, C);
+    out.sort_by_key(|p| p.ts);
+    write(dir, "win-ntlm-refused.pcap", &out, pcap)?;
+
+    // A wrong password: the KDC answers the user's pre-authenticated
+    // AS-REQ with KRB-ERROR 24; the client, which got the TLS handshake
+    // done, sends no CredSSP and closes.
+    let mut out = vec![];
+    let tgt = ["krbtgt", synth::KRB_REALM];
+    kdc_logon(
+        &mut out,
+        T0 + 20 * MS,
+        &synth::krb_error(24, "alice", &tgt, T0 / SEC),
+    );
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    c.handshake(&mut out, MS);
+    c.wait(MS)
+        .send(&mut out, C, &synth::x224_cr("alice", 0xB), MS);
+    c.wait(MS).send(&mut out, S, &synth::x224_cc(0x8), MS);
+    c.wait(MS)
+        .send(&mut out, C, &synth::tls_client_hello(host, &[]), MS);
+    c.send(
+        &mut out,
+        S,
+        &synth::tls_server_flight(0xc030, synth::CERT_HOST),
+        MS,
+    );
+    c.send(&mut out, C, &synth::tls_finish(true, 31), MS);
+    c.send(&mut out, S, &synth::tls_finish(false, 32), MS);
+    c.wait(60 * MS).close(&mut out, C, MS);
+    out.sort_by_key(|p| p.ts);
+    write(dir, "kerberos-preauth-failed.pcap", &out, pcap)?;
+
+    // Restricted Admin required by the client (mstsc /restrictedAdmin),
+    // not announced by the server: the client resets.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    c.handshake(&mut out, MS);
+    c.wait(MS)
+        .send(&mut out, C, &synth::x224_cr_flags("alice", 0x01, 0xB), MS);
+    c.wait(MS)
+        .send(&mut out, S, &synth::x224_cc_flags(0x8, 0x07), MS);
+    c.wait(2 * MS).rst(&mut out, C);
+    write(dir, "restricted-admin.pcap", &out, pcap)?;
+
+    // Plain TLS (not RDP) on port 8400, analyzed with --port 8400: a
+    // handshake, a request and an answer, the server closes.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, "198.19.0.20:8400", T0);
+    c.handshake(&mut out, MS);
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &synth::tls_client_hello(Some("app.example.test"), &[]),
+        MS,
+    );
+    c.send(
+        &mut out,
+        S,
+        &synth::tls_server_flight(0xc030, synth::CERT_HOST),
+        MS,
+    );
+    c.send(&mut out, C, &synth::tls_finish(true, 31), MS);
+    c.send(&mut out, S, &synth::tls_finish(false, 32), MS);
+    c.send(&mut out, C, &synth::tls_sealed(120, 300), MS);
+    c.send(&mut out, S, &synth::tls_sealed(60, 301), MS);
+    c.wait(MS).close(&mut out, S, MS);
+    write(dir, "plain-tls-port.pcap", &out, pcap)?;
     Ok(())
 }
 

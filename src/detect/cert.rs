@@ -107,7 +107,7 @@ impl Detector for Certificates {
             out.push(d);
         }
         let mut names: Vec<&str> = c.san.iter().map(String::as_str).collect();
-        if let Some(cn) = &c.cn {
+        if let Some(cn) = c.cn.as_deref().filter(|cn| !names.contains(cn)) {
             names.push(cn);
         }
         if names.is_empty() {

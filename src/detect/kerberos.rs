@@ -221,7 +221,11 @@ impl Kerberos {
         let Some(last) = s.conns.last() else {
             return;
         };
-        let connected = cx.outcome() == Outcome::Connected;
+        // Connected: the session reached the active phase, or is still
+        // open at the end of the capture; a connection that closed before
+        // the active phase did not get past the logon.
+        let connected =
+            cx.outcome() == Outcome::Connected && (last.active || last.ended_by.is_none());
         for g in groups {
             let (member, rfc) = match error_name(g.code) {
                 Some((m, r)) => (Some(m), r.to_string()),
@@ -242,9 +246,9 @@ impl Kerberos {
                 .as_deref()
                 .map(|c| {
                     if first.msg.realm.is_empty() {
-                        format!(" for {c}")
+                        format!(" ({c})")
                     } else {
-                        format!(" for {c}@{}", first.msg.realm)
+                        format!(" ({c}@{})", first.msg.realm)
                     }
                 })
                 .unwrap_or_default();
@@ -269,7 +273,7 @@ impl Kerberos {
                 .unwrap_or_default();
             let mut summary =
                 format!(
-                "The KDC {} answered {rfc} ({}){etext} to {} for {}{who} in frame {}{times}{skew}",
+                "The KDC {} answered {rfc} ({}){etext} to {}{who} for {} in frame {}{times}{skew}",
                 first.server.ip(),
                 g.code,
                 first.client.ip(),
@@ -546,7 +550,7 @@ mod test {
             k.draft.filter,
             "ip.addr==198.18.0.1 && ip.addr==198.18.0.88 && kerberos.error_code==24"
         );
-        assert!(k.draft.summary.starts_with("The KDC 198.18.0.88 answered KDC_ERR_PREAUTH_FAILED (24) to 198.18.0.1 for krbtgt/RDPSIFT.TEST for alice@RDPSIFT.TEST in frame 40"), "{}", k.draft.summary);
+        assert!(k.draft.summary.starts_with("The KDC 198.18.0.88 answered KDC_ERR_PREAUTH_FAILED (24) to 198.18.0.1 (alice@RDPSIFT.TEST) for krbtgt/RDPSIFT.TEST in frame 40"), "{}", k.draft.summary);
         let n = f.iter().find(|p| p.draft.code == Code::NlaStalled).unwrap();
         assert!(n.draft.cause.ends_with("explains it."), "{}", n.draft.cause);
     }

@@ -171,13 +171,13 @@ impl End {
     pub fn cut(&self) -> String {
         match self.unreadable {
             Some(d) => format!(
-                " in the active phase ({}); a capture hole in the {} stream broke the record chain, so the ending could not be read",
-                self.time_in(),
+                " in the active phase ({} into it); a capture hole in the {} stream broke the record chain, so the ending could not be read",
+                secs(self.at.ts - self.active.since.ts),
                 d.name()
             ),
             None => format!(
-                " in the middle of the active phase ({}), with no Disconnect Provider Ultimatum before it",
-                self.time_in()
+                " in the middle of the active phase ({} into it), with no Disconnect Provider Ultimatum before it",
+                secs(self.at.ts - self.active.since.ts),
             ),
         }
     }

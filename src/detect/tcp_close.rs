@@ -5,6 +5,7 @@
 use super::{filter_with, tcp_moment, Context, Detector, Draft};
 use crate::finding::{Code, Confidence, Dir, Level, Severity};
 use crate::flow::Transport;
+use crate::proto::AppClass;
 
 pub struct ServerClose;
 
@@ -49,6 +50,29 @@ impl Detector for ServerClose {
             Confidence::high()
         };
         let (phase, moment) = tcp_moment(f, bytes, sfin.frame);
+        // TLS never shown to be RDP (`--port` on another TLS service):
+        // after an exchange both ways, the server closing is how such
+        // services end a connection, not an RDP failure.
+        let t = &f.app.facts().tls;
+        let plain_tls = matches!(f.app.class, AppClass::Tls)
+            && !crate::session::moment::shown_rdp(f)
+            && t.done.is_some_and(|d| d.frame < sfin.frame)
+            && t.app[Dir::Client].records > 0
+            && t.app[Dir::Server].records > 0;
+        if plain_tls {
+            out.push(
+                Draft::new(Code::TcpClosedByServer, Severity::Info, phase, sfin.frame, sfin.ts)
+                    .summary(format!(
+                        "The server {} closed the connection (FIN) {moment}; the connection is TLS never shown to be RDP (no X.224 exchange, no RDP-shaped records)",
+                        f.server
+                    ))
+                    .cause("A TLS service that closes after an exchange both ways ends connections this way; nothing here says RDP failed.")
+                    .remedy("If this port should carry RDP, check what listens there (netstat -abno on the server); a reverse proxy or another service answers.")
+                    .filter(filter_with(f, "tcp.flags.fin==1"))
+                    .confidence(Confidence::lowered(Level::Medium, "the application over TLS is unknown")),
+            );
+            return;
+        }
         out.push(
             Draft::new(
                 Code::TcpClosedByServer,

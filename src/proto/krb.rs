@@ -268,6 +268,19 @@ mod test {
         assert_eq!(msg.kind, Kind::TgsReq);
         assert_eq!(msg.service(), Some(("TERMSRV", "rdp-host.rdpsift.test")));
         assert_eq!(msg.realm, "RDPSIFT.TEST");
+        let b = crate::synth::krb_req(10, Some("alice"), &["krbtgt", "RDPSIFT.TEST"], 0);
+        let msg = parse(&b, Dir::Client, m()).unwrap();
+        assert_eq!(
+            (msg.kind, msg.cname.as_deref()),
+            (Kind::AsReq, Some("alice"))
+        );
+        for (t, kind) in [(11, Kind::AsRep), (13, Kind::TgsRep)] {
+            let b = crate::synth::krb_rep(t, "alice", &["TERMSRV", "rdp-host"], 1);
+            let msg = parse(&b, Dir::Server, m()).unwrap();
+            assert_eq!(msg.kind, kind);
+            assert_eq!(msg.service(), Some(("TERMSRV", "rdp-host")));
+            assert_eq!(msg.cname.as_deref(), Some("alice"));
+        }
     }
 
     #[test]
