@@ -163,6 +163,18 @@ fn each_scenario_gets_its_verdict() {
             "failed",
             "x224.unrequested_protocol",
         ),
+        // Real session endings, NLA and MIT Kerberos (scripts/lab/session-lab.sh).
+        ("lab-xrdp-fin.pcap", "connected", ""),
+        ("lab-xrdp-abortive.pcap", "connected", ""),
+        ("lab-xrdp-killed.pcap", "failed", "tcp.reset_by_server"),
+        ("lab-shadow-nla.pcap", "connected", ""),
+        ("lab-shadow-nla-wrong.pcap", "failed", "nla.stalled"),
+        (
+            "lab-krb-wrong-password.pcap",
+            "failed",
+            "kerberos.preauth_failed",
+        ),
+        ("lab-krb-errors.pcap", "connected", ""),
     ];
     for (name, outcome, verdict) in cases {
         let path = format!("samples/{name}");

@@ -72,6 +72,10 @@ pub struct End {
     /// A capture hole stopped the record chain on this side: the ending
     /// could not be read.
     pub unreadable: Option<Dir>,
+    /// The client's TLS close_notify before its close: an encrypted alert
+    /// record (TLS 1.2), or under TLS 1.3 a last record of an alert's
+    /// sealed size (2 bytes of plaintext: 19 with AES-GCM).
+    pub notify: Option<Mark>,
 }
 
 /// The last record of `dir` at or before `frame`.
@@ -105,6 +109,28 @@ fn ultimatum_of(f: &Flow, dir: Dir, end: Mark) -> Option<Ultimatum> {
     })
 }
 
+/// The client's close_notify-like record before `end` (see [`End::notify`]).
+fn close_notify(f: &Flow, end: Mark) -> Option<Mark> {
+    let t = &f.app.facts().tls;
+    let recent = |m: Mark| m.frame <= end.frame && end.ts - m.ts <= ULTIMATUM_GAP_NS;
+    let last_app = last_record(f, Dir::Client, end.frame);
+    if let Some(a) = t
+        .alerts
+        .iter()
+        .rev()
+        .find(|a| a.dir == Dir::Client && a.encrypted && recent(a.at))
+    {
+        if last_app.is_none_or(|r| r.at.frame <= a.at.frame) {
+            return Some(a.at);
+        }
+    }
+    let (h, _) = t.server_hello?;
+    let tls13 = h.version == 0x0304 || (0x7f00..=0x7fff).contains(&h.version);
+    let r = last_app?;
+    (tls13 && recent(r.at) && sealed_len(2, h.version, h.cipher) == Some(r.len as usize))
+        .then_some(r.at)
+}
+
 /// How the session ended, when it reached the active phase and a FIN or
 /// RST ended it.
 pub fn session_end(f: &Flow) -> Option<End> {
@@ -131,6 +157,7 @@ pub fn session_end(f: &Flow) -> Option<End> {
         .rst
         .is_some_and(|r| r.at == at && f.dirs[r.dir].first_ttl.is_some_and(|t| t != r.ttl));
     let rst = how == "reset";
+    let notify = close_notify(f, at);
     let ordinary = unreadable.is_none()
         && !forged
         && match (by, ultimatum.map(|u| u.dir)) {
@@ -138,9 +165,12 @@ pub fn session_end(f: &Flow) -> Option<End> {
             (_, Some(Dir::Server)) => true,
             // The client's own ultimatum, then its close.
             (Dir::Client, Some(Dir::Client)) => true,
-            // The client closing with FIN.
-            (Dir::Client, _) => !rst,
-            _ => false,
+            // The client closing with FIN, or with a RST after its TLS
+            // close_notify (FreeRDP shuts down TLS; an abortive close
+            // then resets).
+            (Dir::Client, _) => !rst || notify.is_some(),
+            // The server closing in answer to the client's close_notify.
+            (Dir::Server, _) => notify.is_some(),
         };
     Some(End {
         active,
@@ -151,6 +181,7 @@ pub fn session_end(f: &Flow) -> Option<End> {
         errinfo,
         ordinary,
         unreadable,
+        notify,
     })
 }
 
@@ -254,7 +285,23 @@ impl Detector for SessionEnded {
                 }
             }
             None => {
-                what.push_str(&format!("; the client {} in frame {}", e.how, e.at.frame));
+                if let Some(n) = e.notify {
+                    frames.push(n.frame);
+                    let who = if e.by == Dir::Client {
+                        ""
+                    } else {
+                        "the server "
+                    };
+                    what.push_str(&format!(
+                        "; the client sent a TLS close_notify-sized record (frame {}) and {who}{} {} later (frame {})",
+                        n.frame,
+                        e.how,
+                        secs(e.at.ts - n.ts),
+                        e.at.frame
+                    ));
+                } else {
+                    what.push_str(&format!("; the client {} in frame {}", e.how, e.at.frame));
+                }
                 "the client closed the connection"
             }
         };
@@ -383,6 +430,40 @@ mod test {
         let mut out = vec![];
         let mut c = active_session(&mut out, 20);
         c.send(&mut out, S, &tls_app(34, 3), MS);
+        c.rst(&mut out, C);
+        assert!(check(&SessionEnded, &out, &Config::default()).is_empty());
+    }
+
+    #[test]
+    fn the_clients_close_notify_then_a_close_is_ordinary() {
+        use crate::synth::{filler, tls_record};
+        // TLS 1.2: an encrypted alert record (type 21) from the client.
+        let notify = |out: &mut Vec<_>, c: &mut TcpConv| {
+            c.send(out, C, &tls_record(21, &filler(26, 9)), MS);
+        };
+        let mut out = vec![];
+        let mut c = active_session(&mut out, 20);
+        notify(&mut out, &mut c);
+        c.rst(&mut out, C);
+        let d = check(&SessionEnded, &out, &Config::default());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(
+            d[0].summary
+                .contains("the client sent a TLS close_notify-sized record"),
+            "{}",
+            d[0].summary
+        );
+        // The server closing in answer (FreeRDP's shadow server does).
+        let mut out = vec![];
+        let mut c = active_session(&mut out, 20);
+        notify(&mut out, &mut c);
+        c.fin(&mut out, S);
+        assert_eq!(check(&SessionEnded, &out, &Config::default()).len(), 1);
+        // An application record after the alert: the alert was not the end.
+        let mut out = vec![];
+        let mut c = active_session(&mut out, 20);
+        notify(&mut out, &mut c);
+        c.send(&mut out, C, &tls_app(60, 4), MS);
         c.rst(&mut out, C);
         assert!(check(&SessionEnded, &out, &Config::default()).is_empty());
     }

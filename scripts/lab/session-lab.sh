@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# Real session endings, NLA and Kerberos, captured for samples/ (not CI).
+#
+#   scripts/lab/session-lab.sh OUTDIR [RUN...]     (Debian; run as root)
+#
+# Needs Debian packages: iproute2 tcpdump xrdp freerdp2-x11
+# freerdp2-shadow-x11 xvfb krb5-kdc krb5-admin-server krb5-user faketime
+# openssl gcc python3. Two network namespaces joined by one veth pair,
+# addresses from 198.18.0.0/15 (RFC 2544) only:
+#
+#   rdpc (client 198.18.1.2) -- rdps (server 198.18.1.3, KDC 198.18.1.88)
+#
+# Captured with tcpdump on the client's interface (TCP 3389 and port 88).
+# Runs (all by default, or those named):
+#
+#   xrdp-fin       xfreerdp → xrdp (TLS), the client ends the session
+#                  after 6 s (SIGTERM from `timeout`: FreeRDP closes with FIN)
+#   xrdp-abortive  the same, xfreerdp under linger0.so (SO_LINGER 0): its
+#                  close is a RST, as mstsc ends a finished session
+#   xrdp-killed    the session's xrdp process is killed mid-session
+#                  (a server crash: no ultimatum)
+#   shadow-nla     xfreerdp → freerdp-shadow-cli /sec:nla with a SAM file
+#                  (NTLM), the right password; the client ends it with RST
+#   shadow-nla-wrong   the same with a wrong password
+#   krb-wrong-password kinit with a wrong password (KRB-ERROR 24), then the
+#                  same user's NLA logon with a wrong password
+#   krb-errors     KRB-ERRORs 6 (unknown principal), 7 (kvno for a
+#                  TERMSRV SPN that does not exist), 37 (clock skew:
+#                  faketime +10 min, kdc_timesync = 0), 23 (expired
+#                  password), then a good NLA session from the same address
+#
+# Neither server offers a server-side logoff or idle timeout here: xrdp's
+# IdleTimeLimit applies to sesman sessions (an Xorg/Xvnc backend this lab
+# does not run), FreeRDP's shadow server has none; "xrdp-killed" is the
+# server-side end this lab can make.
+#
+# Every process is started with `timeout` and stopped by its PID; the
+# namespaces are deleted at the end (also on error). Nothing leaves them.
+set -euo pipefail
+OUT=${1:?usage: session-lab.sh OUTDIR [RUN...]}
+shift
+RUNS=${*:-xrdp-fin xrdp-abortive xrdp-killed shadow-nla shadow-nla-wrong krb-wrong-password krb-errors}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$(mktemp -d /tmp/rdpsift-slab.XXXXXX)
+PIDS=()
+C=198.18.1.2 S=198.18.1.3 KDC=198.18.1.88
+REALM=RDPSIFT.TEST
+
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for n in rdpc rdps; do ip netns del "$n" 2>/dev/null || true; done
+  [ -n "${KEEP:-}" ] && cp "$WORK"/*.log "$KEEP"/ 2>/dev/null; rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+setup() {
+  for n in rdpc rdps; do ip netns del "$n" 2>/dev/null || true; ip netns add "$n"; done
+  ip link add vc netns rdpc type veth peer name vs netns rdps
+  ip -n rdpc addr add $C/24 dev vc
+  ip -n rdps addr add $S/24 dev vs
+  ip -n rdps addr add $KDC/24 dev vs
+  for x in "rdpc vc" "rdps vs"; do
+    set -- $x
+    ip -n "$1" link set "$2" up
+    ip -n "$1" link set lo up
+    ip netns exec "$1" ethtool -K "$2" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+  done
+}
+
+wait_port() { # netns addr port log
+  for _ in $(seq 150); do
+    ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "nothing listens on $2:$3:"; cat "$4"; return 1
+}
+
+start_xrdp() {
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=rdp-lab.rdpsift.test" \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
+  sed -e "s|^security_layer=.*|security_layer=tls|" \
+      -e "s|^certificate=.*|certificate=$WORK/cert.pem|" \
+      -e "s|^key_file=.*|key_file=$WORK/key.pem|" \
+      -e "s|^port=3389|port=tcp://$S:3389|" \
+      /etc/xrdp/xrdp.ini > "$WORK/xrdp.ini"
+  mkdir -p /run/xrdp/sockdir
+  ip netns exec rdps timeout 120 xrdp --nodaemon --config "$WORK/xrdp.ini" >"$WORK/xrdp.log" 2>&1 &
+  XRDP=$!
+  PIDS+=($XRDP)
+  wait_port rdps $S 3389 "$WORK/xrdp.log"
+}
+
+# NT hash (MD4 of the UTF-16LE password) for the WinPR SAM file; MD4 by
+# hand, as OpenSSL 3 keeps it in the legacy provider.
+nthash() {
+  python3 - "$1" <<'EOF'
+import struct, sys
+def md4(m):
+    f = lambda x, y, z: (x & y) | (~x & z)
+    g = lambda x, y, z: (x & y) | (x & z) | (y & z)
+    h = lambda x, y, z: x ^ y ^ z
+    rol = lambda v, s: ((v << s) | (v >> (32 - s))) & 0xFFFFFFFF
+    n = len(m)
+    m += b"\x80" + b"\0" * ((55 - n) % 64) + struct.pack("<Q", n * 8)
+    a, b, c, d = 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476
+    for i in range(0, len(m), 64):
+        x = struct.unpack("<16I", m[i:i + 64])
+        aa, bb, cc, dd = a, b, c, d
+        for k in range(16):
+            s = (3, 7, 11, 19)[k % 4]
+            v = (a + f(b, c, d) + x[k]) & 0xFFFFFFFF
+            a, b, c, d = d, rol(v, s), b, c
+        for k in range(16):
+            s = (3, 5, 9, 13)[k % 4]
+            v = (a + g(b, c, d) + x[(k % 4) * 4 + k // 4] + 0x5A827999) & 0xFFFFFFFF
+            a, b, c, d = d, rol(v, s), b, c
+        for k in range(16):
+            s = (3, 9, 11, 15)[k % 4]
+            idx = (0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15)[k]
+            v = (a + h(b, c, d) + x[idx] + 0x6ED9EBA1) & 0xFFFFFFFF
+            a, b, c, d = d, rol(v, s), b, c
+        a, b, c, d = (a + aa) & 0xFFFFFFFF, (b + bb) & 0xFFFFFFFF, (c + cc) & 0xFFFFFFFF, (d + dd) & 0xFFFFFFFF
+    return struct.pack("<4I", a, b, c, d)
+print(md4(sys.argv[1].encode("utf-16-le")).hex())
+EOF
+}
+
+start_shadow() {
+  echo "alice::aad3b435b51404eeaad3b435b51404ee:$(nthash labpass1):::" > "$WORK/sam"
+  # A display of its own per run: the last run's Xvfb may still hold its lock.
+  local disp=$((80 + RUN_NO))
+  ip netns exec rdps timeout 120 Xvfb :$disp -screen 0 1024x768x24 -nolisten tcp >/dev/null 2>&1 &
+  PIDS+=($!)
+  sleep 1
+  ip netns exec rdps env DISPLAY=:$disp HOME="$WORK" timeout 120 freerdp-shadow-cli \
+    /bind-address:$S /port:3389 /sec:nla /sam-file:"$WORK/sam" >"$WORK/shadow.log" 2>&1 &
+  PIDS+=($!)
+  wait_port rdps $S 3389 "$WORK/shadow.log"
+}
+
+start_kdc() {
+  rm -rf "$WORK/krb5kdc" "$WORK/ccache"
+  mkdir -p "$WORK/krb5kdc"
+  cat > "$WORK/krb5.conf" <<EOF
+[libdefaults]
+  default_realm = $REALM
+  dns_lookup_kdc = false
+  dns_lookup_realm = false
+  kdc_timesync = 0
+  udp_preference_limit = 1465
+[realms]
+  $REALM = {
+    kdc = $KDC
+    admin_server = $KDC
+  }
+EOF
+  cat > "$WORK/kdc.conf" <<EOF
+[kdcdefaults]
+  kdc_listen = $KDC
+  kdc_tcp_listen = $KDC
+[realms]
+  $REALM = {
+    database_name = $WORK/krb5kdc/principal
+    key_stash_file = $WORK/krb5kdc/stash
+    acl_file = $WORK/krb5kdc/kadm5.acl
+    max_life = 10h
+  }
+[logging]
+  kdc = FILE:$WORK/kdc.log
+EOF
+  export KRB5_CONFIG=$WORK/krb5.conf KRB5_KDC_PROFILE=$WORK/kdc.conf
+  kdb5_util create -s -r $REALM -P masterpass >/dev/null 2>&1
+  kadmin.local -q "addprinc +requires_preauth -pw labpass1 alice" >/dev/null 2>&1
+  kadmin.local -q "addprinc +requires_preauth -pw labpass2 -pwexpire 2020-01-01 bob" >/dev/null 2>&1
+  ip netns exec rdps env KRB5_CONFIG="$KRB5_CONFIG" KRB5_KDC_PROFILE="$KRB5_KDC_PROFILE" \
+    timeout 120 krb5kdc -n >"$WORK/krb5kdc.out" 2>&1 &
+  PIDS+=($!)
+  sleep 1
+}
+
+# A Kerberos client command in the client namespace (bounded, stdin given).
+krb() { # stdin-text command...
+  local input=$1
+  shift
+  printf '%s\n' "$input" | ip netns exec rdpc env KRB5_CONFIG="$WORK/krb5.conf" \
+    KRB5CCNAME="FILE:$WORK/ccache" timeout 10 "$@" >>"$WORK/krb.log" 2>&1 || true
+  sleep 0.3
+}
+
+capture() { # file
+  ip netns exec rdpc timeout 90 tcpdump -i vc -s 0 -U -w "$1" \
+    'tcp port 3389 or port 88' >/dev/null 2>&1 &
+  CAP=$!
+  PIDS+=($CAP)
+  sleep 1
+}
+
+stop_capture() {
+  sleep 1
+  kill -INT "$CAP" 2>/dev/null || true
+  wait "$CAP" 2>/dev/null || true
+}
+
+client() { # seconds sec user password [env...]
+  local secs=$1 sec=$2 user=$3 pass=$4
+  shift 4
+  ip netns exec rdpc timeout 60 Xvfb :77 -screen 0 1024x768x24 -nolisten tcp >/dev/null 2>&1 &
+  local x=$!
+  PIDS+=($x)
+  sleep 1
+  ip netns exec rdpc env DISPLAY=:77 HOME="$WORK" "$@" timeout "$((secs + 10))" xfreerdp /v:$S \
+    /u:"$user" /p:"$pass" /cert:ignore /sec:"$sec" /log-level:ERROR >>"$WORK/client.log" 2>&1 &
+  local f=$!
+  PIDS+=($f)
+  sleep "$secs"
+  if [ "${CLOSE:-window}" = window ]; then
+    # The user closes the window (what ends a session in mstsc too).
+    local ids
+    ids=$(ip netns exec rdpc env DISPLAY=:77 timeout 5 xdotool search --class xfreerdp 2>/dev/null || true)
+    # shellcheck disable=SC2086
+    [ -n "$ids" ] && ip netns exec rdpc env DISPLAY=:77 timeout 5 /usr/bin/python3 "$HERE/wm-close.py" $ids || true
+    sleep 2
+  fi
+  kill "$f" 2>/dev/null || true
+  wait "$f" 2>/dev/null || true
+  kill "$x" 2>/dev/null || true
+  wait "$x" 2>/dev/null || true
+}
+
+stop_all() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+
+cc -shared -fPIC -O2 -o "$WORK/linger0.so" "$HERE/linger0.c" -ldl
+LINGER="LD_PRELOAD=$WORK/linger0.so"
+
+RUN_NO=0
+for run in $RUNS; do
+  echo "== $run"
+  RUN_NO=$((RUN_NO + 1))
+  setup
+  case $run in
+    xrdp-fin)
+      start_xrdp
+      capture "$OUT/lab-xrdp-fin.pcap"
+      client 6 tls lab lab
+      ;;
+    xrdp-abortive)
+      start_xrdp
+      capture "$OUT/lab-xrdp-abortive.pcap"
+      client 6 tls lab lab "$LINGER"
+      ;;
+    xrdp-killed)
+      start_xrdp
+      capture "$OUT/lab-xrdp-killed.pcap"
+      # xrdp forks a process per connection: kill the newest child 5 s in.
+      ( sleep 6; pkill -KILL -n -x xrdp || true ) &
+      PIDS+=($!)
+      client 10 tls lab lab
+      ;;
+    shadow-nla)
+      start_shadow
+      capture "$OUT/lab-shadow-nla.pcap"
+      client 6 nla alice labpass1 "$LINGER"
+      ;;
+    shadow-nla-wrong)
+      start_shadow
+      capture "$OUT/lab-shadow-nla-wrong.pcap"
+      client 6 nla alice wrongpass
+      ;;
+    krb-wrong-password)
+      start_kdc
+      start_shadow
+      capture "$OUT/lab-krb-wrong-password.pcap"
+      krb wrongpass kinit alice
+      client 6 nla alice wrongpass
+      ;;
+    krb-errors)
+      start_kdc
+      start_shadow
+      capture "$OUT/lab-krb-errors.pcap"
+      krb whatever kinit nobody
+      krb labpass1 kinit alice
+      krb "" kvno "TERMSRV/$(hostname)"
+      krb labpass1 faketime -f +600s kinit alice
+      krb labpass2 kinit bob
+      client 6 nla alice labpass1 "$LINGER"
+      ;;
+    *) echo "unknown run $run"; exit 2 ;;
+  esac
+  stop_capture
+  stop_all
+done
+echo "--- client log"; tail -5 "$WORK/client.log" 2>/dev/null || true
+echo "--- krb log"; cat "$WORK/krb.log" 2>/dev/null || true
+ls -l "$OUT"/lab-*.pcap
