@@ -112,3 +112,23 @@ pub fn packet(data: &[u8]) {
     }
     let _ = crate::proto::dns::parse(data);
 }
+
+/// One Kerberos message (a UDP datagram), and the same as a TCP stream
+/// with its 4-byte length prefix.
+pub fn krb(data: &[u8]) {
+    use crate::proto::krb;
+    let at = Mark { frame: 1, ts: 0 };
+    let _ = krb::parse(data, Dir::Client, at);
+    let mut k = krb::Krb::default();
+    k.message(Dir::Server, data, at);
+    if let Ok(n) = krb::tcp_len(data) {
+        if let Some(m) = data.get(4..4 + n) {
+            let _ = krb::parse(m, Dir::Server, at);
+        }
+    }
+}
+
+/// One DNS message.
+pub fn dns(data: &[u8]) {
+    let _ = crate::proto::dns::parse(data);
+}

@@ -65,3 +65,13 @@ fn rdpeudp_corpus() {
 fn packet_corpus() {
     replay("packet", rdpsift::fuzzing::packet);
 }
+
+#[test]
+fn krb_corpus() {
+    replay("krb", rdpsift::fuzzing::krb);
+}
+
+#[test]
+fn dns_corpus() {
+    replay("dns", rdpsift::fuzzing::dns);
+}

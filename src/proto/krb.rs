@@ -301,6 +301,29 @@ mod test {
     }
 
     #[test]
+    fn every_cut_and_every_changed_byte_of_the_real_kdc_messages_is_safe() {
+        // The lab's MIT krb5kdc messages (fuzz/corpus/krb): each prefix and
+        // each byte replaced by 0x00, 0xff and its complement.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/krb");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let b = std::fs::read(e.unwrap().path()).unwrap();
+            for cut in 0..b.len() {
+                let _ = parse(&b[..cut], Dir::Server, m());
+            }
+            for i in 0..b.len() {
+                for v in [0x00, 0xff, !b[i]] {
+                    let mut c = b.clone();
+                    c[i] = v;
+                    let _ = parse(&c, Dir::Server, m());
+                }
+            }
+            n += 1;
+        }
+        assert!(n > 10);
+    }
+
+    #[test]
     fn tcp_length_prefix() {
         assert_eq!(tcp_len(&[0, 0, 1, 0]).unwrap(), 256);
         assert!(tcp_len(&[0, 0, 1]).unwrap_err().is_need_more());
