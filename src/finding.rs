@@ -306,6 +306,7 @@ codes! {
     TlsCertUnobservable = "tls.cert.unobservable",
     NlaStalled = "nla.stalled",
     NlaNtlmFallback = "nla.ntlm_fallback",
+    NlaClientAborted = "nla.client_aborted",
     RdpServerDenied = "rdp.server_denied",
     RdpFallback = "rdp.fallback",
     RdpSessionEnded = "rdp.session_ended",

@@ -323,7 +323,7 @@ impl Kerberos {
             if severity == Severity::Error {
                 // An nla.stalled of the attempt is this error's evidence.
                 for p in out.iter_mut() {
-                    if p.draft.code == Code::NlaStalled
+                    if matches!(p.draft.code, Code::NlaStalled | Code::NlaClientAborted)
                         && s.conns.iter().any(|c| p.ends == Some((c.client, c.server)))
                     {
                         p.draft.cause = format!(

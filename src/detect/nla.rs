@@ -43,7 +43,7 @@ fn credssp_error(f: &crate::flow::Flow, frame: u64) -> Option<crate::proto::tls:
 
 impl Detector for NlaStalled {
     fn codes(&self) -> Vec<Code> {
-        vec![Code::NlaStalled]
+        vec![Code::NlaStalled, Code::NlaClientAborted]
     }
 
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
@@ -69,7 +69,9 @@ impl Detector for NlaStalled {
                         .last
                         .is_none_or(|l| m.ts - l.ts < cx.cfg.stall_ns)
                 {
-                    return; // the client left on its own: not the server's NLA
+                    // The client left on its own: not the server's NLA.
+                    aborted(f, sel, done, m, how, out);
+                    return;
                 }
                 let after = refusal
                     .map(|r| {
@@ -157,6 +159,64 @@ impl Detector for NlaStalled {
     }
 }
 
+/// `nla.client_aborted`: the client closed or reset during NLA on its own
+/// (no CredSSP error-sized answer before it, the server not gone quiet),
+/// before the session got anywhere. A warning: mstsc leaves this way to
+/// show an identity prompt and connects again (seen in zeek's
+/// rdp-to-ssl.pcap: a 34 s pause, then a session).
+fn aborted(
+    f: &crate::flow::Flow,
+    sel: crate::proto::x224::Protocols,
+    done: crate::capture::Mark,
+    m: crate::capture::Mark,
+    how: &str,
+    out: &mut Vec<Draft>,
+) {
+    let t = &f.app.facts().tls;
+    let [c, s] = records_before(f, m.frame);
+    let after = t.app[Dir::Server]
+        .last
+        .filter(|l| l.frame <= m.frame)
+        .map(|l| format!(", {} after the server's last record", secs(m.ts - l.ts)))
+        .unwrap_or_default();
+    let mut frames = vec![done.frame, m.frame];
+    frames.extend(
+        t.records
+            .iter()
+            .filter(|r| r.at.frame <= m.frame)
+            .map(|r| r.at.frame),
+    );
+    out.push(
+        Draft::new(Code::NlaClientAborted, Severity::Warning, Phase::Nla, done.frame, done.ts)
+            .until(m.frame)
+            .summary(format!(
+                "{sel} selected; TLS completed in frame {}, then the client sent {c} encrypted record{} and the server {s}, and the client {how} in frame {}{after}, before NLA completed",
+                done.frame,
+                super::plural(c),
+                m.frame,
+            ))
+            .cause(
+                "The client stopped during Network Level Authentication on its own. mstsc does \
+                 this when it shows a prompt (the server's identity or certificate cannot be \
+                 verified, e.g. an address the certificate does not name) and connects again once \
+                 the user accepts; otherwise the user cancelled, the client's policy refused the \
+                 server (an untrusted certificate, CredSSP \"Force Updated Clients\"), or the client \
+                 could not get credentials (a Kerberos error, a missing smart card).",
+            )
+            .remedy(
+                "If a later connection from the client connected, this was the prompt; otherwise \
+                 ask what the client showed, and check the client's \
+                 Microsoft-Windows-TerminalServices-ClientActiveXCore event log, the server \
+                 certificate's trust on the client, and Kerberos on port 88 in the capture.",
+            )
+            .filter(frames_filter(f, &frames))
+            .confidence(Confidence::lowered(
+                Level::Medium,
+                "CredSSP is encrypted; inferred from record counts and the close without keys",
+            )),
+    );
+}
+
 #[cfg(test)]
 mod test {
     use super::super::fixture::{check, rdp_over_tls, MS};
@@ -205,9 +265,18 @@ mod test {
             "{}",
             d[0].summary
         );
-        // One byte more than a 5-byte errorCode's: the client left on its own.
-        assert!(session(41).is_empty());
-        assert!(session(40).len() == 1);
+        assert_eq!(d[0].code, Code::NlaStalled);
+        // One byte more than a 5-byte errorCode's: the client left on its
+        // own, during NLA.
+        let d = session(41);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].code, Code::NlaClientAborted);
+        assert!(
+            d[0].summary.ends_with("before NLA completed"),
+            "{}",
+            d[0].summary
+        );
+        assert_eq!(session(40)[0].code, Code::NlaStalled);
     }
 
     #[test]

@@ -150,6 +150,7 @@ pub fn fits_0x904(outcome: Outcome, verdict: Option<Code>, server_ended: bool) -
         | Code::TcpIcmpUnreachable
         | Code::TcpResetByClient
         | Code::X224ClientAborted
+        | Code::NlaClientAborted
         | Code::X224UnrequestedProtocol
         | Code::TlsVersionMismatch => "no",
         _ => "unknown",
