@@ -137,6 +137,7 @@ fn each_scenario_gets_its_verdict() {
         ("win-session-kerberos.pcap", "connected", ""),
         ("win-session-denied.pcap", "failed", "rdp.server_denied"),
         ("win-session-cut.pcap", "failed", "tcp.reset_by_server"),
+        ("win-session-idle-timeout.pcap", "connected", ""),
         ("win-ntlm-refused.pcap", "failed", "nla.stalled"),
         (
             "kerberos-preauth-failed.pcap",

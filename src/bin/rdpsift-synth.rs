@@ -742,6 +742,20 @@ fn windows_samples(dir: &Path) -> std::io::Result<()> {
     c.wait(MS / 2).rst(&mut out, C);
     write(dir, "win-session-denied.pcap", &out, pcap)?;
 
+    // The server ends an idle session (idle timeout, or a logoff from the
+    // server): Set Error Info, the ultimatum, its FIN; the client resets.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    win_credssp(&mut c, &mut out, host, Auth::Ntlm, true);
+    win_to_licensing(&mut c, &mut out);
+    win_active(&mut c, &mut out, 4);
+    c.wait(20 * SEC)
+        .send(&mut out, S, &synth::tls_sealed(60, 910), MS / 2);
+    c.send(&mut out, S, &synth::tls_sealed(33, 911), MS / 2);
+    c.fin(&mut out, S);
+    c.wait(MS / 2).rst(&mut out, C);
+    write(dir, "win-session-idle-timeout.pcap", &out, pcap)?;
+
     // An active session cut by the server's RST without an ultimatum.
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
