@@ -175,6 +175,7 @@ fn each_scenario_gets_its_verdict() {
             "failed",
             "kerberos.preauth_failed",
         ),
+        ("lab-krb-tcp.pcap", "failed", "kerberos.preauth_failed"),
         ("lab-krb-errors.pcap", "connected", ""),
     ];
     for (name, outcome, verdict) in cases {

@@ -24,6 +24,7 @@
 #   shadow-nla-wrong   the same with a wrong password
 #   krb-wrong-password kinit with a wrong password (KRB-ERROR 24), then the
 #                  same user's NLA logon with a wrong password
+#   krb-tcp        the same over TCP (udp_preference_limit = 1)
 #   krb-errors     KRB-ERRORs 6 (unknown principal), 7 (kvno for a
 #                  TERMSRV SPN that does not exist), 37 (clock skew:
 #                  faketime +10 min, kdc_timesync = 0), 23 (expired
@@ -39,7 +40,7 @@
 set -euo pipefail
 OUT=${1:?usage: session-lab.sh OUTDIR [RUN...]}
 shift
-RUNS=${*:-xrdp-fin xrdp-abortive xrdp-killed shadow-nla shadow-nla-wrong krb-wrong-password krb-errors}
+RUNS=${*:-xrdp-fin xrdp-abortive xrdp-killed shadow-nla shadow-nla-wrong krb-wrong-password krb-tcp krb-errors}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -151,7 +152,7 @@ start_kdc() {
   dns_lookup_kdc = false
   dns_lookup_realm = false
   kdc_timesync = 0
-  udp_preference_limit = 1465
+  udp_preference_limit = ${KRB_UDP_LIMIT:-1465}
 [realms]
   $REALM = {
     kdc = $KDC
@@ -279,6 +280,15 @@ for run in $RUNS; do
       start_kdc
       start_shadow
       capture "$OUT/lab-krb-wrong-password.pcap"
+      krb wrongpass kinit alice
+      client 6 nla alice wrongpass
+      ;;
+    krb-tcp)
+      # Kerberos over TCP (RFC 4120 §7.2.2, the 4-byte length prefix):
+      # udp_preference_limit = 1 makes every request go over TCP.
+      KRB_UDP_LIMIT=1 start_kdc
+      start_shadow
+      capture "$OUT/lab-krb-tcp.pcap"
       krb wrongpass kinit alice
       client 6 nla alice wrongpass
       ;;
