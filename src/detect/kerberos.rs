@@ -113,9 +113,14 @@ impl<'a> Scope<'a> {
     where
         'k: 'a,
     {
-        krb.iter().filter(move |k| {
-            k.client.ip() == self.host && (self.from..=self.to).contains(&k.msg.at.ts)
-        })
+        // The messages are in time order: the window is found by binary
+        // search, so an attempt costs its window, not the capture's KDC
+        // traffic.
+        let start = krb.partition_point(|k| k.msg.at.ts < self.from);
+        let end = krb.partition_point(|k| k.msg.at.ts <= self.to);
+        krb[start..end.max(start)]
+            .iter()
+            .filter(move |k| k.client.ip() == self.host)
     }
 }
 

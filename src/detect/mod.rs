@@ -78,7 +78,8 @@ pub struct AttemptContext<'a> {
     /// Every connection of the capture (the attempt holds indexes).
     pub conns: &'a [Conn],
     pub dns: &'a [DnsLookup],
-    /// Kerberos messages of the capture (port 88), in frame order.
+    /// Kerberos messages of the capture (port 88), in time order (then
+    /// frame).
     pub krb: &'a [KdcMessage],
     pub cfg: &'a Config,
     /// The last frame of the capture.

@@ -185,7 +185,8 @@ pub fn analyze(
         .iter_mut()
         .flat_map(|s| std::mem::take(&mut s.table.krb))
         .collect();
-    krb.sort_by_key(|k| k.msg.at.frame);
+    // Time order (then frame): attempts find their window by binary search.
+    krb.sort_by_key(|k| (k.msg.at.ts, k.msg.at.frame));
 
     // Attempts, judged in order, a chunk at a time: a connection belongs
     // to one attempt, so once its attempt is a report row it is released
