@@ -28,9 +28,10 @@ pub fn cert(data: &[u8]) {
 
 /// Both streams of a connection: the first byte of each piece says the
 /// direction and the piece length, so the fuzzer also explores how bytes
-/// are split between segments and holes.
+/// are split between segments and holes; a third pass hands each stream
+/// over past a 64-byte depth (`Chunk::Beyond`), as reassembly does.
 pub fn app(data: &[u8]) {
-    for rdp_port in [false, true] {
+    for (rdp_port, depth) in [(false, None), (true, None), (true, Some(64u64))] {
         let mut a = App::default();
         a.rdp_port = rdp_port;
         let mut rest = data;
@@ -52,6 +53,18 @@ pub fn app(data: &[u8]) {
             offset[dir] += n as u64;
             if ctl & 2 != 0 && ctl > 0xF0 {
                 a.feed(dir, Chunk::Gap(n as u64), pos);
+            } else if let Some(d) = depth {
+                // As reassembly hands a stream over past its depth: the
+                // bytes before the depth as data, the rest headers-only.
+                let start = offset[dir] - n as u64;
+                let keep = (d.saturating_sub(start) as usize).min(n);
+                if keep > 0 {
+                    a.feed(dir, Chunk::Data(&tail[..keep]), pos);
+                }
+                if keep < n {
+                    let at_depth = Pos::new(at, start + keep as u64);
+                    a.feed(dir, Chunk::Beyond(&tail[keep..n]), at_depth);
+                }
             } else {
                 a.feed(dir, Chunk::Data(&tail[..n]), pos);
             }
