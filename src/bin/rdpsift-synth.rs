@@ -590,17 +590,16 @@ enum Auth {
     Kerberos,
 }
 
-/// A Windows 11 → Server 2022-shaped connection up to the end of CredSSP
-/// (record lengths of PROTOCOLS.md §8 under TLS 1.2 AES-256-GCM): X.224
-/// with SSL|HYBRID|HYBRID_EX requested and HYBRID_EX selected, the TLS
-/// handshake, the client's CredSSP records and the server's answers up
-/// to its pubKeyAuth; without `ok`, the server's answer to the
-/// AUTHENTICATE is the 39-byte TSRequest with an errorCode.
-fn win_credssp(c: &mut TcpConv, out: &mut Vec<Pkt>, sni: Option<&str>, auth: Auth, ok: bool) {
-    let sealed = |n: usize, seed: u64| synth::tls_sealed(n, seed);
+/// The TCP handshake and the X.224 exchange of a Windows client:
+/// SSL|HYBRID|HYBRID_EX requested, HYBRID_EX selected.
+fn win_negotiate(c: &mut TcpConv, out: &mut Vec<Pkt>) {
     c.handshake(out, MS);
     c.wait(MS).send(out, C, &synth::x224_cr("alice", 0xB), MS);
     c.wait(MS).send(out, S, &synth::x224_cc(0x8), MS);
+}
+
+/// A TLS 1.2 handshake (ECDHE-RSA-AES256-GCM-SHA384) with `sni`.
+fn win_tls(c: &mut TcpConv, out: &mut Vec<Pkt>, sni: Option<&str>) {
     c.wait(MS)
         .send(out, C, &synth::tls_client_hello(sni, &[]), MS);
     c.send(
@@ -611,6 +610,28 @@ fn win_credssp(c: &mut TcpConv, out: &mut Vec<Pkt>, sni: Option<&str>, auth: Aut
     );
     c.send(out, C, &synth::tls_finish(true, 31), MS);
     c.send(out, S, &synth::tls_finish(false, 32), MS);
+}
+
+/// The server ending the connection after `wait`: Set Error Info (60),
+/// the ultimatum (33), its FIN; the client resets.
+fn win_server_ends(c: &mut TcpConv, out: &mut Vec<Pkt>, wait: i64, seed: u64) {
+    c.wait(wait)
+        .send(out, S, &synth::tls_sealed(60, seed), MS / 2);
+    c.send(out, S, &synth::tls_sealed(33, seed + 1), MS / 2);
+    c.fin(out, S);
+    c.wait(MS / 2).rst(out, C);
+}
+
+/// A Windows 11 → Server 2022-shaped connection up to the end of CredSSP
+/// (record lengths of PROTOCOLS.md §8 under TLS 1.2 AES-256-GCM): X.224
+/// with SSL|HYBRID|HYBRID_EX requested and HYBRID_EX selected, the TLS
+/// handshake, the client's CredSSP records and the server's answers up
+/// to its pubKeyAuth; without `ok`, the server's answer to the
+/// AUTHENTICATE is the 39-byte TSRequest with an errorCode.
+fn win_credssp(c: &mut TcpConv, out: &mut Vec<Pkt>, sni: Option<&str>, auth: Auth, ok: bool) {
+    let sealed = |n: usize, seed: u64| synth::tls_sealed(n, seed);
+    win_negotiate(c, out);
+    win_tls(c, out, sni);
     match auth {
         Auth::Ntlm => {
             c.wait(MS).send(out, C, &sealed(81, 100), MS);
@@ -735,11 +756,7 @@ fn windows_samples(dir: &Path) -> std::io::Result<()> {
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
     win_credssp(&mut c, &mut out, host, Auth::Ntlm, true);
     win_to_licensing(&mut c, &mut out);
-    c.wait(3 * MS)
-        .send(&mut out, S, &synth::tls_sealed(60, 160), MS / 2);
-    c.send(&mut out, S, &synth::tls_sealed(33, 161), MS / 2);
-    c.fin(&mut out, S);
-    c.wait(MS / 2).rst(&mut out, C);
+    win_server_ends(&mut c, &mut out, 3 * MS, 160);
     write(dir, "win-session-denied.pcap", &out, pcap)?;
 
     // The server ends an idle session (idle timeout, or a logoff from the
@@ -749,11 +766,7 @@ fn windows_samples(dir: &Path) -> std::io::Result<()> {
     win_credssp(&mut c, &mut out, host, Auth::Ntlm, true);
     win_to_licensing(&mut c, &mut out);
     win_active(&mut c, &mut out, 4);
-    c.wait(20 * SEC)
-        .send(&mut out, S, &synth::tls_sealed(60, 910), MS / 2);
-    c.send(&mut out, S, &synth::tls_sealed(33, 911), MS / 2);
-    c.fin(&mut out, S);
-    c.wait(MS / 2).rst(&mut out, C);
+    win_server_ends(&mut c, &mut out, 20 * SEC, 910);
     write(dir, "win-session-idle-timeout.pcap", &out, pcap)?;
 
     // An active session cut by the server's RST without an ultimatum.
@@ -792,20 +805,8 @@ fn windows_samples(dir: &Path) -> std::io::Result<()> {
         &synth::krb_error(24, "alice", &tgt, T0 / SEC),
     );
     let mut c = TcpConv::new(CLIENT, SERVER, T0);
-    c.handshake(&mut out, MS);
-    c.wait(MS)
-        .send(&mut out, C, &synth::x224_cr("alice", 0xB), MS);
-    c.wait(MS).send(&mut out, S, &synth::x224_cc(0x8), MS);
-    c.wait(MS)
-        .send(&mut out, C, &synth::tls_client_hello(host, &[]), MS);
-    c.send(
-        &mut out,
-        S,
-        &synth::tls_server_flight(0xc030, synth::CERT_HOST),
-        MS,
-    );
-    c.send(&mut out, C, &synth::tls_finish(true, 31), MS);
-    c.send(&mut out, S, &synth::tls_finish(false, 32), MS);
+    win_negotiate(&mut c, &mut out);
+    win_tls(&mut c, &mut out, host);
     c.wait(60 * MS).close(&mut out, C, MS);
     out.sort_by_key(|p| p.ts);
     write(dir, "kerberos-preauth-failed.pcap", &out, pcap)?;
@@ -827,20 +828,7 @@ fn windows_samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut c = TcpConv::new(CLIENT, "198.19.0.20:8400", T0);
     c.handshake(&mut out, MS);
-    c.wait(MS).send(
-        &mut out,
-        C,
-        &synth::tls_client_hello(Some("app.example.test"), &[]),
-        MS,
-    );
-    c.send(
-        &mut out,
-        S,
-        &synth::tls_server_flight(0xc030, synth::CERT_HOST),
-        MS,
-    );
-    c.send(&mut out, C, &synth::tls_finish(true, 31), MS);
-    c.send(&mut out, S, &synth::tls_finish(false, 32), MS);
+    win_tls(&mut c, &mut out, Some("app.example.test"));
     c.send(&mut out, C, &synth::tls_sealed(120, 300), MS);
     c.send(&mut out, S, &synth::tls_sealed(60, 301), MS);
     c.wait(MS).close(&mut out, S, MS);

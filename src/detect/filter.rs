@@ -4,7 +4,8 @@
 use crate::flow::{Flow, Transport};
 use std::net::{IpAddr, SocketAddr};
 
-fn addr_field(ip: &IpAddr) -> &'static str {
+/// The Wireshark field of an address of this family.
+pub fn addr_field(ip: &IpAddr) -> &'static str {
     if ip.is_ipv6() {
         "ipv6.addr"
     } else {

@@ -65,19 +65,21 @@ impl Service {
     }
 }
 
-/// Does the service's host part name the attempt?
+/// Does the service's host part name the attempt (the whole name, or its
+/// first label, case-insensitively; a `:port` suffix of an HTTP SPN
+/// ignored)? Any does when the attempt has no name.
 fn names_match(host: &str, names: &[String]) -> bool {
     if names.is_empty() {
         return true;
     }
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let label = |n: &str| n.split('.').next().unwrap_or("").to_string();
-    // A host part may carry a port (`TERMSRV/host:3389` is not used, but
-    // SPNs with ports exist for HTTP).
-    let host = host.split(':').next().unwrap_or("").to_string();
+    let host = host.split(':').next().unwrap_or("").trim_end_matches('.');
+    fn first(n: &str) -> &str {
+        n.split('.').next().unwrap_or("")
+    }
+    let by_label = host.parse::<IpAddr>().is_err();
     names.iter().any(|n| {
-        let n = n.trim_end_matches('.').to_ascii_lowercase();
-        n == host || (host.parse::<IpAddr>().is_err() && label(&n) == label(&host))
+        let n = n.trim_end_matches('.');
+        n.eq_ignore_ascii_case(host) || (by_label && first(n).eq_ignore_ascii_case(first(host)))
     })
 }
 
@@ -109,10 +111,8 @@ impl<'a> Scope<'a> {
         })
     }
 
-    fn messages<'k>(&self, krb: &'k [KdcMessage]) -> impl Iterator<Item = &'k KdcMessage> + '_
-    where
-        'k: 'a,
-    {
+    fn messages<'k>(&self, krb: &'k [KdcMessage]) -> impl Iterator<Item = &'k KdcMessage> + 'k {
+        let host = self.host;
         // The messages are in time order: the window is found by binary
         // search, so an attempt costs its window, not the capture's KDC
         // traffic.
@@ -120,7 +120,7 @@ impl<'a> Scope<'a> {
         let end = krb.partition_point(|k| k.msg.at.ts <= self.to);
         krb[start..end.max(start)]
             .iter()
-            .filter(move |k| k.client.ip() == self.host)
+            .filter(move |k| k.client.ip() == host)
     }
 }
 
@@ -131,14 +131,6 @@ struct Errors<'a> {
     sname: String,
     cname: Option<String>,
     msgs: Vec<&'a KdcMessage>,
-}
-
-fn field(ip: &IpAddr) -> &'static str {
-    if ip.is_ipv6() {
-        "ipv6.addr"
-    } else {
-        "ip.addr"
-    }
 }
 
 fn explanation(code: i32, sname: &str) -> (String, &'static str) {
@@ -298,7 +290,7 @@ impl Kerberos {
                 }
                 Service::Tgt => format!("The user's Kerberos logon to the domain failed: {why}."),
             };
-            let f = field(&first.client.ip());
+            let f = super::filter::addr_field(&first.client.ip());
             let num = if member.is_some() {
                 String::new()
             } else {
@@ -398,7 +390,7 @@ impl Kerberos {
             )
             .into();
         }
-        let f = field(&c.client.ip());
+        let f = super::filter::addr_field(&c.client.ip());
         let d = Draft::new(Code::NlaNtlmFallback, Severity::Info, Phase::Nla, frames[0].min(frames[1]), at.ts)
             .until(frames[0].max(frames[1]))
             .summary(format!(

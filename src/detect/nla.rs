@@ -26,19 +26,28 @@ const CREDSSP_ERROR_ANY: std::ops::RangeInclusive<u16> = 21..=96;
 fn credssp_error(f: &crate::flow::Flow, frame: u64) -> Option<crate::proto::tls::Rec> {
     let t = &f.app.facts().tls;
     let last = t.records.iter().rev().find(|r| r.at.frame <= frame)?;
-    if last.dir != Dir::Server {
-        return None;
-    }
-    let fits = match t.server_hello {
-        Some((h, _)) => {
-            CREDSSP_ERROR_PLAIN.clone().any(|p| {
-                crate::proto::tls::sealed_len(p, h.version, h.cipher) == Some(last.len as usize)
-            }) || crate::proto::tls::sealed_len(12, h.version, h.cipher).is_none()
-                && CREDSSP_ERROR_ANY.contains(&last.len)
-        }
-        None => CREDSSP_ERROR_ANY.contains(&last.len),
-    };
-    fits.then_some(*last)
+    (last.dir == Dir::Server && t.sealed_fits(CREDSSP_ERROR_PLAIN, &CREDSSP_ERROR_ANY, last.len))
+        .then_some(*last)
+}
+
+/// The frames an NLA finding cites: the handshake's end, the close (or the
+/// last frame looked at) and every encrypted record up to it.
+fn cited(
+    f: &crate::flow::Flow,
+    done: crate::capture::Mark,
+    last: crate::capture::Mark,
+) -> Vec<u64> {
+    let mut frames = vec![done.frame, last.frame];
+    frames.extend(
+        f.app
+            .facts()
+            .tls
+            .records
+            .iter()
+            .filter(|r| r.at.frame <= last.frame)
+            .map(|r| r.at.frame),
+    );
+    frames
 }
 
 impl Detector for NlaStalled {
@@ -120,13 +129,7 @@ impl Detector for NlaStalled {
             .filter(|l| l.frame <= last.frame)
             .map(|l| format!(", {} after the client's last record", secs(last.ts - l.ts)))
             .unwrap_or_default();
-        let mut frames = vec![done.frame, last.frame];
-        frames.extend(
-            t.records
-                .iter()
-                .filter(|r| r.at.frame <= last.frame)
-                .map(|r| r.at.frame),
-        );
+        let frames = cited(f, done, last);
         let ex = if sel.has(crate::proto::x224::Protocols::HYBRID_EX) && s >= 3 {
             " With HYBRID_EX, a server record after the CredSSP exchange followed by the close fits an Early User Authorization Result of ACCESS_DENIED."
         } else {
@@ -179,13 +182,7 @@ fn aborted(
         .filter(|l| l.frame <= m.frame)
         .map(|l| format!(", {} after the server's last record", secs(m.ts - l.ts)))
         .unwrap_or_default();
-    let mut frames = vec![done.frame, m.frame];
-    frames.extend(
-        t.records
-            .iter()
-            .filter(|r| r.at.frame <= m.frame)
-            .map(|r| r.at.frame),
-    );
+    let frames = cited(f, done, m);
     out.push(
         Draft::new(Code::NlaClientAborted, Severity::Warning, Phase::Nla, done.frame, done.ts)
             .until(m.frame)

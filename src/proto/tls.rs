@@ -151,6 +151,26 @@ impl Tls {
         self.server_hello.is_some_and(|(h, _)| h.version == 0x0304)
     }
 
+    /// Does a record of `len` bytes carry one of the `plain` sizes under
+    /// the connection's suite ([`sealed_len`])? `any` when the suite (or
+    /// the ServerHello) is unknown.
+    pub fn sealed_fits(
+        &self,
+        plain: std::ops::RangeInclusive<usize>,
+        any: &std::ops::RangeInclusive<u16>,
+        len: u16,
+    ) -> bool {
+        match self
+            .server_hello
+            .filter(|(h, _)| sealed_len(*plain.start(), h.version, h.cipher).is_some())
+        {
+            Some((h, _)) => plain
+                .into_iter()
+                .any(|p| sealed_len(p, h.version, h.cipher) == Some(len as usize)),
+            None => any.contains(&len),
+        }
+    }
+
     /// One record. `body` is `None` for records skipped unread (encrypted).
     /// Returns a description when the content is invalid.
     pub fn record(
