@@ -235,6 +235,31 @@ fn direct_rdp_traces_are_found_as_rdp(root: &Path) {
     }
 }
 
+/// How the real Windows sessions end: the mstsc client stopping during NLA
+/// (its identity prompt) is a warning beside what the connection showed,
+/// and a healthy ending is `rdp.session_ended`.
+fn real_nla_stops_and_endings(root: &Path) {
+    let r = analyze(&root.join("zeek/Traces/rdp/rdp-to-ssl.pcap"), &[]);
+    let codes: Vec<String> = r.findings.iter().map(|f| f.code.to_string()).collect();
+    assert!(
+        codes.contains(&"nla.client_aborted".to_string()),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&"rdp.session_ended".to_string()),
+        "{codes:?}"
+    );
+    assert!(r.attempts.iter().all(|a| a.outcome.name() == "connected"));
+    // A client reset right after TLS keeps its own finding and outcome.
+    let r = analyze(
+        &root.join("zeek/Traces/rdp/rdp-no-cookie-mstshash.pcap"),
+        &[],
+    );
+    assert_eq!(r.attempts.len(), 1);
+    assert_eq!(r.attempts[0].outcome.name(), "failed");
+    assert_eq!(r.attempts[0].verdict, "tcp.reset_by_client");
+}
+
 fn main() -> std::process::ExitCode {
     harness(shared_tests![
         every_shared_capture_is_read_without_panic,
@@ -244,5 +269,6 @@ fn main() -> std::process::ExitCode {
         garbage_fragments_stay_bounded,
         icmp_errors_meet_their_flow,
         direct_rdp_traces_are_found_as_rdp,
+        real_nla_stops_and_endings,
     ])
 }

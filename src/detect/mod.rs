@@ -228,7 +228,9 @@ fn absorb(out: &mut Vec<Draft>) {
 
 /// Codes whose evidence includes how the connection ended.
 fn explains_end(c: Code) -> bool {
-    matches!(c.layer(), "x224" | "nla")
+    // nla.client_aborted is a warning that may be a prompt: the bare
+    // ending (a client reset) keeps its own finding and the outcome.
+    (matches!(c.layer(), "x224" | "nla") && c != Code::NlaClientAborted)
         || c.family() == Some(crate::finding::Family::TlsAlert)
         || matches!(
             c,
