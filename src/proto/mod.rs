@@ -6,11 +6,13 @@
 
 pub mod dns;
 pub mod error;
+pub mod keylog;
 pub mod krb;
 pub mod mcs;
 pub mod probe;
 pub mod rdpeudp;
 pub mod tls;
+pub mod tls_crypt;
 pub mod x224;
 
 pub use probe::{AppClass, Via};
