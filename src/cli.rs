@@ -4,6 +4,7 @@
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rdpsift::config::Config;
+use rdpsift::proto::keylog::KeyLog;
 use rdpsift::report::model::{CaptureReport, Outcome, Severity};
 use rdpsift::report::output;
 use rdpsift::run;
@@ -106,6 +107,47 @@ pub struct Analyze {
     /// Bytes per direction handed to protocol parsers (stream depth).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub depth: u64,
+    /// A TLS key log (NSS / SSLKEYLOGFILE format, RFC 9850) to decrypt
+    /// sessions with (repeatable). pcapng Decryption Secrets Blocks are
+    /// used without it. SSLKEYLOGFILE is never read implicitly.
+    #[arg(long = "keylog", value_name = "FILE")]
+    pub keylogs: Vec<PathBuf>,
+    /// The server's RSA private key (PEM or DER, PKCS#1 or PKCS#8) for
+    /// TLS_RSA_* sessions (repeatable).
+    #[arg(long = "rsa-key", value_name = "FILE")]
+    pub rsa_keys: Vec<PathBuf>,
+}
+
+/// Reads the key sources of `--keylog` and `--rsa-key`; says on standard
+/// error what was skipped in each (once per file).
+fn load_keys(a: &Analyze) -> Result<Option<std::sync::Arc<KeyLog>>> {
+    if a.keylogs.is_empty() && a.rsa_keys.is_empty() {
+        return Ok(None);
+    }
+    let mut k = KeyLog::default();
+    for p in &a.keylogs {
+        let text = std::fs::read(p).with_context(|| format!("--keylog {}", p.display()))?;
+        let i = k.add(&p.display().to_string(), &text) as usize;
+        let s = &k.sources[i];
+        if s.skipped.total() > 0 && !a.quiet {
+            let (line, why) = s.skipped.first.clone().unwrap_or_default();
+            eprintln!(
+                "rdpsift: {}: {} secrets read; {} lines skipped ({} unknown labels, {} malformed, {} over the bound); first: line {line}: {why}",
+                p.display(),
+                s.entries,
+                s.skipped.total(),
+                s.skipped.unknown_label,
+                s.skipped.malformed,
+                s.skipped.over_bound
+            );
+        }
+    }
+    for p in &a.rsa_keys {
+        let bytes = std::fs::read(p).with_context(|| format!("--rsa-key {}", p.display()))?;
+        k.add_rsa(&p.display().to_string(), &bytes)
+            .map_err(|e| anyhow::anyhow!("--rsa-key {}: {e}", p.display()))?;
+    }
+    Ok(Some(std::sync::Arc::new(k)))
 }
 
 pub fn run(args: Args) -> Result<u8> {
@@ -148,7 +190,8 @@ fn analyze(a: Analyze) -> Result<u8> {
             b.set_position(d.min(total));
         }
     };
-    let reports: Vec<CaptureReport> = run::run(&found.inputs, &cfg, threads, &tick)?;
+    let keys = load_keys(&a)?;
+    let reports: Vec<CaptureReport> = run::run(&found.inputs, &cfg, keys.as_ref(), threads, &tick)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

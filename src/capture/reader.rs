@@ -479,6 +479,64 @@ pub fn ts_ns(high: u32, low: u32, units: u64, offset_s: i64) -> i64 {
     ns.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
+/// pcapng secrets type of a TLS key log (`TLSK`).
+pub const SECRETS_TLS: u32 = 0x544C_534B;
+
+/// The TLS key logs of every Decryption Secrets Block of a whole pcapng
+/// file, wherever they sit (a DSB written after the packets it decrypts
+/// still counts for a mapped file), at most `MAX_SECRETS` bytes; with the
+/// bytes left out. Only block headers are read: a jump per block. Not a
+/// pcapng file, or a damaged one: what was found before the damage (the
+/// main pass reports the damage).
+pub fn pcapng_secrets(b: &[u8]) -> (Vec<Vec<u8>>, u64) {
+    let (mut out, mut kept, mut dropped) = (Vec::new(), 0usize, 0u64);
+    let mut off = 0usize;
+    let mut le = true;
+    let word = |b: &[u8], o: usize, le: bool| -> Option<u32> {
+        let w: [u8; 4] = b.get(o..o + 4)?.try_into().ok()?;
+        Some(if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        })
+    };
+    while off + 12 <= b.len() {
+        let Some(raw_type) = word(b, off, true) else {
+            break;
+        };
+        if raw_type == 0x0A0D_0D0A {
+            match b.get(off + 8..off + 12) {
+                Some([0x4D, 0x3C, 0x2B, 0x1A]) => le = true,
+                Some([0x1A, 0x2B, 0x3C, 0x4D]) => le = false,
+                _ => break,
+            }
+        } else if off == 0 {
+            break;
+        }
+        let (Some(typ), Some(len)) = (word(b, off, le), word(b, off + 4, le)) else {
+            break;
+        };
+        let len = len as usize;
+        if len < 12 || len % 4 != 0 || off + len > b.len() {
+            break;
+        }
+        if typ == 0x0000_000A && len >= 20 {
+            let kind = word(b, off + 8, le).unwrap_or(0);
+            let n = word(b, off + 12, le).unwrap_or(0) as usize;
+            if kind == SECRETS_TLS && n <= len - 20 {
+                if kept + n <= MAX_SECRETS {
+                    kept += n;
+                    out.push(b[off + 16..off + 16 + n].to_vec());
+                } else {
+                    dropped += n as u64;
+                }
+            }
+        }
+        off += len;
+    }
+    (out, dropped)
+}
+
 #[cfg(test)]
 mod test {
     use super::*;

@@ -88,6 +88,8 @@ pub struct Table {
     /// out: its share of the per-file `max_flows` and `max_records`.
     max_flows: usize,
     max_records: usize,
+    /// The run's TLS keys, handed to every new flow (`None`: no keys).
+    pub keys: Option<std::sync::Arc<crate::proto::keylog::KeyLog>>,
 }
 
 impl Table {
@@ -107,6 +109,7 @@ impl Table {
             records: 0,
             max_flows: usize::MAX,
             max_records: usize::MAX,
+            keys: None,
         }
     }
 
@@ -238,8 +241,9 @@ impl Table {
             if self.full(cfg) {
                 self.evict_one(cfg);
             }
-            self.flows
-                .insert(key, Flow::new(key, client, server, int, at));
+            let mut flow = Flow::new(key, client, server, int, at);
+            flow.app.keys = self.keys.clone();
+            self.flows.insert(key, flow);
         }
         let f = self.flows.get_mut(&key).expect("inserted");
         if let Some(m) = frag {

@@ -17,6 +17,9 @@ pub enum Layer {
     Rdpeudp,
     Dns,
     Kerberos,
+    Credssp,
+    /// MCS domain PDUs and the RDP PDUs inside them.
+    Rdp,
 }
 
 impl Layer {
@@ -31,6 +34,8 @@ impl Layer {
             Layer::Rdpeudp => "RDPEUDP",
             Layer::Dns => "DNS",
             Layer::Kerberos => "Kerberos",
+            Layer::Credssp => "CredSSP",
+            Layer::Rdp => "RDP",
         }
     }
 }

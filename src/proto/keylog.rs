@@ -65,7 +65,7 @@ pub struct Source {
 }
 
 /// The keys of a run.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct KeyLog {
     by_random: FxHashMap<[u8; 32], Secrets>,
     /// Pre-master secrets by the first 8 bytes of their encryption.
@@ -120,8 +120,12 @@ fn parse_line(line: &str) -> Result<Line, String> {
         return Err("not three fields".into());
     };
     if label == "RSA" {
-        let id = hex(a).filter(|v| v.len() == 8).ok_or("RSA: the encrypted pre-master prefix is not 16 hex digits")?;
-        let pms = hex(b).filter(|v| v.len() == 48).ok_or("RSA: the pre-master secret is not 96 hex digits")?;
+        let id = hex(a)
+            .filter(|v| v.len() == 8)
+            .ok_or("RSA: the encrypted pre-master prefix is not 16 hex digits")?;
+        let pms = hex(b)
+            .filter(|v| v.len() == 48)
+            .ok_or("RSA: the pre-master secret is not 96 hex digits")?;
         return Ok(Line::Rsa(id.try_into().unwrap_or([0; 8]), pms));
     }
     let Some(field) = LABELS.iter().position(|l| *l == label) else {
@@ -143,7 +147,11 @@ fn parse_line(line: &str) -> Result<Line, String> {
     if !ok {
         return Err(format!("{label}: a {}-byte secret", secret.len()));
     }
-    Ok(Line::Random(field, random.try_into().unwrap_or([0; 32]), secret))
+    Ok(Line::Random(
+        field,
+        random.try_into().unwrap_or([0; 32]),
+        secret,
+    ))
 }
 
 impl KeyLog {
@@ -231,6 +239,12 @@ impl KeyLog {
             skipped: Skipped::default(),
         });
         Ok(src)
+    }
+
+    /// RSA key exchange needs the handshake transcript (for the extended
+    /// master secret): kept only when there is an RSA key or `RSA` line.
+    pub fn wants_transcript(&self) -> bool {
+        !self.rsa_keys.is_empty() || !self.by_rsa.is_empty()
     }
 
     pub fn by_random(&self, random: &[u8; 32]) -> Option<&Secrets> {
@@ -372,7 +386,10 @@ mod test {
 
     #[test]
     fn rsa_key_garbage_is_an_error() {
-        assert!(parse_rsa_key(b"Bag Attributes\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(parse_rsa_key(
+            b"Bag Attributes\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        )
+        .is_err());
         assert!(parse_rsa_key(&[0x30, 0x82, 0x01]).is_err());
         assert!(parse_rsa_key(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n")
             .unwrap_err()

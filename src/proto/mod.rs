@@ -4,12 +4,15 @@
 //! PDUs or TLS records and records the facts with the frame that completed
 //! them ([`Facts`], [`Step`]).
 
+pub mod credssp;
 pub mod dns;
 pub mod error;
+pub mod inside;
 pub mod keylog;
 pub mod krb;
 pub mod mcs;
 pub mod probe;
+pub mod rdp;
 pub mod rdpeudp;
 pub mod tls;
 pub mod tls_crypt;
@@ -30,6 +33,15 @@ pub enum Chunk<'a> {
     /// record and TPKT/fast-path headers) and keep nothing else.
     Beyond(&'a [u8]),
     Gap(u64),
+}
+
+/// What the start of a decrypted stream held.
+enum Inner {
+    Used(usize),
+    More,
+    Stop,
+    /// Not CredSSP: TPKT or fast-path framing.
+    NotMine,
 }
 
 /// A milestone of the connection sequence.
@@ -73,6 +85,8 @@ struct Stream {
     buf: Vec<u8>,
     /// Bytes of the current record still to skip unread.
     skip: usize,
+    /// The decrypted stream inside TLS (CredSSP, then TPKTs).
+    inner: bool,
     /// The bytes being parsed are past the stream depth: headers only.
     beyond: bool,
 }
@@ -117,6 +131,8 @@ pub struct Facts {
     pub krb: krb::Krb,
     /// RDP over UDP / gateway DTLS (UDP flows on RDP ports or found by content).
     pub udp: rdpeudp::Udp,
+    /// What the decrypted TLS streams said (only when keys were given).
+    pub inside: Option<Box<inside::Inside>>,
 }
 
 impl Facts {
@@ -181,6 +197,30 @@ pub struct App {
     pub krb_port: bool,
     /// Stream offset of the unit being parsed (for `Facts::malformed`).
     unit_at: u64,
+    /// The run's TLS keys (none: nothing is decrypted, at no cost).
+    pub keys: Option<std::sync::Arc<keylog::KeyLog>>,
+    /// Record decryption, once keys for the session were found.
+    crypt: Option<Box<Crypt>>,
+}
+
+/// Past the depth, decrypted records up to this size are still read (Set
+/// Error Info, the ultimatum, alerts); larger ones only advance the
+/// sequence number.
+const BEYOND_DECRYPT: usize = 1024;
+
+/// Decryption state of one TLS session.
+#[derive(Debug, Clone, Default)]
+struct Crypt {
+    /// Each side's decrypter, armed (TLS ≤ 1.2 at its ChangeCipherSpec).
+    dec: [Option<tls_crypt::Decrypter>; 2],
+    /// TLS ≤ 1.2: decrypters waiting for their side's ChangeCipherSpec.
+    staged: [Option<tls_crypt::Decrypter>; 2],
+    /// TLS 1.3: the application secret each side moves to after Finished.
+    next: [Option<Vec<u8>>; 2],
+    /// The decrypted byte streams, framed like plaintext ones.
+    inner: [Stream; 2],
+    seen: [u64; 2],
+    source: u16,
 }
 
 static NO_FACTS: std::sync::LazyLock<Facts> = std::sync::LazyLock::new(Facts::default);
@@ -200,6 +240,7 @@ impl App {
     pub fn finish(&mut self) {
         self.prefix = Vec::new();
         self.streams = Default::default();
+        self.crypt = None;
         if let Some(f) = self.facts.as_mut() {
             f.tls.finish();
             f.steps.shrink_to_fit();
@@ -324,7 +365,41 @@ impl App {
     }
 
     fn parse(&mut self, dir: Dir, b: &[u8], at: Mark, beyond: bool) {
-        let mut s = std::mem::take(&mut self.streams[dir]);
+        let s = std::mem::take(&mut self.streams[dir]);
+        let seen = self.seen[dir];
+        let s = self.parse_on(s, seen, dir, b, at, beyond);
+        self.streams[dir] = s;
+    }
+
+    /// Decrypted application data: the inner stream of `dir`.
+    fn parse_inner(&mut self, dir: Dir, b: &[u8], at: Mark) {
+        let h = &mut self.ins().head[dir];
+        if h.len() < inside::HEAD {
+            let n = (inside::HEAD - h.len()).min(b.len());
+            h.extend_from_slice(&b[..n]);
+        }
+        let Some(c) = self.crypt.as_mut() else {
+            return;
+        };
+        c.seen[dir] += b.len() as u64;
+        let seen = c.seen[dir];
+        let s = std::mem::take(&mut c.inner[dir]);
+        let s = self.parse_on(s, seen, dir, b, at, false);
+        if let Some(c) = self.crypt.as_mut() {
+            c.inner[dir] = s;
+        }
+    }
+
+    /// Frames `b` on stream `s`, whose bytes seen so far end at `seen`.
+    fn parse_on(
+        &mut self,
+        mut s: Stream,
+        seen: u64,
+        dir: Dir,
+        b: &[u8],
+        at: Mark,
+        beyond: bool,
+    ) -> Stream {
         s.beyond = beyond;
         let mut b = b;
         if s.skip > 0 {
@@ -335,7 +410,7 @@ impl App {
         if s.mode != Mode::Off && !b.is_empty() {
             if s.buf.is_empty() {
                 // The parsed bytes end at what has been seen of the stream.
-                let base = self.seen[dir].saturating_sub(b.len() as u64);
+                let base = seen.saturating_sub(b.len() as u64);
                 let used = self.units(dir, &mut s, b, at, base);
                 let rest = &b[used.min(b.len())..];
                 if s.mode != Mode::Off && s.skip == 0 {
@@ -344,7 +419,7 @@ impl App {
             } else {
                 let mut buf = std::mem::take(&mut s.buf);
                 buf.extend_from_slice(b);
-                let base = self.seen[dir].saturating_sub(buf.len() as u64);
+                let base = seen.saturating_sub(buf.len() as u64);
                 let used = self.units(dir, &mut s, &buf, at, base);
                 if s.mode != Mode::Off && s.skip == 0 {
                     buf.drain(..used.min(buf.len()));
@@ -355,7 +430,264 @@ impl App {
         if s.mode == Mode::Off {
             s.buf = Vec::new();
         }
-        self.streams[dir] = s;
+        s
+    }
+
+    /// The decrypted-stream facts, allocated on first use.
+    fn ins(&mut self) -> &mut inside::Inside {
+        self.fx().inside.get_or_insert_with(Box::default)
+    }
+
+    /// Looks the session's keys up; arms TLS 1.3's decrypters at once and
+    /// stages TLS 1.2's for each side's ChangeCipherSpec.
+    fn start_keys(&mut self) {
+        let Some(keys) = self.keys.clone() else {
+            return;
+        };
+        let found = inside::keys_for(&self.fx().tls, &keys);
+        let rdp = matches!(self.class, AppClass::Rdp { .. }) || self.rdp_port;
+        let inner = Stream {
+            mode: if rdp { Mode::Tpkt } else { Mode::Off },
+            inner: true,
+            ..Default::default()
+        };
+        let mut c = Crypt {
+            inner: [inner.clone(), inner],
+            ..Default::default()
+        };
+        let source = match found {
+            inside::Found::Tls12([cd, sd], src) => {
+                c.staged = [Some(cd), Some(sd)];
+                src
+            }
+            inside::Found::Tls13([cd, sd], [ca, sa], src) => {
+                c.dec = [Some(cd), Some(sd)];
+                c.next = [Some(ca), Some(sa)];
+                src
+            }
+            inside::Found::Missing(why) => {
+                self.ins().keys = why;
+                return;
+            }
+        };
+        c.source = source;
+        self.crypt = Some(Box::new(c));
+        self.ins().keys = inside::KeyState::Decrypting { source };
+    }
+
+    /// Opens one record of `dir` and hands its content on: application
+    /// data to the inner stream, handshake messages to the TLS parser,
+    /// alerts named.
+    fn decrypt(&mut self, dir: Dir, typ: u8, body: &[u8], at: Mark, beyond: bool) {
+        let tls13 = self.fx().tls.tls13();
+        if typ == tls::CCS || (tls13 && typ != tls::APP_DATA) {
+            return;
+        }
+        let Some(c) = self.crypt.as_mut() else {
+            return;
+        };
+        let source = c.source;
+        let Some(d) = c.dec[dir].as_mut() else {
+            return;
+        };
+        if beyond && body.len() > BEYOND_DECRYPT {
+            d.skip(Some(body));
+            return;
+        }
+        match d.open(typ, body) {
+            Ok((inner, plain)) => {
+                self.ins().opened[dir] += 1;
+                match inner {
+                    tls::APP_DATA => self.parse_inner(dir, &plain, at),
+                    tls::HANDSHAKE if tls13 => self.decrypted_handshake(dir, &plain, at),
+                    tls::ALERT => {
+                        let t = &mut self.fx().tls;
+                        let before = t.alerts.len();
+                        t.decrypted_alert(dir, &plain, at);
+                        if self.fx().tls.alerts.len() > before {
+                            self.fx().step(Step::Alert(dir), at);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) => {
+                c.dec[dir] = None;
+                let i = self.ins();
+                if !matches!(i.keys, inside::KeyState::Failed { .. }) {
+                    i.keys = inside::KeyState::Failed {
+                        source,
+                        dir,
+                        at,
+                        why: e.to_string(),
+                    };
+                }
+            }
+        }
+    }
+
+    /// TLS 1.3's encrypted handshake: the messages parsed as plaintext
+    /// ones would be (the Certificate); after this side's Finished its
+    /// application keys, after a KeyUpdate the next generation.
+    fn decrypted_handshake(&mut self, dir: Dir, plain: &[u8], at: Mark) {
+        let had = self.fx().tls.certs.is_some();
+        if let Err(e) = self.fx().tls.decrypted_handshake(dir, plain, at) {
+            self.malformed(
+                dir,
+                at,
+                error::Error::malformed(error::Layer::TlsHandshake, 0, e),
+            );
+        }
+        if !had && self.fx().tls.certs.is_some() {
+            self.fx().step(Step::ServerCertificate, at);
+        }
+        let mut p = plain;
+        while p.len() >= 4 {
+            let len = u32::from_be_bytes([0, p[1], p[2], p[3]]) as usize;
+            let Some(c) = self.crypt.as_mut() else {
+                return;
+            };
+            match p[0] {
+                // Finished
+                20 => {
+                    if let (Some(next), Some(d)) = (c.next[dir].take(), c.dec[dir].as_ref()) {
+                        c.dec[dir] = Some(tls_crypt::Decrypter::tls13(d.suite, &next));
+                    }
+                }
+                // KeyUpdate
+                24 => {
+                    if let Some(d) = c.dec[dir].as_mut() {
+                        d.key_update();
+                    }
+                }
+                _ => {}
+            }
+            p = &p[(4 + len).min(p.len())..];
+        }
+    }
+
+    /// CredSSP and the Early User Authorization Result at the start of a
+    /// decrypted stream, before its TPKTs.
+    fn inner_unit(&mut self, dir: Dir, rest: &[u8], at: Mark) -> Inner {
+        if rest[0] == 0x30 {
+            let len = match credssp::len(rest) {
+                Ok(l) => l,
+                Err(e) if e.is_need_more() => return Inner::More,
+                Err(e) => {
+                    self.malformed(dir, at, e);
+                    return Inner::Stop;
+                }
+            };
+            if len > credssp::MAX_TSREQUEST {
+                self.fx().bounded = Some("a CredSSP TSRequest over 256 KiB was not parsed");
+                return Inner::Stop;
+            }
+            if rest.len() < len {
+                return Inner::More;
+            }
+            match credssp::ts_request(&rest[..len]) {
+                Ok(r) => {
+                    let c = &mut self.ins().credssp;
+                    c.requests[dir] += 1;
+                    c.version[dir].get_or_insert(r.version);
+                    c.last[dir] = Some(at);
+                    if let Some(m) = r.mech {
+                        if c.mech.is_none() || matches!(m, credssp::Mech::Ntlm(_)) {
+                            c.mech = Some(m);
+                        }
+                    }
+                    if r.user.is_some() {
+                        c.user = r.user;
+                    }
+                    if dir == Dir::Server {
+                        if let Some(code) = r.error_code {
+                            c.error.get_or_insert((code, at));
+                        }
+                        if r.pub_key_auth {
+                            c.server_pub_key.get_or_insert(at);
+                        }
+                    } else if r.auth_info {
+                        c.client_auth_info.get_or_insert(at);
+                    }
+                }
+                Err(e) => self.malformed(dir, at, e),
+            }
+            return Inner::Used(len);
+        }
+        // HYBRID_EX: 4 bytes after the client's credentials (MS-RDPBCGR
+        // 2.2.10.2), before anything else from the server.
+        let hybrid_ex = self
+            .fx()
+            .selected()
+            .is_some_and(|p| p.0 & x224::Protocols::HYBRID_EX != 0);
+        if dir == Dir::Server && hybrid_ex && rest[0] != 0x03 {
+            let i = self.ins();
+            if i.euar.is_none() && i.credssp.client_auth_info.is_some() && i.pdus[dir] == 0 {
+                if rest.len() < 4 {
+                    return Inner::More;
+                }
+                i.euar = Some((u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]), at));
+                return Inner::Used(4);
+            }
+        }
+        Inner::NotMine
+    }
+
+    /// What an MCS domain PDU says (decrypted, or in the clear under
+    /// Standard RDP Security): only PDUs that tell something allocate.
+    fn domain_pdu(&mut self, dir: Dir, data: &[u8], at: Mark, inner: bool) {
+        use rdp::Pdu;
+        let pdu = match rdp::domain_pdu(data) {
+            Ok(p) => p,
+            Err(e) if inner && !e.is_need_more() => {
+                self.malformed(dir, at, e);
+                return;
+            }
+            Err(_) => return,
+        };
+        if matches!(pdu, Pdu::Other | Pdu::Unreadable | Pdu::Data(_)) {
+            return;
+        }
+        let i = self.ins();
+        match pdu {
+            Pdu::Ultimatum(r) => i.ultimatum[dir] = Some((r, at)),
+            Pdu::ClientInfo { user, domain } if dir == Dir::Client => {
+                i.client_info.get_or_insert((user, domain, at));
+            }
+            Pdu::License {
+                error: Some((code, st)),
+                ..
+            } if dir == Dir::Server => {
+                i.license.get_or_insert((code, st, at));
+            }
+            Pdu::DemandActive if dir == Dir::Server => {
+                i.demand_active.get_or_insert(at);
+            }
+            Pdu::ConfirmActive if dir == Dir::Client => {
+                i.confirm_active.get_or_insert(at);
+            }
+            Pdu::DeactivateAll => {
+                i.deactivate_all.get_or_insert(at);
+            }
+            Pdu::ErrorInfo(code)
+                if dir == Dir::Server && i.error_info.len() < inside::MAX_ERRINFO =>
+            {
+                i.error_info.push((code, at));
+            }
+            Pdu::SaveSessionInfo {
+                logon_error: Some((t, d)),
+                ..
+            } if dir == Dir::Server => {
+                i.logon_error.get_or_insert((t, d, at));
+            }
+            Pdu::ShutdownRequest if dir == Dir::Client => {
+                i.shutdown.get_or_insert(at);
+            }
+            Pdu::Redirect(r) if dir == Dir::Server => {
+                i.redirect.get_or_insert((r, at));
+            }
+            _ => {}
+        }
     }
 
     fn malformed(&mut self, dir: Dir, at: Mark, e: error::Error) {
@@ -393,6 +725,20 @@ impl App {
                     }
                 }
                 Mode::Tpkt => {
+                    if s.inner {
+                        match self.inner_unit(dir, rest, at) {
+                            Inner::Used(n) => {
+                                off += n;
+                                continue;
+                            }
+                            Inner::More => return off,
+                            Inner::Stop => {
+                                s.mode = Mode::Off;
+                                return off;
+                            }
+                            Inner::NotMine => {}
+                        }
+                    }
                     if rest[0] == x224::TPKT_LEN as u8 - 1 {
                         let len = match x224::tpkt_len(rest) {
                             Ok(l) => l,
@@ -417,12 +763,21 @@ impl App {
                         if rest.len() < len {
                             return off;
                         }
-                        self.tpdu(dir, &rest[..len], at);
+                        self.tpdu(dir, &rest[..len], at, s.inner);
                         off += len;
-                    } else if tls::looks_like_record(rest) {
+                    } else if !s.inner && tls::looks_like_record(rest) {
                         s.mode = Mode::Tls;
                     } else if self.fx().cc.is_some() || self.fx().client_data.is_some() {
                         match x224::fastpath_len(rest) {
+                            Ok(l) if s.inner => {
+                                let i = self.ins();
+                                i.pdus[dir] += 1;
+                                i.last_pdu[dir] = Some(at);
+                                if rest.len() < l {
+                                    return off;
+                                }
+                                off += l;
+                            }
                             Ok(l) => {
                                 self.fx().pdus[dir] += 1;
                                 self.fx().last_pdu[dir] = Some(at);
@@ -479,9 +834,11 @@ impl App {
                             return off;
                         }
                     };
-                    let skip_body = typ == tls::APP_DATA
-                        || (typ == tls::HANDSHAKE && self.fx().tls.ccs[dir].is_some())
-                        || (s.beyond && len > BEYOND_READ);
+                    let decrypting = self.crypt.as_ref().is_some_and(|c| c.dec[dir].is_some());
+                    let skip_body = !decrypting
+                        && (typ == tls::APP_DATA
+                            || (typ == tls::HANDSHAKE && self.fx().tls.ccs[dir].is_some())
+                            || (s.beyond && len > BEYOND_READ));
                     if skip_body {
                         self.tls_record(dir, typ, len, None, at);
                         if rest.len() < 5 + len {
@@ -492,7 +849,11 @@ impl App {
                         if rest.len() < 5 + len {
                             return off;
                         }
-                        self.tls_record(dir, typ, len, Some(&rest[5..5 + len]), at);
+                        let body = &rest[5..5 + len];
+                        self.tls_record(dir, typ, len, Some(body), at);
+                        if decrypting {
+                            self.decrypt(dir, typ, body, at, s.beyond);
+                        }
                     }
                     off += 5 + len;
                 }
@@ -501,7 +862,9 @@ impl App {
     }
 
     fn tls_record(&mut self, dir: Dir, typ: u8, len: usize, body: Option<&[u8]>, at: Mark) {
+        let transcript = self.keys.as_ref().is_some_and(|k| k.wants_transcript());
         let t = &mut self.fx().tls;
+        t.keep_transcript = transcript;
         let had = (
             t.client_hello.is_some(),
             t.server_hello.is_some(),
@@ -527,6 +890,25 @@ impl App {
             t.done.is_some(),
         );
         let alert = t.alerts.len() > alerts;
+        let tls13 = t.tls13();
+        let no_hello = t.client_hello.is_none();
+        if self.keys.is_some() && self.crypt.is_none() {
+            if (now.1 && !had.1 && tls13) || (typ == tls::CCS && !tls13) {
+                self.start_keys();
+            } else if typ == tls::APP_DATA && no_hello {
+                let i = self.ins();
+                if i.keys == inside::KeyState::NotTried {
+                    i.keys = inside::KeyState::NoHandshake;
+                }
+            }
+        }
+        if typ == tls::CCS && !tls13 {
+            if let Some(c) = self.crypt.as_mut() {
+                if let Some(d) = c.staged[dir].take() {
+                    c.dec[dir] = Some(d);
+                }
+            }
+        }
         if now.0 && !had.0 {
             self.fx().step(Step::ClientHello, at);
         }
@@ -544,7 +926,7 @@ impl App {
         }
     }
 
-    fn tpdu(&mut self, dir: Dir, pdu: &[u8], at: Mark) {
+    fn tpdu(&mut self, dir: Dir, pdu: &[u8], at: Mark, inner: bool) {
         let t = match x224::parse(pdu) {
             Ok(t) => t,
             Err(e) => {
@@ -573,9 +955,13 @@ impl App {
             Tpdu::Disconnect => self.fx().step(Step::Disconnect(dir), at),
             Tpdu::Data { offset } => {
                 let data = &pdu[offset..];
-                self.fx().last_pdu[dir] = Some(at);
-                if pdu == ULTIMATUM {
-                    self.fx().ultimatum[dir] = Some(at);
+                if inner {
+                    self.ins().last_pdu[dir] = Some(at);
+                } else {
+                    self.fx().last_pdu[dir] = Some(at);
+                    if pdu == ULTIMATUM {
+                        self.fx().ultimatum[dir] = Some(at);
+                    }
                 }
                 // BER application tags 101 / 102 (T.125).
                 if dir == Dir::Client
@@ -595,7 +981,12 @@ impl App {
                     }
                     self.fx().step(Step::McsConnectResponse, at);
                 } else {
-                    self.fx().pdus[dir] += 1;
+                    if inner {
+                        self.ins().pdus[dir] += 1;
+                    } else {
+                        self.fx().pdus[dir] += 1;
+                    }
+                    self.domain_pdu(dir, data, at, inner);
                 }
             }
             _ => {}

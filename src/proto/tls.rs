@@ -69,6 +69,8 @@ pub struct Alert {
     pub desc: u8,
     /// Sent after ChangeCipherSpec: type visible, content not.
     pub encrypted: bool,
+    /// An encrypted alert whose level and description were decrypted.
+    pub named: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +138,22 @@ pub struct Tls {
     pub sequence: Sequence,
     /// A handshake message over [`MAX_HANDSHAKE`] was skipped.
     pub bound_hit: bool,
+    /// The hellos' randoms (the key log is keyed by the client's).
+    pub client_random: Option<[u8; 32]>,
+    pub server_random: Option<[u8; 32]>,
+    /// Both hellos carried extended_master_secret / encrypt_then_mac.
+    pub ems: bool,
+    pub etm: bool,
+    /// TLS_RSA_*: the encrypted pre-master secret of the ClientKeyExchange.
+    pub pre_master_enc: Option<Vec<u8>>,
+    /// With [`Tls::keep_transcript`]: the handshake messages up to the
+    /// ClientKeyExchange, for the extended master secret of an RSA key
+    /// exchange (bounded by [`MAX_HANDSHAKE`]).
+    pub session_hash: Option<Vec<u8>>,
+    pub keep_transcript: bool,
+    offered_ems: bool,
+    offered_etm: bool,
+    transcript_done: bool,
     hs: [Vec<u8>; 2],
     hs_dead: [bool; 2],
 }
@@ -145,6 +163,8 @@ impl Tls {
     pub fn finish(&mut self) {
         self.hs = Default::default();
         self.records.shrink_to_fit();
+        self.session_hash = None;
+        self.pre_master_enc = None;
     }
 
     pub fn tls13(&self) -> bool {
@@ -208,6 +228,7 @@ impl Tls {
                         level,
                         desc,
                         encrypted: enc,
+                        named: false,
                     });
                 }
             }
@@ -253,6 +274,39 @@ impl Tls {
         Ok(())
     }
 
+    /// Handshake messages of a decrypted record (TLS 1.3's encrypted
+    /// flight: EncryptedExtensions, Certificate, …).
+    pub fn decrypted_handshake(&mut self, dir: Dir, b: &[u8], at: Mark) -> Result<(), String> {
+        self.handshake_bytes(dir, b, at)
+    }
+
+    /// A decrypted alert: names the encrypted alert record of `at`, or
+    /// (TLS 1.3, where alerts travel as application data) adds it.
+    pub fn decrypted_alert(&mut self, dir: Dir, b: &[u8], at: Mark) {
+        let [level, desc] = [
+            b.first().copied().unwrap_or(0),
+            b.get(1).copied().unwrap_or(0),
+        ];
+        if let Some(a) = self
+            .alerts
+            .iter_mut()
+            .find(|a| a.dir == dir && a.at == at && a.encrypted && !a.named)
+        {
+            a.level = level;
+            a.desc = desc;
+            a.named = true;
+        } else if self.alerts.len() < 8 {
+            self.alerts.push(Alert {
+                dir,
+                at,
+                level,
+                desc,
+                encrypted: true,
+                named: true,
+            });
+        }
+    }
+
     fn handshake_bytes(&mut self, dir: Dir, b: &[u8], at: Mark) -> Result<(), String> {
         if self.hs_dead[dir] {
             return Ok(());
@@ -288,6 +342,38 @@ impl Tls {
 
     fn message(&mut self, dir: Dir, m: &[u8], at: Mark) -> Result<(), String> {
         let typ = m[0];
+        if self.keep_transcript && !self.transcript_done {
+            let t = self.session_hash.get_or_insert_with(Vec::new);
+            if t.len() + m.len() <= MAX_HANDSHAKE {
+                t.extend_from_slice(m);
+            } else {
+                self.session_hash = None;
+                self.transcript_done = true;
+            }
+        }
+        if typ == 16 && dir == Dir::Client {
+            self.transcript_done = true;
+            // RSA: a 2-byte length, then the encrypted pre-master secret
+            // (RFC 5246 §7.4.7.1); kept for the key lookup, 1 KiB at most.
+            let rsa = self
+                .server_hello
+                .and_then(|(h, _)| tls_parser::TlsCipherSuite::from_id(h.cipher))
+                .is_some_and(|c| c.kx == tls_parser::TlsCipherKx::Rsa);
+            if rsa && m.len() >= 6 && m.len() <= 1024 {
+                let n = u16::from_be_bytes([m[4], m[5]]) as usize;
+                let body = &m[6..];
+                self.pre_master_enc = Some(if n == body.len() { body } else { &m[4..] }.to_vec());
+            }
+            return Ok(());
+        }
+        if typ == 11 && self.tls13() {
+            if self.certs.is_none() && dir == Dir::Server {
+                let ders = super::tls_crypt::tls13_certificates(&m[4..], 8)
+                    .ok_or("undecodable TLS 1.3 Certificate message")?;
+                self.certs = Some((ders.into_iter().map(cert_info).collect(), at));
+            }
+            return Ok(());
+        }
         let parsed = tls_parser::parse_tls_message_handshake(m);
         let msg = match parsed {
             Ok((_, TlsMessage::Handshake(h))) => h,
@@ -301,6 +387,7 @@ impl Tls {
         };
         match msg {
             TlsMessageHandshake::ClientHello(ch) if self.client_hello.is_none() => {
+                self.client_random = ch.random.try_into().ok();
                 let mut h = ClientHello {
                     versions: vec![ch.version.0],
                     ciphers: ch.ciphers.len(),
@@ -315,6 +402,8 @@ impl Tls {
                                         .first()
                                         .map(|(_, n)| String::from_utf8_lossy(n).into_owned());
                                 }
+                                TlsExtension::ExtendedMasterSecret => self.offered_ems = true,
+                                TlsExtension::EncryptThenMac => self.offered_etm = true,
                                 TlsExtension::SupportedVersions(v) => {
                                     let v: Vec<u16> = v
                                         .iter()
@@ -333,6 +422,7 @@ impl Tls {
                 self.client_hello = Some((h, at));
             }
             TlsMessageHandshake::ServerHello(sh) if self.server_hello.is_none() => {
+                self.server_random = sh.random.try_into().ok();
                 let mut h = ServerHello {
                     version: sh.version.0,
                     cipher: sh.cipher.0,
@@ -340,10 +430,15 @@ impl Tls {
                 if let Some(ext) = sh.ext {
                     if let Ok((_, exts)) = tls_parser::parse_tls_server_hello_extensions(ext) {
                         for e in exts {
-                            if let TlsExtension::SupportedVersions(v) = e {
-                                if let Some(v) = v.first() {
-                                    h.version = v.0;
+                            match e {
+                                TlsExtension::SupportedVersions(v) => {
+                                    if let Some(v) = v.first() {
+                                        h.version = v.0;
+                                    }
                                 }
+                                TlsExtension::ExtendedMasterSecret => self.ems = self.offered_ems,
+                                TlsExtension::EncryptThenMac => self.etm = self.offered_etm,
+                                _ => {}
                             }
                         }
                     }

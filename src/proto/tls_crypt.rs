@@ -54,8 +54,10 @@ pub struct Suite {
 impl Suite {
     /// The suite of `id` under `version`, when this build decrypts it.
     pub fn of(id: u16, version: u16) -> Option<Suite> {
-        use tls_parser::{TlsCipherEnc as E, TlsCipherEncMode as M, TlsCipherKx as K, TlsCipherMac};
         use tls_parser::TlsPRF;
+        use tls_parser::{
+            TlsCipherEnc as E, TlsCipherEncMode as M, TlsCipherKx as K, TlsCipherMac,
+        };
         if version == 0x0304 {
             let (cipher, hash) = match id {
                 0x1301 => (Cipher::Aes128Gcm, Hash::Sha256),
@@ -429,7 +431,10 @@ impl Decrypter {
     /// record's last 16 bytes.
     pub fn skip(&mut self, body_tail: Option<&[u8]>) {
         self.seq = self.seq.wrapping_add(1);
-        if let (Some(t), true) = (body_tail, self.version == 0x0301 && self.keys.iv.len() == 16) {
+        if let (Some(t), true) = (
+            body_tail,
+            self.version == 0x0301 && self.keys.iv.len() == 16,
+        ) {
             if t.len() >= 16 {
                 self.keys.iv = t[t.len() - 16..].to_vec();
             }
@@ -519,16 +524,22 @@ impl Decrypter {
         }
         let mut buf = ct.to_vec();
         let ok = match self.suite.cipher {
-            Cipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(&self.keys.key, &iv)
-                .ok()
-                .and_then(|d| d.decrypt_padded_mut::<NoPadding>(&mut buf).ok().map(|_| ())),
+            Cipher::Aes128Cbc => {
+                cbc::Decryptor::<aes::Aes128>::new_from_slices(&self.keys.key, &iv)
+                    .ok()
+                    .and_then(|d| d.decrypt_padded_mut::<NoPadding>(&mut buf).ok().map(|_| ()))
+            }
             _ => cbc::Decryptor::<aes::Aes256>::new_from_slices(&self.keys.key, &iv)
                 .ok()
                 .and_then(|d| d.decrypt_padded_mut::<NoPadding>(&mut buf).ok().map(|_| ())),
         };
         ok.ok_or(OpenError::Auth)?;
         let pad = *buf.last().ok_or(OpenError::Padding)? as usize;
-        if pad + 1 > buf.len() || !buf[buf.len() - 1 - pad..].iter().all(|&b| b as usize == pad) {
+        if pad + 1 > buf.len()
+            || !buf[buf.len() - 1 - pad..]
+                .iter()
+                .all(|&b| b as usize == pad)
+        {
             return Err(OpenError::Padding);
         }
         buf.truncate(buf.len() - 1 - pad);
@@ -633,7 +644,10 @@ mod test {
     fn suites() {
         assert_eq!(Suite::of(0xc030, 0x0303).unwrap().hash, Hash::Sha384);
         let cbc = Suite::of(0x002f, 0x0301).unwrap();
-        assert_eq!((cbc.cipher, cbc.mac, cbc.hash, cbc.rsa_kx), (Cipher::Aes128Cbc, MacAlg::Sha1, Hash::Md5Sha1, true));
+        assert_eq!(
+            (cbc.cipher, cbc.mac, cbc.hash, cbc.rsa_kx),
+            (Cipher::Aes128Cbc, MacAlg::Sha1, Hash::Md5Sha1, true)
+        );
         assert!(Suite::of(0x000a, 0x0303).is_none(), "3DES is not decrypted");
         assert!(Suite::of(0xc030, 0x0302).is_none(), "no GCM before TLS 1.2");
     }

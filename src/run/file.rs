@@ -14,12 +14,14 @@ use crate::decode::{self, link};
 use crate::detect::{self, verdict, CaptureFacts, Placed};
 use crate::flow::table::{BoundsHit, DnsLookup, Finished, KdcMessage};
 use crate::flow::Table;
+use crate::proto::keylog::KeyLog;
 use crate::report::build;
 use crate::report::model::CaptureReport;
 use crate::session::{self, Conn};
 use rayon::prelude::*;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Frames per batch, and bytes per batch for mapped files.
 const BATCH_FRAMES: usize = 1 << 15;
@@ -100,10 +102,45 @@ pub fn analyze(
     threads: usize,
     progress: Progress<'_>,
 ) -> CaptureReport {
+    analyze_with(name, src, cfg, None, threads, progress)
+}
+
+/// The keys of one capture: the run's, and the capture's own Decryption
+/// Secrets Blocks (for a mapped file all of them, wherever they sit).
+fn file_keys(name: &str, base: Option<&Arc<KeyLog>>, dsbs: &[Vec<u8>]) -> Option<Arc<KeyLog>> {
+    if dsbs.is_empty() {
+        return base.cloned();
+    }
+    let mut k = base.map(|b| (**b).clone()).unwrap_or_default();
+    for d in dsbs {
+        k.add(&format!("{name} (Decryption Secrets Block)"), d);
+    }
+    Some(Arc::new(k))
+}
+
+/// [`analyze`] with the run's TLS keys.
+pub fn analyze_with(
+    name: &str,
+    src: Source,
+    cfg: &Config,
+    keys: Option<&Arc<KeyLog>>,
+    threads: usize,
+    progress: Progress<'_>,
+) -> CaptureReport {
     let mut report = CaptureReport {
         capture: name.to_string(),
         ..Default::default()
     };
+    // A mapped pcapng is searched for its secrets first; a stream takes
+    // them as they come (flows that began before them stay undecrypted).
+    let mapped = matches!(src, Source::Map { .. });
+    let (dsbs, _) = if mapped {
+        crate::capture::reader::pcapng_secrets(src.window())
+    } else {
+        (Vec::new(), 0)
+    };
+    let mut keys = file_keys(name, keys, &dsbs);
+    let mut streamed: Vec<Vec<u8>> = Vec::new();
     let mut reader = match Reader::new(src) {
         Ok(r) => r,
         Err(e) => {
@@ -113,6 +150,10 @@ pub fn analyze(
     };
     let threads = threads.max(1);
     let mut shards: Vec<Shard> = (0..threads).map(|_| Shard::new(threads, cfg)).collect();
+    for sh in &mut shards {
+        sh.table.keys = keys.clone();
+    }
+    let mut events_seen = 0usize;
     let mut batch: Vec<FrameMeta> = Vec::with_capacity(BATCH_FRAMES);
     let mut end = Mark::default();
     let mut frames = 0u64;
@@ -130,6 +171,28 @@ pub fn analyze(
                 false
             }
         };
+        if !mapped && reader.events.len() > events_seen {
+            // Secrets that arrived in this batch: flows from now on use them.
+            let new: Vec<Vec<u8>> = reader.events[events_seen..]
+                .iter()
+                .filter_map(|e| match e {
+                    crate::capture::ReadEvent::Secrets { kind, data }
+                        if *kind == crate::capture::reader::SECRETS_TLS =>
+                    {
+                        Some(data.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            events_seen = reader.events.len();
+            if !new.is_empty() {
+                keys = file_keys(name, keys.as_ref(), &new);
+                streamed.extend(new);
+                for sh in &mut shards {
+                    sh.table.keys = keys.clone();
+                }
+            }
+        }
         let window = reader.window();
         if let Some(last) = batch.last() {
             frames = last.number;
@@ -262,5 +325,174 @@ fn capture_facts(
         orphan_icmp,
         bounds,
         end,
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::finding::Dir;
+    use crate::flow::Flow;
+    use crate::proto::inside::KeyState;
+    use std::path::{Path, PathBuf};
+
+    fn shared(p: &str) -> Option<PathBuf> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/captures")
+            .join(p);
+        if p.exists() {
+            Some(p)
+        } else {
+            eprintln!("SKIPPED: {} is absent", p.display());
+            None
+        }
+    }
+
+    /// Every flow of a capture, finished, with `keylog`'s keys.
+    fn flows(cap: &Path, keylog: Option<&Path>, ports: &[u16]) -> Vec<Flow> {
+        let cfg = Config {
+            ports: ports.iter().copied().collect(),
+            ..Config::default()
+        };
+        let mut t = Table::shared(1, &cfg);
+        if let Some(k) = keylog {
+            let mut kl = KeyLog::default();
+            kl.add("keys", &std::fs::read(k).unwrap());
+            t.keys = Some(Arc::new(kl));
+        }
+        let mut sh = Shard {
+            table: t,
+            unsupported: Vec::new(),
+            conns: Vec::new(),
+        };
+        let mut r = Reader::new(Source::open(cap).unwrap()).unwrap();
+        let mut batch = Vec::new();
+        let mut end = Mark::default();
+        loop {
+            let more = r.next_batch(&mut batch, BATCH_FRAMES, BATCH_BYTES).unwrap();
+            let w = r.window();
+            for f in &batch {
+                end = Mark {
+                    frame: f.number,
+                    ts: f.ts.max(end.ts),
+                };
+                sh.frame(f, f.data(w), &cfg);
+            }
+            if !more {
+                break;
+            }
+        }
+        sh.table.close(end, &cfg);
+        sh.table.take_done().into_iter().map(|f| f.flow).collect()
+    }
+
+    fn heads(f: &Flow) -> [String; 2] {
+        let i = f.app.facts().inside.as_deref().expect("decrypted");
+        Dir::BOTH.map(|d| String::from_utf8_lossy(&i.head[d]).into_owned())
+    }
+
+    /// syncsynchalt's TLS 1.3 capture (AES-256-GCM): "ping" and "pong",
+    /// and the certificate of the encrypted handshake.
+    #[test]
+    fn illustrated_tls13_decrypts() {
+        let Some(dir) = shared("syncsynchalt/illustrated-tls13") else {
+            return;
+        };
+        let fl = flows(
+            &dir.join("capture.pcap"),
+            Some(&dir.join("keylog.txt")),
+            &[8400],
+        );
+        let f = fl
+            .iter()
+            .find(|f| f.app.facts().tls.client_hello.is_some())
+            .unwrap();
+        let i = f.app.facts().inside.as_deref().unwrap();
+        assert!(
+            matches!(i.keys, KeyState::Decrypting { .. }),
+            "{:?}",
+            i.keys
+        );
+        let [c, s] = heads(f);
+        assert!(c.starts_with("ping"), "{c:?}");
+        assert!(s.starts_with("pong"), "{s:?}");
+        let (certs, at) = f.app.facts().tls.certs.clone().expect("certificate");
+        assert_eq!(certs[0].cn.as_deref(), Some("example.ulfheim.net"));
+        assert!(at.frame > 0);
+        // Without keys: nothing decrypted, no certificate.
+        let fl = flows(&dir.join("capture.pcap"), None, &[8400]);
+        let f = fl
+            .iter()
+            .find(|f| f.app.facts().tls.client_hello.is_some())
+            .unwrap();
+        assert!(f.app.facts().inside.is_none());
+        assert!(f.app.facts().tls.certs.is_none());
+    }
+
+    /// syncsynchalt's TLS 1.2 capture (AES-128-CBC-SHA): the record bodies
+    /// equal the `*plain` files once MAC and padding are removed, and the
+    /// client's encrypted alert is named close_notify.
+    #[test]
+    fn illustrated_tls12_decrypts() {
+        let Some(dir) = shared("syncsynchalt/illustrated-tls12") else {
+            return;
+        };
+        let fl = flows(
+            &dir.join("capture.pcap"),
+            Some(&dir.join("keylog.txt")),
+            &[8443],
+        );
+        let f = fl
+            .iter()
+            .find(|f| f.app.facts().tls.client_hello.is_some())
+            .unwrap();
+        let [c, s] = heads(f);
+        let plain = |n: &str| std::fs::read(dir.join(n)).unwrap();
+        let cp = plain("clientdataplain");
+        let sp = plain("serverdataplain");
+        // The files hold data + 20-byte HMAC + padding.
+        assert!(cp.starts_with(c.as_bytes()) && c == "ping", "{c:?}");
+        assert!(sp.starts_with(s.as_bytes()) && s == "pong", "{s:?}");
+        let a = f
+            .app
+            .facts()
+            .tls
+            .alerts
+            .iter()
+            .find(|a| a.named)
+            .expect("named alert");
+        assert_eq!((a.dir, a.level, a.desc), (Dir::Client, 1, 0));
+    }
+
+    /// Zeek's TLS 1.2 key-log traces: the HTTP inside (http.log lists a
+    /// GET answered with 301 for tls12-decryption.pcap).
+    #[test]
+    fn zeek_tls12_keylog_http() {
+        let Some(dir) = shared("zeek/Traces/tls") else {
+            return;
+        };
+        for (cap, status) in [
+            ("tls12-decryption", "HTTP/1.1 301"),
+            ("tls-1.2-stream-keylog", "HTTP/1.1 200"),
+        ] {
+            let fl = flows(
+                &dir.join(format!("{cap}.pcap")),
+                Some(&dir.join(format!("{cap}.keylog"))),
+                &[443],
+            );
+            let f = fl
+                .iter()
+                .find(|f| {
+                    f.app
+                        .facts()
+                        .inside
+                        .as_ref()
+                        .is_some_and(|i| i.opened[0] > 0)
+                })
+                .unwrap_or_else(|| panic!("{cap}: nothing decrypted"));
+            let [c, s] = heads(f);
+            assert!(c.starts_with("GET "), "{cap}: {c:?}");
+            assert!(s.starts_with(status), "{cap}: {s:?}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 mod file;
 
-pub use file::{analyze, Progress};
+pub use file::{analyze, analyze_with, Progress};
 
 use crate::capture::{self, Source};
 use crate::config::Config;
@@ -120,6 +120,7 @@ fn walk(p: &Path, out: &mut Vec<Input>, skipped: &mut usize) -> io::Result<()> {
 pub fn run(
     inputs: &[Input],
     cfg: &Config,
+    keys: Option<&std::sync::Arc<crate::proto::keylog::KeyLog>>,
     threads: usize,
     progress: Progress<'_>,
 ) -> Result<Vec<CaptureReport>, rayon::ThreadPoolBuildError> {
@@ -131,7 +132,7 @@ pub fn run(
         inputs
             .par_iter()
             .map(|i| match Source::open(&i.path) {
-                Ok(src) => analyze(&i.name, src, cfg, threads, progress),
+                Ok(src) => analyze_with(&i.name, src, cfg, keys, threads, progress),
                 Err(e) => CaptureReport {
                     capture: i.name.clone(),
                     error: Some(e.to_string()),
