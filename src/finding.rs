@@ -217,11 +217,26 @@ pub enum Family {
     X224NegFailure,
     /// KRB-ERROR error-code on port 88 (RFC 4120 §7.5.9).
     Kerberos,
+    /// `nla.error.*`: the server's CredSSP TSRequest.errorCode (decrypted).
+    NlaError,
+    /// `rdp.error_info.*`: the server's Set Error Info PDU.
+    RdpErrorInfo,
+    /// `rdp.license.*`: the server's License Error PDU.
+    RdpLicense,
+    /// `rdp.logon_error.*`: a Save Session Info logon error notification.
+    RdpLogonError,
 }
 
 impl Family {
-    pub const ALL: &'static [Family] =
-        &[Family::TlsAlert, Family::X224NegFailure, Family::Kerberos];
+    pub const ALL: &'static [Family] = &[
+        Family::TlsAlert,
+        Family::X224NegFailure,
+        Family::Kerberos,
+        Family::NlaError,
+        Family::RdpErrorInfo,
+        Family::RdpLicense,
+        Family::RdpLogonError,
+    ];
 
     /// The code prefix, without the final dot.
     pub fn prefix(self) -> &'static str {
@@ -229,6 +244,10 @@ impl Family {
             Family::TlsAlert => "tls.alert",
             Family::X224NegFailure => "x224.neg_failure",
             Family::Kerberos => "kerberos",
+            Family::NlaError => "nla.error",
+            Family::RdpErrorInfo => "rdp.error_info",
+            Family::RdpLicense => "rdp.license",
+            Family::RdpLogonError => "rdp.logon_error",
         }
     }
 }
@@ -307,6 +326,10 @@ codes! {
     NlaStalled = "nla.stalled",
     NlaNtlmFallback = "nla.ntlm_fallback",
     NlaClientAborted = "nla.client_aborted",
+    NlaAccessDenied = "nla.access_denied",
+    NlaCredsspVersionMismatch = "nla.credssp_version_mismatch",
+    TlsDecryptFailed = "tls.decrypt_failed",
+    TlsKeysUnused = "tls.keys_unused",
     RdpServerDenied = "rdp.server_denied",
     RdpFallback = "rdp.fallback",
     RdpSessionEnded = "rdp.session_ended",

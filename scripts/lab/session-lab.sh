@@ -25,6 +25,11 @@
 #   krb-wrong-password kinit with a wrong password (KRB-ERROR 24), then the
 #                  same user's NLA logon with a wrong password
 #   krb-tcp        the same over TCP (udp_preference_limit = 1)
+#   keys-shadow-nla, keys-shadow-nla-wrong, keys-xrdp-fin
+#                  the shadow-nla, shadow-nla-wrong and xrdp-fin runs with
+#                  the client's TLS secrets written by keylog.so (an
+#                  LD_PRELOAD shim over SSL_CTX_set_keylog_callback) to
+#                  lab-keys-*.keys beside the capture
 #   krb-errors     KRB-ERRORs 6 (unknown principal), 7 (kvno for a
 #                  TERMSRV SPN that does not exist), 37 (clock skew:
 #                  faketime +10 min, kdc_timesync = 0), 23 (expired
@@ -40,7 +45,7 @@
 set -euo pipefail
 OUT=${1:?usage: session-lab.sh OUTDIR [RUN...]}
 shift
-RUNS=${*:-xrdp-fin xrdp-abortive xrdp-killed shadow-nla shadow-nla-wrong krb-wrong-password krb-tcp krb-errors}
+RUNS=${*:-xrdp-fin xrdp-abortive xrdp-killed shadow-nla shadow-nla-wrong krb-wrong-password krb-tcp krb-errors keys-shadow-nla keys-shadow-nla-wrong keys-xrdp-fin}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -241,6 +246,9 @@ stop_all() {
 
 cc -shared -fPIC -O2 -o "$WORK/linger0.so" "$HERE/linger0.c" -ldl
 LINGER="LD_PRELOAD=$WORK/linger0.so"
+cc -shared -fPIC -O2 -o "$WORK/keylog.so" "$HERE/keylog.c" -ldl -lssl
+# The client's secrets go to OUT/NAME.keys (a fresh file per run).
+keys() { rm -f "$OUT/$1.keys"; echo "RDPSIFT_KEYLOG=$OUT/$1.keys"; }
 
 RUN_NO=0
 for run in $RUNS; do
@@ -302,6 +310,21 @@ for run in $RUNS; do
       krb labpass1 faketime -f +600s kinit alice
       krb labpass2 kinit bob
       client 6 nla alice labpass1 "$LINGER"
+      ;;
+    keys-shadow-nla)
+      start_shadow
+      capture "$OUT/lab-keys-shadow-nla.pcap"
+      client 6 nla alice labpass1 "LD_PRELOAD=$WORK/linger0.so $WORK/keylog.so" "$(keys lab-keys-shadow-nla)"
+      ;;
+    keys-shadow-nla-wrong)
+      start_shadow
+      capture "$OUT/lab-keys-shadow-nla-wrong.pcap"
+      client 6 nla alice wrongpass "LD_PRELOAD=$WORK/keylog.so" "$(keys lab-keys-shadow-nla-wrong)"
+      ;;
+    keys-xrdp-fin)
+      start_xrdp
+      capture "$OUT/lab-keys-xrdp-fin.pcap"
+      client 6 tls lab lab "LD_PRELOAD=$WORK/keylog.so" "$(keys lab-keys-xrdp-fin)"
       ;;
     *) echo "unknown run $run"; exit 2 ;;
   esac

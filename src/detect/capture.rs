@@ -23,6 +23,13 @@ pub struct CaptureFacts {
     pub bounds: BoundsHit,
     /// The last frame.
     pub end: Mark,
+    /// The capture's TLS keys (the run's and its own secrets blocks).
+    pub keys: Option<std::sync::Arc<crate::proto::keylog::KeyLog>>,
+    /// What the keys did per connection.
+    pub key_use: Vec<crate::session::KeyUse>,
+    /// Sources that came from secrets blocks read as the stream went, with
+    /// the frame they arrived in.
+    pub late_sources: Vec<(u16, u64)>,
 }
 
 /// Orphan ICMP "too big" reported at most.
@@ -105,6 +112,107 @@ impl CaptureDetector for Orphans {
                 .filter(format!("frame.number=={}", o.at.frame));
             d.phase = Phase::Path;
             out.push(d);
+        }
+    }
+}
+
+/// `tls.keys_unused`: a key source (a `--keylog` file, an `--rsa-key`,
+/// the capture's Decryption Secrets Blocks) that matched no TLS session of
+/// this capture; its lines that were skipped; sessions whose handshake is
+/// not in the capture (they cannot be decrypted); on a stream, secrets
+/// that arrived after the sessions they name.
+pub struct Keys;
+
+impl CaptureDetector for Keys {
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::TlsKeysUnused]
+    }
+
+    fn check(&self, cx: &CaptureFacts, out: &mut Vec<Draft>) {
+        use crate::session::KeyUse;
+        let Some(keys) = &cx.keys else {
+            return;
+        };
+        let used: Vec<u16> = cx
+            .key_use
+            .iter()
+            .filter_map(|k| match k {
+                KeyUse::Used(s) => Some(*s),
+                _ => None,
+            })
+            .collect();
+        let no_handshake: Vec<Mark> = cx
+            .key_use
+            .iter()
+            .filter_map(|k| match k {
+                KeyUse::NoHandshake(m) => Some(*m),
+                _ => None,
+            })
+            .collect();
+        let missed: Vec<[u8; 32]> = cx
+            .key_use
+            .iter()
+            .filter_map(|k| match k {
+                KeyUse::Missed(r) => Some(*r),
+                _ => None,
+            })
+            .collect();
+        for (i, src) in keys.sources.iter().enumerate() {
+            let id = i as u16;
+            if used.contains(&id) {
+                continue;
+            }
+            let mut why = vec![format!(
+                "{} ({} secret{}) matched no TLS session of this capture",
+                src.name,
+                src.entries,
+                super::plural(src.entries)
+            )];
+            if src.skipped.total() > 0 {
+                let (line, first) = src.skipped.first.clone().unwrap_or_default();
+                why.push(format!(
+                    "{} line{} skipped ({} unknown labels, {} malformed, {} over the bound; first: line {line}: {first})",
+                    src.skipped.total(),
+                    super::plural(src.skipped.total()),
+                    src.skipped.unknown_label,
+                    src.skipped.malformed,
+                    src.skipped.over_bound
+                ));
+            }
+            let mut frame = 1;
+            if let Some(&(_, at)) = cx.late_sources.iter().find(|l| l.0 == id) {
+                let late = keys
+                    .randoms()
+                    .filter(|(r, s)| *s == id && missed.contains(r))
+                    .count();
+                if late > 0 {
+                    why.push(format!(
+                        "it arrived after frame {at}, once the {late} session{} it names had begun: a stream is read once, so they stay encrypted (write the secrets first: editcap --inject-secrets)",
+                        super::plural(late)
+                    ));
+                    frame = at;
+                }
+            }
+            if !no_handshake.is_empty() {
+                why.push(format!(
+                    "{} TLS session{} began before the capture (no handshake, first record in frame {}) and cannot be decrypted",
+                    no_handshake.len(),
+                    super::plural(no_handshake.len()),
+                    no_handshake[0].frame
+                ));
+            }
+            out.push(
+                capture_draft(Code::TlsKeysUnused, frame, cx.end.ts)
+                    .summary(why.join("; "))
+                    .cause(
+                        "The keys are for other sessions (another capture, another client or \
+                         server), or the sessions they name are not in this capture.",
+                    )
+                    .remedy(
+                        "Give the key log written while this capture was taken (SSLKEYLOGFILE of \
+                         the client or server that made these connections).",
+                    ),
+            );
         }
     }
 }

@@ -42,7 +42,9 @@ impl Detector for Certificates {
         let base = |code: Code, sev: Severity, at: Mark| {
             Draft::new(code, sev, Phase::Tls, at.frame, at.ts).filter(frames_filter(f, &[at.frame]))
         };
-        if t.tls13() {
+        if t.tls13() && t.certs.is_none() {
+            // Without keys the certificate stays encrypted; with them it was
+            // read from the decrypted handshake and is judged below.
             if let Some((sh, at)) = t.server_hello {
                 let _ = sh;
                 let mut d = base(Code::TlsCertUnobservable, Severity::Info, at);
@@ -54,8 +56,8 @@ impl Detector for Certificates {
                            checked from the capture."
                     .into();
                 d.remedy = "Check the certificate on the server (certlm.msc > Remote Desktop, or \
-                            the RD deployment's certificate settings); rdpsift cannot decrypt TLS \
-                            yet."
+                            the RD deployment's certificate settings), or give rdpsift the \
+                            session's key log (--keylog) to read it."
                     .into();
                 out.push(d);
             }

@@ -19,6 +19,7 @@ mod capture_loss;
 pub mod cert;
 mod dns;
 pub mod filter;
+pub mod inside;
 mod kerberos;
 mod nla;
 mod path_frag;
@@ -141,6 +142,7 @@ pub static FLOW: &[&dyn Detector] = &[
     &x224::Negotiation,
     &tls::Handshake,
     &cert::Certificates,
+    &inside::ServerReasons,
     &nla::NlaStalled,
     &rdp::ServerDenied,
     &rdp_end::SessionEnded,
@@ -170,6 +172,7 @@ pub static CAPTURE: &[&dyn CaptureDetector] = &[
     &capture::File,
     &capture::Links,
     &capture::Orphans,
+    &capture::Keys,
     &capture::Bounds,
 ];
 
@@ -218,6 +221,11 @@ fn absorb(out: &mut Vec<Draft>) {
     } else if out.iter().any(|d| explains_end(d.code)) {
         out.retain(|d| !ENDINGS.contains(&d.code));
     }
+    if out.iter().any(|d| server_said(d.code)) {
+        // The server's own reason, read inside TLS: the shapes that stood
+        // in for it are its evidence.
+        out.retain(|d| !SHAPES.contains(&d.code));
+    }
     if out
         .iter()
         .any(|d| matches!(d.code, Code::PathBlackhole | Code::PathIcmpFragNeeded))
@@ -231,12 +239,33 @@ fn explains_end(c: Code) -> bool {
     // nla.client_aborted is a warning that may be a prompt: the bare
     // ending (a client reset) keeps its own finding and the outcome.
     (matches!(c.layer(), "x224" | "nla") && c != Code::NlaClientAborted)
+        || server_said(c)
         || c.family() == Some(crate::finding::Family::TlsAlert)
         || matches!(
             c,
             Code::TlsNoServerHello | Code::TlsVersionMismatch | Code::RdpServerDenied
         )
 }
+
+/// Codes that are the server's own reason, read from a decrypted PDU.
+fn server_said(c: Code) -> bool {
+    matches!(
+        c.family(),
+        Some(
+            crate::finding::Family::NlaError
+                | crate::finding::Family::RdpErrorInfo
+                | crate::finding::Family::RdpLicense
+                | crate::finding::Family::RdpLogonError
+        )
+    ) || matches!(c, Code::NlaAccessDenied | Code::NlaCredsspVersionMismatch)
+}
+
+/// Findings from shapes that a decrypted reason replaces.
+const SHAPES: &[Code] = &[
+    Code::NlaStalled,
+    Code::NlaClientAborted,
+    Code::RdpServerDenied,
+];
 
 /// Findings that rest on how the server ended the connection.
 const FORGED_ENDING: &[Code] = &[

@@ -135,10 +135,20 @@ impl Detector for NlaStalled {
         } else {
             ""
         };
+        let (decrypted, conf) = match decrypted(f) {
+            Some(d) => (d, Confidence::high()),
+            None => (
+                String::new(),
+                Confidence::lowered(
+                    Level::Medium,
+                    "CredSSP is encrypted; inferred from record counts and the close without keys",
+                ),
+            ),
+        };
         out.push(Draft::new(Code::NlaStalled, Severity::Error, Phase::Nla, done.frame, done.ts)
             .until(last.frame)
             .summary(format!(
-                "{sel} selected; TLS completed in frame {}, then the client sent {c} encrypted record{} ({} bytes) and the server {s} ({} bytes); {how}{since}",
+                "{sel} selected; TLS completed in frame {}, then the client sent {c} encrypted record{} ({} bytes) and the server {s} ({} bytes); {how}{since}{decrypted}",
                 done.frame,
                 super::plural(c),
                 bytes(Dir::Client),
@@ -155,11 +165,63 @@ impl Detector for NlaStalled {
                      Desktop Services\" right, CredSSP updates on both sides, NTLM policy, and the \
                      server's reach to a domain controller.")
             .filter(frames_filter(f, &frames))
-            .confidence(Confidence::lowered(
-                Level::Medium,
-                "CredSSP is encrypted; inferred from record counts and the close without keys",
-            )));
+            .confidence(conf));
     }
+}
+
+/// What the decrypted CredSSP exchange showed, when the keys opened it and
+/// the server gave no errorCode: the versions, the mechanism and user, and
+/// that the server answered the credentials with neither its pubKeyAuth
+/// nor an error (FreeRDP's servers close this way on a wrong password).
+fn decrypted(f: &crate::flow::Flow) -> Option<String> {
+    let i = super::inside::inside(f)?;
+    if i.opened[Dir::Client] == 0 || i.credssp.requests[Dir::Client] == 0 {
+        return None;
+    }
+    let c = &i.credssp;
+    let mut s = String::from("; decrypted:");
+    if let [Some(cv), Some(sv)] = c.version {
+        s.push_str(&format!(" CredSSP versions client {cv}, server {sv};"));
+    }
+    s.push_str(&format!(
+        " {} TSRequest{} from the client, {} from the server",
+        c.requests[Dir::Client],
+        super::plural(c.requests[Dir::Client]),
+        c.requests[Dir::Server]
+    ));
+    match (&c.user, c.mech) {
+        (Some(u), _) if !u.user.is_empty() => {
+            let dom = if u.domain.is_empty() {
+                String::new()
+            } else {
+                format!("{}\\", u.domain)
+            };
+            s.push_str(&format!(
+                "; NTLM AUTHENTICATE for {dom}{} from workstation {}",
+                u.user, u.workstation
+            ));
+        }
+        (_, Some(crate::proto::credssp::Mech::Kerberos)) => s.push_str("; Kerberos"),
+        _ => {}
+    }
+    if c.server_pub_key.is_none() && c.error.is_none() {
+        s.push_str("; the server sent neither its pubKeyAuth (success) nor an errorCode");
+    }
+    if let Some(a) = f
+        .app
+        .facts()
+        .tls
+        .alerts
+        .iter()
+        .find(|a| a.dir == Dir::Server && a.encrypted)
+    {
+        s.push_str(&format!(
+            ", and ended TLS with alert {} in frame {}",
+            crate::proto::tls::alert_name(a.desc),
+            a.at.frame
+        ));
+    }
+    Some(s)
 }
 
 /// `nla.client_aborted`: the client closed or reset during NLA on its own

@@ -20,6 +20,16 @@ impl Detector for ServerDenied {
     fn check(&self, cx: &Context<'_>, out: &mut Vec<Draft>) {
         let f = cx.flow;
         let x = &f.app.facts();
+        if let Some(i) = super::inside::inside(f) {
+            if let Some((super::inside::ERRINFO_DENIED, at)) = i.errinfo() {
+                out.push(said(f, i, at));
+                return;
+            }
+            if super::inside::explained(f).is_some() {
+                // The server said something else: its own finding.
+                return;
+            }
+        }
         let Some((Dir::Server, end, how)) = ending(f) else {
             return;
         };
@@ -120,6 +130,65 @@ impl Detector for ServerDenied {
             )),
         );
     }
+}
+
+/// The denial as the server said it: Set Error Info 0x7, read inside TLS
+/// (or in the clear): certain.
+fn said(
+    f: &crate::flow::Flow,
+    i: &crate::proto::inside::Inside,
+    at: crate::capture::Mark,
+) -> Draft {
+    let end = ending(f).filter(|e| e.1.frame >= at.frame);
+    let mut frames = vec![at.frame];
+    frames.extend(i.ultimatum[Dir::Server].map(|u| u.1.frame));
+    frames.extend(end.map(|e| e.1.frame));
+    let when = match (i.active(), i.client_info.as_ref(), i.license) {
+        (Some(_), _, _) => " in the active phase".to_string(),
+        (None, _, Some((_, _, l))) => format!(" after licensing (frame {})", l.frame),
+        (None, Some((_, _, c)), None) => format!(" after the Client Info PDU (frame {})", c.frame),
+        _ => String::new(),
+    };
+    let user = i
+        .client_info
+        .as_ref()
+        .filter(|c| !c.0.is_empty())
+        .map(|(u, d, _)| {
+            if d.is_empty() {
+                format!("; user {u}")
+            } else {
+                format!("; user {d}\\{u}")
+            }
+        })
+        .unwrap_or_default();
+    let close = end
+        .map(|(d, m, how)| format!("; the {} {how} in frame {}", d.name(), m.frame))
+        .unwrap_or_default();
+    Draft::new(
+        Code::RdpServerDenied,
+        Severity::Critical,
+        Phase::Rdp,
+        at.frame,
+        at.ts,
+    )
+    .until(frames.iter().copied().max().unwrap_or(at.frame))
+    .summary(format!(
+        "the server's Set Error Info PDU in frame {}{when} carries {}{user}{close}",
+        at.frame,
+        super::inside::errinfo_words(super::inside::ERRINFO_DENIED),
+    ))
+    .cause(
+        "The server denied the connection and said so (ERRINFO_SERVER_DENIED_CONNECTION): \
+             the client shows 0x904 with extended error 0x7. Licensing, connection limits, a \
+             user not allowed, or a policy denying the client.",
+    )
+    .remedy(
+        "Read the server's TerminalServices-RemoteConnectionManager/Operational and \
+             TerminalServices-LocalSessionManager logs at this time (licensing mode and \
+             server, \"Limit number of connections\", Remote Desktop Users membership, RD \
+             Connection Broker redirection).",
+    )
+    .filter(frames_filter(f, &frames))
 }
 
 #[cfg(test)]

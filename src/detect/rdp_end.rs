@@ -30,6 +30,36 @@ const ERRINFO_ANY: std::ops::RangeInclusive<u16> = 50..=100;
 /// A TLS 1.3 alert (2 bytes of plaintext) under a suite this build does
 /// not know: from CCM_8 (11) to a 16-byte tag (19).
 const ALERT_ANY: std::ops::RangeInclusive<u16> = 11..=19;
+/// ERRINFO_DISCONNECTED_BY_OTHERCONNECTION: an ending, said as a warning.
+const ERRINFO_OTHER_CONNECTION: u32 = 0x5;
+
+/// What an ordinary ERRINFO code means, in words.
+fn errinfo_meaning(code: u32) -> &'static str {
+    match code {
+        0x0 => "no error: the session ended normally",
+        0x1 => "an administrator disconnected the session",
+        0x2 => "an administrator logged the session off",
+        0x3 => "the idle time limit ended the session",
+        0x4 => "the logon time limit ended the session",
+        0x5 => "another connection took the session over",
+        0xB => "the user disconnected",
+        0xC => "the user logged off",
+        _ => "",
+    }
+}
+
+/// The T.125 ultimatum reason, named.
+fn ultimatum_reason(r: u8) -> &'static str {
+    match r {
+        0 => "rn-domain-disconnected",
+        1 => "rn-provider-initiated",
+        2 => "rn-token-purged",
+        3 => "rn-user-requested",
+        4 => "rn-channel-purged",
+        _ => "unknown",
+    }
+}
+
 /// The close follows the ultimatum within this (mstsc: about 1 ms).
 const ULTIMATUM_GAP_NS: i64 = 5_000_000_000;
 
@@ -153,7 +183,14 @@ pub fn session_end(f: &Flow) -> Option<End> {
         .is_some_and(|r| r.at == at && f.dirs[r.dir].first_ttl.is_some_and(|t| t != r.ttl));
     let rst = how == "reset";
     let notify = close_notify(f, at);
+    // With keys, the server's own reason: an ERRINFO other than the
+    // ordinary endings (and 0x5, said as a warning) is no ordinary end.
+    let said = super::inside::inside(f).and_then(|i| i.errinfo());
+    let reason_ok = said.is_none_or(|(c, _)| {
+        crate::proto::rdp::errinfo_ordinary(c) || c == ERRINFO_OTHER_CONNECTION
+    });
     let ordinary = unreadable.is_none()
+        && reason_ok
         && !forged
         && match (by, ultimatum.map(|u| u.dir)) {
             // The server's ultimatum, then any close from either side.
@@ -287,8 +324,20 @@ impl Detector for SessionEnded {
                     } else {
                         "the server "
                     };
+                    let named = f
+                        .app
+                        .facts()
+                        .tls
+                        .alerts
+                        .iter()
+                        .any(|a| a.at == n && a.named && a.desc == 0);
+                    let rec = if named {
+                        "a TLS close_notify (decrypted)"
+                    } else {
+                        "a TLS close_notify-sized record"
+                    };
                     what.push_str(&format!(
-                        "; the client sent a TLS close_notify-sized record (frame {}) and {who}{} {} later (frame {})",
+                        "; the client sent {rec} (frame {}) and {who}{} {} later (frame {})",
                         n.frame,
                         e.how,
                         secs(e.at.ts - n.ts),
@@ -300,7 +349,42 @@ impl Detector for SessionEnded {
                 "the client closed the connection"
             }
         };
-        let conf = if e.ultimatum.is_some_and(|u| u.len.is_none()) && e.errinfo.is_none() {
+        let mut keyed = false;
+        if let Some(i) = super::inside::inside(f) {
+            // The records of both sides opened: the ending was read, not
+            // guessed from sizes.
+            keyed = matches!(i.keys, crate::proto::inside::KeyState::Decrypting { .. })
+                && i.opened.iter().all(|&n| n > 0);
+            if let Some((code, at)) = i.errinfo() {
+                what.push_str(&format!(
+                    "; decrypted: Set Error Info {} in frame {} ({})",
+                    super::inside::errinfo_words(code),
+                    at.frame,
+                    errinfo_meaning(code)
+                ));
+                frames.push(at.frame);
+                keyed = true;
+            }
+            if let Some((r, at)) = i.ultimatum[Dir::Server].or(i.ultimatum[Dir::Client]) {
+                what.push_str(&format!(
+                    "; decrypted: the ultimatum in frame {} gives reason {r} ({})",
+                    at.frame,
+                    ultimatum_reason(r)
+                ));
+                frames.push(at.frame);
+                keyed = true;
+            }
+            if let Some(at) = i.shutdown {
+                what.push_str(&format!(
+                    "; decrypted: the client's Shutdown Request in frame {} (the user closed the window)",
+                    at.frame
+                ));
+                frames.push(at.frame);
+                keyed = true;
+            }
+        }
+        let conf = if keyed || (e.ultimatum.is_some_and(|u| u.len.is_none()) && e.errinfo.is_none())
+        {
             Confidence::high()
         } else {
             Confidence::lowered(

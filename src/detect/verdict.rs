@@ -14,6 +14,8 @@ use crate::flow::{Flow, Transport};
 pub fn flow_outcome(f: &Flow, drafts: &[Draft]) -> (Outcome, Option<Phase>) {
     let failing = drafts
         .iter()
+        // tls.decrypt_failed is about the keys, not the connection.
+        .filter(|d| d.code != Code::TlsDecryptFailed)
         .filter(|d| {
             d.severity >= Severity::Error
                 || d.code == Code::TcpStalled
@@ -89,7 +91,12 @@ pub fn attempt(cx: &AttemptContext<'_>, findings: &[Placed]) -> Verdict {
     let mut code = findings
         .iter()
         .map(|p| &p.draft)
-        .filter(|d| !matches!(d.code, Code::DnsNxdomain | Code::DnsNoResponse))
+        .filter(|d| {
+            !matches!(
+                d.code,
+                Code::DnsNxdomain | Code::DnsNoResponse | Code::TlsDecryptFailed
+            )
+        })
         .filter(|d| outcome != Outcome::Connected || d.severity >= Severity::Warning)
         .min_by(|x, y| precedence(x, y))
         .map(|d| d.code);
@@ -135,11 +142,20 @@ pub fn fits_0x904(outcome: Outcome, verdict: Option<Code>, server_ended: bool) -
         | Code::TcpResetByServer
         | Code::TcpResetByMiddlebox
         | Code::RdpServerDenied
-        | Code::NlaStalled => "yes",
+        | Code::NlaStalled
+        | Code::Member(Family::RdpErrorInfo, _) => "yes",
         Code::X224NoConfirm | Code::TlsNoServerHello | Code::X224LegacyRejected if server_ended => {
             "yes"
         }
-        Code::Member(Family::X224NegFailure | Family::TlsAlert | Family::Kerberos, _)
+        Code::Member(
+            Family::X224NegFailure
+            | Family::TlsAlert
+            | Family::Kerberos
+            | Family::NlaError
+            | Family::RdpLicense,
+            _,
+        )
+        | Code::NlaCredsspVersionMismatch
         | Code::TlsCertExpired
         | Code::TlsCertNotYetValid
         | Code::TlsCertSelfSigned

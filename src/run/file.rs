@@ -140,7 +140,7 @@ pub fn analyze_with(
         (Vec::new(), 0)
     };
     let mut keys = file_keys(name, keys, &dsbs);
-    let mut streamed: Vec<Vec<u8>> = Vec::new();
+    let mut late_sources: Vec<(u16, u64)> = Vec::new();
     let mut reader = match Reader::new(src) {
         Ok(r) => r,
         Err(e) => {
@@ -186,8 +186,10 @@ pub fn analyze_with(
                 .collect();
             events_seen = reader.events.len();
             if !new.is_empty() {
+                let before = keys.as_ref().map_or(0, |k| k.sources.len());
                 keys = file_keys(name, keys.as_ref(), &new);
-                streamed.extend(new);
+                let after = keys.as_ref().map_or(0, |k| k.sources.len());
+                late_sources.extend((before..after).map(|s| (s as u16, frames)));
                 for sh in &mut shards {
                     sh.table.keys = keys.clone();
                 }
@@ -254,6 +256,7 @@ pub fn analyze_with(
     // Attempts, judged in order, a chunk at a time: a connection belongs
     // to one attempt, so once its attempt is a report row it is released
     // (the findings are not held twice).
+    let key_use: Vec<session::KeyUse> = conns.iter().filter_map(|c| c.key_use).collect();
     let mut conns = session::select(conns, cfg);
     let attempts = session::group(&conns, &dns, end, cfg);
     for chunk in attempts.chunks(ATTEMPT_CHUNK) {
@@ -272,7 +275,10 @@ pub fn analyze_with(
     }
 
     // The capture as a whole.
-    let facts = capture_facts(&shards, std::mem::take(&mut reader.events), corrupt, end);
+    let mut facts = capture_facts(&shards, std::mem::take(&mut reader.events), corrupt, end);
+    facts.keys = keys;
+    facts.key_use = key_use;
+    facts.late_sources = late_sources;
     let mut cap = Vec::new();
     for d in detect::CAPTURE {
         d.check(&facts, &mut cap);
@@ -325,6 +331,7 @@ fn capture_facts(
         orphan_icmp,
         bounds,
         end,
+        ..Default::default()
     }
 }
 

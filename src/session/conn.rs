@@ -66,6 +66,21 @@ pub struct Conn {
     pub drafts: Vec<Draft>,
     pub outcome: Outcome,
     pub failed_phase: Option<Phase>,
+    /// What the run's TLS keys did for this connection (`None`: no keys,
+    /// or not TLS).
+    pub key_use: Option<KeyUse>,
+}
+
+/// What the run's TLS keys did for one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// Its records were opened with keys from this source (or failed to).
+    Used(u16),
+    /// No key for its client random (the random, to tell keys that came
+    /// too late on a stream).
+    Missed([u8; 32]),
+    /// Its handshake is not in the capture: it cannot be decrypted.
+    NoHandshake(Mark),
 }
 
 impl Conn {
@@ -109,6 +124,7 @@ impl Conn {
             drafts,
             outcome: outcome.0,
             failed_phase: outcome.1,
+            key_use: key_use(x),
         }
     }
 
@@ -147,6 +163,7 @@ impl Conn {
             drafts: vec![],
             outcome,
             failed_phase: (outcome == Outcome::Failed).then_some(Phase::X224),
+            key_use: None,
         }
     }
 
@@ -169,6 +186,18 @@ impl Conn {
         std::iter::once(&self.facts.target)
             .chain(&self.cert_names)
             .any(|n| crate::proto::tls::name_matches(n, target) || n.eq_ignore_ascii_case(target))
+    }
+}
+
+fn key_use(x: &crate::proto::Facts) -> Option<KeyUse> {
+    use crate::proto::inside::KeyState;
+    match &x.inside.as_deref()?.keys {
+        KeyState::Decrypting { source } | KeyState::Failed { source, .. } => {
+            Some(KeyUse::Used(*source))
+        }
+        KeyState::NoSecret => x.tls.client_random.map(KeyUse::Missed),
+        KeyState::NoHandshake => x.tls.records.first().map(|r| KeyUse::NoHandshake(r.at)),
+        _ => None,
     }
 }
 

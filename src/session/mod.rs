@@ -11,7 +11,7 @@ pub mod conn;
 pub mod dns;
 pub mod moment;
 
-pub use conn::{Conn, Facts};
+pub use conn::{Conn, Facts, KeyUse};
 
 use crate::capture::Mark;
 use crate::config::Config;

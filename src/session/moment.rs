@@ -52,6 +52,14 @@ pub fn active(f: &Flow) -> Option<Active> {
     }
     let x = f.app.facts();
     let t = &x.tls;
+    if let Some(c) = x.inside.as_deref().and_then(|i| i.active()) {
+        // Decrypted: Demand Active and Confirm Active were read.
+        return Some(Active {
+            since: c,
+            by_shape: false,
+            records: [t.app[Dir::Client].records, t.app[Dir::Server].records],
+        });
+    }
     if let Some(done) = t.done {
         let records = [t.app[Dir::Client].records, t.app[Dir::Server].records];
         let seq = &t.sequence;
