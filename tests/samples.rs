@@ -11,6 +11,8 @@ fn samples() -> Vec<String> {
         std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples"))
             .expect("samples/")
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            // Key logs and keys beside their captures are not captures.
+            .filter(|n| !n.ends_with(".keys") && !n.ends_with(".pem"))
             .collect();
     v.sort();
     v
@@ -59,6 +61,48 @@ fn samples_match_their_expected_reports() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A capture with its key log injected as a Decryption Secrets Block
+/// (editcap --inject-secrets) reports exactly what the capture and the key
+/// log given with --keylog report.
+#[test]
+fn secrets_blocks_equal_a_key_log() {
+    for (plain, dsb, extra) in [
+        (
+            "lab-tls-suites.pcap",
+            "lab-tls-suites-dsb.pcapng",
+            &["--port", "4433"][..],
+        ),
+        (
+            "lab-keys-shadow-nla-wrong.pcap",
+            "lab-keys-shadow-nla-wrong-dsb.pcapng",
+            &[][..],
+        ),
+    ] {
+        let keys = format!("samples/{}", plain.replace(".pcap", ".keys"));
+        let mut a = vec!["analyze", "-q", "--format", "csv", "--keylog", &keys];
+        a.extend(extra);
+        let p = format!("samples/{plain}");
+        a.push(&p);
+        let mut b = vec!["analyze", "-q", "--format", "csv"];
+        b.extend(extra);
+        let d = format!("samples/{dsb}");
+        b.push(&d);
+        let (a, b) = (stdout(&run(&a)), stdout(&run(&b)));
+        assert!(a.lines().count() > 1, "{a}");
+        assert_eq!(a.replace(&p, &d), b, "{plain} with --keylog vs {dsb}");
+        assert!(!b.contains("tls.decrypt_failed"), "{b}");
+    }
+    // Without keys the same capture says nothing of what is inside.
+    let o = stdout(&run(&[
+        "analyze",
+        "-q",
+        "--format",
+        "csv",
+        "samples/lab-keys-shadow-nla-wrong.pcap",
+    ]));
+    assert!(!o.contains("decrypted"), "{o}");
 }
 
 /// Every sample's verdict is the scenario it was made for.

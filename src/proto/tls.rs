@@ -437,7 +437,13 @@ impl Tls {
                                     }
                                 }
                                 TlsExtension::ExtendedMasterSecret => self.ems = self.offered_ems,
-                                TlsExtension::EncryptThenMac => self.etm = self.offered_etm,
+                                // tls-parser 0.12.2 reads a ServerHello's
+                                // type 21 (padding) as encrypt_then_mac and
+                                // leaves the real one (22, RFC 7366) unknown:
+                                // the type number decides here.
+                                TlsExtension::Unknown(t, _) if t.0 == EXT_ENCRYPT_THEN_MAC => {
+                                    self.etm = self.offered_etm
+                                }
                                 _ => {}
                             }
                         }
@@ -660,6 +666,9 @@ pub fn alert_known(d: u8) -> Option<&'static str> {
 pub fn alert_name(d: u8) -> String {
     alert_known(d).map_or_else(|| format!("unknown_{d}"), str::to_string)
 }
+
+/// The encrypt_then_mac extension's type (RFC 7366).
+const EXT_ENCRYPT_THEN_MAC: u16 = 22;
 
 /// A TLS record header (RFC 5246 §6.2.1): content type, version, length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -357,16 +357,21 @@ mod test {
 
     /// Every flow of a capture, finished, with `keylog`'s keys.
     fn flows(cap: &Path, keylog: Option<&Path>, ports: &[u16]) -> Vec<Flow> {
+        let kl = keylog.map(|k| {
+            let mut kl = KeyLog::default();
+            kl.add("keys", &std::fs::read(k).unwrap());
+            kl
+        });
+        flows_with(cap, kl, ports)
+    }
+
+    fn flows_with(cap: &Path, keys: Option<KeyLog>, ports: &[u16]) -> Vec<Flow> {
         let cfg = Config {
             ports: ports.iter().copied().collect(),
             ..Config::default()
         };
         let mut t = Table::shared(1, &cfg);
-        if let Some(k) = keylog {
-            let mut kl = KeyLog::default();
-            kl.add("keys", &std::fs::read(k).unwrap());
-            t.keys = Some(Arc::new(kl));
-        }
+        t.keys = keys.map(Arc::new);
         let mut sh = Shard {
             table: t,
             unsupported: Vec::new(),
@@ -501,5 +506,94 @@ mod test {
             assert!(c.starts_with("GET "), "{cap}: {c:?}");
             assert!(s.starts_with(status), "{cap}: {s:?}");
         }
+    }
+
+    fn sample(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("samples")
+            .join(name)
+    }
+
+    /// Each session of the lab's OpenSSL capture decrypts to what was sent:
+    /// the client's "ping <case>" and s_server -rev's reversed answer; the
+    /// KeyUpdate case's second line comes after the update on both sides.
+    /// Returns the cipher suites and versions seen.
+    fn check_pings(fl: &[Flow]) -> Vec<(u16, u16)> {
+        let mut seen = vec![];
+        for f in fl
+            .iter()
+            .filter(|f| f.app.facts().tls.client_hello.is_some())
+        {
+            let x = f.app.facts();
+            let i = x.inside.as_deref().expect("keys tried");
+            assert!(
+                matches!(i.keys, KeyState::Decrypting { .. }),
+                "{:?}: {:?}",
+                f.key,
+                i.keys
+            );
+            let [c, s] = heads(f);
+            let line = c.lines().next().unwrap_or_default().to_string();
+            assert!(line.starts_with("ping "), "{c:?}");
+            let rev: String = line.chars().rev().collect();
+            assert!(s.starts_with(&rev), "{line}: server said {s:?}");
+            if line.ends_with("keyupdate") {
+                assert!(c.contains("ping after"), "{c:?}");
+                assert!(s.contains("retfa gnip"), "{s:?}");
+            }
+            let (sh, _) = x.tls.server_hello.expect("server hello");
+            seen.push((sh.version, sh.cipher));
+        }
+        seen
+    }
+
+    /// Real OpenSSL 3.0 sessions (scripts/lab/tls-lab.sh): every suite and
+    /// version the decryptor supports, EMS on and off, encrypt_then_mac on
+    /// and off, TLS 1.0's chained IV, TLS 1.3 with KeyUpdate.
+    #[test]
+    fn openssl_suites_decrypt() {
+        let fl = flows(
+            &sample("lab-tls-suites.pcap"),
+            Some(&sample("lab-tls-suites.keys")),
+            &[4433],
+        );
+        let mut seen = check_pings(&fl);
+        seen.sort();
+        seen.dedup();
+        let want = [
+            (0x0301, 0xc014),
+            (0x0302, 0xc013),
+            (0x0303, 0xc013),
+            (0x0303, 0xc027),
+            (0x0303, 0xc028),
+            (0x0303, 0xc02f),
+            (0x0303, 0xc030),
+            (0x0303, 0xcca8),
+            (0x0304, 0x1301),
+            (0x0304, 0x1302),
+            (0x0304, 0x1303),
+        ];
+        assert_eq!(seen, want);
+        let etm = fl.iter().filter(|f| f.app.facts().tls.etm).count();
+        let ems = fl.iter().filter(|f| f.app.facts().tls.ems).count();
+        assert!(etm >= 2 && etm < fl.len(), "encrypt_then_mac on {etm}");
+        assert!(ems < fl.len(), "extended master secret on {ems}");
+    }
+
+    /// TLS_RSA_* sessions opened with the server's private key alone (the
+    /// pre-master secret from the ClientKeyExchange), with and without EMS.
+    #[test]
+    fn rsa_key_exchange_decrypts() {
+        let mut kl = KeyLog::default();
+        kl.add_rsa(
+            "key.pem",
+            &std::fs::read(sample("lab-tls-rsa.key.pem")).unwrap(),
+        )
+        .unwrap();
+        let fl = flows_with(&sample("lab-tls-rsa.pcap"), Some(kl), &[4433]);
+        let seen = check_pings(&fl);
+        assert_eq!(seen, vec![(0x0303, 0x009c), (0x0303, 0x003d)]);
+        let ems: Vec<bool> = fl.iter().map(|f| f.app.facts().tls.ems).collect();
+        assert_eq!(ems, vec![true, false]);
     }
 }
