@@ -690,8 +690,9 @@ pub fn icmp_error(router: &str, to: IpAddr, code: u8, mtu: u16, about: &Pkt, ts:
     }
 }
 
-/// DER for the Kerberos builders: a TLV with a short or one-byte long length.
-fn der(t: u8, v: &[u8]) -> Vec<u8> {
+/// A DER TLV with a short, one- or two-byte long length (the Kerberos
+/// and CredSSP builders).
+pub fn der(t: u8, v: &[u8]) -> Vec<u8> {
     let mut o = vec![t];
     match v.len() {
         n if n < 0x80 => o.push(n as u8),
@@ -816,4 +817,274 @@ pub fn krb_rep(msg_type: u8, cname: &str, sname: &[&str], seed: u64) -> Vec<u8> 
     s.extend(der_ctx(5, ticket));
     s.extend(der_ctx(6, der_enc(300, seed + 1)));
     der(0x60 | msg_type, &der(0x30, &s))
+}
+
+/// The master secret of every synthetic keyed session: the ClientHello and
+/// ServerHello randoms are fixed (`filler(32, 0xC1)` / `filler(32, 0x5E)`),
+/// so one key-log line ([`keyed_keylog`]) opens all of them.
+pub fn keyed_master() -> Vec<u8> {
+    filler(48, 0x3A)
+}
+
+/// The NSS key-log line for the synthetic keyed sessions.
+pub fn keyed_keylog() -> String {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "# rdpsift's synthetic keyed sessions (src/synth.rs)\nCLIENT_RANDOM {} {}\n",
+        hex(&filler(32, 0xC1)),
+        hex(&keyed_master())
+    )
+}
+
+/// One side's TLS 1.2 AES-256-GCM record sealer (RFC 5288: a 4-byte
+/// implicit salt, the sequence number as the 8-byte explicit nonce).
+pub struct Seal {
+    key: Vec<u8>,
+    salt: Vec<u8>,
+    seq: u64,
+}
+
+/// The client's and the server's sealers of the synthetic keyed sessions
+/// (ECDHE-RSA-AES256-GCM-SHA384, the suite of `tls_server_flight(0xc030)`),
+/// derived by the library's own key schedule.
+pub fn keyed_seals() -> [Seal; 2] {
+    use crate::proto::tls_crypt::{key_block, Suite};
+    let suite = Suite::of(0xc030, 0x0303).expect("suite");
+    let cr: [u8; 32] = filler(32, 0xC1).try_into().expect("32");
+    let sr: [u8; 32] = filler(32, 0x5E).try_into().expect("32");
+    let (c, s) = key_block(suite, 0x0303, &keyed_master(), &cr, &sr);
+    [c, s].map(|k| Seal {
+        key: k.key,
+        salt: k.iv,
+        seq: 0,
+    })
+}
+
+impl Seal {
+    /// A record of type `typ` carrying `plain`.
+    pub fn record(&mut self, typ: u8, plain: &[u8]) -> Vec<u8> {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let explicit = self.seq.to_be_bytes();
+        let mut nonce = self.salt.clone();
+        nonce.extend_from_slice(&explicit);
+        let mut aad = explicit.to_vec();
+        aad.extend_from_slice(&[typ, 0x03, 0x03]);
+        aad.extend_from_slice(&(plain.len() as u16).to_be_bytes());
+        let ct = aes_gcm::Aes256Gcm::new_from_slice(&self.key)
+            .expect("key")
+            .encrypt(
+                aes_gcm::Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
+            .expect("seal");
+        self.seq += 1;
+        let mut body = explicit.to_vec();
+        body.extend(ct);
+        tls_record(typ, &body)
+    }
+
+    /// Application data.
+    pub fn app(&mut self, plain: &[u8]) -> Vec<u8> {
+        self.record(23, plain)
+    }
+}
+
+/// The side's end of the TLS 1.2 handshake, with the Finished sealed:
+/// ClientKeyExchange (client), ChangeCipherSpec, Finished.
+pub fn keyed_finish(seal: &mut Seal, client: bool) -> Vec<u8> {
+    let mut v = Vec::new();
+    if client {
+        let mut kx = vec![65];
+        kx.extend(filler(65, 31));
+        v.extend(tls_record(22, &handshake_msg(16, &kx)));
+    }
+    v.extend(tls_record(20, &[1]));
+    let mut fin = vec![20, 0, 0, 12];
+    fin.extend(filler(12, if client { 41 } else { 42 }));
+    v.extend(seal.record(22, &fin));
+    v
+}
+
+/// A CredSSP TSRequest (MS-CSSP 2.2.1) with an NTLM token, pubKeyAuth,
+/// authInfo and errorCode as given (errorCode as the 4-byte signed
+/// INTEGER Windows sends).
+pub fn ts_request(
+    version: u8,
+    token: Option<&[u8]>,
+    auth_info: bool,
+    pub_key_auth: bool,
+    error: Option<u32>,
+) -> Vec<u8> {
+    let mut c = der(0xa0, &der(0x02, &[version]));
+    if let Some(t) = token {
+        let item = der(0x30, &der(0xa0, &der(0x04, t)));
+        c.extend(der(0xa1, &der(0x30, &item)));
+    }
+    if auth_info {
+        c.extend(der(0xa2, &der(0x04, &filler(90, 7))));
+    }
+    if pub_key_auth {
+        c.extend(der(0xa3, &der(0x04, &filler(46, 8))));
+    }
+    if let Some(e) = error {
+        c.extend(der(0xa4, &der(0x02, &e.to_be_bytes())));
+    }
+    if version >= 5 && token.is_some() {
+        c.extend(der(0xa5, &der(0x04, &filler(32, 9))));
+    }
+    der(0x30, &c)
+}
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+}
+
+/// NTLMSSP NEGOTIATE (1), CHALLENGE (2) or AUTHENTICATE (3) (MS-NLMP
+/// 2.2.1): AUTHENTICATE names `domain\user` on `workstation`.
+pub fn ntlm(msg: u32, user: &str, domain: &str, workstation: &str) -> Vec<u8> {
+    let mut v = b"NTLMSSP\0".to_vec();
+    v.extend(msg.to_le_bytes());
+    match msg {
+        3 => {
+            let (d, u, w) = (utf16(domain), utf16(user), utf16(workstation));
+            let lm = [0u8; 24];
+            let nt = filler(48, 11);
+            let mut payload = Vec::new();
+            let mut field = |b: &[u8], fields: &mut Vec<u8>| {
+                let off = 88 + payload.len();
+                fields.extend((b.len() as u16).to_le_bytes());
+                fields.extend((b.len() as u16).to_le_bytes());
+                fields.extend((off as u32).to_le_bytes());
+                payload.extend_from_slice(b);
+            };
+            let mut fields = Vec::new();
+            for b in [&lm[..], &nt, &d, &u, &w, &filler(16, 12)] {
+                field(b, &mut fields);
+            }
+            v.extend(fields);
+            v.extend(0xE288_8215u32.to_le_bytes()); // NEGOTIATE_UNICODE among them
+            v.extend([10, 0, 0x61, 0x4a, 0, 0, 0, 15]);
+            v.extend(filler(16, 13)); // MIC
+            v.extend(payload);
+        }
+        2 => {
+            v.extend([0, 0, 0, 0, 0, 0, 0, 0]);
+            v.extend(0xE28A_8215u32.to_le_bytes());
+            v.extend(filler(8, 14));
+            v.extend([0u8; 8]);
+            v.extend(filler(120, 15));
+        }
+        _ => {
+            v.extend(0xE208_82B7u32.to_le_bytes());
+            v.extend([0u8; 16]);
+            v.extend([10, 0, 0x61, 0x4a, 0, 0, 0, 15]);
+        }
+    }
+    v
+}
+
+/// A TPKT with an X.224 Data TPDU around an MCS PDU.
+pub fn tpkt_dt(mcs: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x03, 0x00];
+    v.extend(((mcs.len() + 7) as u16).to_be_bytes());
+    v.extend([0x02, 0xf0, 0x80]);
+    v.extend_from_slice(mcs);
+    v
+}
+
+/// MCS SendDataRequest (client, `request`) or SendDataIndication
+/// (server) on the I/O channel 1003 around `d` (T.125, PER).
+pub fn mcs_send(request: bool, d: &[u8]) -> Vec<u8> {
+    let mut b = vec![
+        if request { 0x64 } else { 0x68 },
+        0x00,
+        0x06,
+        0x03,
+        0xeb,
+        0x70,
+    ];
+    if d.len() < 0x80 {
+        b.push(d.len() as u8);
+    } else {
+        b.extend([0x80 | (d.len() >> 8) as u8, d.len() as u8]);
+    }
+    b.extend_from_slice(d);
+    b
+}
+
+/// A Share Control PDU of `typ` (Demand Active 1, Confirm Active 3 …,
+/// MS-RDPBCGR 2.2.8.1.1.1.1) with `body`.
+pub fn share_control(typ: u16, body: &[u8]) -> Vec<u8> {
+    let mut d = ((6 + body.len()) as u16).to_le_bytes().to_vec();
+    d.extend((0x10 | typ).to_le_bytes());
+    d.extend(1002u16.to_le_bytes());
+    d.extend_from_slice(body);
+    d
+}
+
+/// A Share Data PDU of type `t2` (Set Error Info 0x2F, Save Session Info
+/// 0x26 …) with `body`.
+pub fn share_data(t2: u8, body: &[u8]) -> Vec<u8> {
+    let mut h = 0x0001_03eau32.to_le_bytes().to_vec(); // shareId
+    h.extend([0, 1]);
+    h.extend(((body.len() + 4) as u16).to_le_bytes());
+    h.extend([t2, 0, 0, 0]);
+    h.extend_from_slice(body);
+    share_control(7, &h)
+}
+
+/// The server's Set Error Info PDU (2.2.5.1.1) in its TPKT.
+pub fn set_error_info(code: u32) -> Vec<u8> {
+    tpkt_dt(&mcs_send(false, &share_data(0x2f, &code.to_le_bytes())))
+}
+
+/// The client's Client Info PDU (2.2.1.11.1.1, Unicode) for `domain\user`,
+/// with `security` the basic security header's flags (SEC_INFO_PKT).
+pub fn client_info(user: &str, domain: &str) -> Vec<u8> {
+    let (d, u) = (utf16(domain), utf16(user));
+    let mut b = 0x0040u32.to_le_bytes().to_vec(); // SEC_INFO_PKT, flagsHi 0
+    b.extend(0u32.to_le_bytes()); // code page
+    b.extend(0x0001_0013u32.to_le_bytes()); // INFO_MOUSE | INFO_UNICODE …
+    for n in [d.len(), u.len(), 0, 0, 0] {
+        b.extend((n as u16).to_le_bytes());
+    }
+    for s in [&d, &u, &vec![], &vec![], &vec![]] {
+        b.extend_from_slice(s);
+        b.extend([0, 0]);
+    }
+    tpkt_dt(&mcs_send(true, &b))
+}
+
+/// The server's License Error PDU (MS-RDPELE 2.2.2.7.1 in 2.2.1.12.1.3):
+/// `code` (7 STATUS_VALID_CLIENT is the normal answer), state transition
+/// `st` (2 ST_NO_TRANSITION).
+pub fn license_error(code: u32, st: u32) -> Vec<u8> {
+    let mut b = vec![0x80, 0x00, 0x00, 0x00, 0xff, 0x03, 0x10, 0x00];
+    b.extend(code.to_le_bytes());
+    b.extend(st.to_le_bytes());
+    b.extend([0x04, 0x00, 0x00, 0x00]);
+    tpkt_dt(&mcs_send(false, &b))
+}
+
+/// The server's Save Session Info PDU with a logon error notification
+/// (2.2.10.1.1.4.1.1): INFOTYPE_LOGON_EXTENDED_INFO, LOGON_EX_LOGONERRORS.
+pub fn logon_error(typ: u32, data: u32) -> Vec<u8> {
+    let mut p = 3u32.to_le_bytes().to_vec();
+    p.extend([14, 0]);
+    p.extend(2u32.to_le_bytes());
+    p.extend(8u32.to_le_bytes());
+    p.extend(typ.to_le_bytes());
+    p.extend(data.to_le_bytes());
+    p.extend([0u8; 570 - 14]);
+    tpkt_dt(&mcs_send(false, &share_data(0x26, &p)))
+}
+
+/// A fast-path update (2.2.9.1.2) of `n` bytes in all.
+pub fn fastpath_pdu(n: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0x00, 0x80 | (n >> 8) as u8, n as u8];
+    v.extend(filler(n - 3, seed));
+    v
 }

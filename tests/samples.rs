@@ -221,6 +221,44 @@ fn each_scenario_gets_its_verdict() {
         ),
         ("lab-krb-tcp.pcap", "failed", "kerberos.preauth_failed"),
         ("lab-krb-errors.pcap", "connected", ""),
+        // Inside TLS with keys: real xfreerdp / FreeRDP / xrdp sessions
+        // (keylog.c), and Windows-shaped sessions sealed by the generator.
+        ("lab-keys-shadow-nla.pcap", "connected", ""),
+        ("lab-keys-shadow-nla-wrong.pcap", "failed", "nla.stalled"),
+        ("lab-keys-xrdp-fin.pcap", "connected", ""),
+        (
+            "win-keys-wrong-password.pcap",
+            "failed",
+            "nla.error.logon_failure",
+        ),
+        (
+            "win-keys-credssp-version.pcap",
+            "failed",
+            "nla.credssp_version_mismatch",
+        ),
+        ("win-keys-access-denied.pcap", "failed", "nla.access_denied"),
+        ("win-keys-denied.pcap", "failed", "rdp.server_denied"),
+        (
+            "win-keys-no-license-server.pcap",
+            "failed",
+            "rdp.license.no_license_server",
+        ),
+        (
+            "win-keys-logon-error.pcap",
+            "failed",
+            "rdp.logon_error.no_permission",
+        ),
+        ("win-keys-logoff.pcap", "connected", ""),
+        (
+            "win-keys-taken-over.pcap",
+            "connected",
+            "rdp.error_info.disconnected_by_otherconnection",
+        ),
+        (
+            "std-security-none-denied.pcap",
+            "failed",
+            "rdp.server_denied",
+        ),
     ];
     for (name, outcome, verdict) in cases {
         let path = format!("samples/{name}");
@@ -378,7 +416,12 @@ fn samples_are_reproducible() {
         .unwrap();
     assert!(o.status.success());
     // lab-* captures come from real software (scripts/lab), not the generator.
-    for name in samples().into_iter().filter(|n| !n.starts_with("lab-")) {
+    let keys = ["win-keys.keys".to_string()];
+    for name in samples()
+        .into_iter()
+        .filter(|n| !n.starts_with("lab-"))
+        .chain(keys)
+    {
         let a = std::fs::read(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("samples")

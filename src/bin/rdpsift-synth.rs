@@ -556,6 +556,7 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     write(dir, "dns-no-response.pcap", &out, pcap)?;
     path_samples(dir)?;
     windows_samples(dir)?;
+    keyed_samples(dir)?;
     Ok(())
 }
 
@@ -713,6 +714,263 @@ fn win_user_closes(c: &mut TcpConv, out: &mut Vec<Pkt>) {
     c.send(out, S, &synth::tls_sealed(1184, 901), MS / 2);
     c.send(out, S, &synth::tls_sealed(33, 902), MS / 2);
     c.wait(MS / 2).rst(out, C);
+}
+
+/// A Windows-shaped session whose TLS records are really sealed
+/// (ECDHE-RSA-AES256-GCM-SHA384 under the key log of
+/// `synth::keyed_keylog`), so the server's own reasons can be read inside.
+struct Keyed {
+    c: TcpConv,
+    seal: [synth::Seal; 2],
+}
+
+impl Keyed {
+    /// The TCP handshake, X.224 (HYBRID_EX selected) and the TLS
+    /// handshake with sealed Finished messages.
+    fn start(out: &mut Vec<Pkt>, host: Option<&str>) -> Keyed {
+        let mut c = TcpConv::new(CLIENT, SERVER, T0);
+        let mut seal = synth::keyed_seals();
+        win_negotiate(&mut c, out);
+        c.wait(MS)
+            .send(out, C, &synth::tls_client_hello(host, &[]), MS);
+        c.send(
+            out,
+            S,
+            &synth::tls_server_flight(0xc030, synth::CERT_HOST),
+            MS,
+        );
+        c.send(out, C, &synth::keyed_finish(&mut seal[C], true), MS);
+        c.send(out, S, &synth::keyed_finish(&mut seal[S], false), MS);
+        Keyed { c, seal }
+    }
+
+    /// One record of `dir` carrying `plain`.
+    fn send(&mut self, out: &mut Vec<Pkt>, dir: usize, plain: &[u8]) -> &mut Self {
+        let r = self.seal[dir].app(plain);
+        self.c.send(out, dir, &r, MS);
+        self
+    }
+
+    /// CredSSP with NTLM (client at TSRequest version 6, the server at
+    /// `server_version`): NEGOTIATE, CHALLENGE, AUTHENTICATE with
+    /// pubKeyAuth; then the server's `answer`: its pubKeyAuth and the
+    /// client's credentials (`None`), an errorCode, or nothing.
+    fn credssp(&mut self, out: &mut Vec<Pkt>, server_version: u8, answer: Answer) {
+        let neg = synth::ntlm(1, "", "", "");
+        let chal = synth::ntlm(2, "", "", "");
+        let auth = synth::ntlm(3, "alice", "CONTOSO", "WS-ALICE");
+        self.send(
+            out,
+            C,
+            &synth::ts_request(6, Some(&neg), false, false, None),
+        );
+        self.send(
+            out,
+            S,
+            &synth::ts_request(server_version, Some(&chal), false, false, None),
+        );
+        if answer == Answer::Stop {
+            return;
+        }
+        self.c.wait(2 * MS);
+        self.send(
+            out,
+            C,
+            &synth::ts_request(6, Some(&auth), false, true, None),
+        );
+        match answer {
+            Answer::Error(code) => {
+                self.c.wait(2 * MS);
+                self.send(
+                    out,
+                    S,
+                    &synth::ts_request(6, None, false, false, Some(code)),
+                );
+            }
+            _ => {
+                self.send(out, S, &synth::ts_request(6, None, false, true, None));
+                self.send(out, C, &synth::ts_request(6, None, true, false, None));
+            }
+        }
+    }
+
+    /// The Early User Authorization Result, the MCS connect, the Client
+    /// Info PDU and the server's licensing answer (`license`: its error
+    /// code; 7 STATUS_VALID_CLIENT is the normal one).
+    fn to_licensing(&mut self, out: &mut Vec<Pkt>, license: u32) {
+        self.send(out, S, &0u32.to_le_bytes());
+        self.send(out, C, &mcs_connect_initial());
+        self.send(out, S, &mcs_connect_response());
+        self.send(out, C, &synth::client_info("alice", "CONTOSO"));
+        self.c.wait(5 * MS);
+        self.send(out, S, &synth::license_error(license, 2));
+    }
+
+    /// Demand Active, Confirm Active, then `secs` seconds of fast-path
+    /// graphics and input.
+    fn active(&mut self, out: &mut Vec<Pkt>, secs: usize) {
+        let da = synth::tpkt_dt(&synth::mcs_send(
+            false,
+            &synth::share_control(1, &synth::filler(450, 150)),
+        ));
+        let ca = synth::tpkt_dt(&synth::mcs_send(
+            true,
+            &synth::share_control(3, &synth::filler(590, 151)),
+        ));
+        self.send(out, S, &da);
+        self.send(out, C, &ca);
+        for k in 0..secs as u64 * 10 {
+            self.c.wait(20 * MS);
+            self.send(
+                out,
+                S,
+                &synth::fastpath_pdu(600 + (k as usize * 337) % 1000, 200 + k),
+            );
+            self.c.wait(40 * MS);
+            self.send(
+                out,
+                C,
+                &synth::fastpath_pdu(14 + (k as usize % 15), 300 + k),
+            );
+        }
+    }
+
+    /// The server ends the connection: Set Error Info `code`, the
+    /// ultimatum, its FIN; the client resets (as mstsc does).
+    fn server_ends(&mut self, out: &mut Vec<Pkt>, wait: i64, code: u32) {
+        self.c.wait(wait);
+        self.send(out, S, &synth::set_error_info(code));
+        self.send(out, S, &ULTIMATUM);
+        self.c.fin(out, S);
+        self.c.wait(MS / 2).rst(out, C);
+    }
+}
+
+/// The MCS Disconnect Provider Ultimatum (rn-user-requested) in its TPKT.
+const ULTIMATUM: [u8; 9] = [0x03, 0x00, 0x00, 0x09, 0x02, 0xf0, 0x80, 0x21, 0x80];
+
+/// How the server answers the client's NTLM AUTHENTICATE.
+#[derive(Clone, Copy, PartialEq)]
+enum Answer {
+    Ok,
+    Error(u32),
+    /// The client stops after the CHALLENGE.
+    Stop,
+}
+
+/// Keyed Windows-shaped samples (`win-keys-*.pcap`, all opened by
+/// `win-keys.keys`): what the server says inside TLS. No Debian peer sends
+/// these PDUs (FreeRDP's shadow server answers a wrong password with a
+/// close_notify, xrdp has no NLA), so their bytes are built from the
+/// specifications and sealed with the library's own key schedule.
+fn keyed_samples(dir: &Path) -> std::io::Result<()> {
+    let pcap = synth::Format::Pcap;
+    let host = Some("rdp-host.example.test");
+    std::fs::write(dir.join("win-keys.keys"), synth::keyed_keylog())?;
+
+    // A wrong password: the server's TSRequest carries errorCode
+    // STATUS_LOGON_FAILURE; the client resets.
+    let mut out = vec![];
+    let mut k = Keyed::start(&mut out, host);
+    k.credssp(&mut out, 6, Answer::Error(0xC000006D));
+    k.c.wait(MS).rst(&mut out, C);
+    write(dir, "win-keys-wrong-password.pcap", &out, pcap)?;
+
+    // The client requires CredSSP 6, the server answers with version 3:
+    // the client sends nothing more and resets.
+    let mut out = vec![];
+    let mut k = Keyed::start(&mut out, host);
+    k.credssp(&mut out, 3, Answer::Stop);
+    k.c.wait(2 * MS).rst(&mut out, C);
+    write(dir, "win-keys-credssp-version.pcap", &out, pcap)?;
+
+    // Right credentials, but the user may not log on remotely: the Early
+    // User Authorization Result is ACCESS_DENIED, the server closes.
+    let mut out = vec![];
+    let mut k = Keyed::start(&mut out, host);
+    k.credssp(&mut out, 6, Answer::Ok);
+    k.send(&mut out, S, &5u32.to_le_bytes());
+    k.c.fin(&mut out, S);
+    k.c.wait(MS).rst(&mut out, C);
+    write(dir, "win-keys-access-denied.pcap", &out, pcap)?;
+
+    // The server denies the connection right after licensing: Set Error
+    // Info 0x7, the ultimatum, its FIN; the client resets.
+    let mut out = vec![];
+    let mut k = Keyed::start(&mut out, host);
+    k.credssp(&mut out, 6, Answer::Ok);
+    k.to_licensing(&mut out, 7);
+    k.server_ends(&mut out, 3 * MS, 0x7);
+    write(dir, "win-keys-denied.pcap", &out, pcap)?;
+
+    // No licence server: License Error ERR_NO_LICENSE_SERVER, Set Error
+    // Info 0x101, the ultimatum.
+    let mut out = vec![];
+    let mut k = Keyed::start(&mut out, host);
+    k.credssp(&mut out, 6, Answer::Ok);
+    k.to_licensing(&mut out, 0x06);
+    k.server_ends(&mut out, 3 * MS, 0x101);
+    write(dir, "win-keys-no-license-server.pcap", &out, pcap)?;
+
+    // A logon error after licensing: Save Session Info with
+    // LOGON_MSG_NO_PERMISSION, then the server closes.
+    let mut out = vec![];
+    let mut k = Keyed::start(&mut out, host);
+    k.credssp(&mut out, 6, Answer::Ok);
+    k.to_licensing(&mut out, 7);
+    k.send(&mut out, S, &synth::logon_error(0xFFFF_FFFA, 0));
+    k.server_ends(&mut out, 3 * MS, 0x0);
+    write(dir, "win-keys-logon-error.pcap", &out, pcap)?;
+
+    // A healthy session the user logs off: Set Error Info 0xC, the
+    // ultimatum, the client's RST.
+    let mut out = vec![];
+    let mut k = Keyed::start(&mut out, host);
+    k.credssp(&mut out, 6, Answer::Ok);
+    k.to_licensing(&mut out, 7);
+    k.active(&mut out, 4);
+    k.server_ends(&mut out, 300 * MS, 0xC);
+    write(dir, "win-keys-logoff.pcap", &out, pcap)?;
+
+    // Another connection takes the session over: Set Error Info 0x5.
+    let mut out = vec![];
+    let mut k = Keyed::start(&mut out, host);
+    k.credssp(&mut out, 6, Answer::Ok);
+    k.to_licensing(&mut out, 7);
+    k.active(&mut out, 3);
+    k.server_ends(&mut out, 300 * MS, 0x5);
+    write(dir, "win-keys-taken-over.pcap", &out, pcap)?;
+
+    // Standard RDP Security at encryption level NONE: the same PDUs in the
+    // clear. The server denies the connection after licensing.
+    let mut out = vec![];
+    let mut c = TcpConv::new(CLIENT, SERVER, T0);
+    rdp_start_with(&mut c, &mut out, 0x0, 0x0);
+    c.send(&mut out, C, &mcs_connect_initial(), MS);
+    c.send(&mut out, S, &mcs_connect_response_none(), MS);
+    c.send(&mut out, C, &synth::client_info("alice", "CONTOSO"), MS);
+    c.send(&mut out, S, &synth::license_error(7, 2), MS);
+    c.wait(3 * MS)
+        .send(&mut out, S, &synth::set_error_info(0x7), MS);
+    c.send(&mut out, S, &ULTIMATUM, MS);
+    c.fin(&mut out, S);
+    c.wait(MS / 2).rst(&mut out, C);
+    write(dir, "std-security-none-denied.pcap", &out, pcap)?;
+    Ok(())
+}
+
+/// The server's MCS Connect Response choosing no encryption (method and
+/// level NONE: no server random, no certificate, MS-RDPBCGR 2.2.1.4.3).
+fn mcs_connect_response_none() -> Vec<u8> {
+    let block = |typ: u16, body: &[u8]| {
+        let mut v = typ.to_le_bytes().to_vec();
+        v.extend_from_slice(&((body.len() + 4) as u16).to_le_bytes());
+        v.extend_from_slice(body);
+        v
+    };
+    let mut ud = block(0x0C01, &[4, 0, 8, 0, 0, 0, 0, 0]);
+    ud.extend(block(0x0C02, &[0, 0, 0, 0, 0, 0, 0, 0]));
+    mcs_pdu(&[0x7f, 0x66], b"McDn", &ud)
 }
 
 /// Samples shaped like real Windows sessions (PROTOCOLS.md §8), with the

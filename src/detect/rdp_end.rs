@@ -406,12 +406,14 @@ impl Detector for SessionEnded {
                 "An ordinary end of a session: the user disconnected or logged off, or the \
                  server ended it (idle or logon timeout, another connection). Not a failure.",
             )
-            .remedy(
+            .remedy(if keyed {
+                "Nothing to fix: the decrypted PDUs above say how it ended."
+            } else {
                 "Nothing to fix. The server's reason (Set Error Info: 0xB disconnect by user, \
                  0xC logoff by user, 0x3 idle timeout, 0x4 logon timeout, 0x5 another \
                  connection) is inside TLS: give a key log to read it, or see the server's \
-                 TerminalServices-LocalSessionManager log at this time.",
-            )
+                 TerminalServices-LocalSessionManager log at this time."
+            })
             .filter(frames_filter(f, &frames))
             .confidence(conf),
         );
