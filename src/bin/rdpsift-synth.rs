@@ -797,7 +797,7 @@ impl Keyed {
     /// The Early User Authorization Result, the MCS connect, the Client
     /// Info PDU and the server's licensing answer (`license`: its error
     /// code; 7 STATUS_VALID_CLIENT is the normal one).
-    fn to_licensing(&mut self, out: &mut Vec<Pkt>, license: u32) {
+    fn through_licensing(&mut self, out: &mut Vec<Pkt>, license: u32) {
         self.send(out, S, &0u32.to_le_bytes());
         self.send(out, C, &mcs_connect_initial());
         self.send(out, S, &mcs_connect_response());
@@ -899,7 +899,7 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut k = Keyed::start(&mut out, host);
     k.credssp(&mut out, 6, Answer::Ok);
-    k.to_licensing(&mut out, 7);
+    k.through_licensing(&mut out, 7);
     k.server_ends(&mut out, 3 * MS, 0x7);
     write(dir, "win-keys-denied.pcap", &out, pcap)?;
 
@@ -908,7 +908,7 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut k = Keyed::start(&mut out, host);
     k.credssp(&mut out, 6, Answer::Ok);
-    k.to_licensing(&mut out, 0x06);
+    k.through_licensing(&mut out, 0x06);
     k.server_ends(&mut out, 3 * MS, 0x101);
     write(dir, "win-keys-no-license-server.pcap", &out, pcap)?;
 
@@ -917,7 +917,7 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut k = Keyed::start(&mut out, host);
     k.credssp(&mut out, 6, Answer::Ok);
-    k.to_licensing(&mut out, 7);
+    k.through_licensing(&mut out, 7);
     k.send(&mut out, S, &synth::logon_error(0xFFFF_FFFA, 0));
     k.server_ends(&mut out, 3 * MS, 0x0);
     write(dir, "win-keys-logon-error.pcap", &out, pcap)?;
@@ -927,7 +927,7 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut k = Keyed::start(&mut out, host);
     k.credssp(&mut out, 6, Answer::Ok);
-    k.to_licensing(&mut out, 7);
+    k.through_licensing(&mut out, 7);
     k.active(&mut out, 4);
     k.server_ends(&mut out, 300 * MS, 0xC);
     write(dir, "win-keys-logoff.pcap", &out, pcap)?;
@@ -936,7 +936,7 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
     let mut out = vec![];
     let mut k = Keyed::start(&mut out, host);
     k.credssp(&mut out, 6, Answer::Ok);
-    k.to_licensing(&mut out, 7);
+    k.through_licensing(&mut out, 7);
     k.active(&mut out, 3);
     k.server_ends(&mut out, 300 * MS, 0x5);
     write(dir, "win-keys-taken-over.pcap", &out, pcap)?;
