@@ -128,6 +128,26 @@ impl<W: Write> Writer<W> {
         }
     }
 
+    /// A pcapng Decryption Secrets Block of TLS key-log text (secrets type
+    /// `TLSK`), wherever the caller puts it; pcap formats have none.
+    pub fn secrets(&mut self, keylog: &[u8]) -> io::Result<()> {
+        if self.fmt != Format::PcapNg {
+            return Ok(());
+        }
+        let n = keylog.len() as u32;
+        let pad = (4 - n % 4) % 4;
+        let len = 20 + n + pad;
+        let mut h = Vec::with_capacity(16);
+        h.extend_from_slice(&0x0Au32.to_le_bytes());
+        h.extend_from_slice(&len.to_le_bytes());
+        h.extend_from_slice(&0x544C_534Bu32.to_le_bytes());
+        h.extend_from_slice(&n.to_le_bytes());
+        self.w.write_all(&h)?;
+        self.w.write_all(keylog)?;
+        self.w.write_all(&[0u8; 3][..pad as usize])?;
+        self.w.write_all(&len.to_le_bytes())
+    }
+
     pub fn into_inner(self) -> W {
         self.w
     }

@@ -105,6 +105,33 @@ fn secrets_blocks_equal_a_key_log() {
     assert!(!o.contains("decrypted"), "{o}");
 }
 
+/// A Decryption Secrets Block after the packets it opens: a mapped file
+/// finds it first; a stream (standard input) reads it too late and says so.
+#[test]
+fn secrets_after_the_packets() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let path = "samples/win-keys-dsb-last.pcapng";
+    let mapped = stdout(&run(&["analyze", "-q", "--format", "csv", path]));
+    assert!(mapped.contains("nla.error.logon_failure"), "{mapped}");
+    assert!(!mapped.contains("tls.keys_unused"), "{mapped}");
+    let data = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+    let mut c = Command::new(bin())
+        .args(["analyze", "-q", "--format", "csv", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(&data).unwrap();
+    let streamed = stdout(&c.wait_with_output().unwrap());
+    assert!(!streamed.contains("nla.error"), "{streamed}");
+    assert!(streamed.contains("nla.stalled"), "{streamed}");
+    assert!(
+        streamed.contains("arrived after frame 24, once the 1 session it names had begun"),
+        "{streamed}"
+    );
+}
+
 /// Every sample's verdict is the scenario it was made for.
 #[test]
 fn each_scenario_gets_its_verdict() {

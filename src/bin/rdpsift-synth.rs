@@ -875,6 +875,14 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
     k.credssp(&mut out, 6, Answer::Error(0xC000006D));
     k.c.wait(MS).rst(&mut out, C);
     write(dir, "win-keys-wrong-password.pcap", &out, pcap)?;
+    // The same as pcapng with the key log in a Decryption Secrets Block
+    // after the packets it opens (editcap always writes them first).
+    let mut w = synth::Writer::new(Vec::new(), synth::Format::PcapNg)?;
+    for p in &out {
+        w.write(p)?;
+    }
+    w.secrets(synth::keyed_keylog().as_bytes())?;
+    std::fs::write(dir.join("win-keys-dsb-last.pcapng"), w.into_inner())?;
 
     // The client requires CredSSP 6, the server answers with version 3:
     // the client sends nothing more and resets.

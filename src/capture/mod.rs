@@ -66,7 +66,13 @@ pub enum ReadEvent {
     /// The file ends in the middle of a record.
     Truncated { frame: u64, missing: u64 },
     /// A pcapng Decryption Secrets Block (kept for TLS decryption).
-    Secrets { kind: u32, data: Vec<u8> },
+    /// `after`: the frames read before it (a stream's flows that began
+    /// by then cannot use it).
+    Secrets {
+        kind: u32,
+        data: Vec<u8>,
+        after: u64,
+    },
     /// Secrets over the bound were dropped.
     SecretsDropped { bytes: u64 },
 }

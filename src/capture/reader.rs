@@ -409,6 +409,7 @@ impl Reader {
                             self.events.push(ReadEvent::Secrets {
                                 kind: dsb.secrets_type.0,
                                 data: dsb.data[..len].to_vec(),
+                                after: self.next_number - 1,
                             });
                         } else {
                             self.events

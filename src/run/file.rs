@@ -91,6 +91,28 @@ fn shard_of(f: &FrameMeta, data: &[u8], n: usize) -> usize {
     (h.finish() % n as u64) as usize
 }
 
+/// Runs frames of a batch through the workers (each takes its own by the
+/// IP pair's hash) and judges the flows that finished.
+fn run_frames(shards: &mut [Shard], frames: &[FrameMeta], window: &[u8], cfg: &Config) {
+    let threads = shards.len();
+    if threads == 1 {
+        for f in frames {
+            shards[0].frame(f, f.data(window), cfg);
+        }
+        shards[0].judge_finished(cfg);
+    } else {
+        shards.par_iter_mut().enumerate().for_each(|(i, sh)| {
+            for f in frames {
+                let data = f.data(window);
+                if shard_of(f, data, threads) == i {
+                    sh.frame(f, data, cfg);
+                }
+            }
+            sh.judge_finished(cfg);
+        });
+    }
+}
+
 /// Progress callback: bytes of capture consumed so far.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
@@ -171,29 +193,22 @@ pub fn analyze_with(
                 false
             }
         };
+        // Secrets that arrived in this batch (a stream): flows from their
+        // place in the stream on use them, so the batch runs in pieces.
+        let mut new: Vec<(u64, Vec<u8>)> = Vec::new();
         if !mapped && reader.events.len() > events_seen {
-            // Secrets that arrived in this batch: flows from now on use them.
-            let new: Vec<Vec<u8>> = reader.events[events_seen..]
+            new = reader.events[events_seen..]
                 .iter()
                 .filter_map(|e| match e {
-                    crate::capture::ReadEvent::Secrets { kind, data }
+                    crate::capture::ReadEvent::Secrets { kind, data, after }
                         if *kind == crate::capture::reader::SECRETS_TLS =>
                     {
-                        Some(data.clone())
+                        Some((*after, data.clone()))
                     }
                     _ => None,
                 })
                 .collect();
             events_seen = reader.events.len();
-            if !new.is_empty() {
-                let before = keys.as_ref().map_or(0, |k| k.sources.len());
-                keys = file_keys(name, keys.as_ref(), &new);
-                let after = keys.as_ref().map_or(0, |k| k.sources.len());
-                late_sources.extend((before..after).map(|s| (s as u16, frames)));
-                for sh in &mut shards {
-                    sh.table.keys = keys.clone();
-                }
-            }
         }
         let window = reader.window();
         if let Some(last) = batch.last() {
@@ -209,23 +224,20 @@ pub fn analyze_with(
             };
             progress(batch.iter().map(|f| f.len as u64 + 16).sum());
         }
-        if threads == 1 {
-            for f in &batch {
-                shards[0].frame(f, f.data(window), cfg);
+        let mut from = 0;
+        for (after, data) in new {
+            let to = from + batch[from..].partition_point(|f| f.number <= after);
+            run_frames(&mut shards, &batch[from..to], window, cfg);
+            from = to;
+            let before = keys.as_ref().map_or(0, |k| k.sources.len());
+            keys = file_keys(name, keys.as_ref(), &[data]);
+            let now = keys.as_ref().map_or(0, |k| k.sources.len());
+            late_sources.extend((before..now).map(|s| (s as u16, after)));
+            for sh in &mut shards {
+                sh.table.keys = keys.clone();
             }
-            shards[0].judge_finished(cfg);
-        } else {
-            let batch = &batch;
-            shards.par_iter_mut().enumerate().for_each(|(i, sh)| {
-                for f in batch {
-                    let data = f.data(window);
-                    if shard_of(f, data, threads) == i {
-                        sh.frame(f, data, cfg);
-                    }
-                }
-                sh.judge_finished(cfg);
-            });
         }
+        run_frames(&mut shards, &batch[from..], window, cfg);
         if !more {
             break;
         }
@@ -256,7 +268,11 @@ pub fn analyze_with(
     // Attempts, judged in order, a chunk at a time: a connection belongs
     // to one attempt, so once its attempt is a report row it is released
     // (the findings are not held twice).
-    let key_use: Vec<session::KeyUse> = conns.iter().filter_map(|c| c.key_use).collect();
+    let key_use: Vec<session::KeyUse> = if keys.is_some() {
+        conns.iter().filter_map(|c| c.key_use).collect()
+    } else {
+        Vec::new()
+    };
     let mut conns = session::select(conns, cfg);
     let attempts = session::group(&conns, &dns, end, cfg);
     for chunk in attempts.chunks(ATTEMPT_CHUNK) {

@@ -191,7 +191,11 @@ impl Conn {
 
 fn key_use(x: &crate::proto::Facts) -> Option<KeyUse> {
     use crate::proto::inside::KeyState;
-    match &x.inside.as_deref()?.keys {
+    let Some(i) = x.inside.as_deref() else {
+        // No keys when it began (a stream's secrets may come later).
+        return x.tls.client_random.map(KeyUse::Missed);
+    };
+    match &i.keys {
         KeyState::Decrypting { source } | KeyState::Failed { source, .. } => {
             Some(KeyUse::Used(*source))
         }
