@@ -333,6 +333,7 @@ codes! {
     RdpServerDenied = "rdp.server_denied",
     RdpFallback = "rdp.fallback",
     RdpSessionEnded = "rdp.session_ended",
+    RdpRedirected = "rdp.redirected",
     UdpSynUnanswered = "udp.syn_unanswered",
     UdpIcmpUnreachable = "udp.icmp_unreachable",
     UdpFallbackTcp = "udp.fallback_tcp",

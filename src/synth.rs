@@ -500,7 +500,12 @@ pub fn x224_cr(user: &str, protocols: u32) -> Vec<u8> {
 /// A Connection Request whose RDP_NEG_REQ has `flags` (0x01 Restricted
 /// Admin required, 0x02 Remote Credential Guard required).
 pub fn x224_cr_flags(user: &str, flags: u8, protocols: u32) -> Vec<u8> {
-    let cookie = format!("Cookie: mstshash={user}\r\n");
+    x224_cr_line(&format!("Cookie: mstshash={user}\r\n"), flags, protocols)
+}
+
+/// A Connection Request carrying `line` (a cookie or a routing token,
+/// with its CR LF) before RDP_NEG_REQ.
+pub fn x224_cr_line(cookie: &str, flags: u8, protocols: u32) -> Vec<u8> {
     let li = 6 + cookie.len() + 8;
     let mut v = vec![0x03, 0x00];
     v.extend_from_slice(&((li + 5) as u16).to_be_bytes());
@@ -1107,4 +1112,24 @@ pub fn fastpath_pdu(n: usize, seed: u64) -> Vec<u8> {
     let mut v = vec![0x00, 0x80 | (n >> 8) as u8, n as u8];
     v.extend(filler(n - 3, seed));
     v
+}
+
+/// The server's Server Redirection PDU (MS-RDPBCGR 2.2.13.3.1, Enhanced
+/// Security: a Share Control PDU of type 0xA) sending the client to the
+/// address `target` with the routing token `token`.
+pub fn server_redirection(target: &str, token: &str) -> Vec<u8> {
+    let mut addr = utf16(target);
+    addr.extend([0, 0]);
+    let mut r = vec![0x00, 0x04, 0, 0]; // SEC_REDIRECTION_PKT, length later
+    r.extend(7u32.to_le_bytes()); // session id
+    r.extend(0x3u32.to_le_bytes()); // LB_TARGET_NET_ADDRESS | LB_LOAD_BALANCE_INFO
+    r.extend((addr.len() as u32).to_le_bytes());
+    r.extend(&addr);
+    r.extend((token.len() as u32).to_le_bytes());
+    r.extend(token.as_bytes());
+    let n = r.len() as u16;
+    r[2..4].copy_from_slice(&n.to_le_bytes());
+    let mut body = vec![0, 0];
+    body.extend(r);
+    tpkt_dt(&mcs_send(false, &share_control(0xA, &body)))
 }

@@ -728,9 +728,20 @@ impl Keyed {
     /// The TCP handshake, X.224 (HYBRID_EX selected) and the TLS
     /// handshake with sealed Finished messages.
     fn start(out: &mut Vec<Pkt>, host: Option<&str>) -> Keyed {
-        let mut c = TcpConv::new(CLIENT, SERVER, T0);
+        Keyed::start_with(
+            out,
+            TcpConv::new(CLIENT, SERVER, T0),
+            &synth::x224_cr("alice", 0xB),
+            host,
+        )
+    }
+
+    /// The same on connection `c`, whose Connection Request is `cr`.
+    fn start_with(out: &mut Vec<Pkt>, mut c: TcpConv, cr: &[u8], host: Option<&str>) -> Keyed {
         let mut seal = synth::keyed_seals();
-        win_negotiate(&mut c, out);
+        c.handshake(out, MS);
+        c.wait(MS).send(out, C, cr, MS);
+        c.wait(MS).send(out, S, &synth::x224_cc(0x8), MS);
         c.wait(MS)
             .send(out, C, &synth::tls_client_hello(host, &[]), MS);
         c.send(
@@ -948,6 +959,35 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
     k.active(&mut out, 3);
     k.server_ends(&mut out, 300 * MS, 0x5);
     write(dir, "win-keys-taken-over.pcap", &out, pcap)?;
+
+    // A connection broker: after the Client Info PDU it sends a Server
+    // Redirection PDU to 198.19.0.21 with a routing token and closes; the
+    // client connects there with the token and its session runs until the
+    // user disconnects.
+    let mut out = vec![];
+    let mut k = Keyed::start(&mut out, host);
+    k.credssp(&mut out, 6, Answer::Ok);
+    k.send(&mut out, S, &0u32.to_le_bytes());
+    k.send(&mut out, C, &mcs_connect_initial());
+    k.send(&mut out, S, &mcs_connect_response());
+    k.send(&mut out, C, &synth::client_info("alice", "CONTOSO"));
+    k.send(&mut out, S, &synth::license_error(7, 2));
+    let token = "Cookie: msts=3640205228.15629.0000";
+    k.send(
+        &mut out,
+        S,
+        &synth::server_redirection("198.19.0.21", token),
+    );
+    k.c.fin(&mut out, S);
+    k.c.wait(MS / 2).rst(&mut out, C);
+    let c = TcpConv::new("198.18.0.10:50113", "198.19.0.21:3389", k.c.now + 40 * MS);
+    let cr = synth::x224_cr_line(&format!("{token}\r\n"), 0, 0xB);
+    let mut k = Keyed::start_with(&mut out, c, &cr, None);
+    k.credssp(&mut out, 6, Answer::Ok);
+    k.through_licensing(&mut out, 7);
+    k.active(&mut out, 3);
+    k.server_ends(&mut out, 300 * MS, 0xB);
+    write(dir, "win-keys-broker-redirect.pcap", &out, pcap)?;
 
     // Standard RDP Security at encryption level NONE: the same PDUs in the
     // clear. The server denies the connection after licensing.

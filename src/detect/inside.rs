@@ -18,6 +18,10 @@
 //! - `rdp.logon_error.<name>`: a Save Session Info logon error
 //!   notification (2.2.10.1.1.4.1.1) that ends the logon.
 //!
+//! - `rdp.redirected` (info): a Server Redirection PDU (2.2.13): a
+//!   connection broker sent the client to another host; the connection
+//!   the client makes there joins the same attempt (`session::group`).
+//!
 //! Every finding cites the frame that carried the decrypted PDU.
 
 use super::{frames_filter, Context, Detector, Draft};
@@ -432,6 +436,43 @@ fn logon_error(f: &Flow, i: &Inside, out: &mut Vec<Draft>) {
     );
 }
 
+fn redirected(f: &Flow, i: &Inside, out: &mut Vec<Draft>) {
+    let Some((r, at)) = &i.redirect else {
+        return;
+    };
+    let to = r.target.as_deref().unwrap_or("an unnamed target");
+    let token = r
+        .lb_info
+        .as_deref()
+        .map(|t| format!(" with the routing token \"{t}\""))
+        .unwrap_or_default();
+    out.push(
+        Draft::new(
+            Code::RdpRedirected,
+            Severity::Info,
+            Phase::Rdp,
+            at.frame,
+            at.ts,
+        )
+        .summary(format!(
+            "the server's Server Redirection PDU in frame {} sends the client to {to}{token} (session {}){}; the client's connection there belongs to this attempt",
+            at.frame,
+            r.session_id,
+            user_of(i)
+        ))
+        .cause(
+            "A connection broker (RD Connection Broker, or a load balancer speaking RDP) \
+             redirected the client to the session host that holds or will hold its session. \
+             Not a failure: the connection to the broker ends here by design.",
+        )
+        .remedy(
+            "Nothing to fix here; if the redirected connection fails, check that the client can \
+             reach the target it was given (name resolution, routing, firewall).",
+        )
+        .filter(frames_filter(f, &[at.frame])),
+    );
+}
+
 fn decrypt_failed(f: &Flow, i: &Inside, out: &mut Vec<Draft>) {
     let KeyState::Failed {
         source,
@@ -489,11 +530,13 @@ pub fn explained(f: &Flow) -> Option<Mark> {
             .errinfo()
             .filter(|e| !rdp::errinfo_ordinary(e.0))
             .map(|e| e.1))
+        .or(i.redirect.as_ref().map(|r| r.1))
 }
 
 impl Detector for ServerReasons {
     fn codes(&self) -> Vec<Code> {
         let mut v = vec![
+            Code::RdpRedirected,
             Code::TlsDecryptFailed,
             Code::NlaCredsspVersionMismatch,
             Code::NlaAccessDenied,
@@ -549,5 +592,6 @@ impl Detector for ServerReasons {
         license(f, i, out);
         logon_error(f, i, out);
         error_info(f, i, out);
+        redirected(f, i, out);
     }
 }

@@ -257,7 +257,10 @@ fn server_said(c: Code) -> bool {
                 | crate::finding::Family::RdpLicense
                 | crate::finding::Family::RdpLogonError
         )
-    ) || matches!(c, Code::NlaAccessDenied | Code::NlaCredsspVersionMismatch)
+    ) || matches!(
+        c,
+        Code::NlaAccessDenied | Code::NlaCredsspVersionMismatch | Code::RdpRedirected
+    )
 }
 
 /// Findings from shapes that a decrypted reason replaces.

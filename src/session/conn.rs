@@ -69,6 +69,40 @@ pub struct Conn {
     /// What the run's TLS keys did for this connection (`None`: no keys,
     /// or not TLS).
     pub key_use: Option<KeyUse>,
+    /// The server's Server Redirection PDU (a connection broker): where it
+    /// sent the client.
+    pub redirect: Option<Box<Redirected>>,
+}
+
+/// Where a Server Redirection PDU sent the client (MS-RDPBCGR 2.2.13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirected {
+    /// The target's address or name (LB_TARGET_NET_ADDRESS, else the FQDN
+    /// or NetBIOS name).
+    pub target: String,
+    /// The routing token the client presents to it (LB_LOAD_BALANCE_INFO).
+    pub lb_info: Option<String>,
+    pub at: Mark,
+}
+
+impl Redirected {
+    /// Is `c` the connection the client made where it was sent: to the
+    /// target's address, or presenting the routing token, or to a server
+    /// whose name (SNI, certificate) is the target's?
+    pub fn leads_to(&self, c: &Conn) -> bool {
+        if let Ok(ip) = self.target.parse::<std::net::IpAddr>() {
+            if c.server.ip() == ip {
+                return true;
+            }
+        }
+        let token = |t: &str| t.trim().trim_end_matches("\r\n").to_string();
+        if let Some(lb) = &self.lb_info {
+            if !lb.is_empty() && token(&c.facts.target) == token(lb) {
+                return true;
+            }
+        }
+        c.targeted(&self.target)
+    }
 }
 
 /// What the run's TLS keys did for one connection.
@@ -125,6 +159,17 @@ impl Conn {
             outcome: outcome.0,
             failed_phase: outcome.1,
             key_use: key_use(x),
+            redirect: x
+                .inside
+                .as_deref()
+                .and_then(|i| i.redirect.as_ref())
+                .and_then(|(r, at)| {
+                    Some(Box::new(Redirected {
+                        target: r.target.clone()?,
+                        lb_info: r.lb_info.clone(),
+                        at: *at,
+                    }))
+                }),
         }
     }
 
@@ -164,6 +209,7 @@ impl Conn {
             outcome,
             failed_phase: (outcome == Outcome::Failed).then_some(Phase::X224),
             key_use: None,
+            redirect: None,
         }
     }
 

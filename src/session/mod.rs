@@ -11,7 +11,7 @@ pub mod conn;
 pub mod dns;
 pub mod moment;
 
-pub use conn::{Conn, Facts, KeyUse};
+pub use conn::{Conn, Facts, KeyUse, Redirected};
 
 use crate::capture::Mark;
 use crate::config::Config;
@@ -44,6 +44,9 @@ pub struct Attempt {
     /// The facts of the deciding connection, completed by the earlier
     /// ones and `--target`.
     pub facts: Facts,
+    /// Connections that joined because a Server Redirection PDU sent the
+    /// client there (a connection broker), not as retries.
+    pub redirected: usize,
 }
 
 impl Attempt {
@@ -52,9 +55,10 @@ impl Attempt {
         self.conns.last().copied()
     }
 
-    /// Was it retried (more than one connection of its own)?
+    /// Was it retried (more connections than the first and those a
+    /// redirection sent the client to)?
     pub fn retried(&self) -> bool {
-        self.conns.len() > 1
+        self.conns.len() > 1 + self.redirected
     }
 
     /// The names DNS could have resolved for it: the target, the last
@@ -126,11 +130,36 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
     // only continue the latest try of that pair.
     let mut latest: rustc_hash::FxHashMap<(IpAddr, SocketAddr, Transport), usize> =
         Default::default();
+    // Open redirections: client host, the redirecting connection's end,
+    // where to, and the attempt.
+    let mut redirects: Vec<(IpAddr, i64, &Redirected, usize)> = Vec::new();
     for (i, c) in conns.iter().enumerate() {
         if udp_link[i].is_some() {
             continue;
         }
         let key = (c.client.ip(), c.server, c.transport);
+        // Where a broker's Server Redirection PDU sent this client host.
+        let sent = redirects
+            .iter()
+            .rev()
+            .find(|(ip, last, r, _)| {
+                *ip == c.client.ip()
+                    && c.first.ts >= r.at.ts
+                    && c.first.ts - last <= cfg.attempt_window_ns
+                    && r.leads_to(c)
+            })
+            .map(|x| x.3);
+        if let Some(a) = sent {
+            attempts[a].conns.push(i);
+            attempts[a].redirected += 1;
+            attempt_of[i] = Some(a);
+            latest.insert(key, a);
+            redirects.retain(|x| x.3 != a);
+            if let Some(r) = &c.redirect {
+                redirects.push((c.client.ip(), c.last.ts, r, a));
+            }
+            continue;
+        }
         let open = latest.get(&key).copied().filter(|&a| {
             let last = attempts[a].last().unwrap_or(i);
             let p = &conns[last];
@@ -138,22 +167,27 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
                 && c.first.ts - p.last.ts <= cfg.attempt_window_ns
                 && c.first.ts >= p.first.ts
         });
-        match open {
+        let a = match open {
             Some(a) => {
                 attempts[a].conns.push(i);
-                attempt_of[i] = Some(a);
+                a
             }
             None => {
                 latest.insert(key, attempts.len());
-                attempt_of[i] = Some(attempts.len());
                 attempts.push(Attempt {
                     number: attempts.len() + 1,
                     conns: vec![i],
                     side: Vec::new(),
                     lookup: None,
                     facts: Facts::default(),
+                    redirected: 0,
                 });
+                attempts.len() - 1
             }
+        };
+        attempt_of[i] = Some(a);
+        if let Some(r) = &c.redirect {
+            redirects.push((c.client.ip(), c.last.ts, r, a));
         }
     }
     for (u, link) in udp_link.iter().enumerate() {
@@ -181,6 +215,7 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
                     target: name,
                     ..Facts::default()
                 },
+                redirected: 0,
             });
         }
     }
@@ -262,5 +297,37 @@ mod test {
             conn((9, 50001, 2), Tcp, (3, 4), Failed),
         ];
         assert_eq!(group(&conns, &[], Mark::default(), &cfg).len(), 3);
+    }
+
+    #[test]
+    fn a_redirection_joins_the_connection_it_sends_the_client_to() {
+        let cfg = Config::default();
+        let mut broker = conn((1, 50000, 2), Tcp, (1, 5), Connected);
+        broker.redirect = Some(Box::new(Redirected {
+            target: "198.18.0.7".into(),
+            lb_info: Some("Cookie: msts=1".into()),
+            at: broker.last,
+        }));
+        let conns = vec![
+            broker,
+            // To the target: joins, and is no retry.
+            conn((1, 50001, 7), Tcp, (6, 9), Connected),
+            // Another host to the target: its own attempt.
+            conn((9, 50001, 7), Tcp, (6, 9), Connected),
+        ];
+        let a = group(&conns, &[], Mark::default(), &cfg);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0].conns, vec![0, 1]);
+        assert_eq!(a[0].redirected, 1);
+        assert!(!a[0].retried());
+        // The routing token alone also leads there.
+        let mut by_token = conns[2].clone();
+        by_token.client = "198.18.0.1:50002".parse().unwrap();
+        by_token.server = "198.18.0.8:3389".parse().unwrap();
+        by_token.facts.target = "Cookie: msts=1".into();
+        let r = conns[0].redirect.as_deref().unwrap();
+        assert!(r.leads_to(&by_token));
+        by_token.facts.target = "Cookie: msts=2".into();
+        assert!(!r.leads_to(&by_token));
     }
 }
