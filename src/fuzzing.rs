@@ -145,3 +145,260 @@ pub fn krb(data: &[u8]) {
 pub fn dns(data: &[u8]) {
     let _ = crate::proto::dns::parse(data);
 }
+
+/// A key-log file (RFC 9850 lines, comments, junk) and the same bytes as
+/// an RSA private key (PEM or DER).
+pub fn keylog(data: &[u8]) {
+    let mut k = crate::proto::keylog::KeyLog::default();
+    k.add("fuzz", data);
+    if let Some(r) = data.get(..32).and_then(|r| <[u8; 32]>::try_from(r).ok()) {
+        let _ = k.by_random(&r);
+    }
+    let _ = k.pre_master(data);
+    let _ = crate::proto::keylog::parse_rsa_key(data);
+}
+
+/// The suites and versions the record decryptor handles.
+const SUITES: &[(u16, u16)] = &[
+    (0xc02f, 0x0303),
+    (0xc030, 0x0303),
+    (0xcca8, 0x0303),
+    (0xc013, 0x0301),
+    (0xc013, 0x0302),
+    (0xc027, 0x0303),
+    (0xc028, 0x0303),
+    (0x009c, 0x0303),
+    (0x1301, 0x0304),
+    (0x1302, 0x0304),
+    (0x1303, 0x0304),
+];
+
+/// Record decryption with keys and records from the input: byte 0 picks
+/// the suite and encrypt_then_mac, the next 48 bytes are the master
+/// secret (or TLS 1.3 traffic secret), then records as (type, u16 length,
+/// body); a KeyUpdate is taken at every 0x18 type. The TLS 1.3
+/// Certificate parser reads the rest.
+pub fn decrypt(data: &[u8]) {
+    use crate::proto::tls_crypt::{key_block, tls13_certificates, Decrypter, Suite};
+    let Some((&ctl, rest)) = data.split_first() else {
+        return;
+    };
+    let (id, version) = SUITES[ctl as usize % SUITES.len()];
+    let Some(suite) = Suite::of(id, version) else {
+        return;
+    };
+    let mut secret = rest.get(..48).unwrap_or(rest).to_vec();
+    secret.resize(48, 0);
+    let mut rest = rest.get(48..).unwrap_or_default();
+    let mut d = if version == 0x0304 {
+        Decrypter::tls13(suite, &secret[..if id == 0x1302 { 48 } else { 32 }])
+    } else {
+        let (c, _) = key_block(suite, version, &secret, &[1; 32], &[2; 32]);
+        Decrypter::new(suite, version, c, ctl & 0x80 != 0)
+    };
+    while rest.len() >= 3 {
+        let typ = rest[0];
+        let n = u16::from_be_bytes([rest[1], rest[2]]) as usize;
+        let body = rest.get(3..3 + n).unwrap_or(&rest[3..]);
+        if typ == 0x18 {
+            d.key_update();
+        } else if typ & 1 == 1 {
+            d.skip(Some(body));
+        } else {
+            let _ = d.open(typ, body);
+        }
+        rest = &rest[(3 + n).min(rest.len())..];
+    }
+    let _ = tls13_certificates(data, 8);
+}
+
+/// One CredSSP TSRequest (DER, MS-CSSP 2.2.1) with the NTLM token inside.
+pub fn credssp(data: &[u8]) {
+    use crate::proto::credssp;
+    let _ = credssp::len(data);
+    let _ = credssp::ts_request(data);
+}
+
+/// One MCS domain PDU and the RDP PDUs inside it (Set Error Info, Client
+/// Info, licensing, Save Session Info, Server Redirection …).
+pub fn rdp(data: &[u8]) {
+    let _ = crate::proto::rdp::domain_pdu(data);
+}
+
+/// The decrypted-stream path end to end: a keyed session (the generator's
+/// key log) whose application records carry the input's bytes, cut into
+/// records by its control bytes as in [`app`], sealed for real, so the
+/// decryptor opens them and the inner framing (CredSSP, the Early User
+/// Authorization Result, TPKTs, fast-path) parses fuzzer-chosen plaintext.
+pub fn inside(data: &[u8]) {
+    use crate::synth;
+    let mut keys = crate::proto::keylog::KeyLog::default();
+    keys.add("synth", synth::keyed_keylog().as_bytes());
+    let mut a = App::default();
+    a.rdp_port = true;
+    a.keys = Some(std::sync::Arc::new(keys));
+    let mut seals = synth::keyed_seals();
+    let mut offset = [0u64; 2];
+    let mut frame = 1;
+    let mut feed = |a: &mut App, dir: Dir, b: &[u8]| {
+        let at = Mark {
+            frame,
+            ts: frame as i64,
+        };
+        a.feed(dir, Chunk::Data(b), Pos::new(at, offset[dir]));
+        offset[dir] += b.len() as u64;
+        frame += 1;
+    };
+    feed(&mut a, Dir::Client, &synth::x224_cr("fuzz", 0xB));
+    feed(&mut a, Dir::Server, &synth::x224_cc(0x8));
+    feed(&mut a, Dir::Client, &synth::tls_client_hello(None, &[]));
+    feed(
+        &mut a,
+        Dir::Server,
+        &synth::tls_server_flight(0xc030, synth::CERT_HOST),
+    );
+    feed(
+        &mut a,
+        Dir::Client,
+        &synth::keyed_finish(&mut seals[0], true),
+    );
+    feed(
+        &mut a,
+        Dir::Server,
+        &synth::keyed_finish(&mut seals[1], false),
+    );
+    let mut rest = data;
+    while let Some((&ctl, tail)) = rest.split_first() {
+        let n = (((ctl >> 1) as usize + 1) * 4).min(tail.len());
+        let dir = if ctl & 1 == 0 {
+            Dir::Client
+        } else {
+            Dir::Server
+        };
+        let rec = seals[dir.idx()].app(&tail[..n]);
+        feed(&mut a, dir, &rec);
+        rest = &tail[n..];
+    }
+    a.finish();
+}
+
+/// Writes the seeds of the keylog, decrypt, credssp, rdp and inside
+/// targets from the generator's builders and the lab's key logs:
+/// `cargo test --release --lib write_fuzz_seeds -- --ignored`.
+#[cfg(test)]
+mod seeds {
+    use crate::synth;
+    use std::path::Path;
+
+    fn put(target: &str, name: &str, b: &[u8]) {
+        let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("seed-{name}")), b).unwrap();
+    }
+
+    fn pdus() -> Vec<(&'static str, Vec<u8>)> {
+        vec![
+            ("sei-7", synth::set_error_info(7)),
+            ("sei-c", synth::set_error_info(0xC)),
+            ("client-info", synth::client_info("alice", "CONTOSO")),
+            ("license-valid", synth::license_error(7, 2)),
+            ("license-none", synth::license_error(6, 2)),
+            ("logon-error", synth::logon_error(0xFFFF_FFFA, 0)),
+            (
+                "redirect",
+                synth::server_redirection("198.19.0.21", "Cookie: msts=1"),
+            ),
+            (
+                "demand-active",
+                synth::tpkt_dt(&synth::mcs_send(
+                    false,
+                    &synth::share_control(1, &synth::filler(40, 1)),
+                )),
+            ),
+            ("ultimatum", vec![3, 0, 0, 9, 2, 0xf0, 0x80, 0x21, 0x80]),
+        ]
+    }
+
+    fn tsrequests() -> Vec<(&'static str, Vec<u8>)> {
+        vec![
+            (
+                "negotiate",
+                synth::ts_request(6, Some(&synth::ntlm(1, "", "", "")), false, false, None),
+            ),
+            (
+                "challenge",
+                synth::ts_request(6, Some(&synth::ntlm(2, "", "", "")), false, false, None),
+            ),
+            (
+                "authenticate",
+                synth::ts_request(
+                    6,
+                    Some(&synth::ntlm(3, "alice", "CONTOSO", "WS")),
+                    false,
+                    true,
+                    None,
+                ),
+            ),
+            (
+                "error",
+                synth::ts_request(6, None, false, false, Some(0xC000006D)),
+            ),
+            ("auth-info", synth::ts_request(6, None, true, false, None)),
+        ]
+    }
+
+    #[test]
+    #[ignore = "writes fuzz/corpus seeds"]
+    fn write_fuzz_seeds() {
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+        for k in [
+            "lab-tls-suites.keys",
+            "win-keys.keys",
+            "lab-keys-shadow-nla.keys",
+            "lab-tls-rsa.key.pem",
+        ] {
+            put("keylog", k, &std::fs::read(samples.join(k)).unwrap());
+        }
+        for (n, b) in pdus() {
+            // The MCS PDU after the TPKT and X.224 Data headers.
+            put("rdp", n, b.get(7..).unwrap_or(&b));
+        }
+        for (n, b) in tsrequests() {
+            put("credssp", n, &b);
+        }
+        // inside: the CredSSP exchange, the authorization result and the
+        // connection sequence, each record with its control byte.
+        let mut s = Vec::new();
+        let mut rec = |dir: u8, b: &[u8]| {
+            let mut b = b.to_vec();
+            let n = b.len().div_ceil(4).clamp(1, 128);
+            b.resize(n * 4, 0);
+            s.push((((n - 1) as u8) << 1) | dir);
+            s.extend(b);
+        };
+        let t = tsrequests();
+        rec(0, &t[0].1);
+        rec(1, &t[1].1);
+        rec(0, &t[2].1);
+        rec(1, &synth::ts_request(6, None, false, true, None));
+        rec(0, &t[4].1);
+        rec(1, &5u32.to_le_bytes());
+        for (_, b) in pdus() {
+            rec(1, &b);
+        }
+        put("inside", "session", &s);
+        // decrypt: every suite, a record of each kind.
+        for i in 0..11u8 {
+            let mut d = vec![i | if i % 2 == 1 { 0x80 } else { 0 }];
+            d.extend(synth::filler(48, i as u64 + 1));
+            for (typ, n) in [(23u8, 40u16), (21, 26), (0x18, 0), (22, 64)] {
+                d.push(typ);
+                d.extend(n.to_be_bytes());
+                d.extend(synth::filler(n as usize, 7));
+            }
+            put("decrypt", &format!("suite-{i}"), &d);
+        }
+    }
+}

@@ -75,3 +75,28 @@ fn krb_corpus() {
 fn dns_corpus() {
     replay("dns", rdpsift::fuzzing::dns);
 }
+
+#[test]
+fn keylog_corpus() {
+    replay("keylog", rdpsift::fuzzing::keylog);
+}
+
+#[test]
+fn decrypt_corpus() {
+    replay("decrypt", rdpsift::fuzzing::decrypt);
+}
+
+#[test]
+fn credssp_corpus() {
+    replay("credssp", rdpsift::fuzzing::credssp);
+}
+
+#[test]
+fn rdp_corpus() {
+    replay("rdp", rdpsift::fuzzing::rdp);
+}
+
+#[test]
+fn inside_corpus() {
+    replay("inside", rdpsift::fuzzing::inside);
+}
