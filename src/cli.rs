@@ -126,8 +126,10 @@ fn load_keys(a: &Analyze) -> Result<Option<std::sync::Arc<KeyLog>>> {
     }
     let mut k = KeyLog::default();
     for p in &a.keylogs {
-        let text = std::fs::read(p).with_context(|| format!("--keylog {}", p.display()))?;
-        let i = k.add(&p.display().to_string(), &text) as usize;
+        let f = std::fs::File::open(p).with_context(|| format!("--keylog {}", p.display()))?;
+        let i = k
+            .add_reader(&p.display().to_string(), std::io::BufReader::new(f))
+            .with_context(|| format!("--keylog {}", p.display()))? as usize;
         let s = &k.sources[i];
         if s.skipped.total() > 0 && !a.quiet {
             let (line, why) = s.skipped.first.clone().unwrap_or_default();

@@ -146,7 +146,7 @@ pub fn keys_for(t: &Tls, keys: &KeyLog) -> Found {
         return match (&s.client_hs, &s.server_hs, &s.client_app, &s.server_app) {
             (Some(ch), Some(shs), Some(ca), Some(sa)) => Found::Tls13(
                 [Decrypter::tls13(suite, ch), Decrypter::tls13(suite, shs)],
-                [ca.clone(), sa.clone()],
+                [ca.to_vec(), sa.to_vec()],
                 s.source,
             ),
             _ => Found::Missing(KeyState::NoSecret),
@@ -155,34 +155,35 @@ pub fn keys_for(t: &Tls, keys: &KeyLog) -> Found {
     let Some(sr) = t.server_random else {
         return Found::Missing(KeyState::NoHandshake);
     };
-    let (master, source) = match logged.and_then(|s| s.master.clone().map(|m| (m, s.source))) {
-        Some(m) => m,
-        None => {
-            let pms = if suite.rsa_kx {
-                t.pre_master_enc.as_deref().and_then(|e| keys.pre_master(e))
-            } else {
-                None
-            };
-            let Some((pms, source)) = pms else {
-                return Found::Missing(KeyState::NoSecret);
-            };
-            let hash = t
-                .ems
-                .then(|| {
-                    t.session_hash
-                        .as_deref()
-                        .map(|m| tls_crypt::session_hash(suite.hash, m))
-                })
-                .flatten();
-            if t.ems && hash.is_none() {
-                return Found::Missing(KeyState::NoHandshake);
+    let (master, source) =
+        match logged.and_then(|s| s.master.as_deref().map(|m| (m.to_vec(), s.source))) {
+            Some(m) => m,
+            None => {
+                let pms = if suite.rsa_kx {
+                    t.pre_master_enc.as_deref().and_then(|e| keys.pre_master(e))
+                } else {
+                    None
+                };
+                let Some((pms, source)) = pms else {
+                    return Found::Missing(KeyState::NoSecret);
+                };
+                let hash = t
+                    .ems
+                    .then(|| {
+                        t.session_hash
+                            .as_deref()
+                            .map(|m| tls_crypt::session_hash(suite.hash, m))
+                    })
+                    .flatten();
+                if t.ems && hash.is_none() {
+                    return Found::Missing(KeyState::NoHandshake);
+                }
+                (
+                    tls_crypt::master_secret(suite.hash, &pms, &cr, &sr, hash.as_deref()),
+                    source,
+                )
             }
-            (
-                tls_crypt::master_secret(suite.hash, &pms, &cr, &sr, hash.as_deref()),
-                source,
-            )
-        }
-    };
+        };
     let (c, s) = tls_crypt::key_block(suite, sh.version, &master, &cr, &sr);
     Found::Tls12(
         [
