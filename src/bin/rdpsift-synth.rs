@@ -18,13 +18,19 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let r = match args.get(1).map(String::as_str) {
         Some("samples") if args.len() == 3 => samples(Path::new(&args[2])),
+        Some("bench-keyed") if args.len() >= 3 => {
+            let n = flag_value(&args, "--sessions").unwrap_or(2000);
+            bench_keyed(Path::new(&args[2]), n)
+        }
         Some("bench") if args.len() >= 3 => {
             let mib = flag_value(&args, "--mib").unwrap_or(1024);
             let small = args.iter().any(|a| a == "--small");
             bench(Path::new(&args[2]), mib, small)
         }
         _ => {
-            eprintln!("usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small]");
+            eprintln!(
+                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] | bench-keyed FILE [--sessions N]"
+            );
             std::process::exit(2);
         }
     };
@@ -1005,6 +1011,29 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
     c.wait(MS / 2).rst(&mut out, C);
     write(dir, "std-security-none-denied.pcap", &out, pcap)?;
     Ok(())
+}
+
+/// The decryption benchmark: `n` keyed Windows-shaped sessions (CredSSP,
+/// the connection sequence, 3 s of active session, the user's logoff), one
+/// after another (5 s apart) from different client ports, all opened by
+/// `samples/win-keys.keys` (the generator's fixed randoms). Analyzed with
+/// and without that key log, it gives the cost of decryption.
+fn bench_keyed(path: &Path, n: u64) -> std::io::Result<()> {
+    let mut w = synth::Writer::new(BufWriter::new(File::create(path)?), synth::Format::Pcap)?;
+    for i in 0..n {
+        let mut out = vec![];
+        let client = format!("198.18.{}.{}:{}", 1 + i / 60000 % 200, 10 + i % 200, 1024 + i % 60000);
+        let c = TcpConv::new(&client, SERVER, T0 + i as i64 * 5 * SEC);
+        let mut k = Keyed::start_with(&mut out, c, &synth::x224_cr("alice", 0xB), None);
+        k.credssp(&mut out, 6, Answer::Ok);
+        k.through_licensing(&mut out, 7);
+        k.active(&mut out, 3);
+        k.server_ends(&mut out, 300 * MS, 0xC);
+        for p in &out {
+            w.write(p)?;
+        }
+    }
+    w.into_inner().flush()
 }
 
 /// The server's MCS Connect Response choosing no encryption (method and
