@@ -160,6 +160,11 @@ fn mcs_connect_initial() -> Vec<u8> {
 
 /// The server's MCS Connect Response with core and security blocks.
 fn mcs_connect_response() -> Vec<u8> {
+    mcs_connect_response_with(&[2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+}
+
+/// The same with `security` as the security block's body.
+fn mcs_connect_response_with(security: &[u8]) -> Vec<u8> {
     let block = |typ: u16, body: &[u8]| {
         let mut v = typ.to_le_bytes().to_vec();
         v.extend_from_slice(&((body.len() + 4) as u16).to_le_bytes());
@@ -167,10 +172,7 @@ fn mcs_connect_response() -> Vec<u8> {
         v
     };
     let mut ud = block(0x0C01, &[4, 0, 8, 0, 0, 0, 0, 0]);
-    ud.extend(block(
-        0x0C02,
-        &[2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-    ));
+    ud.extend(block(0x0C02, security));
     mcs_pdu(&[0x7f, 0x66], b"McDn", &ud)
 }
 
@@ -204,13 +206,6 @@ fn x224_cr_legacy(user: &str) -> Vec<u8> {
 
 /// A Connection Confirm without negotiation data.
 const CC_LEGACY: [u8; 11] = [0x03, 0x00, 0x00, 0x0b, 0x06, 0xd0, 0, 0, 0x12, 0x34, 0];
-
-/// Fast-path PDUs (MS-RDPBCGR 2.2.9.1.2) of `n` bytes in all.
-fn fastpath(n: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0x00, 0x80 | (n >> 8) as u8, n as u8];
-    v.extend(synth::filler(n - 3, seed));
-    v
-}
 
 fn samples(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -419,8 +414,8 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     c.send(&mut out, C, &mcs_connect_initial(), 2 * MS);
     c.send(&mut out, S, &mcs_connect_response(), 2 * MS);
     for i in 0..40 {
-        c.send(&mut out, S, &fastpath(1400, 200 + i), MS);
-        c.send(&mut out, C, &fastpath(40, 300 + i), MS);
+        c.send(&mut out, S, &synth::fastpath_pdu(1400, 200 + i), MS);
+        c.send(&mut out, C, &synth::fastpath_pdu(40, 300 + i), MS);
     }
     c.wait(SEC).close(&mut out, C, 2 * MS);
     write(dir, "fallback.pcap", &out, pcap)?;
@@ -1022,7 +1017,12 @@ fn bench_keyed(path: &Path, n: u64) -> std::io::Result<()> {
     let mut w = synth::Writer::new(BufWriter::new(File::create(path)?), synth::Format::Pcap)?;
     for i in 0..n {
         let mut out = vec![];
-        let client = format!("198.18.{}.{}:{}", 1 + i / 60000 % 200, 10 + i % 200, 1024 + i % 60000);
+        let client = format!(
+            "198.18.{}.{}:{}",
+            1 + i / 60000 % 200,
+            10 + i % 200,
+            1024 + i % 60000
+        );
         let c = TcpConv::new(&client, SERVER, T0 + i as i64 * 5 * SEC);
         let mut k = Keyed::start_with(&mut out, c, &synth::x224_cr("alice", 0xB), None);
         k.credssp(&mut out, 6, Answer::Ok);
@@ -1039,15 +1039,7 @@ fn bench_keyed(path: &Path, n: u64) -> std::io::Result<()> {
 /// The server's MCS Connect Response choosing no encryption (method and
 /// level NONE: no server random, no certificate, MS-RDPBCGR 2.2.1.4.3).
 fn mcs_connect_response_none() -> Vec<u8> {
-    let block = |typ: u16, body: &[u8]| {
-        let mut v = typ.to_le_bytes().to_vec();
-        v.extend_from_slice(&((body.len() + 4) as u16).to_le_bytes());
-        v.extend_from_slice(body);
-        v
-    };
-    let mut ud = block(0x0C01, &[4, 0, 8, 0, 0, 0, 0, 0]);
-    ud.extend(block(0x0C02, &[0, 0, 0, 0, 0, 0, 0, 0]));
-    mcs_pdu(&[0x7f, 0x66], b"McDn", &ud)
+    mcs_connect_response_with(&[0, 0, 0, 0, 0, 0, 0, 0])
 }
 
 /// Samples shaped like real Windows sessions (PROTOCOLS.md §8), with the

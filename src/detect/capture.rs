@@ -133,30 +133,14 @@ impl CaptureDetector for Keys {
         let Some(keys) = &cx.keys else {
             return;
         };
-        let used: Vec<u16> = cx
-            .key_use
-            .iter()
-            .filter_map(|k| match k {
-                KeyUse::Used(s) => Some(*s),
-                _ => None,
-            })
-            .collect();
-        let no_handshake: Vec<Mark> = cx
-            .key_use
-            .iter()
-            .filter_map(|k| match k {
-                KeyUse::NoHandshake(m) => Some(*m),
-                _ => None,
-            })
-            .collect();
-        let missed: Vec<[u8; 32]> = cx
-            .key_use
-            .iter()
-            .filter_map(|k| match k {
-                KeyUse::Missed(r) => Some(*r),
-                _ => None,
-            })
-            .collect();
+        let (mut used, mut no_handshake, mut missed) = (Vec::new(), Vec::new(), Vec::new());
+        for k in &cx.key_use {
+            match *k {
+                KeyUse::Used(s) => used.push(s),
+                KeyUse::NoHandshake(m) => no_handshake.push(m),
+                KeyUse::Missed(r) => missed.push(r),
+            }
+        }
         for (i, src) in keys.sources.iter().enumerate() {
             let id = i as u16;
             if used.contains(&id) {
@@ -183,7 +167,7 @@ impl CaptureDetector for Keys {
             if let Some(&(_, at)) = cx.late_sources.iter().find(|l| l.0 == id) {
                 let late = keys
                     .randoms()
-                    .filter(|(r, s)| *s == id && missed.contains(r))
+                    .filter(|(r, s)| *s == id && missed.contains(&crate::session::conn::prefix(r)))
                     .count();
                 if late > 0 {
                     why.push(format!(

@@ -12,6 +12,12 @@ use crate::session::moment::{active, shown_rdp};
 
 pub struct ServerDenied;
 
+/// What to do about a denial, with or without its code.
+const REMEDY: &str = "Read the server's TerminalServices-RemoteConnectionManager/Operational \
+     and TerminalServices-LocalSessionManager logs at this time (licensing mode and server, \
+     \"Limit number of connections\", Remote Desktop Users membership, RD Connection Broker \
+     redirection).";
+
 impl Detector for ServerDenied {
     fn codes(&self) -> Vec<Code> {
         vec![Code::RdpServerDenied]
@@ -117,12 +123,7 @@ impl Detector for ServerDenied {
                     \"the server denied the connection\" (licensing, connection limits, a user not \
                     allowed, a policy denying the client).",
             )
-            .remedy(
-                "Read the server's TerminalServices-RemoteConnectionManager/Operational and \
-                     TerminalServices-LocalSessionManager logs at this time (licensing mode and \
-                     server, \"Limit number of connections\", Remote Desktop Users membership, RD \
-                     Connection Broker redirection).",
-            )
+            .remedy(REMEDY)
             .filter(frames_filter(f, &frames))
             .confidence(Confidence::lowered(
                 Level::Medium,
@@ -182,12 +183,7 @@ fn said(
              the client shows 0x904 with extended error 0x7. Licensing, connection limits, a \
              user not allowed, or a policy denying the client.",
     )
-    .remedy(
-        "Read the server's TerminalServices-RemoteConnectionManager/Operational and \
-             TerminalServices-LocalSessionManager logs at this time (licensing mode and \
-             server, \"Limit number of connections\", Remote Desktop Users membership, RD \
-             Connection Broker redirection).",
-    )
+    .remedy(REMEDY)
     .filter(frames_filter(f, &frames))
 }
 

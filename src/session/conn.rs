@@ -110,9 +110,9 @@ impl Redirected {
 pub enum KeyUse {
     /// Its records were opened with keys from this source (or failed to).
     Used(u16),
-    /// No key for its client random (the random, to tell keys that came
-    /// too late on a stream).
-    Missed([u8; 32]),
+    /// No key for its client random (the random's first 8 bytes, to tell
+    /// keys that came too late on a stream).
+    Missed([u8; 8]),
     /// Its handshake is not in the capture: it cannot be decrypted.
     NoHandshake(Mark),
 }
@@ -235,17 +235,25 @@ impl Conn {
     }
 }
 
+/// The first 8 bytes of a client random: enough to tell sessions apart in
+/// one capture, and a connection stays small.
+pub fn prefix(random: &[u8; 32]) -> [u8; 8] {
+    let mut p = [0; 8];
+    p.copy_from_slice(&random[..8]);
+    p
+}
+
 fn key_use(x: &crate::proto::Facts) -> Option<KeyUse> {
     use crate::proto::inside::KeyState;
     let Some(i) = x.inside.as_deref() else {
         // No keys when it began (a stream's secrets may come later).
-        return x.tls.client_random.map(KeyUse::Missed);
+        return x.tls.client_random.map(|r| KeyUse::Missed(prefix(&r)));
     };
     match &i.keys {
         KeyState::Decrypting { source } | KeyState::Failed { source, .. } => {
             Some(KeyUse::Used(*source))
         }
-        KeyState::NoSecret => x.tls.client_random.map(KeyUse::Missed),
+        KeyState::NoSecret => x.tls.client_random.map(|r| KeyUse::Missed(prefix(&r))),
         KeyState::NoHandshake => x.tls.records.first().map(|r| KeyUse::NoHandshake(r.at)),
         _ => None,
     }
