@@ -182,7 +182,7 @@ impl CaptureDetector for Keys {
                     "{} TLS session{} began before the capture (no handshake, first record in frame {}) and cannot be decrypted",
                     no_handshake.len(),
                     super::plural(no_handshake.len()),
-                    no_handshake[0].frame
+                    no_handshake[0]
                 ));
             }
             out.push(

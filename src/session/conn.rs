@@ -113,8 +113,9 @@ pub enum KeyUse {
     /// No key for its client random (the random's first 8 bytes, to tell
     /// keys that came too late on a stream).
     Missed([u8; 8]),
-    /// Its handshake is not in the capture: it cannot be decrypted.
-    NoHandshake(Mark),
+    /// Its handshake is not in the capture: it cannot be decrypted (the
+    /// frame of its first record).
+    NoHandshake(u64),
 }
 
 impl Conn {
@@ -254,7 +255,11 @@ fn key_use(x: &crate::proto::Facts) -> Option<KeyUse> {
             Some(KeyUse::Used(*source))
         }
         KeyState::NoSecret => x.tls.client_random.map(|r| KeyUse::Missed(prefix(&r))),
-        KeyState::NoHandshake => x.tls.records.first().map(|r| KeyUse::NoHandshake(r.at)),
+        KeyState::NoHandshake => x
+            .tls
+            .records
+            .first()
+            .map(|r| KeyUse::NoHandshake(r.at.frame)),
         _ => None,
     }
 }
