@@ -36,6 +36,10 @@ struct Shard {
     unsupported: Vec<(u32, u32, u64)>,
     /// Finished flows, judged.
     conns: Vec<Conn>,
+    /// On a stream: the client randoms (first 8 bytes) of TLS flows that
+    /// began before any keys, to tell secrets that came too late.
+    unkeyed: Vec<[u8; 8]>,
+    stream: bool,
 }
 
 impl Shard {
@@ -44,6 +48,8 @@ impl Shard {
             table: Table::shared(n, cfg),
             unsupported: Vec::new(),
             conns: Vec::new(),
+            unkeyed: Vec::new(),
+            stream: false,
         }
     }
 
@@ -52,6 +58,11 @@ impl Shard {
         for Finished { flow, judged_at } in self.table.take_done() {
             let drafts = detect::judge_flow(&flow, cfg, judged_at);
             let outcome = verdict::flow_outcome(&flow, &drafts);
+            if self.stream && flow.app.keys.is_none() {
+                if let Some(r) = flow.app.facts().tls.client_random {
+                    self.unkeyed.push(session::conn::prefix(&r));
+                }
+            }
             self.conns.push(Conn::new(&flow, drafts, outcome));
         }
     }
@@ -174,6 +185,7 @@ pub fn analyze_with(
     let mut shards: Vec<Shard> = (0..threads).map(|_| Shard::new(threads, cfg)).collect();
     for sh in &mut shards {
         sh.table.keys = keys.clone();
+        sh.stream = !mapped;
     }
     let mut events_seen = 0usize;
     let mut batch: Vec<FrameMeta> = Vec::with_capacity(BATCH_FRAMES);
@@ -269,7 +281,16 @@ pub fn analyze_with(
     // to one attempt, so once its attempt is a report row it is released
     // (the findings are not held twice).
     let key_use: Vec<session::KeyUse> = if keys.is_some() {
-        conns.iter().filter_map(|c| c.key_use).collect()
+        conns
+            .iter()
+            .filter_map(|c| c.key_use())
+            .chain(
+                shards
+                    .iter_mut()
+                    .flat_map(|s| std::mem::take(&mut s.unkeyed))
+                    .map(session::KeyUse::Missed),
+            )
+            .collect()
     } else {
         Vec::new()
     };
@@ -388,11 +409,8 @@ mod test {
         };
         let mut t = Table::shared(1, &cfg);
         t.keys = keys.map(Arc::new);
-        let mut sh = Shard {
-            table: t,
-            unsupported: Vec::new(),
-            conns: Vec::new(),
-        };
+        let mut sh = Shard::new(1, &cfg);
+        sh.table = t;
         let mut r = Reader::new(Source::open(cap).unwrap()).unwrap();
         let mut batch = Vec::new();
         let mut end = Mark::default();

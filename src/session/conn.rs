@@ -66,12 +66,20 @@ pub struct Conn {
     pub drafts: Vec<Draft>,
     pub outcome: Outcome,
     pub failed_phase: Option<Phase>,
-    /// What the run's TLS keys did for this connection (`None`: no keys,
-    /// or not TLS).
+    /// What the decrypted (or Standard RDP Security plaintext) PDUs leave
+    /// for the attempt and the capture: boxed, so a connection without
+    /// them costs one pointer.
+    pub inside: Option<Box<InsideUse>>,
+}
+
+/// What a connection's decrypted PDUs leave once the flow is gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InsideUse {
+    /// What the run's TLS keys did for it.
     pub key_use: Option<KeyUse>,
     /// The server's Server Redirection PDU (a connection broker): where it
     /// sent the client.
-    pub redirect: Option<Box<Redirected>>,
+    pub redirect: Option<Redirected>,
 }
 
 /// Where a Server Redirection PDU sent the client (MS-RDPBCGR 2.2.13).
@@ -159,18 +167,18 @@ impl Conn {
             drafts,
             outcome: outcome.0,
             failed_phase: outcome.1,
-            key_use: key_use(x),
-            redirect: x
-                .inside
-                .as_deref()
-                .and_then(|i| i.redirect.as_ref())
-                .and_then(|(r, at)| {
-                    Some(Box::new(Redirected {
-                        target: r.target.clone()?,
-                        lb_info: r.lb_info.clone(),
-                        at: *at,
-                    }))
-                }),
+            inside: x.inside.as_deref().map(|i| {
+                Box::new(InsideUse {
+                    key_use: key_use(x),
+                    redirect: i.redirect.as_ref().and_then(|(r, at)| {
+                        Some(Redirected {
+                            target: r.target.clone()?,
+                            lb_info: r.lb_info.clone(),
+                            at: *at,
+                        })
+                    }),
+                })
+            }),
         }
     }
 
@@ -209,9 +217,18 @@ impl Conn {
             drafts: vec![],
             outcome,
             failed_phase: (outcome == Outcome::Failed).then_some(Phase::X224),
-            key_use: None,
-            redirect: None,
+            inside: None,
         }
+    }
+
+    /// What the run's keys did for it.
+    pub fn key_use(&self) -> Option<KeyUse> {
+        self.inside.as_ref().and_then(|i| i.key_use)
+    }
+
+    /// Where a Server Redirection PDU sent the client.
+    pub fn redirect(&self) -> Option<&Redirected> {
+        self.inside.as_ref().and_then(|i| i.redirect.as_ref())
     }
 
     /// Frees what the report rows were made from (the attempt is built);
@@ -246,11 +263,7 @@ pub fn prefix(random: &[u8; 32]) -> [u8; 8] {
 
 fn key_use(x: &crate::proto::Facts) -> Option<KeyUse> {
     use crate::proto::inside::KeyState;
-    let Some(i) = x.inside.as_deref() else {
-        // No keys when it began (a stream's secrets may come later).
-        return x.tls.client_random.map(|r| KeyUse::Missed(prefix(&r)));
-    };
-    match &i.keys {
+    match &x.inside.as_deref()?.keys {
         KeyState::Decrypting { source } | KeyState::Failed { source, .. } => {
             Some(KeyUse::Used(*source))
         }

@@ -11,7 +11,7 @@ pub mod conn;
 pub mod dns;
 pub mod moment;
 
-pub use conn::{Conn, Facts, KeyUse, Redirected};
+pub use conn::{Conn, Facts, InsideUse, KeyUse, Redirected};
 
 use crate::capture::Mark;
 use crate::config::Config;
@@ -155,7 +155,7 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
             attempt_of[i] = Some(a);
             latest.insert(key, a);
             redirects.retain(|x| x.3 != a);
-            if let Some(r) = &c.redirect {
+            if let Some(r) = c.redirect() {
                 redirects.push((c.client.ip(), c.last.ts, r, a));
             }
             continue;
@@ -186,7 +186,7 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
             }
         };
         attempt_of[i] = Some(a);
-        if let Some(r) = &c.redirect {
+        if let Some(r) = c.redirect() {
             redirects.push((c.client.ip(), c.last.ts, r, a));
         }
     }
@@ -303,10 +303,13 @@ mod test {
     fn a_redirection_joins_the_connection_it_sends_the_client_to() {
         let cfg = Config::default();
         let mut broker = conn((1, 50000, 2), Tcp, (1, 5), Connected);
-        broker.redirect = Some(Box::new(Redirected {
-            target: "198.18.0.7".into(),
-            lb_info: Some("Cookie: msts=1".into()),
-            at: broker.last,
+        broker.inside = Some(Box::new(InsideUse {
+            key_use: None,
+            redirect: Some(Redirected {
+                target: "198.18.0.7".into(),
+                lb_info: Some("Cookie: msts=1".into()),
+                at: broker.last,
+            }),
         }));
         let conns = vec![
             broker,
@@ -325,7 +328,7 @@ mod test {
         by_token.client = "198.18.0.1:50002".parse().unwrap();
         by_token.server = "198.18.0.8:3389".parse().unwrap();
         by_token.facts.target = "Cookie: msts=1".into();
-        let r = conns[0].redirect.as_deref().unwrap();
+        let r = conns[0].redirect().unwrap();
         assert!(r.leads_to(&by_token));
         by_token.facts.target = "Cookie: msts=2".into();
         assert!(!r.leads_to(&by_token));
