@@ -474,6 +474,33 @@ fn redirected(f: &Flow, i: &Inside, out: &mut Vec<Draft>) {
 }
 
 fn decrypt_failed(f: &Flow, i: &Inside, out: &mut Vec<Draft>) {
+    if let KeyState::Unsupported { version, cipher } = i.keys {
+        let Some((_, at)) = f.app.facts().tls.server_hello else {
+            return;
+        };
+        out.push(
+            Draft::new(
+                Code::TlsDecryptFailed,
+                Severity::Error,
+                Phase::Tls,
+                at.frame,
+                at.ts,
+            )
+            .summary(format!(
+                "keys were given for this TLS session, but its {} suite {} (0x{cipher:04X}) is not one this build decrypts; nothing inside it was read",
+                crate::proto::tls::version_name(version),
+                crate::proto::tls::cipher_name(cipher),
+            ))
+            .cause(
+                "rdpsift decrypts AES-GCM, ChaCha20-Poly1305 and AES-CBC suites (TLS 1.0 to 1.3); \
+                 this session negotiated another (3DES, CCM, RC4 …). This is about the keys, not \
+                 the connection: it never decides the attempt's outcome.",
+            )
+            .remedy("Open the capture in Wireshark with the same key log to read this session.")
+            .filter(frames_filter(f, &[at.frame])),
+        );
+        return;
+    }
     let KeyState::Failed {
         source,
         dir,

@@ -136,7 +136,13 @@ pub fn keys_for(t: &Tls, keys: &KeyLog) -> Found {
         cipher: sh.cipher,
     };
     let Some(suite) = Suite::of(sh.cipher, sh.version) else {
-        return Found::Missing(unsupported);
+        // Said only when the keys name this session (or could: RSA).
+        let named = keys.by_random(&cr).is_some() || keys.wants_transcript();
+        return Found::Missing(if named {
+            unsupported
+        } else {
+            KeyState::NoSecret
+        });
     };
     let logged = keys.by_random(&cr);
     if sh.version == 0x0304 {
@@ -192,4 +198,58 @@ pub fn keys_for(t: &Tls, keys: &KeyLog) -> Found {
         ],
         source,
     )
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::proto::tls::ServerHello;
+
+    fn session(cipher: u16) -> Tls {
+        let mut t = Tls::default();
+        t.client_random = Some([7; 32]);
+        t.server_random = Some([8; 32]);
+        t.server_hello = Some((
+            ServerHello {
+                version: 0x0303,
+                cipher,
+            },
+            Mark::default(),
+        ));
+        t
+    }
+
+    fn keys() -> KeyLog {
+        let mut k = KeyLog::default();
+        let line = format!("CLIENT_RANDOM {} {}\n", "07".repeat(32), "01".repeat(48));
+        k.add("keys", line.as_bytes());
+        k
+    }
+
+    #[test]
+    fn a_suite_not_decrypted_is_said_only_when_the_keys_name_the_session() {
+        // TLS_RSA_WITH_3DES_EDE_CBC_SHA with a secret for its random.
+        let Found::Missing(why) = keys_for(&session(0x000A), &keys()) else {
+            panic!("3DES is not decrypted")
+        };
+        assert_eq!(
+            why,
+            KeyState::Unsupported {
+                version: 0x0303,
+                cipher: 0x000A
+            }
+        );
+        // Another session's keys only: nothing to say about this one.
+        let mut other = session(0x000A);
+        other.client_random = Some([9; 32]);
+        assert!(matches!(
+            keys_for(&other, &keys()),
+            Found::Missing(KeyState::NoSecret)
+        ));
+        // A suite it decrypts, with the secret: keys for both sides.
+        assert!(matches!(
+            keys_for(&session(0xc02f), &keys()),
+            Found::Tls12(..)
+        ));
+    }
 }
