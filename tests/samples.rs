@@ -132,6 +132,29 @@ fn secrets_after_the_packets() {
     );
 }
 
+/// Records past the stream depth are still opened when small (Set Error
+/// Info, the ultimatum), their sequence numbers kept by the record chain:
+/// the end of a long session is read.
+#[test]
+fn the_end_of_a_session_is_read_past_the_depth() {
+    let o = stdout(&run(&[
+        "analyze",
+        "-q",
+        "--format",
+        "csv",
+        "--depth",
+        "4096",
+        "--keylog",
+        "samples/win-keys.keys",
+        "samples/win-keys-logoff.pcap",
+    ]));
+    assert!(
+        o.contains("Set Error Info 0xC ERRINFO_LOGOFF_BY_USER"),
+        "{o}"
+    );
+    assert!(o.contains("gives reason 3 (rn-user-requested)"), "{o}");
+}
+
 /// Every sample's verdict is the scenario it was made for.
 #[test]
 fn each_scenario_gets_its_verdict() {

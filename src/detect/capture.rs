@@ -179,7 +179,7 @@ impl CaptureDetector for Keys {
             }
             if !no_handshake.is_empty() {
                 why.push(format!(
-                    "{} TLS session{} began before the capture (no handshake, first record in frame {}) and cannot be decrypted",
+                    "{} TLS session{} had no handshake in what was read (it began before the capture, or lies past --depth; first record in frame {}) and cannot be decrypted",
                     no_handshake.len(),
                     super::plural(no_handshake.len()),
                     no_handshake[0]
