@@ -25,7 +25,10 @@
 #   krb-wrong-password kinit with a wrong password (KRB-ERROR 24), then the
 #                  same user's NLA logon with a wrong password
 #   krb-tcp        the same over TCP (udp_preference_limit = 1)
-#   keys-shadow-nla, keys-shadow-nla-wrong, keys-xrdp-fin
+#   keys-shadow-nla, keys-shadow-nla-wrong, keys-xrdp-fin, keys-shadow-nla-unknown
+#                  (the last: a user the SAM file does not know; FreeRDP
+#                  2.10's server sends no errorCode TSRequest for it either,
+#                  only a close_notify: checked, not kept as a sample)
 #                  the shadow-nla, shadow-nla-wrong and xrdp-fin runs with
 #                  the client's TLS secrets written by keylog.so (an
 #                  LD_PRELOAD shim over SSL_CTX_set_keylog_callback) to
@@ -45,7 +48,7 @@
 set -euo pipefail
 OUT=${1:?usage: session-lab.sh OUTDIR [RUN...]}
 shift
-RUNS=${*:-xrdp-fin xrdp-abortive xrdp-killed shadow-nla shadow-nla-wrong krb-wrong-password krb-tcp krb-errors keys-shadow-nla keys-shadow-nla-wrong keys-xrdp-fin}
+RUNS=${*:-xrdp-fin xrdp-abortive xrdp-killed shadow-nla shadow-nla-wrong krb-wrong-password krb-tcp krb-errors keys-shadow-nla keys-shadow-nla-wrong keys-xrdp-fin keys-shadow-nla-unknown}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -320,6 +323,11 @@ for run in $RUNS; do
       start_shadow
       capture "$OUT/lab-keys-shadow-nla-wrong.pcap"
       client 6 nla alice wrongpass "LD_PRELOAD=$WORK/keylog.so" "$(keys lab-keys-shadow-nla-wrong)"
+      ;;
+    keys-shadow-nla-unknown)
+      start_shadow
+      capture "$OUT/lab-keys-shadow-nla-unknown.pcap"
+      client 6 nla mallory labpass1 "LD_PRELOAD=$WORK/keylog.so" "$(keys lab-keys-shadow-nla-unknown)"
       ;;
     keys-xrdp-fin)
       start_xrdp
