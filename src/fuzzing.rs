@@ -212,6 +212,21 @@ pub fn decrypt(data: &[u8]) {
     let _ = tls13_certificates(data, 8);
 }
 
+/// MS-TSGU HTTP_PACKETs, one after another as a gateway stream carries
+/// them.
+pub fn tsgu(data: &[u8]) {
+    use crate::proto::tsgu;
+    let mut rest = data;
+    while let Ok((_, len)) = tsgu::header(rest) {
+        let _ = tsgu::parse(rest);
+        if len > rest.len() {
+            break;
+        }
+        rest = &rest[len..];
+    }
+    let _ = tsgu::parse(data);
+}
+
 /// One CredSSP TSRequest (DER, MS-CSSP 2.2.1) with the NTLM token inside.
 pub fn credssp(data: &[u8]) {
     use crate::proto::credssp;
@@ -389,6 +404,25 @@ mod seeds {
             rec(1, &b);
         }
         put("inside", "session", &s);
+        // tsgu: a gateway's answers in order, then DATA with a TPKT.
+        let pkt = |typ: u16, body: &[u8]| {
+            let mut v = typ.to_le_bytes().to_vec();
+            v.extend([0, 0]);
+            v.extend(((8 + body.len()) as u32).to_le_bytes());
+            v.extend_from_slice(body);
+            v
+        };
+        let mut g = pkt(2, &[0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
+        g.extend(pkt(
+            5,
+            &[1, 0, 0, 0, 0, 0, 3, 0, 0, 0, 7, 0, 0, 0, 0x3f, 0, 0, 0],
+        ));
+        g.extend(pkt(7, &[0xda, 0x59, 0x07, 0x80, 2, 0, 0, 0, 30, 0, 0, 0]));
+        g.extend(pkt(9, &[0xdd, 0x59, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0]));
+        g.extend(pkt(0xA, &[6, 0, 3, 0, 0, 6, 2, 0xf0]));
+        g.extend(pkt(0xD, &[]));
+        g.extend(pkt(0x10, &[0xca, 0x04, 0, 0]));
+        put("tsgu", "gateway", &g);
         // decrypt: every suite, a record of each kind.
         for i in 0..11u8 {
             let mut d = vec![i | if i % 2 == 1 { 0x80 } else { 0 }];

@@ -100,3 +100,8 @@ fn rdp_corpus() {
 fn inside_corpus() {
     replay("inside", rdpsift::fuzzing::inside);
 }
+
+#[test]
+fn tsgu_corpus() {
+    replay("tsgu", rdpsift::fuzzing::tsgu);
+}

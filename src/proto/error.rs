@@ -20,6 +20,8 @@ pub enum Layer {
     Credssp,
     /// MCS domain PDUs and the RDP PDUs inside them.
     Rdp,
+    /// MS-TSGU HTTP_PACKETs (RD Gateway).
+    Tsgu,
 }
 
 impl Layer {
@@ -36,6 +38,7 @@ impl Layer {
             Layer::Kerberos => "Kerberos",
             Layer::Credssp => "CredSSP",
             Layer::Rdp => "RDP",
+            Layer::Tsgu => "MS-TSGU",
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod rdp;
 pub mod rdpeudp;
 pub mod tls;
 pub mod tls_crypt;
+pub mod tsgu;
 pub mod x224;
 
 pub use probe::{AppClass, Via};
