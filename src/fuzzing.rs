@@ -227,6 +227,26 @@ pub fn tsgu(data: &[u8]) {
     let _ = tsgu::parse(data);
 }
 
+/// WebSocket frames one after another, each payload unmasked and, for a
+/// close, its code and reason read.
+pub fn websocket(data: &[u8]) {
+    use crate::proto::websocket as ws;
+    let mut rest = data;
+    while let Ok(h) = ws::header(rest) {
+        let Some(n) = h.frame_len().filter(|&n| n <= rest.len()) else {
+            break;
+        };
+        let mut p = rest[h.header_len..n].to_vec();
+        if let Some(k) = h.mask {
+            ws::unmask(&mut p, k, 0);
+        }
+        if h.opcode == ws::CLOSE {
+            let _ = ws::close_reason(&p);
+        }
+        rest = &rest[n..];
+    }
+}
+
 /// One CredSSP TSRequest (DER, MS-CSSP 2.2.1) with the NTLM token inside.
 pub fn credssp(data: &[u8]) {
     use crate::proto::credssp;
@@ -423,6 +443,18 @@ mod seeds {
         g.extend(pkt(0xD, &[]));
         g.extend(pkt(0x10, &[0xca, 0x04, 0, 0]));
         put("tsgu", "gateway", &g);
+        // websocket: a masked binary frame carrying the gateway packets, a
+        // ping, a close with a reason.
+        let mut w = vec![0x82, 0xfe];
+        w.extend((g.len() as u16).to_be_bytes());
+        w.extend([0x37, 0xfa, 0x21, 0x3d]);
+        let mut body = g.clone();
+        crate::proto::websocket::unmask(&mut body, [0x37, 0xfa, 0x21, 0x3d], 0);
+        w.extend(body);
+        w.extend([0x89, 0]);
+        w.extend([0x88, 7, 0x03, 0xe8]);
+        w.extend(b"bye!!");
+        put("websocket", "frames", &w);
         // decrypt: every suite, a record of each kind.
         for i in 0..11u8 {
             let mut d = vec![i | if i % 2 == 1 { 0x80 } else { 0 }];

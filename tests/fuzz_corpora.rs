@@ -105,3 +105,8 @@ fn inside_corpus() {
 fn tsgu_corpus() {
     replay("tsgu", rdpsift::fuzzing::tsgu);
 }
+
+#[test]
+fn websocket_corpus() {
+    replay("websocket", rdpsift::fuzzing::websocket);
+}

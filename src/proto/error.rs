@@ -22,6 +22,8 @@ pub enum Layer {
     Rdp,
     /// MS-TSGU HTTP_PACKETs (RD Gateway).
     Tsgu,
+    /// WebSocket frames (the RD Gateway's WebSocket transport).
+    WebSocket,
 }
 
 impl Layer {
@@ -39,6 +41,7 @@ impl Layer {
             Layer::Credssp => "CredSSP",
             Layer::Rdp => "RDP",
             Layer::Tsgu => "MS-TSGU",
+            Layer::WebSocket => "WebSocket",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod rdpeudp;
 pub mod tls;
 pub mod tls_crypt;
 pub mod tsgu;
+pub mod websocket;
 pub mod x224;
 
 pub use probe::{AppClass, Via};
