@@ -247,6 +247,41 @@ pub fn websocket(data: &[u8]) {
     }
 }
 
+/// HTTP/1.x messages one after another on one side (the first byte picks
+/// the side): heads, body framing, chunk-size lines.
+pub fn http(data: &[u8]) {
+    use crate::proto::http;
+    let Some((&ctl, mut rest)) = data.split_first() else {
+        return;
+    };
+    let role = if ctl & 1 == 0 {
+        http::Role::Client
+    } else {
+        http::Role::Server
+    };
+    while let Ok(Some(h)) = http::head(rest, role) {
+        rest = &rest[h.len.min(rest.len())..];
+        match http::body(&h, None) {
+            http::Body::Length(n) => {
+                rest = &rest[usize::try_from(n).unwrap_or(usize::MAX).min(rest.len())..];
+            }
+            http::Body::Chunked => {
+                while let Ok(Some((line, size))) = http::chunk_size(rest) {
+                    let n = usize::try_from(size)
+                        .ok()
+                        .and_then(|s| s.checked_add(line + 2))
+                        .unwrap_or(usize::MAX);
+                    rest = &rest[n.min(rest.len())..];
+                    if size == 0 {
+                        break;
+                    }
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
 /// One CredSSP TSRequest (DER, MS-CSSP 2.2.1) with the NTLM token inside.
 pub fn credssp(data: &[u8]) {
     use crate::proto::credssp;
@@ -455,6 +490,20 @@ mod seeds {
         w.extend([0x88, 7, 0x03, 0xe8]);
         w.extend(b"bye!!");
         put("websocket", "frames", &w);
+        // http: a gateway's OUT and IN requests, and its answers.
+        put(
+            "http",
+            "requests",
+            b"\0RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\nRDG-Connection-Id: {1}\r\n\
+              Content-Length: 0\r\n\r\nRDG_IN_DATA /remoteDesktopGateway/ HTTP/1.1\r\n\
+              Transfer-Encoding: chunked\r\n\r\n8\r\n\x01\x00\x00\x00\x0e\x00\x00\x00\r\n0\r\n\r\n",
+        );
+        put(
+            "http",
+            "responses",
+            b"\x01HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Negotiate\r\n\
+              WWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n\xab\xcd",
+        );
         // decrypt: every suite, a record of each kind.
         for i in 0..11u8 {
             let mut d = vec![i | if i % 2 == 1 { 0x80 } else { 0 }];

@@ -110,3 +110,8 @@ fn tsgu_corpus() {
 fn websocket_corpus() {
     replay("websocket", rdpsift::fuzzing::websocket);
 }
+
+#[test]
+fn http_corpus() {
+    replay("http", rdpsift::fuzzing::http);
+}

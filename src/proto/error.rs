@@ -24,6 +24,8 @@ pub enum Layer {
     Tsgu,
     /// WebSocket frames (the RD Gateway's WebSocket transport).
     WebSocket,
+    /// HTTP/1.x heads and body framing (RD Gateway legs, proxies).
+    Http,
 }
 
 impl Layer {
@@ -42,6 +44,7 @@ impl Layer {
             Layer::Rdp => "RDP",
             Layer::Tsgu => "MS-TSGU",
             Layer::WebSocket => "WebSocket",
+            Layer::Http => "HTTP",
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod credssp;
 pub mod dns;
 pub mod error;
+pub mod http;
 pub mod inside;
 pub mod keylog;
 pub mod krb;
