@@ -14,7 +14,17 @@ use crate::synth::Pkt;
 /// The finished flows of these packets (Ethernet frames, numbered from 1),
 /// and the mark of the last one.
 pub fn flows(pkts: &[Pkt], cfg: &Config) -> (Vec<Flow>, Mark) {
+    flows_with_keys(pkts, cfg, None)
+}
+
+/// [`flows`] with TLS keys.
+pub fn flows_with_keys(
+    pkts: &[Pkt],
+    cfg: &Config,
+    keys: Option<crate::proto::keylog::KeyLog>,
+) -> (Vec<Flow>, Mark) {
     let mut t = Table::new();
+    t.keys = keys.map(std::sync::Arc::new);
     let mut end = Mark::default();
     for (i, p) in pkts.iter().enumerate() {
         let at = Mark {
@@ -32,7 +42,17 @@ pub fn flows(pkts: &[Pkt], cfg: &Config) -> (Vec<Flow>, Mark) {
 
 /// What one flow detector says of the only flow of these packets.
 pub fn check(d: &dyn Detector, pkts: &[Pkt], cfg: &Config) -> Vec<Draft> {
-    let (flows, end) = flows(pkts, cfg);
+    check_with_keys(d, pkts, cfg, None)
+}
+
+/// [`check`] with TLS keys.
+pub fn check_with_keys(
+    d: &dyn Detector,
+    pkts: &[Pkt],
+    cfg: &Config,
+    keys: Option<crate::proto::keylog::KeyLog>,
+) -> Vec<Draft> {
+    let (flows, end) = flows_with_keys(pkts, cfg, keys);
     assert_eq!(flows.len(), 1, "one flow expected");
     let mut out = vec![];
     d.check(

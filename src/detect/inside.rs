@@ -622,3 +622,156 @@ impl Detector for ServerReasons {
         redirected(f, i, out);
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::super::fixture::check_with_keys;
+    use super::*;
+    use crate::config::Config;
+    use crate::proto::keylog::KeyLog;
+    use crate::synth::{self, Pkt, TcpConv, C, S};
+
+    const MS: i64 = 1_000_000;
+
+    fn keys() -> KeyLog {
+        let mut k = KeyLog::default();
+        k.add("win-keys.keys", synth::keyed_keylog().as_bytes());
+        k
+    }
+
+    /// A keyed session (HYBRID_EX, TLS 1.2 AES-256-GCM with the
+    /// generator's keys) whose application records carry `steps`, then
+    /// the server's FIN; what this detector says with `keys`.
+    fn said_with(steps: &[(usize, Vec<u8>)], keys: KeyLog) -> Vec<Draft> {
+        let mut out: Vec<Pkt> = vec![];
+        let mut c = TcpConv::new(
+            "198.18.0.10:50112",
+            "198.19.0.20:3389",
+            1_714_557_600 * 1_000_000_000,
+        );
+        let mut seal = synth::keyed_seals();
+        c.handshake(&mut out, MS);
+        c.send(&mut out, C, &synth::x224_cr("alice", 0xB), MS);
+        c.send(&mut out, S, &synth::x224_cc(0x8), MS);
+        c.send(&mut out, C, &synth::tls_client_hello(None, &[]), MS);
+        c.send(
+            &mut out,
+            S,
+            &synth::tls_server_flight(0xc030, synth::CERT_HOST),
+            MS,
+        );
+        c.send(&mut out, C, &synth::keyed_finish(&mut seal[C], true), MS);
+        c.send(&mut out, S, &synth::keyed_finish(&mut seal[S], false), MS);
+        for (d, p) in steps {
+            let r = seal[*d].app(p);
+            c.send(&mut out, *d, &r, MS);
+        }
+        c.fin(&mut out, S);
+        check_with_keys(&ServerReasons, &out, &Config::default(), Some(keys))
+    }
+
+    fn said(steps: &[(usize, Vec<u8>)]) -> Vec<Draft> {
+        said_with(steps, keys())
+    }
+
+    fn credssp(server: Vec<u8>) -> Vec<(usize, Vec<u8>)> {
+        let neg = synth::ntlm(1, "", "", "");
+        let chal = synth::ntlm(2, "", "", "");
+        let auth = synth::ntlm(3, "alice", "CONTOSO", "WS");
+        vec![
+            (C, synth::ts_request(6, Some(&neg), false, false, None)),
+            (S, synth::ts_request(6, Some(&chal), false, false, None)),
+            (C, synth::ts_request(6, Some(&auth), false, true, None)),
+            (S, server),
+        ]
+    }
+
+    fn ok_then(more: &[(usize, Vec<u8>)]) -> Vec<(usize, Vec<u8>)> {
+        let mut v = credssp(synth::ts_request(6, None, false, true, None));
+        v.push((C, synth::ts_request(6, None, true, false, None)));
+        v.extend_from_slice(more);
+        v
+    }
+
+    #[test]
+    fn the_credssp_error_is_named_with_the_user_and_dialog() {
+        let d = said(&credssp(synth::ts_request(
+            6,
+            None,
+            false,
+            false,
+            Some(0xC000006D),
+        )));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].code.is("nla.error.logon_failure"));
+        assert!(d[0].summary.contains("0xC000006D"), "{}", d[0].summary);
+        assert!(d[0].summary.contains("CONTOSO\\alice"), "{}", d[0].summary);
+        assert!(d[0].summary.contains("0x807"), "{}", d[0].summary);
+        // A value without a name: the unknown member, with the number.
+        let d = said(&credssp(synth::ts_request(
+            6,
+            None,
+            false,
+            false,
+            Some(0x1234_5678),
+        )));
+        assert!(d[0].code.is("nla.error.unknown"));
+        assert!(d[0].summary.contains("0x12345678"), "{}", d[0].summary);
+    }
+
+    #[test]
+    fn authorization_licence_and_error_info() {
+        let d = said(&ok_then(&[(S, 5u32.to_le_bytes().to_vec())]));
+        assert_eq!(
+            d.iter().map(|d| d.code.to_string()).collect::<Vec<_>>(),
+            ["nla.access_denied"]
+        );
+        // AUTHZ_SUCCESS, the normal licence answer and the ordinary
+        // endings say nothing here.
+        let d = said(&ok_then(&[
+            (S, 0u32.to_le_bytes().to_vec()),
+            (S, synth::license_error(7, 2)),
+            (S, synth::set_error_info(0xC)),
+            (S, synth::set_error_info(0x7)),
+        ]));
+        assert!(d.is_empty(), "{d:?}");
+        let d = said(&ok_then(&[
+            (S, 0u32.to_le_bytes().to_vec()),
+            (S, synth::license_error(6, 2)),
+            (S, synth::set_error_info(0x5)),
+        ]));
+        let codes: Vec<String> = d.iter().map(|d| d.code.to_string()).collect();
+        assert_eq!(
+            codes,
+            [
+                "rdp.license.no_license_server",
+                "rdp.error_info.disconnected_by_otherconnection"
+            ]
+        );
+        assert_eq!(d[1].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn records_that_do_not_open_are_said_once() {
+        // A key log with the right random but another master secret.
+        let mut k = KeyLog::default();
+        let bad: String = synth::keyed_keylog()
+            .lines()
+            .filter(|l| l.starts_with("CLIENT_RANDOM"))
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(' ').collect();
+                let zero = "00".repeat(48);
+                f[2] = &zero;
+                f.join(" ")
+            })
+            .collect();
+        k.add("other.keys", bad.as_bytes());
+        let d = said_with(
+            &credssp(synth::ts_request(6, None, false, false, Some(0xC000006D))),
+            k,
+        );
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].code, Code::TlsDecryptFailed);
+        assert!(d[0].summary.contains("other.keys"), "{}", d[0].summary);
+    }
+}
