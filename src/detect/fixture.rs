@@ -12,12 +12,7 @@ use crate::session::{self, Conn};
 use crate::synth::Pkt;
 
 /// The finished flows of these packets (Ethernet frames, numbered from 1),
-/// and the mark of the last one.
-pub fn flows(pkts: &[Pkt], cfg: &Config) -> (Vec<Flow>, Mark) {
-    flows_with_keys(pkts, cfg, None)
-}
-
-/// [`flows`] with TLS keys.
+/// and the mark of the last one; with TLS keys when given.
 pub fn flows_with_keys(
     pkts: &[Pkt],
     cfg: &Config,
