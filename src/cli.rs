@@ -130,7 +130,9 @@ fn load_keys(a: &Analyze) -> Result<Option<std::sync::Arc<KeyLog>>> {
         let i = k
             .add_reader(&p.display().to_string(), std::io::BufReader::new(f))
             .with_context(|| format!("--keylog {}", p.display()))? as usize;
-        let s = &k.sources[i];
+        let Some(s) = k.source_at(i as u16) else {
+            continue;
+        };
         if s.skipped.total() > 0 && !a.quiet {
             let (line, why) = s.skipped.first.clone().unwrap_or_default();
             eprintln!(

@@ -155,6 +155,44 @@ fn the_end_of_a_session_is_read_past_the_depth() {
     assert!(o.contains("gives reason 3 (rn-user-requested)"), "{o}");
 }
 
+/// A flood of Decryption Secrets Blocks is bounded and one line of the
+/// report, mapped or streamed: the blocks are one source, those over the
+/// bound a `capture.bound`.
+#[test]
+fn a_flood_of_secrets_blocks_is_bounded() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut w = rdpsift::synth::Writer::new(Vec::new(), rdpsift::synth::Format::PcapNg).unwrap();
+    for _ in 0..3000 {
+        w.secrets(b"junk").unwrap();
+    }
+    let data = w.into_inner();
+    let path =
+        std::env::temp_dir().join(format!("rdpsift-dsb-flood-{}.pcapng", std::process::id()));
+    std::fs::write(&path, &data).unwrap();
+    let mapped = stdout(&run(&[
+        "analyze",
+        "-q",
+        "--format",
+        "csv",
+        path.to_str().unwrap(),
+    ]));
+    let mut c = Command::new(bin())
+        .args(["analyze", "-q", "--format", "csv", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(&data).unwrap();
+    let streamed = stdout(&c.wait_with_output().unwrap());
+    for o in [&mapped, &streamed] {
+        assert_eq!(o.matches("tls.keys_unused").count(), 1, "{o}");
+        assert!(o.contains("1024 lines skipped"), "{o}");
+        assert!(o.contains("capture.bound"), "{o}");
+    }
+    std::fs::remove_file(&path).ok();
+}
+
 /// Every sample's verdict is the scenario it was made for.
 #[test]
 fn each_scenario_gets_its_verdict() {

@@ -32,6 +32,9 @@ const MAX_PCAP_RECORD: u32 = 256 << 10;
 const MAX_BLOCK: u32 = super::source::MAX_WINDOW as u32;
 /// Upper bound on decryption secrets kept per file.
 const MAX_SECRETS: usize = 16 << 20;
+/// Decryption Secrets Blocks kept per file (empty ones are not counted);
+/// more are dropped like secrets over [`MAX_SECRETS`].
+const MAX_SECRET_BLOCKS: usize = 1024;
 /// At most this many interfaces per section.
 const MAX_IFACES: usize = 4096;
 
@@ -65,6 +68,7 @@ pub struct Reader {
     pending: usize,
     next_number: u64,
     secrets_bytes: usize,
+    secret_blocks: usize,
     done: bool,
     /// Non-fatal things noticed while reading (truncation, secrets, …).
     pub events: Vec<ReadEvent>,
@@ -135,6 +139,7 @@ impl Reader {
             pending: 0,
             next_number: 1,
             secrets_bytes: 0,
+            secret_blocks: 0,
             done: false,
             events: Vec::new(),
         })
@@ -404,7 +409,12 @@ impl Reader {
                     }
                     Block::DecryptionSecrets(dsb) => {
                         let len = (dsb.secrets_len as usize).min(dsb.data.len());
-                        if self.secrets_bytes + len <= MAX_SECRETS {
+                        if len == 0 {
+                            // Nothing to keep.
+                        } else if self.secrets_bytes + len <= MAX_SECRETS
+                            && self.secret_blocks < MAX_SECRET_BLOCKS
+                        {
+                            self.secret_blocks += 1;
                             self.secrets_bytes += len;
                             self.events.push(ReadEvent::Secrets {
                                 kind: dsb.secrets_type.0,
@@ -524,8 +534,8 @@ pub fn pcapng_secrets(b: &[u8]) -> (Vec<Vec<u8>>, u64) {
         if typ == 0x0000_000A && len >= 20 {
             let kind = word(b, off + 8, le).unwrap_or(0);
             let n = word(b, off + 12, le).unwrap_or(0) as usize;
-            if kind == SECRETS_TLS && n <= len - 20 {
-                if kept + n <= MAX_SECRETS {
+            if kind == SECRETS_TLS && n > 0 && n <= len - 20 {
+                if kept + n <= MAX_SECRETS && out.len() < MAX_SECRET_BLOCKS {
                     kept += n;
                     out.push(b[off + 16..off + 16 + n].to_vec());
                 } else {

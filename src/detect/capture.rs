@@ -30,6 +30,9 @@ pub struct CaptureFacts {
     /// Sources that came from secrets blocks read as the stream went, with
     /// the frame they arrived in.
     pub late_sources: Vec<(u16, u64)>,
+    /// Secrets bytes of a mapped file's blocks over the bounds (a stream's
+    /// are `ReadEvent::SecretsDropped` events).
+    pub secrets_dropped: u64,
 }
 
 /// Orphan ICMP "too big" reported at most.
@@ -141,8 +144,7 @@ impl CaptureDetector for Keys {
                 KeyUse::Missed(r) => missed.push(r),
             }
         }
-        for (i, src) in keys.sources.iter().enumerate() {
-            let id = i as u16;
+        for (id, src) in keys.all_sources() {
             if used.contains(&id) {
                 continue;
             }
@@ -210,6 +212,24 @@ impl CaptureDetector for Bounds {
 
     fn check(&self, cx: &CaptureFacts, out: &mut Vec<Draft>) {
         let b = &cx.bounds;
+        let secrets: u64 = cx.secrets_dropped
+            + cx.events
+                .iter()
+                .map(|e| match e {
+                    ReadEvent::SecretsDropped { bytes } => *bytes,
+                    _ => 0,
+                })
+                .sum::<u64>();
+        if secrets > 0 {
+            out.push(
+                capture_draft(Code::CaptureBound, 1, cx.end.ts)
+                    .summary(format!(
+                        "Decryption Secrets Blocks over the bounds (16 MiB, 1024 blocks per file): {secrets} bytes of secrets were not read"
+                    ))
+                    .cause("The capture carries more TLS secrets than rdpsift keeps for one file.")
+                    .remedy("Give the key log with --keylog instead (read a line at a time), or keep only the secrets of the sessions of interest."),
+            );
+        }
         if *b == BoundsHit::default() {
             return;
         }

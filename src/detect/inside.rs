@@ -53,7 +53,7 @@ pub fn source_name(f: &Flow, source: u16) -> String {
     f.app
         .keys
         .as_ref()
-        .and_then(|k| k.sources.get(source as usize))
+        .and_then(|k| k.source_at(source))
         .map_or_else(|| format!("key source {source}"), |s| s.name.clone())
 }
 

@@ -72,8 +72,14 @@ pub struct KeyLog {
     /// Pre-master secrets by the first 8 bytes of their encryption.
     by_rsa: FxHashMap<[u8; 8], (Vec<u8>, u16)>,
     rsa_keys: Vec<(rsa::RsaPrivateKey, u16)>,
+    /// This layer's own sources; their indexes start at `base`.
     pub sources: Vec<Source>,
     entries: usize,
+    /// The keys this layer adds to (a capture's own secrets blocks over
+    /// the run's key logs): looked up after this layer's, never copied.
+    parent: Option<std::sync::Arc<KeyLog>>,
+    /// Sources of the parent (this layer's first source index).
+    base: u16,
 }
 
 /// What a line is.
@@ -156,9 +162,54 @@ fn parse_line(line: &str) -> Result<Line, String> {
 }
 
 impl KeyLog {
+    /// A layer over `parent`: what is added goes here, lookups fall back to
+    /// the parent, and the parent is shared, not copied (a run's key log
+    /// under each capture's own secrets blocks).
+    pub fn layered(parent: std::sync::Arc<KeyLog>) -> KeyLog {
+        KeyLog {
+            base: parent.source_count().min(u16::MAX as usize) as u16,
+            entries: parent.entries,
+            parent: Some(parent),
+            ..Default::default()
+        }
+    }
+
+    /// Sources in all layers.
+    pub fn source_count(&self) -> usize {
+        self.base as usize + self.sources.len()
+    }
+
+    /// The source of index `i`, in whichever layer holds it.
+    pub fn source_at(&self, i: u16) -> Option<&Source> {
+        match (&self.parent, i.checked_sub(self.base)) {
+            (_, Some(own)) => self.sources.get(own as usize),
+            (Some(p), None) => p.source_at(i),
+            (None, None) => None,
+        }
+    }
+
+    /// Every source with its index, the parent's first.
+    pub fn all_sources(&self) -> Vec<(u16, &Source)> {
+        let mut v = self
+            .parent
+            .as_ref()
+            .map(|p| p.all_sources())
+            .unwrap_or_default();
+        v.extend(
+            self.sources
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (self.base + i as u16, s)),
+        );
+        v
+    }
+
     /// True when there is nothing to decrypt with.
     pub fn is_empty(&self) -> bool {
-        self.by_random.is_empty() && self.by_rsa.is_empty() && self.rsa_keys.is_empty()
+        self.by_random.is_empty()
+            && self.by_rsa.is_empty()
+            && self.rsa_keys.is_empty()
+            && self.parent.as_ref().is_none_or(|p| p.is_empty())
     }
 
     /// Reads key-log text from a source named `name`; returns the source's
@@ -170,6 +221,21 @@ impl KeyLog {
         }
         self.sources.push(s);
         src
+    }
+
+    /// Adds to this layer's last source when it has this name (a stream's
+    /// secrets blocks, one after another), else as a new source.
+    pub fn add_more(&mut self, name: &str, text: &[u8]) -> u16 {
+        if self.sources.last().is_some_and(|s| s.name == name) {
+            let mut s = self.sources.pop().unwrap_or_default();
+            let src = self.source_count().min(u16::MAX as usize) as u16;
+            for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
+                self.line(&mut s, src, n as u64 + 1, raw);
+            }
+            self.sources.push(s);
+            return src;
+        }
+        self.add(name, text)
     }
 
     /// [`KeyLog::add`] from a reader, a line at a time: memory is the
@@ -225,7 +291,7 @@ impl KeyLog {
     }
 
     fn source(&self, name: &str) -> (u16, Source) {
-        let src = self.sources.len().min(u16::MAX as usize) as u16;
+        let src = self.source_count().min(u16::MAX as usize) as u16;
         (
             src,
             Source {
@@ -295,7 +361,7 @@ impl KeyLog {
         if self.rsa_keys.len() >= MAX_RSA_KEYS {
             return Err(format!("more than {MAX_RSA_KEYS} RSA keys"));
         }
-        let src = self.sources.len().min(u16::MAX as usize) as u16;
+        let src = self.source_count().min(u16::MAX as usize) as u16;
         self.rsa_keys.push((key, src));
         self.sources.push(Source {
             name: name.to_string(),
@@ -308,11 +374,15 @@ impl KeyLog {
     /// RSA key exchange needs the handshake transcript (for the extended
     /// master secret): kept only when there is an RSA key or `RSA` line.
     pub fn wants_transcript(&self) -> bool {
-        !self.rsa_keys.is_empty() || !self.by_rsa.is_empty()
+        !self.rsa_keys.is_empty()
+            || !self.by_rsa.is_empty()
+            || self.parent.as_ref().is_some_and(|p| p.wants_transcript())
     }
 
     pub fn by_random(&self, random: &[u8; 32]) -> Option<&Secrets> {
-        self.by_random.get(random)
+        self.by_random
+            .get(random)
+            .or_else(|| self.parent.as_ref()?.by_random(random))
     }
 
     /// The pre-master secret for an encrypted one: from an `RSA` key-log
@@ -334,18 +404,25 @@ impl KeyLog {
                 }
             }
         }
-        None
+        self.parent.as_ref()?.pre_master(encrypted)
     }
 
     /// Every client random with its source (for `tls.keys_unused`).
-    pub fn randoms(&self) -> impl Iterator<Item = (&[u8; 32], u16)> {
-        self.by_random.iter().map(|(r, s)| (r, s.source))
+    pub fn randoms(&self) -> Box<dyn Iterator<Item = (&[u8; 32], u16)> + '_> {
+        let own = self.by_random.iter().map(|(r, s)| (r, s.source));
+        match &self.parent {
+            Some(p) => Box::new(own.chain(p.randoms())),
+            None => Box::new(own),
+        }
     }
 
     /// Sources of `RSA` lines and RSA keys.
     pub fn rsa_sources(&self) -> Vec<u16> {
         let mut v: Vec<u16> = self.by_rsa.values().map(|(_, s)| *s).collect();
         v.extend(self.rsa_keys.iter().map(|(_, s)| *s));
+        if let Some(p) = &self.parent {
+            v.extend(p.rsa_sources());
+        }
         v.sort_unstable();
         v.dedup();
         v
@@ -479,5 +556,36 @@ mod test {
             Some((3, format!("a line of {} bytes", 3 * MAX_LINE)))
         );
         assert!(b.by_random(&[0xab; 32]).is_some());
+    }
+
+    #[test]
+    fn a_layer_adds_to_its_parent_without_copying_it() {
+        let mut run = KeyLog::default();
+        run.add(
+            "run.keys",
+            format!("CLIENT_RANDOM {} {}", "ab".repeat(32), "cd".repeat(48)).as_bytes(),
+        );
+        let run = std::sync::Arc::new(run);
+        let mut file = KeyLog::layered(run.clone());
+        let src = file.add(
+            "capture (Decryption Secrets Block)",
+            format!("CLIENT_RANDOM {} {}", "01".repeat(32), "02".repeat(48)).as_bytes(),
+        );
+        assert_eq!((src, file.source_count()), (1, 2));
+        assert_eq!(file.by_random(&[0xab; 32]).unwrap().source, 0);
+        assert_eq!(file.by_random(&[0x01; 32]).unwrap().source, 1);
+        assert_eq!(file.source_at(0).unwrap().name, "run.keys");
+        assert_eq!(
+            file.source_at(1).unwrap().name,
+            "capture (Decryption Secrets Block)"
+        );
+        assert!(file.source_at(2).is_none());
+        assert_eq!(file.randoms().count(), 2);
+        assert_eq!(
+            file.all_sources().iter().map(|s| s.0).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        // The parent is shared, not copied.
+        assert_eq!(std::sync::Arc::strong_count(&run), 2);
     }
 }

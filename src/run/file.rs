@@ -139,15 +139,30 @@ pub fn analyze(
 }
 
 /// The keys of one capture: the run's, and the capture's own Decryption
-/// Secrets Blocks (for a mapped file all of them, wherever they sit).
-fn file_keys(name: &str, base: Option<&Arc<KeyLog>>, dsbs: &[Vec<u8>]) -> Option<Arc<KeyLog>> {
+/// Secrets Blocks (for a mapped file all of them, wherever they sit, as one
+/// source). The run's keys are shared under a layer of the capture's own,
+/// never copied; a stream's later blocks copy only that layer.
+/// `own`: `base` is already this capture's (a stream's earlier blocks).
+fn file_keys(
+    name: &str,
+    base: Option<&Arc<KeyLog>>,
+    own: bool,
+    dsbs: &[Vec<u8>],
+) -> Option<Arc<KeyLog>> {
     if dsbs.is_empty() {
         return base.cloned();
     }
-    let mut k = base.map(|b| (**b).clone()).unwrap_or_default();
-    for d in dsbs {
-        k.add(&format!("{name} (Decryption Secrets Block)"), d);
-    }
+    let mut k = match base {
+        Some(b) if own => (**b).clone(),
+        Some(b) => KeyLog::layered(b.clone()),
+        None => KeyLog::default(),
+    };
+    // One source for all of a capture's blocks (a stream's later blocks
+    // join it): a flood of blocks is one line of the report.
+    k.add_more(
+        &format!("{name} (Decryption Secrets Blocks)"),
+        &dsbs.join(&b'\n'),
+    );
     Some(Arc::new(k))
 }
 
@@ -167,12 +182,14 @@ pub fn analyze_with(
     // A mapped pcapng is searched for its secrets first; a stream takes
     // them as they come (flows that began before them stay undecrypted).
     let mapped = matches!(src, Source::Map { .. });
-    let (dsbs, _) = if mapped {
+    let (dsbs, secrets_dropped) = if mapped {
         crate::capture::reader::pcapng_secrets(src.window())
     } else {
         (Vec::new(), 0)
     };
-    let mut keys = file_keys(name, keys, &dsbs);
+    let mut keys = file_keys(name, keys, false, &dsbs);
+    // The keys are this capture's own layer from its first block on.
+    let mut own = !dsbs.is_empty();
     let mut late_sources: Vec<(u16, u64)> = Vec::new();
     let mut reader = match Reader::new(src) {
         Ok(r) => r,
@@ -241,10 +258,15 @@ pub fn analyze_with(
             let to = from + batch[from..].partition_point(|f| f.number <= after);
             run_frames(&mut shards, &batch[from..to], window, cfg);
             from = to;
-            let before = keys.as_ref().map_or(0, |k| k.sources.len());
-            keys = file_keys(name, keys.as_ref(), &[data]);
-            let now = keys.as_ref().map_or(0, |k| k.sources.len());
-            late_sources.extend((before..now).map(|s| (s as u16, after)));
+            keys = file_keys(name, keys.as_ref(), own, &[data]);
+            own = true;
+            // The blocks' source, and where the first of them arrived.
+            if let Some(k) = &keys {
+                let src = (k.source_count() - 1) as u16;
+                if !late_sources.iter().any(|l| l.0 == src) {
+                    late_sources.push((src, after));
+                }
+            }
             for sh in &mut shards {
                 sh.table.keys = keys.clone();
             }
@@ -316,6 +338,7 @@ pub fn analyze_with(
     facts.keys = keys;
     facts.key_use = key_use;
     facts.late_sources = late_sources;
+    facts.secrets_dropped = secrets_dropped;
     let mut cap = Vec::new();
     for d in detect::CAPTURE {
         d.check(&facts, &mut cap);
