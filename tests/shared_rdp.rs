@@ -183,6 +183,20 @@ fn suricata_rdp_003_agrees_with_test_yaml(root: &Path) {
     assert_eq!(a.selected, "RDP (no negotiation)");
     assert_eq!(a.rdp_encryption, "56bit, client compatible");
     assert_eq!(a.outcome, Outcome::Connected);
+    // Standard RDP Security: the server's ultimatum is read in the clear,
+    // with its T.125 reason, and the session ended as sessions do.
+    let end = r
+        .findings
+        .iter()
+        .find(|f| f.code == "rdp.session_ended")
+        .expect("rdp.session_ended");
+    assert!(
+        end.summary.contains(
+            "in the clear: the ultimatum in frame 431 gives reason 3 (rn-user-requested)"
+        ),
+        "{}",
+        end.summary
+    );
 }
 
 fn ndpi_rdp_traces_agree_with_results(root: &Path) {

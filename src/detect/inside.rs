@@ -38,8 +38,8 @@ pub struct ServerReasons;
 const CREDSSP_PATCHED: u32 = 6;
 /// HYBRID_EX AUTHZ_ACCESS_DENIED.
 const AUTHZ_ACCESS_DENIED: u32 = 5;
-/// ERRINFO_DISCONNECTED_BY_OTHERCONNECTION.
-const ERRINFO_OTHER_CONNECTION: u32 = 0x5;
+/// ERRINFO_DISCONNECTED_BY_OTHERCONNECTION: an ending, said as a warning.
+pub const ERRINFO_OTHER_CONNECTION: u32 = 0x5;
 /// ERRINFO_SERVER_DENIED_CONNECTION: `rdp.server_denied`.
 pub const ERRINFO_DENIED: u32 = 0x7;
 
@@ -257,17 +257,8 @@ fn access_denied(f: &Flow, i: &Inside, out: &mut Vec<Draft>) {
 }
 
 /// "; user DOMAIN\\alice" from NTLM's AUTHENTICATE or the Client Info PDU.
-fn user_of(i: &Inside) -> String {
-    let (user, domain) = match (&i.client_info, &i.credssp.user) {
-        (Some((u, d, _)), _) if !u.is_empty() => (u.as_str(), d.as_str()),
-        (_, Some(n)) if !n.user.is_empty() => (n.user.as_str(), n.domain.as_str()),
-        _ => return String::new(),
-    };
-    if domain.is_empty() {
-        format!("; user {user}")
-    } else {
-        format!("; user {domain}\\{user}")
-    }
+pub fn user_of(i: &Inside) -> String {
+    i.user().map(|u| format!("; user {u}")).unwrap_or_default()
 }
 
 fn license(f: &Flow, i: &Inside, out: &mut Vec<Draft>) {

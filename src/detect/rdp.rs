@@ -150,18 +150,7 @@ fn said(
         (None, Some((_, _, c)), None) => format!(" after the Client Info PDU (frame {})", c.frame),
         _ => String::new(),
     };
-    let user = i
-        .client_info
-        .as_ref()
-        .filter(|c| !c.0.is_empty())
-        .map(|(u, d, _)| {
-            if d.is_empty() {
-                format!("; user {u}")
-            } else {
-                format!("; user {d}\\{u}")
-            }
-        })
-        .unwrap_or_default();
+    let user = super::inside::user_of(i);
     let close = end
         .map(|(d, m, how)| format!("; the {} {how} in frame {}", d.name(), m.frame))
         .unwrap_or_default();

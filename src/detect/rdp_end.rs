@@ -30,9 +30,6 @@ const ERRINFO_ANY: std::ops::RangeInclusive<u16> = 50..=100;
 /// A TLS 1.3 alert (2 bytes of plaintext) under a suite this build does
 /// not know: from CCM_8 (11) to a 16-byte tag (19).
 const ALERT_ANY: std::ops::RangeInclusive<u16> = 11..=19;
-/// ERRINFO_DISCONNECTED_BY_OTHERCONNECTION: an ending, said as a warning.
-const ERRINFO_OTHER_CONNECTION: u32 = 0x5;
-
 /// What an ordinary ERRINFO code means, in words.
 fn errinfo_meaning(code: u32) -> &'static str {
     match code {
@@ -187,7 +184,7 @@ pub fn session_end(f: &Flow) -> Option<End> {
     // ordinary endings (and 0x5, said as a warning) is no ordinary end.
     let said = super::inside::inside(f).and_then(|i| i.errinfo());
     let reason_ok = said.is_none_or(|(c, _)| {
-        crate::proto::rdp::errinfo_ordinary(c) || c == ERRINFO_OTHER_CONNECTION
+        crate::proto::rdp::errinfo_ordinary(c) || c == super::inside::ERRINFO_OTHER_CONNECTION
     });
     let ordinary = unreadable.is_none()
         && reason_ok
@@ -353,11 +350,17 @@ impl Detector for SessionEnded {
         if let Some(i) = super::inside::inside(f) {
             // The records of both sides opened: the ending was read, not
             // guessed from sizes.
-            keyed = matches!(i.keys, crate::proto::inside::KeyState::Decrypting { .. })
-                && i.opened.iter().all(|&n| n > 0);
+            let decrypting = matches!(i.keys, crate::proto::inside::KeyState::Decrypting { .. });
+            keyed = decrypting && i.opened.iter().all(|&n| n > 0);
+            // Standard RDP Security shows these PDUs in the clear.
+            let read = if decrypting {
+                "decrypted"
+            } else {
+                "in the clear"
+            };
             if let Some((code, at)) = i.errinfo() {
                 what.push_str(&format!(
-                    "; decrypted: Set Error Info {} in frame {} ({})",
+                    "; {read}: Set Error Info {} in frame {} ({})",
                     super::inside::errinfo_words(code),
                     at.frame,
                     errinfo_meaning(code)
@@ -367,7 +370,7 @@ impl Detector for SessionEnded {
             }
             if let Some((r, at)) = i.ultimatum[Dir::Server].or(i.ultimatum[Dir::Client]) {
                 what.push_str(&format!(
-                    "; decrypted: the ultimatum in frame {} gives reason {r} ({})",
+                    "; {read}: the ultimatum in frame {} gives reason {r} ({})",
                     at.frame,
                     ultimatum_reason(r)
                 ));
@@ -376,7 +379,7 @@ impl Detector for SessionEnded {
             }
             if let Some(at) = i.shutdown {
                 what.push_str(&format!(
-                    "; decrypted: the client's Shutdown Request in frame {} (the user closed the window)",
+                    "; {read}: the client's Shutdown Request in frame {} (the user closed the window)",
                     at.frame
                 ));
                 frames.push(at.frame);
@@ -407,7 +410,7 @@ impl Detector for SessionEnded {
                  server ended it (idle or logon timeout, another connection). Not a failure.",
             )
             .remedy(if keyed {
-                "Nothing to fix: the decrypted PDUs above say how it ended."
+                "Nothing to fix: the PDUs read above say how it ended."
             } else {
                 "Nothing to fix. The server's reason (Set Error Info: 0xB disconnect by user, \
                  0xC logoff by user, 0x3 idle timeout, 0x4 logon timeout, 0x5 another \

@@ -14,8 +14,7 @@ use crate::flow::{Flow, Transport};
 pub fn flow_outcome(f: &Flow, drafts: &[Draft]) -> (Outcome, Option<Phase>) {
     let failing = drafts
         .iter()
-        // tls.decrypt_failed is about the keys, not the connection.
-        .filter(|d| d.code != Code::TlsDecryptFailed)
+        .filter(|d| !about_keys(d.code))
         .filter(|d| {
             d.severity >= Severity::Error
                 || d.code == Code::TcpStalled
@@ -46,6 +45,12 @@ pub fn flow_outcome(f: &Flow, drafts: &[Draft]) -> (Outcome, Option<Phase>) {
     } else {
         (Outcome::Incomplete, None)
     }
+}
+
+/// A finding about the analysis's keys, not the connection: never its
+/// outcome, never a verdict.
+fn about_keys(c: Code) -> bool {
+    c == Code::TlsDecryptFailed
 }
 
 /// A finding of a failed connection that a connected retry superseded:
@@ -92,10 +97,7 @@ pub fn attempt(cx: &AttemptContext<'_>, findings: &[Placed]) -> Verdict {
         .iter()
         .map(|p| &p.draft)
         .filter(|d| {
-            !matches!(
-                d.code,
-                Code::DnsNxdomain | Code::DnsNoResponse | Code::TlsDecryptFailed
-            )
+            !matches!(d.code, Code::DnsNxdomain | Code::DnsNoResponse) && !about_keys(d.code)
         })
         .filter(|d| outcome != Outcome::Connected || d.severity >= Severity::Warning)
         .min_by(|x, y| precedence(x, y))

@@ -108,6 +108,21 @@ impl Inside {
             .copied()
     }
 
+    /// Who logged on: `DOMAIN\\user` from the Client Info PDU (the cookie
+    /// cuts it at 9 characters), else from NTLM's AUTHENTICATE.
+    pub fn user(&self) -> Option<String> {
+        let (u, d) = match (&self.client_info, &self.credssp.user) {
+            (Some((u, d, _)), _) if !u.is_empty() => (u, d),
+            (_, Some(n)) if !n.user.is_empty() => (&n.user, &n.domain),
+            _ => return None,
+        };
+        Some(if d.is_empty() {
+            u.clone()
+        } else {
+            format!("{d}\\{u}")
+        })
+    }
+
     /// The session reached the active phase (Demand Active and the
     /// client's Confirm Active, read).
     pub fn active(&self) -> Option<Mark> {

@@ -411,21 +411,9 @@ pub fn facts(f: &Flow, cert: Option<&crate::proto::tls::CertInfo>) -> Facts {
             .neg
             .map_or("none".to_string(), |n| n.protocols.to_string());
     }
-    if let Some(i) = x.inside.as_deref() {
-        // Decrypted: the Client Info PDU's user and domain (the cookie is
-        // cut at 9 characters), else NTLM's AUTHENTICATE.
-        let who = match (&i.client_info, &i.credssp.user) {
-            (Some((u, d, _)), _) if !u.is_empty() => Some((u.as_str(), d.as_str())),
-            (_, Some(n)) if !n.user.is_empty() => Some((n.user.as_str(), n.domain.as_str())),
-            _ => None,
-        };
-        if let Some((u, d)) = who {
-            r.user = if d.is_empty() {
-                u.to_string()
-            } else {
-                format!("{d}\\{u}")
-            };
-        }
+    if let Some(u) = x.inside.as_deref().and_then(|i| i.user()) {
+        // Decrypted (or in the clear): the logon's own user, not the cookie.
+        r.user = u;
     }
     if let Some((h, _)) = &x.tls.client_hello {
         if let Some(sni) = &h.sni {
