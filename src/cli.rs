@@ -100,6 +100,11 @@ pub struct Analyze {
     /// attempts are reported, and a name is checked against certificates.
     #[arg(long, value_name = "NAME|ADDR")]
     pub target: Option<String>,
+    /// An RD Gateway's host name or address (repeatable): its TLS
+    /// connections are gateway legs even when nothing inside them can be
+    /// read (no keys).
+    #[arg(long = "gateway", value_name = "HOST")]
+    pub gateways: Vec<String>,
     /// A client's connections to one server this many seconds apart, after
     /// a failed one, form one attempt (a retry).
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
@@ -174,6 +179,11 @@ fn analyze(a: Analyze) -> Result<u8> {
         syn_timeout_ns: (a.syn_timeout * 1e9) as i64,
         depth: a.depth,
         target: a.target.clone(),
+        gateways: a
+            .gateways
+            .iter()
+            .map(|g| g.trim().trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
         attempt_window_ns: (a.attempt_window * 1e9) as i64,
         ..Config::default()
     };

@@ -30,6 +30,8 @@ pub struct Config {
     pub closed_linger_ns: i64,
     /// `--target NAME|ADDR`: the server the user tried to reach.
     pub target: Option<String>,
+    /// `--gateway HOST`: RD Gateways by name or address (lower case).
+    pub gateways: Vec<String>,
     /// A client's connections to one server this close together (end of
     /// one to start of the next) form one attempt when the earlier failed.
     pub attempt_window_ns: i64,
@@ -40,6 +42,7 @@ impl Default for Config {
         Config {
             ports: BTreeSet::new(),
             target: None,
+            gateways: Vec::new(),
             attempt_window_ns: 30_000_000_000,
             stall_ns: 20_000_000_000,
             syn_timeout_ns: 3_000_000_000,

@@ -197,6 +197,16 @@ pub struct IcmpEvent {
     pub dir: Dir,
 }
 
+/// What a tunnelled RDP connection came through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunnel {
+    /// The leg that carried it: client and gateway.
+    pub leg: (SocketAddr, SocketAddr),
+    /// CHANNEL_CREATE's target and port.
+    pub target: Option<(String, u16)>,
+    pub kind: crate::proto::gateway::Kind,
+}
+
 /// At most this many ICMP events kept per flow.
 const MAX_ICMP: usize = 16;
 
@@ -234,6 +244,13 @@ pub struct Flow {
     tcp: Option<Box<TcpFlow>>,
     /// Content showed the flow is of no interest: only kept to not re-probe.
     pub ignored: bool,
+    /// A TLS connection to a gateway the user named (`--gateway`), or to
+    /// an Azure Virtual Desktop gateway by its name: a gateway leg even
+    /// when nothing inside it can be read.
+    pub named_gateway: bool,
+    /// The tunnelled RDP connection of a gateway leg: the leg's client and
+    /// server (this flow's endpoints stand for the client and the gateway).
+    pub tunnel_of: Option<Box<Tunnel>>,
     /// When ignored: was it closed, the client's ISN and whether it sent a
     /// SYN (what a new SYN on the same ports is judged by).
     ignored_state: (bool, Option<u32>, bool),
@@ -269,6 +286,8 @@ impl Flow {
             app,
             tcp,
             ignored: false,
+            named_gateway: false,
+            tunnel_of: None,
             ignored_state: (false, None, false),
         }
     }
@@ -298,8 +317,11 @@ impl Flow {
     pub fn reported(&self) -> bool {
         match self.interest {
             Interest::Rdp | Interest::UserPort => true,
-            Interest::Probe => matches!(self.app.class, AppClass::Rdp { .. }),
-            Interest::Gateway | Interest::Dns | Interest::Kerberos => false,
+            Interest::Probe => {
+                matches!(self.app.class, AppClass::Rdp { .. }) || self.app.gateway_leg().is_some()
+            }
+            Interest::Gateway => self.app.gateway_leg().is_some() || self.named_gateway,
+            Interest::Dns | Interest::Kerberos => false,
         }
     }
 
@@ -499,7 +521,7 @@ impl Flow {
             d.last_data = Some(at);
             tf.progress(at, hs_before);
         }
-        if self.interest == Interest::Probe && self.app.decided() && !self.reported() {
+        if self.interest == Interest::Probe && self.app.settled() && !self.reported() {
             // Not RDP: stop following the content; keep only what a new
             // SYN on the same ports is judged by.
             let (isn, syn) = self.client_syn();
@@ -508,6 +530,55 @@ impl Flow {
             self.tcp = None;
             self.app = App::default();
         }
+    }
+
+    /// A gateway leg's tunnelled RDP connection, as a flow of its own: the
+    /// leg's endpoints (the client and the gateway), its DATA bytes and
+    /// frames, its facts from the `App` that read the tunnel. TCP-wise it
+    /// was established when the gateway created the channel and has no
+    /// ending of its own (the leg has it).
+    pub fn take_tunnel(&mut self) -> Option<Flow> {
+        let mut app = *self.app.tunnel.take()?;
+        app.finish();
+        let t = &self.app.gateway_leg()?.tsg;
+        let first = Dir::BOTH
+            .iter()
+            .filter_map(|&d| t.first_data[d])
+            .min_by_key(|m| m.frame)?;
+        let last = Dir::BOTH
+            .iter()
+            .filter_map(|&d| t.last_data[d])
+            .max_by_key(|m| m.frame)
+            .unwrap_or(first);
+        let opened = t.channel.map(|c| c.1).filter(|m| m.frame <= first.frame);
+        let g = self.app.gateway_leg()?;
+        let tunnel = Tunnel {
+            leg: (self.client, self.server),
+            target: g.tsg.target.as_ref().map(|(n, p, _)| (n.clone(), *p)),
+            kind: g.kind?,
+        };
+        let mut f = Flow::new(
+            self.key,
+            self.client,
+            self.server,
+            Interest::Rdp,
+            opened.unwrap_or(first),
+        );
+        f.last = last;
+        for d in Dir::BOTH {
+            let s = &mut f.dirs[d];
+            // The leg counts the packets and bytes.
+            s.payload = t.data[d];
+            s.first_data = t.first_data[d];
+            s.last_data = t.last_data[d];
+        }
+        if let Some(tf) = f.tcp.as_deref_mut() {
+            tf.established = Some(opened.unwrap_or(first));
+            tf.machinery = None;
+        }
+        f.app = app;
+        f.tunnel_of = Some(Box::new(tunnel));
+        Some(f)
     }
 
     /// Called when the flow ends: the wait from the last progress to the end

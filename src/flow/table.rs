@@ -391,6 +391,15 @@ impl Table {
     fn finish(&mut self, mut f: Flow, cfg: &Config, end: Option<Mark>, judged_at: Option<Mark>) {
         let end = end.unwrap_or(f.last);
         f.finish(end, cfg);
+        f.named_gateway = named_gateway(&f, cfg);
+        let tunnel = if f.reported() { f.take_tunnel() } else { None };
+        self.keep(f, cfg, judged_at);
+        if let Some(t) = tunnel {
+            self.keep(t, cfg, judged_at);
+        }
+    }
+
+    fn keep(&mut self, mut f: Flow, cfg: &Config, judged_at: Option<Mark>) {
         if f.reported() {
             if self.records < cfg.max_records.min(self.max_records) {
                 self.records += 1;
@@ -511,4 +520,38 @@ impl Default for Table {
     fn default() -> Self {
         Table::new()
     }
+}
+
+/// A TLS connection to an RD Gateway the user named (`--gateway`: its
+/// address, SNI or certificate name), or whose SNI is an Azure Virtual
+/// Desktop gateway's (PROTOCOLS.md §9): a leg even without keys.
+fn named_gateway(f: &Flow, cfg: &Config) -> bool {
+    if f.app.class != crate::proto::AppClass::Tls || f.tunnel_of.is_some() {
+        return false;
+    }
+    let x = f.app.facts();
+    let sni = x
+        .tls
+        .client_hello
+        .as_ref()
+        .and_then(|(h, _)| h.sni.as_deref())
+        .map(str::to_ascii_lowercase);
+    if sni
+        .as_deref()
+        .is_some_and(|s| s.ends_with(".wvd.microsoft.com"))
+    {
+        return true;
+    }
+    let cert = x.server_cert().map(|c| c.0);
+    cfg.gateways.iter().any(|g| {
+        g.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip == f.server.ip())
+            || sni.as_deref().is_some_and(|s| s == g)
+            || cert.as_ref().is_some_and(|c| {
+                c.san
+                    .iter()
+                    .chain(c.cn.as_ref())
+                    .any(|n| crate::proto::tls::name_matches(n, g))
+            })
+    })
 }

@@ -63,6 +63,10 @@ pub struct Head {
     pub authorization: Option<String>,
     /// `RDG-Connection-Id` (pairs a gateway's IN and OUT channels).
     pub connection_id: Option<String>,
+    /// `Host` (a request's), without its port.
+    pub host: Option<String>,
+    /// `Via` (a proxy on the way, RFC 9110 §7.6.3).
+    pub via: Option<String>,
     /// Bytes of the head.
     pub len: usize,
 }
@@ -70,6 +74,18 @@ pub struct Head {
 fn text(v: &[u8]) -> String {
     let s = String::from_utf8_lossy(&v[..v.len().min(MAX_VALUE)]);
     s.trim().replace(|c: char| c.is_control(), " ")
+}
+
+/// A Host value without its port (`[v6]:443` keeps the brackets' inside).
+fn host_only(v: &str) -> String {
+    let v = v.trim();
+    if let Some(r) = v.strip_prefix('[') {
+        return r.split(']').next().unwrap_or(r).to_ascii_lowercase();
+    }
+    v.rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        .map_or(v, |(h, _)| h)
+        .to_ascii_lowercase()
 }
 
 /// The head at the start of `b`; `Ok(None)` when more bytes are needed.
@@ -168,6 +184,8 @@ pub fn head(b: &[u8], role: Role) -> Result<Option<Head>, Error> {
                 h.authorization = v.split(' ').next().map(str::to_string);
             }
             "rdg-connection-id" => h.connection_id = Some(v),
+            "host" => h.host = Some(host_only(&v)),
+            "via" => h.via = Some(v),
             _ => {}
         }
     }

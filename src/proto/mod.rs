@@ -7,6 +7,7 @@
 pub mod credssp;
 pub mod dns;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod inside;
 pub mod keylog;
@@ -78,6 +79,9 @@ enum Mode {
     Tls,
     /// Kerberos over TCP: 4-byte length, message (RFC 4120 §7.2.2).
     Krb,
+    /// HTTP/1.x: an RD Gateway leg (plaintext, or decrypted), read by
+    /// [`gateway::Leg`].
+    Http,
     /// Nothing more to parse (not RDP/TLS, a capture hole, or malformed).
     Off,
 }
@@ -136,6 +140,9 @@ pub struct Facts {
     pub udp: rdpeudp::Udp,
     /// What the decrypted TLS streams said (only when keys were given).
     pub inside: Option<Box<inside::Inside>>,
+    /// An RD Gateway leg's HTTP, WebSocket and MS-TSGU (boxed: most flows
+    /// are not legs).
+    pub gateway: Option<Box<gateway::Leg>>,
 }
 
 impl Facts {
@@ -204,6 +211,10 @@ pub struct App {
     pub keys: Option<std::sync::Arc<keylog::KeyLog>>,
     /// Record decryption, once keys for the session were found.
     crypt: Option<Box<Crypt>>,
+    /// The RDP connection a gateway leg tunnels (DATA packets), parsed by
+    /// an `App` of its own; taken by the flow stage when the leg ends.
+    pub tunnel: Option<Box<App>>,
+    tunnel_seen: [u64; 2],
 }
 
 /// Past the depth, decrypted records up to this size are still read (Set
@@ -245,6 +256,9 @@ impl App {
         self.streams = Default::default();
         self.crypt = None;
         if let Some(f) = self.facts.as_mut() {
+            if let Some(g) = f.gateway.as_mut() {
+                g.finish(f.gap);
+            }
             f.tls.finish();
             f.steps.shrink_to_fit();
         }
@@ -257,6 +271,21 @@ impl App {
     /// True once the content class is known.
     pub fn decided(&self) -> bool {
         self.class != AppClass::Unknown
+    }
+
+    /// True once the content says whether the flow matters: the class is
+    /// known and, for HTTP, the first request told whether it is a gateway
+    /// leg.
+    pub fn settled(&self) -> bool {
+        match self.class {
+            AppClass::Unknown => false,
+            AppClass::Http => self
+                .facts()
+                .gateway
+                .as_ref()
+                .is_some_and(|g| g.kind.is_some() || g.not_http || !g.exchanges.is_empty()),
+            _ => true,
+        }
     }
 
     /// Bytes of one direction's stream; `pos` is where the first of them
@@ -351,6 +380,7 @@ impl App {
             } => (Mode::Tpkt, Mode::Tpkt, offset),
             AppClass::Rdp { offset, .. } => (Mode::Tpkt, Mode::Wait, offset),
             AppClass::Tls => (Mode::Tls, Mode::Tls, 0),
+            AppClass::Http => (Mode::Http, Mode::Http, 0),
             _ if self.rdp_port => (Mode::Tpkt, Mode::Tpkt, 0),
             _ => (Mode::Off, Mode::Off, 0),
         };
@@ -450,7 +480,8 @@ impl App {
         let found = inside::keys_for(&self.fx().tls, &keys);
         let rdp = matches!(self.class, AppClass::Rdp { .. }) || self.rdp_port;
         let inner = Stream {
-            mode: if rdp { Mode::Tpkt } else { Mode::Off },
+            // Not RDP: perhaps a gateway leg's HTTP (the leg tells).
+            mode: if rdp { Mode::Tpkt } else { Mode::Http },
             inner: true,
             ..Default::default()
         };
@@ -486,6 +517,9 @@ impl App {
         if typ == tls::CCS || (tls13 && typ != tls::APP_DATA) {
             return;
         }
+        // A gateway leg is read whole: the tunnelled session's end is at
+        // the end of it.
+        let leg = self.gateway_leg().is_some();
         let Some(c) = self.crypt.as_mut() else {
             return;
         };
@@ -493,7 +527,7 @@ impl App {
         let Some(d) = c.dec[dir].as_mut() else {
             return;
         };
-        if beyond && body.len() > BEYOND_DECRYPT {
+        if beyond && body.len() > BEYOND_DECRYPT && !leg {
             d.skip(Some(body));
             return;
         }
@@ -693,6 +727,52 @@ impl App {
         }
     }
 
+    /// A gateway leg's HTTP bytes; the RDP bytes its DATA packets carried
+    /// go to the tunnelled connection's `App`.
+    fn http(&mut self, dir: Dir, b: &[u8], at: Mark) {
+        let leg = self.fx().gateway.get_or_insert_with(Box::default);
+        leg.feed(dir, b, at);
+        let not_http = leg.not_http;
+        if not_http {
+            // Decrypted: the records go on; plaintext: nothing to read.
+            match self.crypt.as_mut() {
+                Some(c) => {
+                    c.inner[Dir::Client].mode = Mode::Off;
+                    c.inner[Dir::Server].mode = Mode::Off;
+                }
+                None => {
+                    self.streams[Dir::Client].mode = Mode::Off;
+                    self.streams[Dir::Server].mode = Mode::Off;
+                }
+            }
+            return;
+        }
+        let inner = self.fx().gateway.as_mut().map(|g| g.take_inner());
+        for (d, at, bytes) in inner.into_iter().flatten() {
+            self.tunnelled(d, &bytes, at);
+        }
+    }
+
+    /// Bytes of the tunnelled RDP connection, one side's, in order.
+    pub fn tunnelled(&mut self, dir: Dir, b: &[u8], at: Mark) {
+        let keys = self.keys.clone();
+        let t = self.tunnel.get_or_insert_with(|| {
+            Box::new(App {
+                rdp_port: true,
+                keys,
+                ..Default::default()
+            })
+        });
+        let pos = Pos::new(at, self.tunnel_seen[dir]);
+        self.tunnel_seen[dir] += b.len() as u64;
+        t.feed(dir, Chunk::Data(b), pos);
+    }
+
+    /// Is this flow an RD Gateway leg (by what its HTTP said)?
+    pub fn gateway_leg(&self) -> Option<&gateway::Leg> {
+        self.facts().gateway.as_deref().filter(|g| g.is_leg())
+    }
+
     fn malformed(&mut self, dir: Dir, at: Mark, e: error::Error) {
         if self.fx().malformed.is_none() {
             let unit = self.unit_at;
@@ -810,6 +890,10 @@ impl App {
                         s.mode = Mode::Off;
                         return off;
                     }
+                }
+                Mode::Http => {
+                    self.http(dir, rest, at);
+                    return b.len();
                 }
                 Mode::Krb => {
                     let len = match krb::tcp_len(rest) {

@@ -5,6 +5,7 @@
 use super::model::{Attempt, Finding};
 use crate::detect::{Judged, Placed};
 use crate::finding::Draft;
+use crate::flow::Transport;
 use crate::session::{self, Conn};
 
 /// `addr:port`, IPv6 as `[addr]:port` (what `SocketAddr` prints).
@@ -47,7 +48,7 @@ pub fn attempt(
                 attempt: id.clone(),
                 client: ep(first.client),
                 server: ep(first.server),
-                transport: if a.side.is_empty() {
+                transport: if a.side.iter().all(|&i| conns[i].transport != Transport::Udp) {
                     first.transport.name().to_string()
                 } else {
                     format!("{}+udp", first.transport.name())
@@ -63,6 +64,14 @@ pub fn attempt(
                 first_frame: first.first.frame,
                 last_frame: all().map(|c| c.last.frame).max().unwrap_or(0),
                 connections: (a.conns.len() + a.side.len()) as u32,
+                via: via(a, conns),
+                gateway: a
+                    .conns
+                    .iter()
+                    .chain(&a.side)
+                    .find(|&&i| conns[i].gateway().is_some())
+                    .map_or(String::new(), |&i| ep(conns[i].server)),
+                legs: a.legs(conns) as u32,
                 target: fx.target,
                 user: fx.user,
                 requested: fx.requested,
@@ -115,4 +124,23 @@ pub fn attempt(
         .map(|p| finding(capture, &id, p))
         .collect();
     (row, findings)
+}
+
+/// The attempt's `via`: the transport of the tunnel that decided it (the
+/// tunnelled connection's, else the last tunnel leg's), `direct` without
+/// a gateway.
+fn via(a: &session::Attempt, conns: &[Conn]) -> String {
+    let mut kinds = a
+        .conns
+        .iter()
+        .rev()
+        .chain(&a.side)
+        .filter_map(|&i| conns[i].gateway());
+    match kinds.next() {
+        None => "direct".into(),
+        Some(g) => g
+            .kind
+            .or_else(|| kinds.find_map(|g| g.kind))
+            .map_or("gateway".into(), |k| k.via().to_string()),
+    }
 }

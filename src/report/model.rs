@@ -44,6 +44,14 @@ pub struct Attempt {
     pub last_frame: u64,
     /// TCP connections / UDP conversations grouped into this attempt.
     pub connections: u32,
+    /// `direct`, or the RD Gateway transport: `gateway-http`,
+    /// `gateway-ws`, `gateway-rpc`, `gateway-wst` (`gateway` when the
+    /// legs could not be read).
+    pub via: String,
+    /// The gateway's address and port (empty for a direct connection).
+    pub gateway: String,
+    /// Connections to the gateway (IN and OUT channels, KDC proxy calls).
+    pub legs: u32,
     /// What the client asked for: SNI, routing token or `--target`.
     pub target: String,
     /// The `Cookie: mstshash=` user name.

@@ -67,6 +67,9 @@ pub struct AttemptRow<'a> {
     pub first_frame: u64,
     pub last_frame: u64,
     pub connections: u32,
+    pub via: &'a str,
+    pub gateway: &'a str,
+    pub legs: u32,
     pub target: &'a str,
     pub user: &'a str,
     pub requested: &'a str,
@@ -102,6 +105,9 @@ impl<'a> From<&'a Attempt> for AttemptRow<'a> {
             first_frame: a.first_frame,
             last_frame: a.last_frame,
             connections: a.connections,
+            via: &a.via,
+            gateway: &a.gateway,
+            legs: a.legs,
             target: &a.target,
             user: &a.user,
             requested: &a.requested,
@@ -387,7 +393,7 @@ mod test {
     #[test]
     fn attempt_columns_are_the_public_contract() {
         let want = "capture,attempt,client,server,transport,start,end,packets,bytes,outcome,\
-                    failed_phase,verdict,app,first_frame,last_frame,connections,target,user,\
+                    failed_phase,verdict,app,first_frame,last_frame,connections,via,gateway,legs,target,user,\
                     requested,selected,tls_version,tls_cipher,cert_subject,cert_not_after,\
                     fits_0x904,client_name,client_build,channels,rdp_encryption,timeline";
         assert_eq!(attempt_header().join(","), want);

@@ -8,6 +8,7 @@ use super::moment::{ending, rdp_moment};
 use crate::capture::Mark;
 use crate::finding::{rfc3339, Dir, Draft, Outcome, Phase};
 use crate::flow::{Flow, Transport};
+use crate::proto::gateway::{Channel, Kind};
 use crate::proto::tls::{cipher_name, version_name};
 use crate::proto::x224::{failure_name, NegResult};
 use crate::proto::{AppClass, Step, Via};
@@ -70,6 +71,34 @@ pub struct Conn {
     /// for the attempt and the capture: boxed, so a connection without
     /// them costs one pointer.
     pub inside: Option<Box<InsideUse>>,
+    /// An RD Gateway leg, or the RDP connection tunnelled through one.
+    pub gateway: Option<Box<GatewayUse>>,
+}
+
+/// What a connection has to do with an RD Gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayUse {
+    /// The transport (`None`: a leg known only by the gateway's name, its
+    /// content unread).
+    pub kind: Option<Kind>,
+    pub channel: Option<Channel>,
+    /// `RDG-Connection-Id`: the same on a tunnel's IN and OUT channels.
+    pub connection_id: Option<String>,
+    /// A tunnelled connection: the leg that carried it (client, gateway).
+    pub carried_by: Option<(SocketAddr, SocketAddr)>,
+    /// The tunnel reached the target (CHANNEL_RESPONSE succeeded), or
+    /// this is the tunnelled connection.
+    pub channel_open: bool,
+}
+
+impl GatewayUse {
+    /// A leg that may carry the tunnel (not a KDC proxy call, not a
+    /// companion IN channel).
+    pub fn opens_tunnel(&self) -> bool {
+        self.carried_by.is_none()
+            && self.channel != Some(Channel::In)
+            && self.kind.is_none_or(|k| k.tunnel())
+    }
 }
 
 /// What a connection's decrypted PDUs leave once the flow is gone.
@@ -137,7 +166,16 @@ impl Conn {
             Transport::Udp => x.udp.syn.and_then(|(s, _)| s.correlation_id),
         };
         let cert = x.server_cert().map(|c| c.0);
-        let facts = facts(f, cert.as_ref());
+        let mut facts = facts(f, cert.as_ref());
+        let gateway = gateway_use(f);
+        if let Some(t) = f.tunnel_of.as_deref().and_then(|t| t.target.as_ref()) {
+            // The target the gateway was asked for, not the gateway.
+            facts.target = t.0.clone();
+        } else if let Some(g) = f.app.gateway_leg() {
+            if let Some((t, _, _)) = &g.tsg.target {
+                facts.target = t.clone();
+            }
+        }
         let mut cert_names = Vec::new();
         if let Some(c) = cert {
             cert_names.extend(c.san);
@@ -167,6 +205,7 @@ impl Conn {
             drafts,
             outcome: outcome.0,
             failed_phase: outcome.1,
+            gateway,
             inside: x.inside.as_deref().map(|i| {
                 Box::new(InsideUse {
                     key_use: key_use(x),
@@ -218,7 +257,13 @@ impl Conn {
             outcome,
             failed_phase: (outcome == Outcome::Failed).then_some(Phase::X224),
             inside: None,
+            gateway: None,
         }
+    }
+
+    /// The RD Gateway leg or tunnel this connection is.
+    pub fn gateway(&self) -> Option<&GatewayUse> {
+        self.gateway.as_deref()
     }
 
     /// What the run's keys did for it.
@@ -277,7 +322,109 @@ fn key_use(x: &crate::proto::Facts) -> Option<KeyUse> {
     }
 }
 
+/// A gateway leg's HTTP and MS-TSGU steps: `http RDG_OUT_DATA 401,401,101
+/// 12-20; tsg handshake 22 tunnel 24 auth 26 channel 28 → host:3389`.
+fn gateway_timeline(g: &crate::proto::gateway::Leg) -> String {
+    use crate::proto::tsgu::{failed, result_name};
+    let mut s = String::new();
+    if let Some(first) = g.exchanges.first() {
+        let codes: Vec<String> = g
+            .exchanges
+            .iter()
+            .map(|e| {
+                e.response
+                    .as_ref()
+                    .map_or("-".into(), |r| r.status.to_string())
+            })
+            .collect();
+        let last = g
+            .exchanges
+            .iter()
+            .rev()
+            .find_map(|e| e.response.as_ref().map(|r| r.at))
+            .unwrap_or(first.at);
+        s = format!(
+            "http {} {} {}-{}",
+            first.method,
+            codes.join(","),
+            first.at.frame,
+            last.frame
+        );
+    }
+    let t = &g.tsg;
+    let mut steps = Vec::new();
+    for (name, v) in [
+        ("handshake", t.handshake),
+        ("tunnel", t.tunnel),
+        ("auth", t.tunnel_auth),
+        ("channel", t.channel),
+    ] {
+        if let Some((code, at)) = v {
+            if failed(code) {
+                let n = result_name(code).map_or(format!("0x{code:08X}"), str::to_string);
+                steps.push(format!("{name} {} {n}", at.frame));
+            } else {
+                steps.push(format!("{name} {}", at.frame));
+            }
+        }
+    }
+    if !steps.is_empty() {
+        let target = t
+            .target
+            .as_ref()
+            .map_or(String::new(), |(n, p, _)| format!(" → {n}:{p}"));
+        s.push_str(&format!("; tsg {}{target}", steps.join(" ")));
+    }
+    if let Some((dir, code, at)) = t.close {
+        s.push_str(&format!("; tsg close by {dir} {} (0x{code:X})", at.frame));
+    }
+    s
+}
+
+/// Whether the flow is a gateway leg or a tunnelled connection.
+fn gateway_use(f: &Flow) -> Option<Box<GatewayUse>> {
+    if let Some(t) = f.tunnel_of.as_deref() {
+        return Some(Box::new(GatewayUse {
+            kind: Some(t.kind),
+            channel: None,
+            connection_id: None,
+            carried_by: Some(t.leg),
+            channel_open: true,
+        }));
+    }
+    if let Some(g) = f.app.gateway_leg() {
+        return Some(Box::new(GatewayUse {
+            kind: g.kind,
+            channel: g.channel,
+            connection_id: g.connection_id.clone(),
+            carried_by: None,
+            channel_open: g
+                .tsg
+                .channel
+                .is_some_and(|(e, _)| !crate::proto::tsgu::failed(e)),
+        }));
+    }
+    f.named_gateway.then(|| {
+        Box::new(GatewayUse {
+            kind: None,
+            channel: None,
+            connection_id: None,
+            carried_by: None,
+            channel_open: false,
+        })
+    })
+}
+
 fn app_name(f: &Flow) -> String {
+    if let Some(t) = f.tunnel_of.as_deref() {
+        return format!("rdp via {}", t.kind.via());
+    }
+    if let Some(k) = f.app.gateway_leg().and_then(|g| g.kind) {
+        return k.via().to_string();
+    }
+    if f.named_gateway {
+        return "gateway (tls)".into();
+    }
     match f.app.class {
         AppClass::Rdp { via, .. } => match via {
             Via::Direct => "rdp".into(),
@@ -360,6 +507,19 @@ pub fn timeline(f: &Flow) -> String {
             " (incomplete)"
         };
         v.push(format!("tls {}{end}{ver}{state}", ch.frame));
+    }
+    if let Some(t) = f.tunnel_of.as_deref() {
+        v.insert(
+            0,
+            format!(
+                "tunnel via {} (leg from port {})",
+                t.kind.via(),
+                t.leg.0.port()
+            ),
+        );
+    }
+    if let Some(g) = x.gateway.as_deref().filter(|g| g.is_leg()) {
+        v.push(gateway_timeline(g));
     }
     let t = &x.tls;
     if t.done.is_some() {

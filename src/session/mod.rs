@@ -47,6 +47,9 @@ pub struct Attempt {
     /// Connections that joined because a Server Redirection PDU sent the
     /// client there (a connection broker), not as retries.
     pub redirected: usize,
+    /// Tunnelled RDP connections that joined the gateway leg carrying
+    /// them (not retries either).
+    pub tunnelled: usize,
 }
 
 impl Attempt {
@@ -58,7 +61,17 @@ impl Attempt {
     /// Was it retried (more connections than the first and those a
     /// redirection sent the client to)?
     pub fn retried(&self) -> bool {
-        self.conns.len() > 1 + self.redirected
+        self.conns.len() > 1 + self.redirected + self.tunnelled
+    }
+
+    /// The gateway connections of the attempt (tunnel legs, companion
+    /// channels, KDC proxy calls).
+    pub fn legs(&self, conns: &[Conn]) -> usize {
+        self.conns
+            .iter()
+            .chain(&self.side)
+            .filter(|&&i| conns[i].gateway().is_some_and(|g| g.carried_by.is_none()))
+            .count()
     }
 
     /// The names DNS could have resolved for it: the target, the last
@@ -138,6 +151,17 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
             continue;
         }
         let key = (c.client.ip(), c.server, c.transport);
+        if let Some(a) = gateway_joins(c, &attempts, conns, &attempt_of, cfg) {
+            match c.gateway().and_then(|g| g.carried_by) {
+                Some(_) => {
+                    attempts[a].conns.push(i);
+                    attempts[a].tunnelled += 1;
+                }
+                None => attempts[a].side.push(i),
+            }
+            attempt_of[i] = Some(a);
+            continue;
+        }
         // Where a broker's Server Redirection PDU sent this client host.
         let sent = redirects
             .iter()
@@ -181,6 +205,7 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
                     lookup: None,
                     facts: Facts::default(),
                     redirected: 0,
+                    tunnelled: 0,
                 });
                 attempts.len() - 1
             }
@@ -216,10 +241,105 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
                     ..Facts::default()
                 },
                 redirected: 0,
+                tunnelled: 0,
             });
         }
     }
     attempts
+}
+
+/// How long after a tunnel leg opened its companion leg may open (the IN
+/// channel after the OUT channel, a second connection to a gateway whose
+/// content cannot be read): FreeRDP opens the IN channel as soon as the
+/// OUT channel's 200 is in, well within a second on a working network;
+/// NTLM rounds on a slow link can add a few.
+pub const LEG_PAIR_NS: i64 = 10_000_000_000;
+
+/// The attempt a gateway connection belongs to without starting one:
+/// the tunnelled connection joins the leg that carried it; an IN channel
+/// its OUT channel (same `RDG-Connection-Id`, else the latest tunnel leg
+/// of the client host to that gateway opened at most [`LEG_PAIR_NS`]
+/// before it and still open); a KDC proxy call the latest attempt of the
+/// client host at the gateway within the attempt window; a leg whose
+/// content cannot be read the open tunnel leg it overlaps (the IN
+/// channel beside the OUT channel).
+fn gateway_joins(
+    c: &Conn,
+    attempts: &[Attempt],
+    conns: &[Conn],
+    attempt_of: &[Option<usize>],
+    cfg: &Config,
+) -> Option<usize> {
+    let g = c.gateway()?;
+    if let Some(carrier) = g.carried_by {
+        return conns
+            .iter()
+            .position(|o| {
+                (o.client, o.server) == carrier
+                    && o.gateway().is_some_and(|og| og.carried_by.is_none())
+            })
+            .and_then(|k| attempt_of[k]);
+    }
+    let same_host = |o: &Conn| o.client.ip() == c.client.ip() && o.server == c.server;
+    // The tunnel legs before it, newest first.
+    let legs = conns
+        .iter()
+        .enumerate()
+        .filter(|(k, o)| {
+            attempt_of[*k].is_some()
+                && same_host(o)
+                && o.first.frame < c.first.frame
+                && o.gateway().is_some_and(|og| og.opens_tunnel())
+        })
+        .rev();
+    match (g.kind, g.channel) {
+        (_, Some(crate::proto::gateway::Channel::In)) => {
+            let mut by_time = None;
+            for (k, o) in legs {
+                let og = o.gateway()?;
+                if g.connection_id.is_some() && og.connection_id.is_some() {
+                    if g.connection_id == og.connection_id {
+                        return attempt_of[k];
+                    }
+                    continue;
+                }
+                if by_time.is_none()
+                    && c.first.ts - o.first.ts <= LEG_PAIR_NS
+                    && c.first.ts <= o.last.ts
+                {
+                    by_time = attempt_of[k];
+                }
+            }
+            by_time
+        }
+        (Some(crate::proto::gateway::Kind::KdcProxy), _) => {
+            let a = attempts
+                .iter()
+                .rposition(|a| a.conns.iter().any(|&k| same_host(&conns[k])))?;
+            let last = a_last_ts(&attempts[a], conns);
+            (c.first.ts - last <= cfg.attempt_window_ns).then_some(a)
+        }
+        (None, _) => {
+            let (k, o) = legs.into_iter().next()?;
+            let paired = attempts[attempt_of[k]?]
+                .side
+                .iter()
+                .any(|&s| conns[s].gateway().is_some());
+            (!paired && c.first.ts - o.first.ts <= LEG_PAIR_NS && c.first.ts <= o.last.ts)
+                .then(|| attempt_of[k])
+                .flatten()
+        }
+        _ => None,
+    }
+}
+
+fn a_last_ts(a: &Attempt, conns: &[Conn]) -> i64 {
+    a.conns
+        .iter()
+        .chain(&a.side)
+        .map(|&k| conns[k].last.ts)
+        .max()
+        .unwrap_or(i64::MIN)
 }
 
 /// The attempt's facts come from the connection that decided it,

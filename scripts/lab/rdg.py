@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""A scripted RD Gateway for the lab (not CI): enough of MS-TSGU's HTTP
+transport to carry a real FreeRDP client (`xfreerdp /g:`) to a real RDP
+server, and to fail the ways gateways fail in the field, by configuration.
+
+    rdg.py --listen ADDR:PORT --cert C --key K --backend ADDR:PORT
+           [--keylog FILE] [--mode MODE] [--keepalive S] [--idle-timeout M]
+
+Transports: the WebSocket transport (RDG_OUT_DATA + Upgrade: websocket
+answered 101, one connection) and the two-channel HTTP transport
+(RDG_OUT_DATA answered 200 without Content-Length, a 10-byte seed, then
+HTTP_PACKETs; RDG_IN_DATA re-sent with Transfer-Encoding: chunked, one
+packet per chunk). Authentication: NTLM over HTTP 401 rounds (MS-NLMP
+CHALLENGE built here; the client's AUTHENTICATE is accepted unread, or
+refused in mode ntlm-reject).
+
+Modes: ok | no-ws (a 200 to the WebSocket upgrade) | ntlm-reject (401
+after the AUTHENTICATE) | 403 | 404 | 502 (error statuses on RDG_OUT_DATA,
+with Content-Length) | rap-denied (CHANNEL_RESPONSE
+E_PROXY_RAP_ACCESSDENIED) | capability (TUNNEL_RESPONSE
+E_PROXY_CAPABILITYMISMATCH) | connect-failed (the backend refuses: the
+CHANNEL_RESPONSE says E_PROXY_TS_CONNECTFAILED) | bad-framing (a 403
+without Content-Length that keeps the connection open).
+
+Layouts: MS-TSGU 2.2.10 (HTTP_PACKET_HEADER and the packets),
+PROTOCOLS.md §4; RFC 6455 (frames); MS-NLMP 2.2.1.2 (CHALLENGE_MESSAGE).
+"""
+import argparse
+import base64
+import hashlib
+import os
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+
+E_PROXY_RAP_ACCESSDENIED = 0x800759DA
+E_PROXY_TS_CONNECTFAILED = 0x800759DD
+E_PROXY_CAPABILITYMISMATCH = 0x800759E9
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+ARGS = None
+CHANNELS = {}  # RDG-Connection-Id -> Tunnel
+LOCK = threading.Lock()
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def av(t, v):
+    return struct.pack("<HH", t, len(v)) + v
+
+
+def ntlm_challenge():
+    """MS-NLMP 2.2.1.2 CHALLENGE_MESSAGE with a target info list."""
+    name = "LAB".encode("utf-16-le")
+    ft = (int(time.time()) + 11644473600) * 10_000_000
+    info = (av(2, "LAB".encode("utf-16-le")) + av(1, "GW".encode("utf-16-le"))
+            + av(4, "lab.test".encode("utf-16-le")) + av(3, "gw.lab.test".encode("utf-16-le"))
+            + av(7, struct.pack("<Q", ft)) + av(0, b""))
+    flags = 0xE2898215
+    head = 56
+    msg = (b"NTLMSSP\0" + struct.pack("<I", 2)
+           + struct.pack("<HHI", len(name), len(name), head)
+           + struct.pack("<I", flags) + os.urandom(8) + b"\0" * 8
+           + struct.pack("<HHI", len(info), len(info), head + len(name))
+           + bytes([10, 0, 0x63, 0x45, 0, 0, 0, 15]))
+    return msg + name + info
+
+
+def read_head(f):
+    lines = []
+    while True:
+        line = f.readline(65536)
+        if not line:
+            return None
+        if line in (b"\r\n", b"\n"):
+            break
+        lines.append(line.decode("latin-1").rstrip("\r\n"))
+    if not lines:
+        return None
+    method, target, _ = (lines[0].split(" ") + ["", ""])[:3]
+    h = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        h[k.strip().lower()] = v.strip()
+    return method, target, h
+
+
+def send(conn, status, reason, headers=(), body=b"", length=True):
+    out = f"HTTP/1.1 {status} {reason}\r\n"
+    for k, v in headers:
+        out += f"{k}: {v}\r\n"
+    if length:
+        out += f"Content-Length: {len(body)}\r\n"
+    out += "Server: Microsoft-HTTPAPI/2.0\r\n\r\n"
+    conn.sendall(out.encode() + body)
+
+
+def packet(t, body=b""):
+    return struct.pack("<HHI", t, 0, 8 + len(body)) + body
+
+
+class Tunnel:
+    """One tunnel: packets in from the client, out through `out`."""
+
+    def __init__(self):
+        self.out = None  # function(bytes) writing to the client
+        self.ready = threading.Event()
+        self.backend = None
+        self.closed = False
+
+    def send(self, p):
+        self.ready.wait(10)
+        if self.out and not self.closed:
+            try:
+                self.out(p)
+            except OSError:
+                self.closed = True
+
+    def handle(self, p):
+        t = struct.unpack_from("<H", p)[0]
+        body = p[8:]
+        if t == 0x1:  # HANDSHAKE_REQUEST
+            self.send(packet(0x2, struct.pack("<IBBHH", 0, 1, 0, 0, 0)))
+        elif t == 0x4:  # TUNNEL_CREATE
+            code = E_PROXY_CAPABILITYMISMATCH if ARGS.mode == "capability" else 0
+            self.send(packet(0x5, struct.pack("<HIHHII", 5, code, 0x3, 0, 1, 0x3F)))
+        elif t == 0x6:  # TUNNEL_AUTH
+            self.send(packet(0x7, struct.pack("<IHHII", 0, 0x3, 0, 0, ARGS.idle_timeout)))
+        elif t == 0x8:  # CHANNEL_CREATE
+            port = struct.unpack_from("<H", body, 2)[0]
+            n = struct.unpack_from("<H", body, 6)[0]
+            name = body[8:8 + n].decode("utf-16-le", "replace").rstrip("\0")
+            log("channel create", name, port)
+            code = 0
+            if ARGS.mode == "rap-denied":
+                code = E_PROXY_RAP_ACCESSDENIED
+            else:
+                host, bport = ARGS.backend.rsplit(":", 1)
+                try:
+                    self.backend = socket.create_connection((host, int(bport)), timeout=5)
+                    self.backend.settimeout(None)
+                except OSError as e:
+                    log("backend", e)
+                    code = E_PROXY_TS_CONNECTFAILED
+            self.send(packet(0x9, struct.pack("<IHHI", code, 0x1, 0, 1)))
+            if self.backend:
+                threading.Thread(target=self.pump, daemon=True).start()
+                threading.Thread(target=self.keepalive, daemon=True).start()
+        elif t == 0xA:  # DATA
+            n = struct.unpack_from("<H", body)[0]
+            if self.backend:
+                try:
+                    self.backend.sendall(body[2:2 + n])
+                except OSError:
+                    pass
+        elif t == 0x10:  # CLOSE_CHANNEL
+            self.send(packet(0x11, struct.pack("<I", 0)))
+            self.stop()
+
+    def pump(self):
+        while True:
+            try:
+                d = self.backend.recv(16384)
+            except OSError:
+                d = b""
+            if not d:
+                break
+            for i in range(0, len(d), 8000):
+                part = d[i:i + 8000]
+                self.send(packet(0xA, struct.pack("<H", len(part)) + part))
+        if not self.closed:
+            self.send(packet(0x10, struct.pack("<I", 0)))
+
+    def keepalive(self):
+        while not self.closed and ARGS.keepalive > 0:
+            time.sleep(ARGS.keepalive)
+            self.send(packet(0xD))
+
+    def stop(self):
+        if self.backend:
+            try:
+                self.backend.close()
+            except OSError:
+                pass
+
+
+def tunnel_of(cid):
+    with LOCK:
+        return CHANNELS.setdefault(cid, Tunnel())
+
+
+def packets(stream):
+    """HTTP_PACKETs from a byte iterator."""
+    buf = b""
+    for b in stream:
+        buf += b
+        while len(buf) >= 8:
+            n = struct.unpack_from("<I", buf, 4)[0]
+            if len(buf) < n:
+                break
+            yield buf[:n]
+            buf = buf[n:]
+
+
+def chunks(f):
+    while True:
+        line = f.readline(100)
+        if not line:
+            return
+        n = int(line.strip().split(b";")[0], 16)
+        if n == 0:
+            return
+        yield f.read(n)
+        f.read(2)
+
+
+def ws_frames(f):
+    while True:
+        h = f.read(2)
+        if len(h) < 2:
+            return
+        op, ln = h[0] & 0x0F, h[1] & 0x7F
+        if ln == 126:
+            ln = struct.unpack(">H", f.read(2))[0]
+        elif ln == 127:
+            ln = struct.unpack(">Q", f.read(8))[0]
+        key = f.read(4) if h[1] & 0x80 else b"\0\0\0\0"
+        p = bytearray(f.read(ln))
+        for i in range(len(p)):
+            p[i] ^= key[i % 4]
+        if op == 8:
+            return
+        if op in (0, 2):
+            yield bytes(p)
+
+
+def ws_frame(p):
+    n = len(p)
+    if n < 126:
+        h = bytes([0x82, n])
+    elif n < 65536:
+        h = bytes([0x82, 126]) + struct.pack(">H", n)
+    else:
+        h = bytes([0x82, 127]) + struct.pack(">Q", n)
+    return h + p
+
+
+def serve(conn, peer):
+    f = conn.makefile("rb")
+    wlock = threading.Lock()
+
+    def write(b):
+        with wlock:
+            conn.sendall(b)
+
+    while True:
+        req = read_head(f)
+        if req is None:
+            break
+        method, target, h = req
+        log(peer, method, target, h.get("authorization", "")[:12], h.get("upgrade", ""))
+        if method not in ("RDG_OUT_DATA", "RDG_IN_DATA"):
+            send(conn, 404, "Not Found", body=b"not here\r\n")
+            continue
+        if "content-length" in h and int(h["content-length"]) > 0 and "chunked" not in h.get("transfer-encoding", ""):
+            f.read(int(h["content-length"]))
+        cid = h.get("rdg-connection-id", "?")
+        auth = h.get("authorization", "")
+        if method == "RDG_IN_DATA" and "chunked" in h.get("transfer-encoding", ""):
+            t = tunnel_of(cid)
+            for p in packets(chunks(f)):
+                t.handle(p)
+            break
+        if ARGS.mode in ("403", "404", "502") and method == "RDG_OUT_DATA":
+            reason = {"403": "Forbidden", "404": "Not Found", "502": "Bad Gateway"}[ARGS.mode]
+            send(conn, int(ARGS.mode), reason, [("Content-Type", "text/html")],
+                 f"<html><body>{reason}</body></html>".encode())
+            continue
+        if ARGS.mode == "bad-framing" and method == "RDG_OUT_DATA":
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\n\r\n<html>denied</html>")
+            time.sleep(3)
+            break
+        if not auth.startswith("NTLM "):
+            send(conn, 401, "Unauthorized", [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM")])
+            continue
+        token = base64.b64decode(auth[5:])
+        if token[8] == 1:
+            send(conn, 401, "Unauthorized", [("WWW-Authenticate", "NTLM " + base64.b64encode(ntlm_challenge()).decode())])
+            continue
+        if ARGS.mode == "ntlm-reject":
+            send(conn, 401, "Unauthorized", [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM")])
+            continue
+        if method == "RDG_IN_DATA":
+            send(conn, 200, "OK")
+            continue
+        t = tunnel_of(cid)
+        if "websocket" in h.get("upgrade", "").lower() and ARGS.mode != "no-ws":
+            acc = base64.b64encode(hashlib.sha1(h.get("sec-websocket-key", "").encode() + WS_GUID).digest()).decode()
+            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          f"Sec-WebSocket-Accept: {acc}\r\n\r\n").encode())
+            t.out = lambda p: write(ws_frame(p))
+            t.ready.set()
+            for p in packets(ws_frames(f)):
+                t.handle(p)
+            break
+        # The legacy OUT channel: a 200 without length, the seed, packets.
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                     b"Server: Microsoft-HTTPAPI/2.0\r\n\r\n" + b"\xab\xcd" * 5)
+        t.out = write
+        t.ready.set()
+        while not t.closed and conn.fileno() >= 0:
+            d = f.read(1)  # the client sends nothing more here
+            if not d:
+                break
+        break
+    try:
+        conn.close()
+    except OSError:
+        pass
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--listen", required=True)
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--backend", required=True)
+    ap.add_argument("--keylog")
+    ap.add_argument("--mode", default="ok")
+    ap.add_argument("--keepalive", type=float, default=3.0)
+    ap.add_argument("--idle-timeout", type=int, default=0)
+    ARGS = ap.parse_args()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(ARGS.cert, ARGS.key)
+    if ARGS.keylog:
+        ctx.keylog_filename = ARGS.keylog
+    host, port = ARGS.listen.rsplit(":", 1)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, int(port)))
+    s.listen(8)
+    log("listening", ARGS.listen, "mode", ARGS.mode)
+    while True:
+        c, peer = s.accept()
+        try:
+            c = ctx.wrap_socket(c, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            log("tls", e)
+            c.close()
+            continue
+        threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,824 @@
+//! One RD Gateway leg, read from its plaintext HTTP (a capture behind a
+//! TLS-terminating proxy) or from its decrypted TLS: the HTTP/1.x exchanges
+//! ([`http`]), their body framing judged by the leg's role (PROTOCOLS.md
+//! §4), the WebSocket frames after a 101 ([`websocket`]) and the MS-TSGU
+//! HTTP_PACKET stream ([`tsgu`]) in the OUT channel's body, the IN
+//! channel's chunks or the WebSocket binary frames. DATA packets carry the
+//! inner RDP byte stream: [`Leg::take_inner`] hands it to the caller (the
+//! `App` of the inner connection).
+//!
+//! Which leg is which (MS-TSGU 2.1.2, 3.3.5.1; MS-RPCH 2.1.2.1; MS-KKDCP):
+//! `RDG_OUT_DATA` (with `Upgrade: websocket`: the WebSocket transport),
+//! `RDG_IN_DATA`, `RPC_IN_DATA` / `RPC_OUT_DATA`, `GET` with
+//! `Upgrade: websocket` to a gateway path (the "wst" transport of Azure
+//! gateways), `POST` to a KDC proxy path, `CONNECT` through a forward
+//! proxy. Anything else (a browser's HTTPS) is not a leg: `kind` stays
+//! `None` and nothing is reported of it.
+//!
+//! Memory is bounded: one message head ([`http::MAX_HEAD`]) and one
+//! HTTP_PACKET ([`tsgu::MAX_PACKET`]) per side, [`MAX_EXCHANGES`]
+//! exchanges; bodies and WebSocket payloads stream through, whatever
+//! length they declare.
+
+use super::error::{Error, Layer};
+use super::{http, tsgu, websocket};
+use crate::capture::Mark;
+use crate::finding::Dir;
+
+/// Exchanges kept per leg (NTLM needs two rounds per channel; a 401 loop
+/// is told by its count).
+pub const MAX_EXCHANGES: usize = 64;
+/// Inner RDP bytes held for the caller between two feeds.
+const MAX_PENDING: usize = 1 << 20;
+/// How far into the OUT channel's body the first HTTP_PACKET is looked
+/// for: the random seed before it is 10 bytes from Windows Server 2019
+/// (rdpgw), about 100 per MS-TSGU 3.3.5.1.
+pub const MAX_SEED: usize = 128;
+/// A chunk size above this is not a gateway's (FreeRDP sends one
+/// HTTP_PACKET per chunk): reported, never waited for.
+pub const MAX_CHUNK: u64 = 1 << 32;
+
+/// The transport a leg belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// Two HTTP channels, `RDG_OUT_DATA` and `RDG_IN_DATA`.
+    Http,
+    /// `RDG_OUT_DATA` upgraded to a WebSocket: one connection.
+    WebSocket,
+    /// RPC-over-HTTP (`RPC_IN_DATA` / `RPC_OUT_DATA`).
+    Rpc,
+    /// `GET` + WebSocket upgrade (Azure Virtual Desktop / Windows 365).
+    Wst,
+    /// MS-KKDCP: Kerberos through the gateway's `/KdcProxy`.
+    KdcProxy,
+    /// `CONNECT host:port` to a forward proxy.
+    Connect,
+}
+
+impl Kind {
+    /// The attempt's `via` column.
+    pub fn via(self) -> &'static str {
+        match self {
+            Kind::Http => "gateway-http",
+            Kind::WebSocket => "gateway-ws",
+            Kind::Rpc => "gateway-rpc",
+            Kind::Wst => "gateway-wst",
+            Kind::KdcProxy => "gateway-kdcproxy",
+            Kind::Connect => "gateway-connect",
+        }
+    }
+
+    /// Does this leg carry the tunnel (not a side call)?
+    pub fn tunnel(self) -> bool {
+        matches!(self, Kind::Http | Kind::WebSocket | Kind::Rpc | Kind::Wst)
+    }
+}
+
+/// Which way a leg's tunnel data flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Gateway to client (`RDG_OUT_DATA`, `RPC_OUT_DATA`), or both ways
+    /// after a WebSocket upgrade.
+    Out,
+    /// Client to gateway (`RDG_IN_DATA`, `RPC_IN_DATA`).
+    In,
+}
+
+/// One request and the response to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    pub method: String,
+    pub target: String,
+    pub at: Mark,
+    /// The Authorization scheme the request carried.
+    pub authorization: Option<String>,
+    pub upgrade: Option<String>,
+    pub response: Option<Response>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    /// Schemes offered by WWW-/Proxy-Authenticate.
+    pub challenges: Vec<String>,
+    pub body: http::Body,
+    pub version: u8,
+    pub close: bool,
+    pub via: Option<String>,
+    pub at: Mark,
+}
+
+/// What the HTTP_PACKETs said (MS-TSGU 2.2.10).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tsg {
+    pub handshake_request: Option<Mark>,
+    /// Each response's HRESULT and frame.
+    pub handshake: Option<(u32, Mark)>,
+    pub tunnel: Option<(u32, Mark)>,
+    pub tunnel_auth: Option<(u32, Mark)>,
+    /// The idle timeout TUNNEL_AUTH_RESPONSE announced (minutes).
+    pub idle_timeout: Option<u32>,
+    /// CHANNEL_CREATE: the target and port the client asked for.
+    pub target: Option<(String, u16, Mark)>,
+    pub channel: Option<(u32, Mark)>,
+    /// CLOSE_CHANNEL: who sent it, its status.
+    pub close: Option<(Dir, u32, Mark)>,
+    pub keepalives: u32,
+    /// The longest gap between two of the gateway's keep-alives (ns).
+    pub keepalive_gap: i64,
+    last_keepalive: Option<Mark>,
+    pub service_messages: u32,
+    /// DATA bytes per side, and the first and last DATA frame per side.
+    pub data: [u64; 2],
+    pub first_data: [Option<Mark>; 2],
+    pub last_data: [Option<Mark>; 2],
+    /// HTTP_PACKETs per side, and the last one's frame.
+    pub packets: [u64; 2],
+    pub last_packet: [Option<Mark>; 2],
+}
+
+/// The WebSocket after a 101.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ws {
+    pub upgraded: Option<Mark>,
+    pub frames: [u64; 2],
+    /// The first close frame: its side, code, reason.
+    pub close: Option<(Dir, Option<u16>, String, Mark)>,
+    /// A client frame without a mask (RFC 6455 §5.1: the server must close).
+    pub unmasked_client: Option<Mark>,
+}
+
+/// What a sink does with body bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Sink {
+    #[default]
+    Discard,
+    /// An HTTP_PACKET stream; `true`: a seed comes first (the OUT channel).
+    Tsgu(bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum State {
+    #[default]
+    Head,
+    /// A Content-Length body: bytes still to come.
+    Length(u64, Sink),
+    /// Chunked: before a size line, inside a chunk (bytes left), after
+    /// one (its CRLF).
+    ChunkSize(Sink),
+    ChunkData(u64, Sink),
+    ChunkEnd(Sink),
+    /// The trailer section after the last chunk.
+    Trailer,
+    UntilClose(Sink),
+    /// WebSocket frames; inside a data frame: bytes left, mask, offset.
+    Ws,
+    WsData(u64, Option<[u8; 4]>, usize, bool),
+    Off,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Side {
+    state: State,
+    buf: Vec<u8>,
+    /// The HTTP_PACKET stream being framed.
+    pk: Vec<u8>,
+    seek_seed: bool,
+    tsgu_off: bool,
+    /// The Content-Length body not finished when the leg ended.
+    short: Option<(u64, Mark)>,
+}
+
+/// One gateway leg.
+#[derive(Debug, Clone, Default)]
+pub struct Leg {
+    pub kind: Option<Kind>,
+    pub channel: Option<Channel>,
+    pub connection_id: Option<String>,
+    /// The Host of the first request.
+    pub host: Option<String>,
+    pub exchanges: Vec<Exchange>,
+    /// Exchanges past [`MAX_EXCHANGES`], counted.
+    pub dropped: u32,
+    pub tsg: Tsg,
+    pub ws: Ws,
+    /// The OUT channel's seed length, once the first packet was found.
+    pub seed: Option<usize>,
+    /// A response whose framing cannot work for its role: side, frame,
+    /// what.
+    pub bad_framing: Option<(Dir, Mark, String)>,
+    /// Re-framing by an intermediary that clients survive: frame, what.
+    pub interference: Option<(Mark, String)>,
+    pub malformed: Option<(Dir, Mark, Error)>,
+    pub bounded: Option<&'static str>,
+    /// The client's stream is not HTTP: nothing more is read.
+    pub not_http: bool,
+    st: [Side; 2],
+    inner: Vec<(Dir, Mark, Vec<u8>)>,
+    pending: usize,
+}
+
+fn is_ws(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|u| {
+        u.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+    })
+}
+
+/// A path or host an Azure / Windows 365 gateway's "wst" upgrade uses
+/// (FreeRDP wst.c; PROTOCOLS.md §9, UNVERIFIED list).
+fn wst_target(target: &str, host: Option<&str>) -> bool {
+    let t = target.to_ascii_lowercase();
+    t.starts_with("/remotedesktopgateway")
+        || t.contains("/api/arm/")
+        || t.contains("clmtk=")
+        || host.is_some_and(|h| h.ends_with(".wvd.microsoft.com"))
+}
+
+impl Leg {
+    /// Is this a gateway leg (a method or upgrade only a gateway uses)?
+    pub fn is_leg(&self) -> bool {
+        self.kind.is_some()
+    }
+
+    /// The inner RDP bytes DATA packets carried since the last call, in
+    /// order, with the frame that completed each.
+    pub fn take_inner(&mut self) -> Vec<(Dir, Mark, Vec<u8>)> {
+        self.pending = 0;
+        std::mem::take(&mut self.inner)
+    }
+
+    /// The exchanges whose response is in, in order.
+    pub fn answered(&self) -> impl Iterator<Item = (&Exchange, &Response)> {
+        self.exchanges
+            .iter()
+            .filter_map(|e| e.response.as_ref().map(|r| (e, r)))
+    }
+
+    /// Did the tunnel carry RDP (DATA both ways)?
+    pub fn carried(&self) -> bool {
+        self.tsg.data[0] > 0 && self.tsg.data[1] > 0
+    }
+
+    /// The leg ended: a Content-Length body cut short is the body
+    /// contradicting its length (unless a capture hole explains it).
+    pub fn finish(&mut self, hole: [bool; 2]) {
+        for dir in Dir::BOTH {
+            if let State::Length(left, _) = self.st[dir].state {
+                if left > 0 && !hole[dir] && self.bad_framing.is_none() {
+                    if let Some((declared, at)) = self.st[dir].short {
+                        self.bad_framing = Some((
+                            dir,
+                            at,
+                            format!(
+                                "the {dir}'s message declared Content-Length {declared} but the connection ended {left} bytes short of it"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        self.st = Default::default();
+        self.inner = Vec::new();
+        self.pending = 0;
+    }
+
+    /// Bytes of one side's plaintext HTTP stream.
+    pub fn feed(&mut self, dir: Dir, b: &[u8], at: Mark) {
+        if self.st[dir].state == State::Off || self.not_http {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.st[dir].buf);
+        let used = if buf.is_empty() {
+            let used = self.run(dir, b, at);
+            buf.extend_from_slice(&b[used.min(b.len())..]);
+            0
+        } else {
+            buf.extend_from_slice(b);
+            self.run(dir, &buf, at)
+        };
+        buf.drain(..used.min(buf.len()));
+        if self.st[dir].state == State::Off {
+            buf = Vec::new();
+        }
+        self.st[dir].buf = buf;
+    }
+
+    fn off(&mut self, dir: Dir) {
+        self.st[dir].state = State::Off;
+    }
+
+    fn malformed(&mut self, dir: Dir, at: Mark, e: Error) {
+        if self.malformed.is_none() {
+            self.malformed = Some((dir, at, e));
+        }
+        self.off(dir);
+    }
+
+    fn framing(&mut self, dir: Dir, at: Mark, why: String) {
+        if self.bad_framing.is_none() {
+            self.bad_framing = Some((dir, at, why));
+        }
+        self.off(dir);
+    }
+
+    /// Consumes what it can of `b`; returns the bytes used.
+    fn run(&mut self, dir: Dir, b: &[u8], at: Mark) -> usize {
+        let mut off = 0;
+        loop {
+            let rest = &b[off..];
+            if rest.is_empty() {
+                return off;
+            }
+            match self.st[dir].state {
+                State::Off => return b.len(),
+                State::Head => {
+                    let role = match dir {
+                        Dir::Client => http::Role::Client,
+                        Dir::Server => http::Role::Server,
+                    };
+                    match http::head(rest, role) {
+                        Ok(None) => return off,
+                        Ok(Some(h)) => {
+                            off += h.len;
+                            self.head(dir, h, at);
+                        }
+                        Err(e) => {
+                            let first = self.exchanges.is_empty() && self.dropped == 0;
+                            if dir == Dir::Client && first {
+                                // Not HTTP at all: not a leg.
+                                self.not_http = true;
+                                self.st = Default::default();
+                                return b.len();
+                            }
+                            let after_body = self
+                                .exchanges
+                                .iter()
+                                .rev()
+                                .find_map(|x| x.response.as_ref())
+                                .is_some_and(|r| matches!(r.body, http::Body::Length(_)));
+                            if dir == Dir::Server && after_body {
+                                self.framing(
+                                    dir,
+                                    at,
+                                    format!(
+                                        "after a response's Content-Length body the next bytes are not a response ({e}): the body was longer than it declared"
+                                    ),
+                                );
+                            } else {
+                                self.malformed(dir, at, e);
+                            }
+                            return b.len();
+                        }
+                    }
+                }
+                State::Length(left, sink) => {
+                    let n = (left.min(rest.len() as u64)) as usize;
+                    self.sink(dir, sink, &rest[..n], at);
+                    off += n;
+                    let left = left - n as u64;
+                    if self.st[dir].state != State::Off {
+                        self.st[dir].state = if left == 0 {
+                            State::Head
+                        } else {
+                            State::Length(left, sink)
+                        };
+                    }
+                }
+                State::ChunkSize(sink) => match http::chunk_size(rest) {
+                    Ok(None) => return off,
+                    Ok(Some((n, size))) => {
+                        off += n;
+                        if size > MAX_CHUNK {
+                            self.framing(
+                                dir,
+                                at,
+                                format!("a chunk size of {size} bytes (0x{size:x}): no gateway sends chunks over {MAX_CHUNK}"),
+                            );
+                            return b.len();
+                        }
+                        self.st[dir].state = if size == 0 {
+                            State::Trailer
+                        } else {
+                            State::ChunkData(size, sink)
+                        };
+                    }
+                    Err(e) => {
+                        self.framing(dir, at, format!("a chunked body broke: {e}"));
+                        return b.len();
+                    }
+                },
+                State::ChunkData(left, sink) => {
+                    let n = (left.min(rest.len() as u64)) as usize;
+                    self.sink(dir, sink, &rest[..n], at);
+                    off += n;
+                    let left = left - n as u64;
+                    if self.st[dir].state != State::Off {
+                        self.st[dir].state = if left == 0 {
+                            State::ChunkEnd(sink)
+                        } else {
+                            State::ChunkData(left, sink)
+                        };
+                    }
+                }
+                State::ChunkEnd(sink) => {
+                    if rest.len() < 2 {
+                        return off;
+                    }
+                    if &rest[..2] != b"\r\n" {
+                        self.framing(
+                            dir,
+                            at,
+                            "a chunk's data ran past the size its line declared (no CRLF after it)"
+                                .to_string(),
+                        );
+                        return b.len();
+                    }
+                    off += 2;
+                    self.st[dir].state = State::ChunkSize(sink);
+                }
+                State::Trailer => {
+                    // Trailer fields, then an empty line (RFC 9112 §7.1.2).
+                    match rest.windows(2).position(|w| w == b"\r\n") {
+                        Some(0) => {
+                            off += 2;
+                            self.st[dir].state = State::Head;
+                        }
+                        Some(p) => off += p + 2,
+                        None if rest.len() > http::MAX_HEAD => {
+                            self.framing(dir, at, "a chunked trailer over 16 KiB".into());
+                            return b.len();
+                        }
+                        None => return off,
+                    }
+                }
+                State::UntilClose(sink) => {
+                    self.sink(dir, sink, rest, at);
+                    return b.len();
+                }
+                State::Ws => match websocket::header(rest) {
+                    Err(e) if e.is_need_more() => return off,
+                    Err(e) => {
+                        self.malformed(dir, at, e);
+                        return b.len();
+                    }
+                    Ok(h) => {
+                        self.ws.frames[dir] += 1;
+                        if dir == Dir::Client
+                            && h.mask.is_none()
+                            && self.ws.unmasked_client.is_none()
+                        {
+                            self.ws.unmasked_client = Some(at);
+                        }
+                        if h.is_control() {
+                            let Some(len) = h.frame_len().filter(|&l| l <= 14 + 125) else {
+                                self.malformed(
+                                    dir,
+                                    at,
+                                    Error::malformed(
+                                        Layer::WebSocket,
+                                        1,
+                                        format!(
+                                            "a {} frame of {} bytes (control frames hold at most 125)",
+                                            websocket::opcode_name(h.opcode),
+                                            h.payload_len
+                                        ),
+                                    ),
+                                );
+                                return b.len();
+                            };
+                            if rest.len() < len {
+                                return off;
+                            }
+                            let mut p = rest[h.header_len..len].to_vec();
+                            if let Some(k) = h.mask {
+                                websocket::unmask(&mut p, k, 0);
+                            }
+                            if h.opcode == websocket::CLOSE && self.ws.close.is_none() {
+                                let (code, reason) = websocket::close_reason(&p);
+                                self.ws.close = Some((dir, code, reason, at));
+                            }
+                            off += len;
+                        } else {
+                            off += h.header_len;
+                            let data =
+                                matches!(h.opcode, websocket::BINARY | websocket::CONTINUATION);
+                            self.st[dir].state = State::WsData(h.payload_len, h.mask, 0, data);
+                        }
+                    }
+                },
+                State::WsData(left, mask, moff, data) => {
+                    let n = (left.min(rest.len() as u64)) as usize;
+                    if data {
+                        match mask {
+                            Some(k) => {
+                                let mut p = rest[..n].to_vec();
+                                websocket::unmask(&mut p, k, moff);
+                                self.sink(dir, Sink::Tsgu(false), &p, at);
+                            }
+                            None => self.sink(dir, Sink::Tsgu(false), &rest[..n], at),
+                        }
+                    }
+                    off += n;
+                    let left = left - n as u64;
+                    if self.st[dir].state != State::Off {
+                        self.st[dir].state = if left == 0 {
+                            State::Ws
+                        } else {
+                            State::WsData(left, mask, moff + n, data)
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// A message head: a request recorded (and the leg's kind decided), a
+    /// response matched to its request and its body's framing judged.
+    fn head(&mut self, dir: Dir, h: http::Head, at: Mark) {
+        let body = http::body(&h, None);
+        if dir == Dir::Client {
+            let method = h.method.clone().unwrap_or_default();
+            let target = h.target.clone().unwrap_or_default();
+            if self.host.is_none() {
+                self.host = h.host.clone();
+            }
+            if self.connection_id.is_none() {
+                self.connection_id = h.connection_id.clone();
+            }
+            if self.kind.is_none() {
+                let (kind, channel) = match method.as_str() {
+                    "RDG_OUT_DATA" if is_ws(&h.upgrade) => {
+                        (Some(Kind::WebSocket), Some(Channel::Out))
+                    }
+                    "RDG_OUT_DATA" => (Some(Kind::Http), Some(Channel::Out)),
+                    "RDG_IN_DATA" => (Some(Kind::Http), Some(Channel::In)),
+                    "RPC_OUT_DATA" => (Some(Kind::Rpc), Some(Channel::Out)),
+                    "RPC_IN_DATA" => (Some(Kind::Rpc), Some(Channel::In)),
+                    "GET" if is_ws(&h.upgrade) && wst_target(&target, h.host.as_deref()) => {
+                        (Some(Kind::Wst), Some(Channel::Out))
+                    }
+                    "POST" if target.to_ascii_lowercase().contains("kdcproxy") => {
+                        (Some(Kind::KdcProxy), None)
+                    }
+                    "CONNECT" => (Some(Kind::Connect), None),
+                    _ => (None, None),
+                };
+                self.kind = kind;
+                self.channel = channel;
+            }
+            let sink = if method == "RDG_IN_DATA" && h.chunked {
+                Sink::Tsgu(false)
+            } else {
+                Sink::Discard
+            };
+            if self.exchanges.len() < MAX_EXCHANGES {
+                self.exchanges.push(Exchange {
+                    method,
+                    target,
+                    at,
+                    authorization: h.authorization.clone(),
+                    upgrade: h.upgrade.clone(),
+                    response: None,
+                });
+            } else {
+                self.dropped += 1;
+            }
+            self.st[dir].state = match body {
+                http::Body::Chunked => State::ChunkSize(sink),
+                http::Body::Length(0) | http::Body::None => State::Head,
+                http::Body::Length(n) => {
+                    self.st[dir].short = Some((n, at));
+                    State::Length(n, sink)
+                }
+                _ => State::Head,
+            };
+            return;
+        }
+        let status = h.status.unwrap_or(0);
+        if (100..200).contains(&status) && status != 101 {
+            // 100 Continue and the like: the real answer follows.
+            self.st[dir].state = State::Head;
+            return;
+        }
+        let idx = self.exchanges.iter().position(|e| e.response.is_none());
+        let method = idx.map(|i| self.exchanges[i].method.clone());
+        let body = http::body(&h, method.as_deref());
+        let req_ws = idx.is_some_and(|i| is_ws(&self.exchanges[i].upgrade));
+        let resp = Response {
+            status,
+            reason: h.reason.clone().unwrap_or_default(),
+            challenges: h.challenges.clone(),
+            body,
+            version: h.version,
+            close: h.close,
+            via: h.via.clone(),
+            at,
+        };
+        match idx {
+            Some(i) => self.exchanges[i].response = Some(resp),
+            None if self.exchanges.len() < MAX_EXCHANGES => {
+                // The request was not captured.
+                self.exchanges.push(Exchange {
+                    method: String::new(),
+                    target: String::new(),
+                    at,
+                    authorization: None,
+                    upgrade: None,
+                    response: Some(resp),
+                });
+            }
+            None => self.dropped += 1,
+        }
+        let out_200 = matches!(method.as_deref(), Some("RDG_OUT_DATA")) && status == 200;
+        if out_200 && req_ws && self.kind == Some(Kind::WebSocket) {
+            // The upgrade was refused with a 200: the legacy OUT channel.
+            self.kind = Some(Kind::Http);
+        }
+        if out_200 && h.chunked && self.interference.is_none() {
+            self.interference = Some((
+                at,
+                format!(
+                    "the OUT channel's 200 was re-framed as chunked{}: a gateway sends it without length (its body runs until the connection closes); an intermediary re-encoded it",
+                    h.via.as_ref().map(|v| format!(" (Via: {v})")).unwrap_or_default()
+                ),
+            ));
+        }
+        if status >= 400
+            && body == http::Body::UntilClose
+            && !h.close
+            && h.version >= 1
+            && self.bad_framing.is_none()
+        {
+            // The error's end cannot be found: no length, not chunked, and
+            // the connection is to stay open.
+            self.bad_framing = Some((
+                dir,
+                at,
+                format!(
+                    "the {status} response has neither Content-Length nor chunked framing and does not close the connection: the client cannot tell where it ends"
+                ),
+            ));
+        }
+        let sink = if out_200 {
+            Sink::Tsgu(true)
+        } else {
+            Sink::Discard
+        };
+        self.st[dir].state = match body {
+            http::Body::None | http::Body::Length(0) => State::Head,
+            http::Body::Length(n) => {
+                self.st[dir].short = Some((n, at));
+                State::Length(n, sink)
+            }
+            http::Body::Chunked => State::ChunkSize(sink),
+            http::Body::UntilClose => State::UntilClose(sink),
+            http::Body::Switched if status == 101 && req_ws => {
+                self.ws.upgraded = Some(at);
+                if self.kind == Some(Kind::Http) {
+                    self.kind = Some(Kind::WebSocket);
+                }
+                self.st[Dir::Client].state = State::Ws;
+                State::Ws
+            }
+            // A tunnel to somewhere else (CONNECT): not followed here.
+            http::Body::Switched => {
+                self.off(Dir::Client);
+                State::Off
+            }
+        };
+    }
+
+    /// Body bytes: dropped, or framed as HTTP_PACKETs.
+    fn sink(&mut self, dir: Dir, sink: Sink, b: &[u8], at: Mark) {
+        let Sink::Tsgu(seed) = sink else {
+            return;
+        };
+        let s = &mut self.st[dir];
+        if s.tsgu_off || b.is_empty() {
+            return;
+        }
+        if seed && self.seed.is_none() && s.pk.is_empty() {
+            s.seek_seed = true;
+        }
+        s.pk.extend_from_slice(b);
+        if s.seek_seed {
+            // The first packet on the OUT channel is the HANDSHAKE_RESPONSE
+            // (type 2, reserved 0, a length of 14 to 64).
+            let found = s.pk.windows(8).take(MAX_SEED + 1).position(|w| {
+                w[0] == 2
+                    && w[1] == 0
+                    && w[2] == 0
+                    && w[3] == 0
+                    && (14..=64).contains(&u32::from_le_bytes([w[4], w[5], w[6], w[7]]))
+            });
+            match found {
+                Some(p) => {
+                    s.pk.drain(..p);
+                    s.seek_seed = false;
+                    self.seed = Some(p);
+                }
+                None if s.pk.len() < MAX_SEED + 8 => return,
+                None => {
+                    s.seek_seed = false;
+                    self.seed = Some(0);
+                }
+            }
+        }
+        let pk = std::mem::take(&mut self.st[dir].pk);
+        let mut off = 0;
+        while off < pk.len() {
+            match tsgu::header(&pk[off..]) {
+                Err(e) if e.is_need_more() => break,
+                Err(e) => {
+                    self.st[dir].tsgu_off = true;
+                    if self.malformed.is_none() {
+                        self.malformed = Some((dir, at, e));
+                    }
+                    off = pk.len();
+                    break;
+                }
+                Ok((_, len)) => {
+                    if pk.len() - off < len {
+                        break;
+                    }
+                    let p = &pk[off..off + len];
+                    match tsgu::parse(p) {
+                        Ok(packet) => self.packet(dir, packet, p, at),
+                        Err(e) => {
+                            if self.malformed.is_none() {
+                                self.malformed = Some((dir, at, e));
+                            }
+                        }
+                    }
+                    off += len;
+                }
+            }
+        }
+        let mut pk = pk;
+        pk.drain(..off.min(pk.len()));
+        if !self.st[dir].tsgu_off {
+            self.st[dir].pk = pk;
+        }
+    }
+
+    fn packet(&mut self, dir: Dir, p: tsgu::Packet, raw: &[u8], at: Mark) {
+        use tsgu::Packet as P;
+        let t = &mut self.tsg;
+        t.packets[dir] += 1;
+        t.last_packet[dir] = Some(at);
+        match p {
+            P::HandshakeRequest { .. } => {
+                t.handshake_request.get_or_insert(at);
+            }
+            P::HandshakeResponse { error, .. } => {
+                t.handshake.get_or_insert((error.unwrap_or(0), at));
+            }
+            P::TunnelResponse { status, .. } => {
+                t.tunnel.get_or_insert((status.unwrap_or(0), at));
+            }
+            P::TunnelAuthResponse {
+                error,
+                idle_timeout,
+            } => {
+                t.tunnel_auth.get_or_insert((error.unwrap_or(0), at));
+                if t.idle_timeout.is_none() {
+                    t.idle_timeout = idle_timeout.filter(|&m| m > 0);
+                }
+            }
+            P::ChannelCreate { target, port } if t.target.is_none() => {
+                t.target = Some((target.unwrap_or_default(), port.unwrap_or(0), at));
+            }
+            P::ChannelResponse { error } => {
+                t.channel.get_or_insert((error.unwrap_or(0), at));
+            }
+            P::Data { data } => {
+                let d = &raw[data.start.min(raw.len())..data.end.min(raw.len())];
+                t.data[dir] += d.len() as u64;
+                t.first_data[dir].get_or_insert(at);
+                t.last_data[dir] = Some(at);
+                if !d.is_empty() {
+                    if self.pending + d.len() <= MAX_PENDING {
+                        self.pending += d.len();
+                        self.inner.push((dir, at, d.to_vec()));
+                    } else {
+                        self.bounded = Some("over 1 MiB of tunnelled RDP waited between two reads");
+                    }
+                }
+            }
+            P::Keepalive if dir == Dir::Server => {
+                t.keepalives += 1;
+                if let Some(l) = t.last_keepalive {
+                    t.keepalive_gap = t.keepalive_gap.max(at.ts - l.ts);
+                }
+                t.last_keepalive = Some(at);
+            }
+            P::ServiceMessage => t.service_messages += 1,
+            P::Close { status } | P::CloseResponse { status } => {
+                t.close.get_or_insert((dir, status.unwrap_or(0), at));
+            }
+            _ => {}
+        }
+    }
+}
