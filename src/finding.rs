@@ -225,6 +225,9 @@ pub enum Family {
     RdpLicense,
     /// `rdp.logon_error.*`: a Save Session Info logon error notification.
     RdpLogonError,
+    /// `gateway.http.status.*`: the HTTP status an RD Gateway (or a proxy
+    /// in front of it) answered a leg's request with.
+    GatewayHttpStatus,
 }
 
 impl Family {
@@ -236,6 +239,7 @@ impl Family {
         Family::RdpErrorInfo,
         Family::RdpLicense,
         Family::RdpLogonError,
+        Family::GatewayHttpStatus,
     ];
 
     /// The code prefix, without the final dot.
@@ -248,6 +252,7 @@ impl Family {
             Family::RdpErrorInfo => "rdp.error_info",
             Family::RdpLicense => "rdp.license",
             Family::RdpLogonError => "rdp.logon_error",
+            Family::GatewayHttpStatus => "gateway.http.status",
         }
     }
 }
@@ -337,6 +342,21 @@ codes! {
     UdpSynUnanswered = "udp.syn_unanswered",
     UdpIcmpUnreachable = "udp.icmp_unreachable",
     UdpFallbackTcp = "udp.fallback_tcp",
+    GatewayHttpAuthFailed = "gateway.http.auth_failed",
+    GatewayHttpAuthLoop = "gateway.http.auth_loop",
+    GatewayHttpProxyAuth = "gateway.http.proxy_auth",
+    GatewayHttpBadFraming = "gateway.http.bad_framing",
+    GatewayHttpProxyInterference = "gateway.http.proxy_interference",
+    GatewayWsUpgradeRefused = "gateway.ws.upgrade_refused",
+    GatewayTsgHandshakeFailed = "gateway.tsg.handshake_failed",
+    GatewayTsgTunnelFailed = "gateway.tsg.tunnel_failed",
+    GatewayTsgTunnelAuthFailed = "gateway.tsg.tunnel_auth_failed",
+    GatewayTsgChannelFailed = "gateway.tsg.channel_failed",
+    GatewayTsgClosed = "gateway.tsg.closed",
+    GatewayKdcproxyFailed = "gateway.kdcproxy.failed",
+    GatewayIdleCut = "gateway.idle_cut",
+    GatewayFallback = "gateway.fallback",
+    GatewayEncrypted = "gateway.encrypted",
 }
 
 impl Code {

@@ -50,6 +50,7 @@ cleanup() {
   sleep 0.5
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for n in rdpc rdps; do ip netns del "$n" 2>/dev/null || true; done
+  [ -n "${HOSTS_MADE:-}" ] && rm -rf /etc/netns/rdpc
   [ -n "${KEEP:-}" ] && cp "$WORK"/*.log "$KEEP"/ 2>/dev/null; rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -76,11 +77,23 @@ wait_port() { # netns addr port log
   echo "nothing listens on $2:$3:"; cat "$4"; return 1
 }
 
-openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=rdp-lab.rdpsift.test" \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
-openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=gw.rdpsift.test" \
-  -addext "subjectAltName=DNS:gw.rdpsift.test" \
-  -keyout "$WORK/gwkey.pem" -out "$WORK/gwcert.pem" >/dev/null 2>&1
+# A lab CA signs the gateway's and the RDP server's certificates, each
+# naming the host the client asks for (no certificate finding in a healthy
+# run); the client finds the gateway by name through the namespace's hosts
+# file (ip netns exec binds /etc/netns/rdpc/hosts over /etc/hosts).
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=rdpsift lab CA" \
+  -keyout "$WORK/ca.key" -out "$WORK/ca.pem" >/dev/null 2>&1
+issue() { # name keyfile certfile
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" -keyout "$2" -out "$WORK/req.csr" >/dev/null 2>&1
+  printf 'subjectAltName=DNS:%s\n' "$1" > "$WORK/ext.cnf"
+  openssl x509 -req -in "$WORK/req.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
+    -days 30 -extfile "$WORK/ext.cnf" -out "$3" >/dev/null 2>&1
+}
+issue target.rdpsift.test "$WORK/key.pem" "$WORK/cert.pem"
+issue gw.rdpsift.test "$WORK/gwkey.pem" "$WORK/gwcert.pem"
+mkdir -p /etc/netns/rdpc
+HOSTS_MADE=/etc/netns/rdpc/hosts
+printf '127.0.0.1 localhost\n%s gw.rdpsift.test\n' "$G" > "$HOSTS_MADE"
 cc -shared -fPIC -O2 -o "$WORK/keylog.so" "$HERE/keylog.c" -ldl -lssl
 
 start_xrdp() {
@@ -126,7 +139,7 @@ client() { # seconds transport
   sleep 1
   ip netns exec rdpc env DISPLAY=:78 HOME="$WORK" LD_PRELOAD="$WORK/keylog.so" \
     RDPSIFT_KEYLOG="$WORK/client.keys" timeout "$((secs + 10))" xfreerdp \
-    /v:target.rdpsift.test /u:lab /p:lab /g:$G:443 /gu:alice /gp:labpass1 /gd:LAB \
+    /v:target.rdpsift.test /u:lab /p:lab /g:gw.rdpsift.test:443 /gu:alice /gp:labpass1 /gd:LAB \
     /gt:"$gt" /cert:ignore /sec:tls /log-level:ERROR >>"$WORK/client.log" 2>&1 &
   local f=$!
   PIDS+=($f)

@@ -66,11 +66,19 @@ impl Detector for Certificates {
         let Some((c, at, n)) = f.app.facts().server_cert() else {
             return;
         };
+        // A gateway's certificate must be trusted by the client (mstsc does
+        // not let the user accept an untrusted gateway).
+        let gateway = f.app.gateway_leg().is_some() || f.named_gateway;
         let now = at.ts.div_euclid(1_000_000_000);
         let when = rfc3339(at.ts);
         let who = format!("\"{}\" (issuer \"{}\", {})", c.subject, c.issuer, c.key);
         if now > c.not_after {
-            let mut d = base(Code::TlsCertExpired, Severity::Error, at);
+            let sev = if gateway {
+                Severity::Warning
+            } else {
+                Severity::Error
+            };
+            let mut d = base(Code::TlsCertExpired, sev, at);
             d.summary = format!(
                 "The server certificate {who} expired at {}, before this capture ({when})",
                 rfc3339(c.not_after * 1_000_000_000)
@@ -96,7 +104,19 @@ impl Detector for Certificates {
                 .into();
             out.push(d);
         }
-        if c.self_signed && n == 1 {
+        if c.self_signed && n == 1 && gateway {
+            let mut d = base(Code::TlsCertSelfSigned, Severity::Warning, at);
+            d.summary = format!("The RD Gateway presented a self-signed certificate {who}");
+            d.cause = "Clients must trust a gateway's certificate: mstsc refuses an untrusted \
+                       gateway (it cannot be accepted at a prompt), unless the self-signed \
+                       certificate was installed in the client's trusted root store."
+                .into();
+            d.remedy = "Give the gateway a certificate from a CA the clients trust (RD Gateway \
+                        Manager > Properties > SSL Certificate), or deploy this one to the \
+                        clients' Trusted Root Certification Authorities."
+                .into();
+            out.push(d);
+        } else if c.self_signed && n == 1 {
             let mut d = base(Code::TlsCertSelfSigned, Severity::Info, at);
             d.summary = format!("The server presented a self-signed certificate {who}");
             d.cause =
@@ -136,7 +156,19 @@ impl Detector for Certificates {
             }
             None => {
                 let ip = f.server.ip().to_string();
-                if !names.iter().any(|n| *n == ip) {
+                if !names.iter().any(|n| *n == ip) && gateway {
+                    let mut d = base(Code::TlsCertNameMismatch, Severity::Warning, at);
+                    d.summary = format!(
+                        "The client reached the RD Gateway by its address {ip}; the gateway's certificate names {listed}"
+                    );
+                    d.cause = "A gateway's certificate must carry the name the client uses for \
+                               it; mstsc refuses a gateway whose certificate names another."
+                        .into();
+                    d.remedy = "Configure the client with the gateway's name as the certificate \
+                                carries it (its SAN), not its address."
+                        .into();
+                    out.push(d);
+                } else if !names.iter().any(|n| *n == ip) {
                     let mut d = base(Code::TlsCertNameMismatch, Severity::Info, at);
                     d.summary = format!(
                         "The client dialled the address {ip}; the server certificate names {listed}"

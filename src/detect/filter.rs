@@ -13,8 +13,13 @@ pub fn addr_field(ip: &IpAddr) -> &'static str {
     }
 }
 
-/// The flow's packets.
+/// The flow's packets. A connection tunnelled through a gateway travels
+/// in its legs (the OUT and IN channels have their own client ports): all
+/// the client host's traffic to the gateway's port.
 pub fn conversation_filter(f: &Flow) -> String {
+    if f.tunnel_of.is_some() {
+        return hosts_filter(f.client.ip(), f.server);
+    }
     endpoints_filter(f.client, f.server, f.key.transport)
 }
 

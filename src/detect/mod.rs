@@ -19,6 +19,8 @@ mod capture_loss;
 pub mod cert;
 mod dns;
 pub mod filter;
+pub mod gateway;
+pub mod gateway_fallback;
 pub mod inside;
 mod kerberos;
 mod nla;
@@ -143,6 +145,7 @@ pub static FLOW: &[&dyn Detector] = &[
     &tls::Handshake,
     &cert::Certificates,
     &inside::ServerReasons,
+    &gateway::Gateway,
     &nla::NlaStalled,
     &rdp::ServerDenied,
     &rdp_end::SessionEnded,
@@ -163,6 +166,7 @@ pub static FLOW: &[&dyn Detector] = &[
 pub static ATTEMPT: &[&dyn AttemptDetector] = &[
     &udp_fallback::UdpFallback,
     &rdp_fallback::Fallback,
+    &gateway_fallback::GatewayFallback,
     &dns::Lookups,
     &kerberos::Kerberos,
 ];
@@ -199,6 +203,11 @@ pub fn judge_flow(flow: &Flow, cfg: &Config, capture_end: Mark) -> Vec<Draft> {
         d.check(&cx, &mut out);
     }
     absorb(&mut out);
+    if flow.app.gateway_leg().is_some_and(|g| g.carried()) {
+        // The leg carried the tunnel: how it closed is the tunnelled
+        // session's ending, told by that connection.
+        out.retain(|d| d.code != Code::TcpClosedByServer);
+    }
     let conf = flow_confidence(flow);
     for d in &mut out {
         if d.confidence.level == Level::High && conf.level != Level::High {
@@ -240,10 +249,24 @@ fn explains_end(c: Code) -> bool {
     // ending (a client reset) keeps its own finding and the outcome.
     (matches!(c.layer(), "x224" | "nla") && c != Code::NlaClientAborted)
         || server_said(c)
+        || gateway_said(c)
         || c.family() == Some(crate::finding::Family::TlsAlert)
         || matches!(
             c,
             Code::TlsNoServerHello | Code::TlsVersionMismatch | Code::RdpServerDenied
+        )
+}
+
+/// A gateway's (or its proxy's) refusal: it explains how the leg ended.
+fn gateway_said(c: Code) -> bool {
+    c.layer() == "gateway"
+        && !matches!(
+            c,
+            Code::GatewayIdleCut
+                | Code::GatewayFallback
+                | Code::GatewayEncrypted
+                | Code::GatewayHttpProxyInterference
+                | Code::GatewayTsgClosed
         )
 }
 

@@ -19,7 +19,8 @@ impl AttemptDetector for Fallback {
         let Some(last) = cx.last() else {
             return;
         };
-        if !a.retried() || cx.outcome() != Outcome::Connected {
+        if !a.retried() || cx.outcome() != Outcome::Connected || last.gateway().is_some() {
+            // Through a gateway: gateway.fallback.
             return;
         }
         let first = &cx.conns[a.conns[0]];

@@ -117,7 +117,11 @@ pub fn attempt(cx: &AttemptContext<'_>, findings: &[Placed]) -> Verdict {
         failed_phase = Some(k.phase);
     }
     if a.retried() && outcome == Outcome::Connected {
-        code = Some(Code::RdpFallback);
+        code = Some(if last.gateway().is_some() {
+            Code::GatewayFallback
+        } else {
+            Code::RdpFallback
+        });
         failed_phase = None;
     }
     let server_ended = last.ended_by == Some(crate::finding::Dir::Server);

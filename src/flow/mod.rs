@@ -251,6 +251,8 @@ pub struct Flow {
     /// The tunnelled RDP connection of a gateway leg: the leg's client and
     /// server (this flow's endpoints stand for the client and the gateway).
     pub tunnel_of: Option<Box<Tunnel>>,
+    /// A gateway OUT channel the table has registered.
+    pub out_leg_known: bool,
     /// When ignored: was it closed, the client's ISN and whether it sent a
     /// SYN (what a new SYN on the same ports is judged by).
     ignored_state: (bool, Option<u32>, bool),
@@ -288,6 +290,7 @@ impl Flow {
             ignored: false,
             named_gateway: false,
             tunnel_of: None,
+            out_leg_known: false,
             ignored_state: (false, None, false),
         }
     }
@@ -541,13 +544,14 @@ impl Flow {
         let mut app = *self.app.tunnel.take()?;
         app.finish();
         let t = &self.app.gateway_leg()?.tsg;
+        let span = self.app.tunnel_span;
         let first = Dir::BOTH
             .iter()
-            .filter_map(|&d| t.first_data[d])
+            .filter_map(|&d| span[d].map(|s| s.0))
             .min_by_key(|m| m.frame)?;
         let last = Dir::BOTH
             .iter()
-            .filter_map(|&d| t.last_data[d])
+            .filter_map(|&d| span[d].map(|s| s.1))
             .max_by_key(|m| m.frame)
             .unwrap_or(first);
         let opened = t.channel.map(|c| c.1).filter(|m| m.frame <= first.frame);
@@ -568,9 +572,9 @@ impl Flow {
         for d in Dir::BOTH {
             let s = &mut f.dirs[d];
             // The leg counts the packets and bytes.
-            s.payload = t.data[d];
-            s.first_data = t.first_data[d];
-            s.last_data = t.last_data[d];
+            s.payload = self.app.tunnel_seen[d];
+            s.first_data = span[d].map(|s| s.0);
+            s.last_data = span[d].map(|s| s.1);
         }
         if let Some(tf) = f.tcp.as_deref_mut() {
             tf.established = Some(opened.unwrap_or(first));

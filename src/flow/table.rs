@@ -90,6 +90,10 @@ pub struct Table {
     max_records: usize,
     /// The run's TLS keys, handed to every new flow (`None`: no keys).
     pub keys: Option<std::sync::Arc<crate::proto::keylog::KeyLog>>,
+    /// Gateway OUT channels by client host and gateway (newest last): where
+    /// an IN channel's tunnelled bytes go. Both channels share the IP
+    /// pair, so they meet on one worker.
+    out_legs: FxHashMap<(IpAddr, SocketAddr), Vec<FlowKey>>,
 }
 
 impl Table {
@@ -110,6 +114,7 @@ impl Table {
             max_flows: usize::MAX,
             max_records: usize::MAX,
             keys: None,
+            out_legs: FxHashMap::default(),
         }
     }
 
@@ -279,6 +284,58 @@ impl Table {
             L4::Tcp(t) => f.tcp_segment(src, ip, &t, at, cfg),
             L4::Udp(u) => f.udp(src, ip, &u, at),
             _ => {}
+        }
+        let mut register = None;
+        if !f.out_leg_known {
+            if let Some(g) = f.app.gateway_leg() {
+                if g.channel == Some(crate::proto::gateway::Channel::Out) {
+                    f.out_leg_known = true;
+                    register = Some((f.client.ip(), f.server));
+                }
+            }
+        }
+        let outbound = f.app.has_outbound();
+        if let Some(pair) = register {
+            let mut legs = self.out_legs.remove(&pair).unwrap_or_default();
+            legs.retain(|k| self.flows.contains_key(k) && *k != key);
+            legs.push(key);
+            self.out_legs.insert(pair, legs);
+        }
+        if outbound {
+            self.forward(key);
+        }
+    }
+
+    /// An IN channel's tunnelled bytes to its OUT channel: the one with the
+    /// same RDG-Connection-Id, else the newest to that gateway; its own
+    /// tunnel when there is none.
+    fn forward(&mut self, key: FlowKey) {
+        let Some(f) = self.flows.get_mut(&key) else {
+            return;
+        };
+        let out = f.app.take_outbound();
+        let id = f.app.gateway_leg().and_then(|g| g.connection_id.clone());
+        let pair = (f.client.ip(), f.server);
+        let partner = self.out_legs.get(&pair).and_then(|legs| {
+            let live: Vec<&FlowKey> = legs.iter().filter(|k| self.flows.contains_key(k)).collect();
+            live.iter()
+                .rev()
+                .find(|k| {
+                    id.is_some()
+                        && self.flows[**k]
+                            .app
+                            .gateway_leg()
+                            .and_then(|g| g.connection_id.as_ref())
+                            == id.as_ref()
+                })
+                .or(live.last())
+                .map(|k| **k)
+        });
+        let target = partner.unwrap_or(key);
+        if let Some(t) = self.flows.get_mut(&target) {
+            for (d, at, b) in out {
+                t.app.tunnelled(d, &b, at);
+            }
         }
     }
 

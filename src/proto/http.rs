@@ -76,6 +76,55 @@ fn text(v: &[u8]) -> String {
     s.trim().replace(|c: char| c.is_control(), " ")
 }
 
+/// HTTP status codes with a name (RFC 9110 §15 and the IANA registry's
+/// others): the members of `gateway.http.status.*`.
+pub const STATUSES: &[(u16, &str, &str)] = &[
+    (400, "400", "Bad Request"),
+    (401, "401", "Unauthorized"),
+    (402, "402", "Payment Required"),
+    (403, "403", "Forbidden"),
+    (404, "404", "Not Found"),
+    (405, "405", "Method Not Allowed"),
+    (406, "406", "Not Acceptable"),
+    (407, "407", "Proxy Authentication Required"),
+    (408, "408", "Request Timeout"),
+    (409, "409", "Conflict"),
+    (410, "410", "Gone"),
+    (411, "411", "Length Required"),
+    (412, "412", "Precondition Failed"),
+    (413, "413", "Content Too Large"),
+    (414, "414", "URI Too Long"),
+    (415, "415", "Unsupported Media Type"),
+    (416, "416", "Range Not Satisfiable"),
+    (417, "417", "Expectation Failed"),
+    (421, "421", "Misdirected Request"),
+    (422, "422", "Unprocessable Content"),
+    (426, "426", "Upgrade Required"),
+    (428, "428", "Precondition Required"),
+    (429, "429", "Too Many Requests"),
+    (431, "431", "Request Header Fields Too Large"),
+    (451, "451", "Unavailable For Legal Reasons"),
+    (500, "500", "Internal Server Error"),
+    (501, "501", "Not Implemented"),
+    (502, "502", "Bad Gateway"),
+    (503, "503", "Service Unavailable"),
+    (504, "504", "Gateway Timeout"),
+    (505, "505", "HTTP Version Not Supported"),
+    (507, "507", "Insufficient Storage"),
+    (508, "508", "Loop Detected"),
+    (511, "511", "Network Authentication Required"),
+];
+
+/// The status's member name (`"404"`), `None` for an unregistered one.
+pub fn status_member(code: u16) -> Option<&'static str> {
+    STATUSES.iter().find(|s| s.0 == code).map(|s| s.1)
+}
+
+/// The status's registered reason phrase.
+pub fn status_phrase(code: u16) -> Option<&'static str> {
+    STATUSES.iter().find(|s| s.0 == code).map(|s| s.2)
+}
+
 /// A Host value without its port (`[v6]:443` keeps the brackets' inside).
 fn host_only(v: &str) -> String {
     let v = v.trim();

@@ -214,8 +214,19 @@ pub struct App {
     /// The RDP connection a gateway leg tunnels (DATA packets), parsed by
     /// an `App` of its own; taken by the flow stage when the leg ends.
     pub tunnel: Option<Box<App>>,
-    tunnel_seen: [u64; 2],
+    /// Tunnelled bytes per side, and the first and last frame that
+    /// carried some.
+    pub tunnel_seen: [u64; 2],
+    pub tunnel_span: [Option<(Mark, Mark)>; 2],
+    /// An IN channel's tunnelled bytes, for the flow stage to hand to its
+    /// OUT channel's tunnel ([`App::take_outbound`]).
+    outbound: Vec<(Dir, Mark, Vec<u8>)>,
+    outbound_len: usize,
 }
+
+/// Tunnelled bytes an IN channel holds for its OUT channel between two
+/// packets (one TLS record's worth, at most a few HTTP_PACKETs).
+const MAX_OUTBOUND: usize = 1 << 20;
 
 /// Past the depth, decrypted records up to this size are still read (Set
 /// Error Info, the ultimatum, alerts); larger ones only advance the
@@ -257,7 +268,7 @@ impl App {
         self.crypt = None;
         if let Some(f) = self.facts.as_mut() {
             if let Some(g) = f.gateway.as_mut() {
-                g.finish(f.gap);
+                g.finish();
             }
             f.tls.finish();
             f.steps.shrink_to_fit();
@@ -748,9 +759,30 @@ impl App {
             return;
         }
         let inner = self.fx().gateway.as_mut().map(|g| g.take_inner());
+        // The two-channel transport: the IN channel's bytes join the OUT
+        // channel's, another flow (the flow stage moves them).
+        let in_channel = self
+            .gateway_leg()
+            .is_some_and(|g| g.channel == Some(gateway::Channel::In));
         for (d, at, bytes) in inner.into_iter().flatten() {
-            self.tunnelled(d, &bytes, at);
+            if in_channel && self.outbound_len + bytes.len() <= MAX_OUTBOUND {
+                self.outbound_len += bytes.len();
+                self.outbound.push((d, at, bytes));
+            } else {
+                self.tunnelled(d, &bytes, at);
+            }
         }
+    }
+
+    /// The tunnelled bytes an IN channel read since the last call.
+    pub fn take_outbound(&mut self) -> Vec<(Dir, Mark, Vec<u8>)> {
+        self.outbound_len = 0;
+        std::mem::take(&mut self.outbound)
+    }
+
+    /// Has an IN channel tunnelled bytes waiting?
+    pub fn has_outbound(&self) -> bool {
+        !self.outbound.is_empty()
     }
 
     /// Bytes of the tunnelled RDP connection, one side's, in order.
@@ -765,6 +797,8 @@ impl App {
         });
         let pos = Pos::new(at, self.tunnel_seen[dir]);
         self.tunnel_seen[dir] += b.len() as u64;
+        let span = &mut self.tunnel_span[dir];
+        *span = Some((span.map_or(at, |s| s.0), at));
         t.feed(dir, Chunk::Data(b), pos);
     }
 

@@ -125,6 +125,34 @@ pub const RESULTS: &[(u32, &str)] = &[
     (0x8007_04D4, "connection_aborted"),
 ];
 
+/// The constant's name as FreeRDP's tsg.h and the Windows SDK spell it.
+pub fn result_constant(code: u32) -> Option<&'static str> {
+    Some(match result_name(code)? {
+        "internal_error" => "E_PROXY_INTERNALERROR",
+        "rap_access_denied" => "E_PROXY_RAP_ACCESSDENIED",
+        "nap_access_denied" => "E_PROXY_NAP_ACCESSDENIED",
+        "ts_connect_failed" => "E_PROXY_TS_CONNECTFAILED",
+        "already_disconnected" => "E_PROXY_ALREADYDISCONNECTED",
+        "max_connections_reached" => "E_PROXY_MAXCONNECTIONSREACHED",
+        "not_supported" => "E_PROXY_NOTSUPPORTED",
+        "capability_mismatch" => "E_PROXY_CAPABILITYMISMATCH",
+        "quarantine_access_denied" => "E_PROXY_QUARANTINE_ACCESSDENIED",
+        "no_cert_available" => "E_PROXY_NOCERTAVAILABLE",
+        "session_timeout" => "E_PROXY_SESSIONTIMEOUT",
+        "cookie_bad_packet" => "E_PROXY_COOKIE_BADPACKET",
+        "cookie_authentication_access_denied" => "E_PROXY_COOKIE_AUTHENTICATION_ACCESS_DENIED",
+        "unsupported_authentication_method" => "E_PROXY_UNSUPPORTED_AUTHENTICATION_METHOD",
+        "reauth_authn_failed" => "E_PROXY_REAUTH_AUTHN_FAILED",
+        "reauth_cap_failed" => "E_PROXY_REAUTH_CAP_FAILED",
+        "reauth_rap_failed" => "E_PROXY_REAUTH_RAP_FAILED",
+        "sdr_not_supported_by_ts" => "E_PROXY_SDR_NOT_SUPPORTED_BY_TS",
+        "reauth_nap_failed" => "E_PROXY_REAUTH_NAP_FAILED",
+        "graceful_disconnect" => "ERROR_GRACEFUL_DISCONNECT",
+        "connection_aborted" => "ERROR_CONNECTION_ABORTED",
+        _ => return None,
+    })
+}
+
 /// The name of a result, in either form (full HRESULT or its low 16 bits);
 /// `None` for S_OK and for values without a name.
 pub fn result_name(code: u32) -> Option<&'static str> {

@@ -89,6 +89,9 @@ pub struct GatewayUse {
     /// The tunnel reached the target (CHANNEL_RESPONSE succeeded), or
     /// this is the tunnelled connection.
     pub channel_open: bool,
+    /// The WebSocket upgrade this leg asked for was answered 200 (the
+    /// legacy OUT channel): its frame.
+    pub upgrade_declined: Option<Mark>,
 }
 
 impl GatewayUse {
@@ -390,6 +393,7 @@ fn gateway_use(f: &Flow) -> Option<Box<GatewayUse>> {
             connection_id: None,
             carried_by: Some(t.leg),
             channel_open: true,
+            upgrade_declined: None,
         }));
     }
     if let Some(g) = f.app.gateway_leg() {
@@ -402,6 +406,13 @@ fn gateway_use(f: &Flow) -> Option<Box<GatewayUse>> {
                 .tsg
                 .channel
                 .is_some_and(|(e, _)| !crate::proto::tsgu::failed(e)),
+            upgrade_declined: g.answered().find_map(|(e, r)| {
+                (r.status == 200
+                    && e.upgrade
+                        .as_deref()
+                        .is_some_and(|u| u.to_ascii_lowercase().contains("websocket")))
+                .then_some(r.at)
+            }),
         }));
     }
     f.named_gateway.then(|| {
@@ -411,6 +422,7 @@ fn gateway_use(f: &Flow) -> Option<Box<GatewayUse>> {
             connection_id: None,
             carried_by: None,
             channel_open: false,
+            upgrade_declined: None,
         })
     })
 }
