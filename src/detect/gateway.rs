@@ -243,6 +243,18 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
     let rounds = g.answered().filter(|(_, r)| r.status == 401).count();
     let frames: Vec<u64> = std::iter::once(e.at.frame).chain([r.at.frame]).collect();
     let filter = frames_filter(f, &frames);
+    // The request (when captured) to its answer.
+    let from = if e.method.is_empty() { r.at } else { e.at };
+    let new = |code: Code| {
+        Draft::new(
+            code,
+            Severity::Error,
+            Phase::GatewayHttp,
+            from.frame,
+            from.ts,
+        )
+        .until(r.at.frame)
+    };
     let kdc = g.kind == Some(Kind::KdcProxy);
     match r.status {
         401 => {
@@ -272,8 +284,7 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
                 )
             };
             out.push(
-                Draft::new(code, Severity::Error, Phase::GatewayHttp, r.at.frame, r.at.ts)
-                    .until(r.at.frame)
+                new(code)
                     .summary(format!(
                         "{} answered 401{} in frame {} after the client sent {sent}; {rounds} 401 round{} on this connection; the gateway offers {offered}",
                         request_words(e),
@@ -295,13 +306,7 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
             );
         }
         407 => out.push(
-            Draft::new(
-                Code::GatewayHttpProxyAuth,
-                Severity::Error,
-                Phase::GatewayHttp,
-                r.at.frame,
-                r.at.ts,
-            )
+            new(Code::GatewayHttpProxyAuth)
             .summary(format!(
                 "the proxy answered {} with 407{} in frame {}, asking for {}; the client's dialog code for it is 0x03000020 (inferred)",
                 request_words(e),
@@ -331,13 +336,7 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
             let phrase = http::status_phrase(s).unwrap_or("");
             if kdc {
                 out.push(
-                    Draft::new(
-                        Code::GatewayKdcproxyFailed,
-                        Severity::Error,
-                        Phase::GatewayHttp,
-                        r.at.frame,
-                        r.at.ts,
-                    )
+                    new(Code::GatewayKdcproxyFailed)
                     .summary(format!(
                         "{} was answered {s}{} in frame {}: Kerberos through the gateway's KDC proxy failed",
                         request_words(e),
@@ -360,13 +359,7 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
             }
             if ws && matches!(s, 400 | 405 | 426 | 501) {
                 out.push(
-                    Draft::new(
-                        Code::GatewayWsUpgradeRefused,
-                        Severity::Error,
-                        Phase::GatewayHttp,
-                        r.at.frame,
-                        r.at.ts,
-                    )
+                    new(Code::GatewayWsUpgradeRefused)
                     .summary(format!(
                         "{} with Upgrade: websocket was answered {s}{} in frame {}, neither 101 nor a usable 200",
                         request_words(e),
@@ -386,19 +379,22 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
                 );
                 return;
             }
-            let (cause, remedy) = status_meaning(s);
+            let (cause, remedy) = if e.method.starts_with("RPC_") && matches!(s, 404 | 410) {
+                (
+                    "RPC over HTTP is not offered at this URL: the gateway's RPC proxy \
+                     (/rpc/rpcproxy.dll) is not published there.",
+                    "Check that the RD Gateway's RPC over HTTP proxy is installed and that the \
+                     load balancer or reverse proxy routes /rpc/ to it.",
+                )
+            } else {
+                status_meaning(s)
+            };
             let via = r
                 .via
                 .as_ref()
                 .map_or(String::new(), |v| format!(" (Via: {v})"));
             out.push(
-                Draft::new(
-                    Code::member(Family::GatewayHttpStatus, http::status_member(s)),
-                    Severity::Error,
-                    Phase::GatewayHttp,
-                    r.at.frame,
-                    r.at.ts,
-                )
+                new(Code::member(Family::GatewayHttpStatus, http::status_member(s)))
                 .summary(format!(
                     "{} was answered {s}{}{} in frame {}{via}",
                     request_words(e),
