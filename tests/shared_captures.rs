@@ -260,6 +260,35 @@ fn real_nla_stops_and_endings(root: &Path) {
     assert_eq!(r.attempts[0].verdict, "tcp.reset_by_client");
 }
 
+/// Public WebSocket and HTTP traces are no RD Gateway: HTTP on any port
+/// is followed by content, and only a gateway's methods make a leg.
+fn websocket_and_http_traces_are_not_gateways(root: &Path) {
+    for path in [
+        "suricata-verify/tests/websocket/basic_websockets.pcap",
+        "zeek/Traces/http/websocket.pcap",
+        "nDPI/tests/cfgs/default/pcap/websocket.pcap",
+    ] {
+        let r = analyze(&root.join(path), &[]);
+        assert!(r.attempts.is_empty(), "{path}: {:?}", r.attempts);
+        assert!(r.findings.is_empty(), "{path}: {:?}", codes(&r));
+    }
+    let mut files = vec![];
+    all_files(root, &mut files);
+    for f in &files {
+        let r = analyze(f, &[80, 8080]);
+        let gw: Vec<String> = codes(&r)
+            .into_iter()
+            .filter(|c| c.starts_with("gateway."))
+            .collect();
+        assert!(gw.is_empty(), "{}: {gw:?}", f.display());
+        assert!(
+            r.attempts.iter().all(|a| a.via == "direct" || a.via.is_empty()),
+            "{}",
+            f.display()
+        );
+    }
+}
+
 fn main() -> std::process::ExitCode {
     harness(shared_tests![
         every_shared_capture_is_read_without_panic,
@@ -270,5 +299,6 @@ fn main() -> std::process::ExitCode {
         icmp_errors_meet_their_flow,
         direct_rdp_traces_are_found_as_rdp,
         real_nla_stops_and_endings,
+        websocket_and_http_traces_are_not_gateways,
     ])
 }
