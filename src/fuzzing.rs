@@ -282,6 +282,28 @@ pub fn http(data: &[u8]) {
     }
 }
 
+/// A gateway leg's two sides, interleaved: each piece starts with a
+/// control byte (bit 0 the side, the rest its length less one, 1 to
+/// 128 bytes), then the bytes, fed to [`crate::proto::gateway::Leg`];
+/// the tunnelled bytes are taken after each piece.
+pub fn gateway(data: &[u8]) {
+    use crate::proto::gateway::Leg;
+    let mut leg = Leg::default();
+    let mut rest = data;
+    let mut frame = 0u64;
+    while let Some((&c, r)) = rest.split_first() {
+        let dir = if c & 1 == 0 { Dir::Client } else { Dir::Server };
+        let n = usize::from(c >> 1) + 1;
+        let (piece, r) = r.split_at(n.min(r.len()));
+        frame += 1;
+        leg.feed(dir, piece, Mark { frame, ts: 0 });
+        let _ = leg.take_inner();
+        rest = r;
+    }
+    let _ = leg.answered().count();
+    leg.finish();
+}
+
 /// One CredSSP TSRequest (DER, MS-CSSP 2.2.1) with the NTLM token inside.
 pub fn credssp(data: &[u8]) {
     use crate::proto::credssp;
@@ -504,6 +526,49 @@ mod seeds {
             b"\x01HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Negotiate\r\n\
               WWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n\xab\xcd",
         );
+        // gateway: a two-channel OUT leg (401, 200 without length, the
+        // seed, the packets) and a WebSocket leg, in control-byte pieces.
+        let mut gw = Vec::new();
+        let mut piece = |dir: u8, b: &[u8]| {
+            for c in b.chunks(128) {
+                let n = c.len();
+                gw.push((((n - 1) as u8) << 1) | dir);
+                gw.extend_from_slice(c);
+            }
+        };
+        piece(
+            0,
+            b"RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\nRDG-Connection-Id: {1}\r\n\
+              Authorization: NTLM TlRMTVNTUAABAAAA\r\nContent-Length: 0\r\n\r\n",
+        );
+        piece(
+            1,
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n",
+        );
+        let mut out = b"HTTP/1.1 200 OK\r\n\r\n\xab\xcd\xab\xcd\xab\xcd\xab\xcd\xab\xcd".to_vec();
+        out.extend(&g);
+        piece(1, &out);
+        put("gateway", "two-channel", &gw);
+        let mut gw2 = Vec::new();
+        std::mem::swap(&mut gw, &mut gw2);
+        let mut piece = |dir: u8, b: &[u8]| {
+            for c in b.chunks(128) {
+                let n = c.len();
+                gw2.push((((n - 1) as u8) << 1) | dir);
+                gw2.extend_from_slice(c);
+            }
+        };
+        piece(
+            0,
+            b"RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\n\r\n",
+        );
+        piece(
+            1,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        );
+        piece(0, &w);
+        put("gateway", "websocket", &gw2);
         // decrypt: every suite, a record of each kind.
         for i in 0..11u8 {
             let mut d = vec![i | if i % 2 == 1 { 0x80 } else { 0 }];

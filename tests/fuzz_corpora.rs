@@ -115,3 +115,8 @@ fn websocket_corpus() {
 fn http_corpus() {
     replay("http", rdpsift::fuzzing::http);
 }
+
+#[test]
+fn gateway_corpus() {
+    replay("gateway", rdpsift::fuzzing::gateway);
+}

@@ -282,7 +282,9 @@ fn websocket_and_http_traces_are_not_gateways(root: &Path) {
             .collect();
         assert!(gw.is_empty(), "{}: {gw:?}", f.display());
         assert!(
-            r.attempts.iter().all(|a| a.via == "direct" || a.via.is_empty()),
+            r.attempts
+                .iter()
+                .all(|a| a.via == "direct" || a.via.is_empty()),
             "{}",
             f.display()
         );

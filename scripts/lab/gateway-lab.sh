@@ -5,6 +5,7 @@
 #   scripts/lab/gateway-lab.sh OUTDIR [RUN...]     (Debian; run as root)
 #
 # Needs Debian packages: iproute2 tcpdump xrdp freerdp2-x11 xvfb xdotool
+# nginx haproxy squid
 # openssl gcc python3 wireshark-common (editcap). Two network namespaces
 # joined by one veth pair, addresses from 198.18.0.0/15 (RFC 2544) only:
 #
@@ -32,12 +33,27 @@
 #   connect-failed xrdp is not running: E_PROXY_TS_CONNECTFAILED
 #   bad-framing    a 403 without Content-Length that keeps the connection
 #
+# Behind real proxies (the gateway moves to 198.18.2.5; 198.18.2.3:443 is
+# the proxy; runs with a plaintext upstream also write
+# lab-gw-RUN-upstream.pcap, the proxy's HTTP to the gateway on :8080):
+#   nginx-default  nginx terminating TLS with its defaults (HTTP/1.0 to the
+#                  upstream, buffering, Upgrade not passed on)
+#   nginx-tuned    proxy_http_version 1.1, no buffering, Upgrade passed on
+#   haproxy-idle   HAProxy in TCP mode (TLS passed through) with `timeout
+#                  tunnel 5s` and the gateway's keep-alives every 30 s:
+#                  the idle tunnel is cut
+#   haproxy-server-close  HAProxy terminating TLS with `option
+#                  http-server-close`: each request reaches the gateway on
+#                  a new connection, so its connection-bound NTLM fails
+#   squid-407      xfreerdp with https_proxy= a squid that wants Basic
+#                  credentials: CONNECT answered 407 (capture: tcp 3128)
+#
 # Every process is started with `timeout` and stopped by its PID; the
 # namespaces are deleted at the end (also on error). Nothing leaves them.
 set -euo pipefail
 OUT=${1:?usage: gateway-lab.sh OUTDIR [RUN...]}
 shift
-RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rap-denied capability connect-failed bad-framing}
+RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned haproxy-idle haproxy-server-close squid-407}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -108,22 +124,6 @@ start_xrdp() {
   wait_port rdps $S 3389 "$WORK/xrdp.log"
 }
 
-start_gateway() { # mode
-  rm -f "$WORK/gw.keys"
-  ip netns exec rdps timeout 120 python3 "$HERE/rdg.py" --listen $G:443 \
-    --cert "$WORK/gwcert.pem" --key "$WORK/gwkey.pem" --backend $S:3389 \
-    --keylog "$WORK/gw.keys" --mode "$1" --keepalive 2 --idle-timeout 30 >"$WORK/gw.log" 2>&1 &
-  PIDS+=($!)
-  wait_port rdps $G 443 "$WORK/gw.log"
-}
-
-start_capture() { # name
-  ip netns exec rdpc timeout 120 tcpdump -i vc -s 0 -U -w "$WORK/$1.pcap" 'tcp port 443' >/dev/null 2>&1 &
-  CAP=$!
-  PIDS+=($CAP)
-  sleep 1
-}
-
 stop_capture() {
   sleep 1
   kill -INT "$CAP" 2>/dev/null || true
@@ -162,22 +162,137 @@ stop_all() {
   PIDS=()
 }
 
+start_gateway_at() { # addr:port mode extra-args...
+  local at=$1 mode=$2
+  shift 2
+  rm -f "$WORK/gw.keys"
+  ip netns exec rdps timeout 120 python3 "$HERE/rdg.py" --listen "$at" \
+    --cert "$WORK/gwcert.pem" --key "$WORK/gwkey.pem" --backend $S:3389 \
+    --keylog "$WORK/gw.keys" --mode "$mode" --keepalive "${KEEPALIVE:-2}" --idle-timeout 30 \
+    "$@" >"$WORK/gw.log" 2>&1 &
+  PIDS+=($!)
+  wait_port rdps "${at%:*}" "${at#*:}" "$WORK/gw.log"
+}
+
+# The proxy's own side: plaintext HTTP to the gateway, captured on the
+# server namespace's loopback (both addresses are local there).
+start_upstream_capture() { # name
+  ip netns exec rdps timeout 120 tcpdump -i lo -s 0 -U -w "$WORK/$1.pcap" 'tcp port 8080' >/dev/null 2>&1 &
+  UCAP=$!
+  PIDS+=($UCAP)
+  sleep 1
+}
+
+start_nginx() { # tuned|default
+  local extra=""
+  if [ "$1" = tuned ]; then
+    extra='proxy_http_version 1.1; proxy_buffering off; proxy_request_buffering off;
+      chunked_transfer_encoding off; proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade; proxy_read_timeout 1h;'
+  fi
+  {
+    echo "user root;"
+    echo "worker_processes 1;"
+    echo "pid $WORK/nginx.pid;"
+    echo "error_log $WORK/nginx-error.log info;"
+    echo "events { worker_connections 64; }"
+    echo "http {"
+    echo "  access_log $WORK/nginx-access.log;"
+    echo "  map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }"
+    echo "  server {"
+    echo "    listen $G:443 ssl;"
+    echo "    ssl_certificate $WORK/gwcert.pem;"
+    echo "    ssl_certificate_key $WORK/gwkey.pem;"
+    echo "    location / { proxy_pass http://$GW2:8080; $extra }"
+    echo "  }"
+    echo "}"
+  } > "$WORK/nginx.conf"
+  ip netns exec rdps timeout 120 nginx -c "$WORK/nginx.conf" -g 'daemon off;' >"$WORK/nginx.out" 2>&1 &
+  PIDS+=($!)
+  wait_port rdps $G 443 "$WORK/nginx.out"
+}
+
+start_haproxy() { # idle|server-close
+  if [ "$1" = idle ]; then
+    printf '%s\n' defaults "  mode tcp" "  timeout connect 5s" "  timeout client 1h" \
+      "  timeout server 1h" "  timeout tunnel 5s" "frontend gw" "  bind $G:443" \
+      "  default_backend rdg" "backend rdg" "  server g1 $GW2:443" > "$WORK/haproxy.cfg"
+  else
+    cat "$WORK/gwcert.pem" "$WORK/gwkey.pem" > "$WORK/gw-both.pem"
+    printf '%s\n' defaults "  mode http" "  option http-server-close" "  timeout connect 5s" \
+      "  timeout client 1h" "  timeout server 1h" "frontend gw" \
+      "  bind $G:443 ssl crt $WORK/gw-both.pem" "  default_backend rdg" "backend rdg" \
+      "  server g1 $GW2:8080" > "$WORK/haproxy.cfg"
+  fi
+  ip netns exec rdps timeout 120 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.out" 2>&1 &
+  PIDS+=($!)
+  wait_port rdps $G 443 "$WORK/haproxy.out"
+}
+
+start_squid() {
+  printf 'alice:%s\n' "$(openssl passwd -apr1 labpass1)" > "$WORK/htpasswd"
+  chmod 644 "$WORK/htpasswd"
+  printf '%s\n' "http_port $PX:3128" "pid_filename $WORK/squid.pid" "cache deny all" \
+    "cache_log $WORK/squid-cache.log" "access_log $WORK/squid-access.log" \
+    "auth_param basic program /usr/lib/squid/basic_ncsa_auth $WORK/htpasswd" \
+    "auth_param basic realm rdpsift-lab" "acl authed proxy_auth REQUIRED" \
+    "http_access allow authed" "http_access deny all" > "$WORK/squid.conf"
+  ip netns exec rdps timeout 120 squid -N -f "$WORK/squid.conf" >"$WORK/squid.out" 2>&1 &
+  PIDS+=($!)
+  wait_port rdps $PX 3128 "$WORK/squid.out"
+}
+
+GW2=198.18.2.5 PX=198.18.2.6
 for run in $RUNS; do
   echo "== $run"
   setup
-  mode=$run gt=http secs=8
+  ip -n rdps addr add $GW2/24 dev vs
+  ip -n rdps addr add $PX/24 dev vs
+  mode=$run gt=http secs=8 upstream="" filter='tcp port 443'
   case $run in
     ws-ok) mode=ok ;;
     http-ok) mode=ok gt=http,no-websockets ;;
     404) gt=auto ;;
+    nginx-*|haproxy-*|squid-*) mode=ok ;;
   esac
   [ "$run" = connect-failed ] || start_xrdp
   [ "$run" = connect-failed ] && mode=ok
-  start_gateway "$mode"
   name=lab-gw-$run
-  start_capture "$name"
-  client "$secs" "$gt"
+  case $run in
+    nginx-default|nginx-tuned)
+      start_gateway_at $GW2:8080 ok --plain
+      start_nginx "${run#nginx-}"
+      upstream=1 ;;
+    haproxy-idle)
+      KEEPALIVE=30 start_gateway_at $GW2:443 ok
+      start_haproxy idle
+      secs=14 ;;
+    haproxy-server-close)
+      start_gateway_at $GW2:8080 ok --plain
+      start_haproxy server-close
+      upstream=1 ;;
+    squid-407)
+      start_gateway_at $G:443 ok
+      start_squid
+      filter='tcp port 3128' ;;
+    *) start_gateway_at $G:443 "$mode" ;;
+  esac
+  ip netns exec rdpc timeout 120 tcpdump -i vc -s 0 -U -w "$WORK/$name.pcap" "$filter" >/dev/null 2>&1 &
+  CAP=$!
+  PIDS+=($CAP)
+  [ -n "$upstream" ] && start_upstream_capture "$name-upstream"
+  sleep 1
+  if [ "$run" = squid-407 ]; then
+    https_proxy=http://$PX:3128 client "$secs" "$gt"
+  else
+    client "$secs" "$gt"
+  fi
   stop_capture
+  if [ -n "$upstream" ]; then
+    kill -INT "$UCAP" 2>/dev/null || true
+    wait "$UCAP" 2>/dev/null || true
+    cp "$WORK/$name-upstream.pcap" "$OUT/$name-upstream.pcap"
+  fi
   cat "$WORK/gw.keys" "$WORK/client.keys" 2>/dev/null > "$WORK/$name.keys" || true
   cp "$WORK/$name.pcap" "$OUT/$name.pcap"
   if [ -s "$WORK/$name.keys" ]; then

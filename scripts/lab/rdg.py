@@ -14,6 +14,9 @@ packet per chunk). Authentication: NTLM over HTTP 401 rounds (MS-NLMP
 CHALLENGE built here; the client's AUTHENTICATE is accepted unread, or
 refused in mode ntlm-reject).
 
+NTLM is connection-bound here as on Windows: an AUTHENTICATE on a
+connection that was sent no CHALLENGE is answered 401 again.
+
 Modes: ok | no-ws (a 200 to the WebSocket upgrade) | ntlm-reject (401
 after the AUTHENTICATE) | 403 | 404 | 502 (error statuses on RDG_OUT_DATA,
 with Content-Length) | rap-denied (CHANNEL_RESPONSE
@@ -253,6 +256,7 @@ def ws_frame(p):
 def serve(conn, peer):
     f = conn.makefile("rb")
     wlock = threading.Lock()
+    challenged = False  # NTLM is connection-bound (MS-NLMP 3.1.5)
 
     def write(b):
         with wlock:
@@ -290,9 +294,12 @@ def serve(conn, peer):
             continue
         token = base64.b64decode(auth[5:])
         if token[8] == 1:
+            challenged = True
             send(conn, 401, "Unauthorized", [("WWW-Authenticate", "NTLM " + base64.b64encode(ntlm_challenge()).decode())])
             continue
-        if ARGS.mode == "ntlm-reject":
+        if ARGS.mode == "ntlm-reject" or not challenged:
+            if not challenged:
+                log(peer, "AUTHENTICATE without a CHALLENGE on this connection")
             send(conn, 401, "Unauthorized", [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM")])
             continue
         if method == "RDG_IN_DATA":
@@ -328,18 +335,22 @@ def main():
     global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--listen", required=True)
-    ap.add_argument("--cert", required=True)
-    ap.add_argument("--key", required=True)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
     ap.add_argument("--backend", required=True)
     ap.add_argument("--keylog")
     ap.add_argument("--mode", default="ok")
     ap.add_argument("--keepalive", type=float, default=3.0)
     ap.add_argument("--idle-timeout", type=int, default=0)
+    ap.add_argument("--plain", action="store_true",
+                    help="plain HTTP (behind a TLS-terminating proxy)")
     ARGS = ap.parse_args()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(ARGS.cert, ARGS.key)
-    if ARGS.keylog:
-        ctx.keylog_filename = ARGS.keylog
+    ctx = None
+    if not ARGS.plain:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(ARGS.cert, ARGS.key)
+        if ARGS.keylog:
+            ctx.keylog_filename = ARGS.keylog
     host, port = ARGS.listen.rsplit(":", 1)
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -348,12 +359,13 @@ def main():
     log("listening", ARGS.listen, "mode", ARGS.mode)
     while True:
         c, peer = s.accept()
-        try:
-            c = ctx.wrap_socket(c, server_side=True)
-        except (ssl.SSLError, OSError) as e:
-            log("tls", e)
-            c.close()
-            continue
+        if ctx:
+            try:
+                c = ctx.wrap_socket(c, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                log("tls", e)
+                c.close()
+                continue
         threading.Thread(target=serve, args=(c, peer), daemon=True).start()
 
 

@@ -801,3 +801,296 @@ impl Leg {
         }
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    const C: Dir = Dir::Client;
+    const S: Dir = Dir::Server;
+
+    fn m(frame: u64) -> Mark {
+        Mark {
+            frame,
+            ts: frame as i64 * 1_000_000_000,
+        }
+    }
+
+    /// An HTTP_PACKET (MS-TSGU 2.2.10.9): type, reserved 0, length, body.
+    fn pkt(t: u16, body: &[u8]) -> Vec<u8> {
+        let mut v = t.to_le_bytes().to_vec();
+        v.extend([0, 0]);
+        v.extend(((8 + body.len()) as u32).to_le_bytes());
+        v.extend(body);
+        v
+    }
+
+    fn handshake_response(code: u32) -> Vec<u8> {
+        let mut b = code.to_le_bytes().to_vec();
+        b.extend([1, 0, 0, 0, 0, 0]);
+        pkt(tsgu::HANDSHAKE_RESPONSE, &b)
+    }
+
+    fn channel_response(code: u32) -> Vec<u8> {
+        let mut b = code.to_le_bytes().to_vec();
+        b.extend([1, 0, 0, 0, 7, 0, 0, 0]);
+        pkt(tsgu::CHANNEL_RESPONSE, &b)
+    }
+
+    fn data(d: &[u8]) -> Vec<u8> {
+        let mut b = (d.len() as u16).to_le_bytes().to_vec();
+        b.extend(d);
+        pkt(tsgu::DATA, &b)
+    }
+
+    fn channel_create(name: &str) -> Vec<u8> {
+        let mut b = vec![1, 0];
+        b.extend(3389u16.to_le_bytes());
+        b.extend(3u16.to_le_bytes());
+        let n: Vec<u8> = name
+            .encode_utf16()
+            .chain([0])
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        b.extend((n.len() as u16).to_le_bytes());
+        b.extend(n);
+        pkt(tsgu::CHANNEL_CREATE, &b)
+    }
+
+    const OUT_401: &[u8] = b"RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\n\
+        RDG-Connection-Id: {1}\r\nAuthorization: NTLM TlRMTVNTUAABAAAA\r\nContent-Length: 0\r\n\
+        Host: gw.example.test\r\n\r\n";
+    const CHALLENGE: &[u8] =
+        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM TlRMTVNTUAACAAAA\r\n\
+        Content-Length: 0\r\n\r\n";
+    const OUT_AUTH: &[u8] = b"RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\n\
+        RDG-Connection-Id: {1}\r\nAuthorization: NTLM TlRMTVNTUAADAAAA\r\nContent-Length: 0\r\n\r\n";
+    /// The OUT channel's final answer: no Content-Length (PROTOCOLS.md §4).
+    const OUT_200: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n";
+    const SEED: &[u8] = &[0xab, 0xcd, 0xab, 0xcd, 0xab, 0xcd, 0xab, 0xcd, 0xab, 0xcd];
+
+    /// The server side of a healthy two-channel OUT leg, whole.
+    fn out_server() -> Vec<u8> {
+        let mut s = CHALLENGE.to_vec();
+        s.extend(OUT_200);
+        s.extend(SEED);
+        s.extend(handshake_response(0));
+        s.extend(channel_response(0));
+        s.extend(data(b"\x03\x00\x00\x13server-cc"));
+        s
+    }
+
+    fn out_leg(server: &[u8], split: usize) -> Leg {
+        let mut l = Leg::default();
+        l.feed(C, OUT_401, m(1));
+        let (a, b) = server.split_at(split.min(server.len()));
+        // The answer to the first request, then the second request.
+        let first = CHALLENGE.len().min(a.len());
+        l.feed(S, &a[..first], m(2));
+        l.feed(C, OUT_AUTH, m(3));
+        l.feed(S, &a[first..], m(4));
+        l.feed(S, b, m(5));
+        l
+    }
+
+    #[test]
+    fn a_healthy_out_channel_at_every_split() {
+        let s = out_server();
+        for split in 0..=s.len() {
+            let mut l = out_leg(&s, split);
+            assert_eq!(l.kind, Some(Kind::Http), "split {split}");
+            assert_eq!(l.channel, Some(Channel::Out));
+            assert_eq!(l.connection_id.as_deref(), Some("{1}"));
+            assert_eq!(l.host.as_deref(), Some("gw.example.test"));
+            let st: Vec<u16> = l.answered().map(|(_, r)| r.status).collect();
+            assert_eq!(st, vec![401, 200], "split {split}");
+            let (_, r) = l.answered().nth(1).unwrap();
+            assert_eq!(r.body, http::Body::UntilClose);
+            assert_eq!(l.seed, Some(10), "split {split}");
+            assert_eq!(l.tsg.handshake.map(|h| h.0), Some(0));
+            assert_eq!(l.tsg.channel.map(|h| h.0), Some(0));
+            assert_eq!(l.tsg.data, [0, 13]);
+            let inner = l.take_inner();
+            let bytes: Vec<u8> = inner.iter().flat_map(|x| x.2.clone()).collect();
+            assert_eq!(bytes, b"\x03\x00\x00\x13server-cc");
+            assert!(l.bad_framing.is_none() && l.malformed.is_none() && l.interference.is_none());
+        }
+    }
+
+    #[test]
+    fn a_failing_channel_response_is_kept_with_its_code() {
+        let mut s = CHALLENGE.to_vec();
+        s.extend(OUT_200);
+        s.extend(SEED);
+        s.extend(handshake_response(0));
+        s.extend(channel_response(0x8007_59DA));
+        let l = out_leg(&s, s.len());
+        assert_eq!(l.tsg.channel.map(|c| c.0), Some(0x8007_59DA));
+        // One byte changed in the packet type: a CHANNEL_RESPONSE no more.
+        let at = s.len() - 20;
+        assert_eq!(s[at], tsgu::CHANNEL_RESPONSE as u8);
+        s[at] = 0x7f;
+        let l = out_leg(&s, s.len());
+        assert_eq!(l.tsg.channel, None);
+        // One byte short: the packet is not complete, nothing is guessed.
+        s[at] = tsgu::CHANNEL_RESPONSE as u8;
+        let l = out_leg(&s[..s.len() - 1], s.len());
+        assert_eq!(l.tsg.channel, None);
+        assert!(l.malformed.is_none());
+    }
+
+    #[test]
+    fn the_in_channel_streams_packets_in_chunks() {
+        let mut l = Leg::default();
+        let mut c = b"RDG_IN_DATA /remoteDesktopGateway/ HTTP/1.1\r\nRDG-Connection-Id: {1}\r\n\
+            Transfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+        for p in [
+            channel_create("target.example.test"),
+            data(b"\x03\x00\x00\x0bcr"),
+        ] {
+            c.extend(format!("{:X}\r\n", p.len()).as_bytes());
+            c.extend(&p);
+            c.extend(b"\r\n");
+        }
+        for (i, b) in c.iter().enumerate() {
+            l.feed(C, std::slice::from_ref(b), m(i as u64));
+        }
+        assert_eq!((l.kind, l.channel), (Some(Kind::Http), Some(Channel::In)));
+        assert_eq!(
+            l.tsg.target.as_ref().map(|t| (t.0.as_str(), t.1)),
+            Some(("target.example.test", 3389))
+        );
+        assert_eq!(l.tsg.data, [6, 0]);
+        assert!(l.bad_framing.is_none());
+        // A chunk whose data runs past its size: no CRLF where it ends.
+        let mut l = Leg::default();
+        let mut bad = c.clone();
+        let p = bad.windows(2).rposition(|w| w == b"\r\n").unwrap();
+        bad[p] = b'x';
+        l.feed(C, &bad, m(1));
+        assert!(l.bad_framing.is_some());
+        // A chunk size no gateway sends is reported, never waited for.
+        let mut l = Leg::default();
+        let mut huge = c[..c.iter().position(|&b| b == b'{').unwrap()].to_vec();
+        huge.extend(b"{1}\r\nTransfer-Encoding: chunked\r\n\r\n7FFFFFFFFFFFFFFF\r\n");
+        l.feed(C, &huge, m(1));
+        assert!(l.bad_framing.as_ref().unwrap().2.contains("chunk size"));
+    }
+
+    #[test]
+    fn the_websocket_transport_unmasks_the_clients_frames() {
+        let mut l = Leg::default();
+        l.feed(
+            C,
+            b"RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\nConnection: Upgrade\r\n\
+              Upgrade: websocket\r\nSec-WebSocket-Key: x\r\n\r\n",
+            m(1),
+        );
+        assert_eq!(l.kind, Some(Kind::WebSocket));
+        l.feed(
+            S,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            m(2),
+        );
+        // A masked binary frame carrying DATA, split in two frames
+        // (fragmented: binary + continuation).
+        let p = data(b"\x03\x00\x00\x0bcr");
+        let key = [1u8, 2, 3, 4];
+        let mut f = vec![];
+        for (i, part) in [&p[..5], &p[5..]].iter().enumerate() {
+            f.push(if i == 0 { 0x02 } else { 0x80 });
+            f.push(0x80 | part.len() as u8);
+            f.extend(key);
+            f.extend(part.iter().enumerate().map(|(j, b)| b ^ key[j % 4]));
+        }
+        l.feed(C, &f, m(3));
+        // The server's close frame: 1000 and a reason.
+        l.feed(S, &[0x88, 0x04, 0x03, 0xe8, b'o', b'k'], m(4));
+        assert_eq!(l.ws.upgraded, Some(m(2)));
+        assert_eq!(l.ws.frames, [2, 1]);
+        assert_eq!(l.tsg.data, [6, 0]);
+        assert_eq!(
+            l.ws.close.as_ref().map(|c| (c.0, c.1, c.2.as_str())),
+            Some((S, Some(1000), "ok"))
+        );
+    }
+
+    #[test]
+    fn framing_judged_by_role() {
+        // An error without length that keeps the connection: bad framing.
+        let mut l = Leg::default();
+        l.feed(C, OUT_AUTH, m(1));
+        l.feed(
+            S,
+            b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\n\r\n<p>",
+            m(2),
+        );
+        assert!(l.bad_framing.is_some());
+        // The same error closing the connection is fine.
+        let mut l = Leg::default();
+        l.feed(C, OUT_AUTH, m(1));
+        l.feed(
+            S,
+            b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n<p>",
+            m(2),
+        );
+        assert!(l.bad_framing.is_none());
+        // The OUT channel's 200 re-framed as chunked: interference only.
+        let mut l = Leg::default();
+        l.feed(C, OUT_AUTH, m(1));
+        let mut s =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nVia: 1.1 nginx\r\n\r\n".to_vec();
+        let mut body = SEED.to_vec();
+        body.extend(handshake_response(0));
+        s.extend(format!("{:x}\r\n", body.len()).as_bytes());
+        s.extend(&body);
+        s.extend(b"\r\n");
+        l.feed(S, &s, m(2));
+        assert!(l
+            .interference
+            .as_ref()
+            .unwrap()
+            .1
+            .contains("Via: 1.1 nginx"));
+        assert_eq!(l.tsg.handshake.map(|h| h.0), Some(0));
+        assert!(l.bad_framing.is_none());
+        // A Content-Length body longer than declared.
+        let mut l = Leg::default();
+        l.feed(C, OUT_401, m(1));
+        l.feed(C, OUT_AUTH, m(1));
+        l.feed(
+            S,
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nabcdef",
+            m(2),
+        );
+        assert!(l.bad_framing.is_some());
+    }
+
+    #[test]
+    fn other_http_is_no_leg_and_other_bytes_no_http() {
+        let mut l = Leg::default();
+        l.feed(C, b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n", m(1));
+        assert!(!l.is_leg());
+        let mut l = Leg::default();
+        l.feed(C, b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", m(1));
+        assert!(!l.is_leg(), "a WebSocket elsewhere is no gateway");
+        let mut l = Leg::default();
+        l.feed(
+            C,
+            b"GET /remoteDesktopGateway/ HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            m(1),
+        );
+        assert_eq!(l.kind, Some(Kind::Wst));
+        let mut l = Leg::default();
+        l.feed(
+            C,
+            b"POST /KdcProxy HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            m(1),
+        );
+        assert_eq!(l.kind, Some(Kind::KdcProxy));
+        let mut l = Leg::default();
+        l.feed(C, b"\x16\x03\x01\x00\x05hello", m(1));
+        assert!(l.not_http && !l.is_leg());
+    }
+}
