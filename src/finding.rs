@@ -345,6 +345,7 @@ codes! {
     GatewayHttpAuthFailed = "gateway.http.auth_failed",
     GatewayHttpAuthLoop = "gateway.http.auth_loop",
     GatewayHttpProxyAuth = "gateway.http.proxy_auth",
+    GatewayHttpNoResponse = "gateway.http.no_response",
     GatewayHttpBadFraming = "gateway.http.bad_framing",
     GatewayHttpProxyInterference = "gateway.http.proxy_interference",
     GatewayWsUpgradeRefused = "gateway.ws.upgrade_refused",

@@ -39,12 +39,20 @@
 #   nginx-default  nginx terminating TLS with its defaults (HTTP/1.0 to the
 #                  upstream, buffering, Upgrade not passed on)
 #   nginx-tuned    proxy_http_version 1.1, no buffering, Upgrade passed on
+#   nginx-buffered HTTP/1.1 and upstream keep-alive, but buffering on and
+#                  Upgrade not passed on: the upgrade is answered 200, the
+#                  OUT channel re-framed as chunked, the IN channel's
+#                  chunked request held back
+#   nginx-timeout  tuned, with proxy_read_timeout 8s and the gateway's
+#                  keep-alives every 30 s: the idle tunnel is cut
 #   haproxy-idle   HAProxy in TCP mode (TLS passed through) with `timeout
 #                  tunnel 5s` and the gateway's keep-alives every 30 s:
 #                  the idle tunnel is cut
 #   haproxy-server-close  HAProxy terminating TLS with `option
 #                  http-server-close`: each request reaches the gateway on
 #                  a new connection, so its connection-bound NTLM fails
+#   haproxy-ws     the same HAProxy, the client asking for the WebSocket
+#                  upgrade on RDG_OUT_DATA: HAProxy answers 400 itself
 #   squid-407      xfreerdp with https_proxy= a squid that wants Basic
 #                  credentials: CONNECT answered 407 (capture: tcp 3128)
 #
@@ -53,7 +61,7 @@
 set -euo pipefail
 OUT=${1:?usage: gateway-lab.sh OUTDIR [RUN...]}
 shift
-RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned haproxy-idle haproxy-server-close squid-407}
+RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned nginx-buffered nginx-timeout haproxy-idle haproxy-server-close haproxy-ws squid-407}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -183,13 +191,22 @@ start_upstream_capture() { # name
   sleep 1
 }
 
-start_nginx() { # tuned|default
-  local extra=""
-  if [ "$1" = tuned ]; then
-    extra='proxy_http_version 1.1; proxy_buffering off; proxy_request_buffering off;
-      chunked_transfer_encoding off; proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade; proxy_read_timeout 1h;'
-  fi
+start_nginx() { # default|tuned|buffered|timeout
+  local extra="" pass=http://rdg
+  case $1 in
+    tuned|timeout)
+      extra='proxy_http_version 1.1; proxy_buffering off; proxy_request_buffering off;
+        chunked_transfer_encoding off; proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;'
+      if [ "$1" = timeout ]; then extra="$extra proxy_read_timeout 8s;"; else extra="$extra proxy_read_timeout 1h;"; fi ;;
+    buffered)
+      extra='proxy_http_version 1.1; proxy_set_header Connection "";' ;;
+    default) pass="http://$GW2:8080" ;;
+  esac
+  # Upstream keep-alive (all but default): with one client and one
+  # worker, the idle upstream connection is reused, so NTLM's rounds stay
+  # on one connection (nginx promises no such affinity; it holds here by
+  # luck of the lab).
   {
     echo "user root;"
     echo "worker_processes 1;"
@@ -198,12 +215,13 @@ start_nginx() { # tuned|default
     echo "events { worker_connections 64; }"
     echo "http {"
     echo "  access_log $WORK/nginx-access.log;"
-    echo "  map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }"
+    echo "  map \$http_upgrade \$connection_upgrade { default upgrade; '' ''; }"
+    echo "  upstream rdg { server $GW2:8080; keepalive 4; }"
     echo "  server {"
     echo "    listen $G:443 ssl;"
     echo "    ssl_certificate $WORK/gwcert.pem;"
     echo "    ssl_certificate_key $WORK/gwkey.pem;"
-    echo "    location / { proxy_pass http://$GW2:8080; $extra }"
+    echo "    location / { proxy_pass $pass; $extra }"
     echo "  }"
     echo "}"
   } > "$WORK/nginx.conf"
@@ -230,10 +248,12 @@ start_haproxy() { # idle|server-close
 }
 
 start_squid() {
+  # squid runs as the proxy user: its files in a directory it can enter.
+  chmod 711 "$WORK"
   printf 'alice:%s\n' "$(openssl passwd -apr1 labpass1)" > "$WORK/htpasswd"
   chmod 644 "$WORK/htpasswd"
   printf '%s\n' "http_port $PX:3128" "pid_filename $WORK/squid.pid" "cache deny all" \
-    "cache_log $WORK/squid-cache.log" "access_log $WORK/squid-access.log" \
+    "cache_log /dev/null" "access_log none" \
     "auth_param basic program /usr/lib/squid/basic_ncsa_auth $WORK/htpasswd" \
     "auth_param basic realm rdpsift-lab" "acl authed proxy_auth REQUIRED" \
     "http_access allow authed" "http_access deny all" > "$WORK/squid.conf"
@@ -259,17 +279,20 @@ for run in $RUNS; do
   [ "$run" = connect-failed ] && mode=ok
   name=lab-gw-$run
   case $run in
-    nginx-default|nginx-tuned)
-      start_gateway_at $GW2:8080 ok --plain
+    nginx-*)
+      # nginx-timeout: keep-alives rarer than proxy_read_timeout.
+      KEEPALIVE=$([ "$run" = nginx-timeout ] && echo 30 || echo 2) start_gateway_at $GW2:8080 ok --plain
+      [ "$run" = nginx-timeout ] && secs=14
       start_nginx "${run#nginx-}"
       upstream=1 ;;
     haproxy-idle)
       KEEPALIVE=30 start_gateway_at $GW2:443 ok
       start_haproxy idle
       secs=14 ;;
-    haproxy-server-close)
+    haproxy-server-close|haproxy-ws)
       start_gateway_at $GW2:8080 ok --plain
       start_haproxy server-close
+      [ "$run" = haproxy-server-close ] && gt=http,no-websockets
       upstream=1 ;;
     squid-407)
       start_gateway_at $G:443 ok
@@ -294,6 +317,10 @@ for run in $RUNS; do
     cp "$WORK/$name-upstream.pcap" "$OUT/$name-upstream.pcap"
   fi
   cat "$WORK/gw.keys" "$WORK/client.keys" 2>/dev/null > "$WORK/$name.keys" || true
+  if [ -n "$upstream" ] && [ -s "$WORK/$name.keys" ]; then
+    # The tunnelled RDP's own TLS is in the upstream capture too.
+    editcap --inject-secrets "tls,$WORK/$name.keys" "$WORK/$name-upstream.pcap" "$OUT/$name-upstream.pcapng"
+  fi
   cp "$WORK/$name.pcap" "$OUT/$name.pcap"
   if [ -s "$WORK/$name.keys" ]; then
     editcap --inject-secrets "tls,$WORK/$name.keys" "$WORK/$name.pcap" "$OUT/$name.pcapng"

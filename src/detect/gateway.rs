@@ -25,7 +25,9 @@
 //!   reset, with no CLOSE_CHANNEL and no WebSocket close from the gateway,
 //!   after a silence longer than the gateway's keep-alive gaps seen before
 //!   it (at least two keep-alives seen), or than the idle timeout it
-//!   announced: something between cut an idle tunnel.
+//!   announced, or (closed from the gateway's side) of 5 s or more:
+//!   something between cut an idle tunnel. A gateway ending a tunnel says
+//!   so first (CLOSE_CHANNEL, or a WebSocket close).
 //! - `gateway.kdcproxy.failed`: a `POST /KdcProxy` answered with an error
 //!   status.
 
@@ -42,12 +44,17 @@ pub struct Gateway;
 /// needs two, Kerberos one; FreeRDP gives up after the second).
 pub const AUTH_LOOP_ROUNDS: usize = 4;
 
+/// A tunnel silent this long, then closed from the gateway's side with no
+/// CLOSE_CHANNEL or WebSocket close, was cut by something in between.
+pub const IDLE_MIN_NS: i64 = 5_000_000_000;
+
 impl Detector for Gateway {
     fn codes(&self) -> Vec<Code> {
         let mut v = vec![
             Code::GatewayHttpAuthFailed,
             Code::GatewayHttpAuthLoop,
             Code::GatewayHttpProxyAuth,
+            Code::GatewayHttpNoResponse,
             Code::GatewayHttpBadFraming,
             Code::GatewayHttpProxyInterference,
             Code::GatewayWsUpgradeRefused,
@@ -237,6 +244,10 @@ fn reason_words(r: &Response) -> String {
 
 /// What the HTTP answers said: the last answer decides.
 fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
+    if let Some(d) = unanswered(f, g) {
+        out.push(d);
+        return;
+    }
     let Some((e, r)) = g.answered().last() else {
         return;
     };
@@ -267,6 +278,12 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
                 .authorization
                 .as_deref()
                 .map_or("no credentials".to_string(), |a| format!("{a} credentials"));
+            let first = g.exchanges.first().map(|x| x.ntlm) == Some(Some(3));
+            let last_word = g.exchanges.last().is_some_and(|x| x.response.as_ref() == Some(r));
+            if (r.ntlm_challenge && last_word) || (first && rounds == 1) {
+                out.push(ntlm_broken(f, e, r, first, new(Code::GatewayHttpAuthLoop)));
+                return;
+            }
             let (code, cause) = if rounds >= AUTH_LOOP_ROUNDS {
                 (
                     Code::GatewayHttpAuthLoop,
@@ -280,7 +297,9 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
                     Code::GatewayHttpAuthFailed,
                     "The gateway refused the credentials (wrong password, locked or expired \
                      account, a user outside the RD CAP's groups), or the client had no scheme \
-                     in common with it.",
+                     in common with it. Behind a TLS-terminating proxy, an NTLM handshake whose \
+                     AUTHENTICATE reached the gateway on another connection than its NEGOTIATE \
+                     is refused the same way (a capture on the proxy's gateway side shows it).",
                 )
             };
             out.push(
@@ -409,6 +428,91 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
         }
         _ => {}
     }
+}
+
+/// The leg's last request waited for an answer until the connection
+/// ended. Not a request whose body was still streaming (the IN channel's
+/// chunked RDG_IN_DATA, RPC_IN_DATA's 1 GiB: no answer is awaited), nor one
+/// the capture's end cut off.
+fn unanswered(f: &Flow, g: &Leg) -> Option<Draft> {
+    let e = g.exchanges.last()?;
+    if e.response.is_some() || e.method.is_empty() || !e.body_done {
+        return None;
+    }
+    let (dir, end, how) = ending(f)?;
+    let waited = end.ts - e.at.ts;
+    let s = format!("{:.1} s", waited as f64 / 1e9);
+    Some(
+        Draft::new(
+            Code::GatewayHttpNoResponse,
+            Severity::Error,
+            Phase::GatewayHttp,
+            e.at.frame,
+            e.at.ts,
+        )
+        .until(end.frame)
+        .summary(format!(
+            "{} in frame {} got no answer: {s} later the {dir} {how} the connection in frame {}{}",
+            request_words(e),
+            e.at.frame,
+            end.frame,
+            if e.method == "RDG_OUT_DATA" {
+                " (the OUT channel's answer has no length: a buffering proxy holds it back)"
+            } else {
+                ""
+            }
+        ))
+        .cause(
+            "The gateway, or a reverse proxy in front of it, never answered the request: a \
+             buffering proxy waits for the end of the OUT channel's 200, which has no length \
+             and does not end while the tunnel lives (nginx proxy_buffering, FreeRDP #6730), or \
+             the gateway behind the proxy does not answer.",
+        )
+        .remedy(
+            "Turn response and request buffering off for the gateway on the reverse proxy \
+             (nginx: proxy_buffering off, proxy_request_buffering off, proxy_http_version 1.1), \
+             or pass TLS through to the gateway; check the gateway answers behind the proxy.",
+        )
+        .filter(frames_filter(f, &[e.at.frame, end.frame])),
+    )
+}
+
+/// An NTLM handshake split over connections: the CHALLENGE was the last
+/// word on this one, or its first request was an AUTHENTICATE.
+fn ntlm_broken(f: &Flow, e: &Exchange, r: &Response, first: bool, d: Draft) -> Draft {
+    let end = ending(f).map_or("the capture ended".to_string(), |(dir, m, how)| {
+        format!("the {dir} {how} it in frame {}", m.frame)
+    });
+    let what = if first {
+        format!(
+            "the first request on this connection ({} in frame {}) carries an NTLM AUTHENTICATE, answered 401{} in frame {}: its NEGOTIATE and CHALLENGE went over another connection",
+            request_words(e),
+            e.at.frame,
+            reason_words(r),
+            r.at.frame
+        )
+    } else {
+        format!(
+            "the gateway's NTLM CHALLENGE in frame {} (401 to {}) was the last word on this connection, then {end}: the AUTHENTICATE did not follow on it",
+            r.at.frame,
+            request_words(e)
+        )
+    };
+    d.summary(what)
+        .cause(
+            "NTLM is bound to one TCP connection: its NEGOTIATE, CHALLENGE and AUTHENTICATE \
+             must travel over the same connection to the gateway. A proxy or load balancer in \
+             front of the gateway that opens a new upstream connection per request (nginx \
+             without upstream keep-alive, HAProxy with http-server-close, an ingress) splits \
+             the handshake, and every round starts over (rdpgw #30, FreeRDP #7756).",
+        )
+        .remedy(
+            "Pass TLS through to the gateway (TCP mode), or make the proxy keep one upstream \
+             connection per client connection (HAProxy: option http-keep-alive and no \
+             http-server-close; nginx has no reliable NTLM support without its commercial \
+             ntlm directive); or use Kerberos (a KDC proxy) for the gateway.",
+        )
+        .filter(frames_filter(f, &[e.at.frame, r.at.frame]))
 }
 
 fn status_meaning(s: u16) -> (&'static str, &'static str) {
@@ -541,11 +645,16 @@ fn idle_cut(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
         return;
     };
     let silence = end.ts - last.ts;
+    // Keep-alives had come, then stopped for longer than their gaps.
     let by_keepalive = t.keepalives >= 2 && silence > t.keepalive_gap + t.keepalive_gap / 2;
     let by_timeout = t
         .idle_timeout
         .is_some_and(|m| silence >= i64::from(m) * 60_000_000_000);
-    if !(by_keepalive || by_timeout) {
+    // The gateway's side (as the client sees it) closed an idle tunnel
+    // without telling the client at the MS-TSGU or WebSocket level: a
+    // device in between timed it out before the gateway's next keep-alive.
+    let by_server = dir == Dir::Server && silence >= IDLE_MIN_NS;
+    if !(by_keepalive || by_timeout || by_server) {
         return;
     }
     let s = |ns: i64| format!("{:.1} s", ns as f64 / 1e9);
@@ -569,10 +678,19 @@ fn idle_cut(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
                     s(t.keepalive_gap),
                     t.keepalives
                 )
-            } else {
+            } else if by_timeout {
                 format!(
                     "the gateway announced an idle timeout of {} min",
                     t.idle_timeout.unwrap_or(0)
+                )
+            } else if t.keepalives == 0 {
+                "no keep-alive from the gateway came before it (its interval is longer than the silence)"
+                    .to_string()
+            } else {
+                format!(
+                    "{} keep-alive{} had come before it",
+                    t.keepalives,
+                    if t.keepalives == 1 { "" } else { "s" }
                 )
             }
         ))

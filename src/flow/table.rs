@@ -94,6 +94,8 @@ pub struct Table {
     /// an IN channel's tunnelled bytes go. Both channels share the IP
     /// pair, so they meet on one worker.
     out_legs: FxHashMap<(IpAddr, SocketAddr), Vec<FlowKey>>,
+    /// `--gateway` names, shared by the flows.
+    gateway_names: Option<std::sync::Arc<[String]>>,
 }
 
 impl Table {
@@ -115,6 +117,7 @@ impl Table {
             max_records: usize::MAX,
             keys: None,
             out_legs: FxHashMap::default(),
+            gateway_names: None,
         }
     }
 
@@ -248,6 +251,13 @@ impl Table {
             }
             let mut flow = Flow::new(key, client, server, int, at);
             flow.app.keys = self.keys.clone();
+            if !cfg.gateways.is_empty() {
+                flow.app.gateways = Some(
+                    self.gateway_names
+                        .get_or_insert_with(|| cfg.gateways.clone().into())
+                        .clone(),
+                );
+            }
             self.flows.insert(key, flow);
         }
         let f = self.flows.get_mut(&key).expect("inserted");

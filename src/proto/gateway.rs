@@ -92,7 +92,12 @@ pub struct Exchange {
     pub at: Mark,
     /// The Authorization scheme the request carried.
     pub authorization: Option<String>,
+    /// The NTLM message type of its token (1 NEGOTIATE, 3 AUTHENTICATE).
+    pub ntlm: Option<u8>,
     pub upgrade: Option<String>,
+    /// The request's body was all seen (none, or its length or last
+    /// chunk): an answer is then awaited.
+    pub body_done: bool,
     pub response: Option<Response>,
 }
 
@@ -102,6 +107,8 @@ pub struct Response {
     pub reason: String,
     /// Schemes offered by WWW-/Proxy-Authenticate.
     pub challenges: Vec<String>,
+    /// A 401 carrying an NTLM CHALLENGE (type 2).
+    pub ntlm_challenge: bool,
     pub body: http::Body,
     pub version: u8,
     pub close: bool,
@@ -212,6 +219,10 @@ pub struct Leg {
     pub bounded: Option<&'static str>,
     /// The client's stream is not HTTP: nothing more is read.
     pub not_http: bool,
+    /// A CONNECT to a host the user named as a gateway (`--gateway`): a
+    /// CONNECT is a leg only then (a browser's through the same proxy is
+    /// none).
+    pub named: bool,
     st: [Side; 2],
     inner: Vec<(Dir, Mark, Vec<u8>)>,
     pending: usize,
@@ -237,7 +248,21 @@ fn wst_target(target: &str, host: Option<&str>) -> bool {
 impl Leg {
     /// Is this a gateway leg (a method or upgrade only a gateway uses)?
     pub fn is_leg(&self) -> bool {
-        self.kind.is_some()
+        match self.kind {
+            Some(Kind::Connect) => self.named,
+            k => k.is_some(),
+        }
+    }
+
+    /// The host a CONNECT asked for (lower case, without the port).
+    pub fn connect_host(&self) -> Option<String> {
+        let e = self.exchanges.iter().find(|e| e.method == "CONNECT")?;
+        let t = e.target.trim();
+        let host = match t.strip_prefix('[') {
+            Some(r) => r.split(']').next().unwrap_or(r),
+            None => t.rsplit_once(':').map_or(t, |(h, _)| h),
+        };
+        Some(host.trim_end_matches('.').to_ascii_lowercase())
     }
 
     /// The inner RDP bytes DATA packets carried since the last call, in
@@ -288,6 +313,15 @@ impl Leg {
             buf = Vec::new();
         }
         self.st[dir].buf = buf;
+    }
+
+    /// A request's body ended: its answer is awaited now.
+    fn body_end(&mut self, dir: Dir) {
+        if dir == Dir::Client {
+            if let Some(e) = self.exchanges.last_mut() {
+                e.body_done = true;
+            }
+        }
     }
 
     fn off(&mut self, dir: Dir) {
@@ -363,6 +397,9 @@ impl Leg {
                     self.sink(dir, sink, &rest[..n], at);
                     off += n;
                     let left = left - n as u64;
+                    if left == 0 {
+                        self.body_end(dir);
+                    }
                     if self.st[dir].state != State::Off {
                         self.st[dir].state = if left == 0 {
                             State::Head
@@ -428,6 +465,7 @@ impl Leg {
                     match rest.windows(2).position(|w| w == b"\r\n") {
                         Some(0) => {
                             off += 2;
+                            self.body_end(dir);
                             self.st[dir].state = State::Head;
                         }
                         Some(p) => off += p + 2,
@@ -564,7 +602,9 @@ impl Leg {
                     target,
                     at,
                     authorization: h.authorization.clone(),
+                    ntlm: h.ntlm,
                     upgrade: h.upgrade.clone(),
+                    body_done: matches!(body, http::Body::None | http::Body::Length(0)),
                     response: None,
                 });
             } else {
@@ -592,6 +632,7 @@ impl Leg {
             status,
             reason: h.reason.clone().unwrap_or_default(),
             challenges: h.challenges.clone(),
+            ntlm_challenge: h.ntlm_challenge,
             body,
             version: h.version,
             close: h.close,
@@ -607,7 +648,9 @@ impl Leg {
                     target: String::new(),
                     at,
                     authorization: None,
+                    ntlm: None,
                     upgrade: None,
+                    body_done: true,
                     response: Some(resp),
                 });
             }

@@ -61,6 +61,12 @@ pub struct Head {
     pub challenges: Vec<String>,
     /// The scheme of `Authorization` / `Proxy-Authorization`.
     pub authorization: Option<String>,
+    /// The NTLM message type its token carries (1 NEGOTIATE, 3
+    /// AUTHENTICATE), raw or as `Negotiate` with a raw NTLM token.
+    pub ntlm: Option<u8>,
+    /// A `WWW-Authenticate` challenge carrying an NTLM CHALLENGE (type 2):
+    /// the middle of a handshake that must go on on this connection.
+    pub ntlm_challenge: bool,
     /// `RDG-Connection-Id` (pairs a gateway's IN and OUT channels).
     pub connection_id: Option<String>,
     /// `Host` (a request's), without its port.
@@ -123,6 +129,39 @@ pub fn status_member(code: u16) -> Option<&'static str> {
 /// The status's registered reason phrase.
 pub fn status_phrase(code: u16) -> Option<&'static str> {
     STATUSES.iter().find(|s| s.0 == code).map(|s| s.2)
+}
+
+/// The NTLM message type (MS-NLMP 2.2.1: "NTLMSSP\0", then the type) of
+/// the token in an `NTLM` or `Negotiate` credentials or challenge value.
+/// Only the first 16 base64 characters are decoded (12 bytes): a sniff,
+/// not a decoder, so no crate for it.
+pub fn ntlm_type(v: &str) -> Option<u8> {
+    let (scheme, token) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("NTLM") && !scheme.eq_ignore_ascii_case("Negotiate") {
+        return None;
+    }
+    let t = token.trim().as_bytes();
+    if t.len() < 16 {
+        return None;
+    }
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = [0u8; 12];
+    for (i, q) in t[..16].chunks(4).enumerate() {
+        let n = q
+            .iter()
+            .try_fold(0u32, |acc, &c| Some(acc << 6 | val(c)?))?;
+        out[i * 3..i * 3 + 3].copy_from_slice(&n.to_be_bytes()[1..]);
+    }
+    (out.starts_with(b"NTLMSSP\0") && (1..=3).contains(&out[8])).then_some(out[8])
 }
 
 /// A Host value without its port (`[v6]:443` keeps the brackets' inside).
@@ -225,12 +264,14 @@ pub fn head(b: &[u8], role: Role) -> Result<Option<Head>, Error> {
             "www-authenticate" | "proxy-authenticate" => {
                 // Each challenge starts with its scheme (RFC 9110 §11.6.1).
                 let scheme: String = v.split([' ', ',']).next().unwrap_or("").to_string();
+                h.ntlm_challenge |= ntlm_type(&v) == Some(2);
                 if !scheme.is_empty() && h.challenges.len() < 8 && !h.challenges.contains(&scheme) {
                     h.challenges.push(scheme);
                 }
             }
             "authorization" | "proxy-authorization" => {
                 h.authorization = v.split(' ').next().map(str::to_string);
+                h.ntlm = ntlm_type(&v);
             }
             "rdg-connection-id" => h.connection_id = Some(v),
             "host" => h.host = Some(host_only(&v)),
@@ -411,5 +452,34 @@ mod test {
         let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
         long.extend(vec![b'a'; MAX_HEAD]);
         assert!(head(&long, Role::Client).is_err());
+    }
+}
+
+#[cfg(test)]
+mod ntlm_test {
+    use super::*;
+
+    #[test]
+    fn ntlm_message_types_from_tokens() {
+        // "NTLMSSP\0" + 01 / 02 / 03, base64.
+        assert_eq!(ntlm_type("NTLM TlRMTVNTUAABAAAAB4IIog=="), Some(1));
+        assert_eq!(ntlm_type("NTLM TlRMTVNTUAACAAAABgAGADgAAAA="), Some(2));
+        assert_eq!(ntlm_type("Negotiate TlRMTVNTUAADAAAAGAAYAEgAAAA="), Some(3));
+        // A SPNEGO (Kerberos) token, a short one, another scheme.
+        assert_eq!(
+            ntlm_type("Negotiate YIIGhgYGKwYBBQUCoIIGejCCBnagMDAu"),
+            None
+        );
+        assert_eq!(ntlm_type("NTLM TlRMTVNT"), None);
+        assert_eq!(ntlm_type("Basic YWxpY2U6bGFicGFzczE="), None);
+        // One character changed in the magic.
+        assert_eq!(ntlm_type("NTLM TlRMTVNUUAABAAAAB4IIog=="), None);
+        let h = head(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM TlRMTVNTUAACAAAABgAGADgAAAA=\r\n\r\n",
+            Role::Server,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.ntlm_challenge);
     }
 }

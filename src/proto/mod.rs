@@ -209,6 +209,8 @@ pub struct App {
     unit_at: u64,
     /// The run's TLS keys (none: nothing is decrypted, at no cost).
     pub keys: Option<std::sync::Arc<keylog::KeyLog>>,
+    /// `--gateway` names (lower case): a CONNECT to one is a gateway leg.
+    pub gateways: Option<std::sync::Arc<[String]>>,
     /// Record decryption, once keys for the session were found.
     crypt: Option<Box<Crypt>>,
     /// The RDP connection a gateway leg tunnels (DATA packets), parsed by
@@ -741,8 +743,14 @@ impl App {
     /// A gateway leg's HTTP bytes; the RDP bytes its DATA packets carried
     /// go to the tunnelled connection's `App`.
     fn http(&mut self, dir: Dir, b: &[u8], at: Mark) {
+        let names = self.gateways.clone();
         let leg = self.fx().gateway.get_or_insert_with(Box::default);
         leg.feed(dir, b, at);
+        if leg.kind == Some(gateway::Kind::Connect) && !leg.named {
+            if let (Some(h), Some(n)) = (leg.connect_host(), names) {
+                leg.named = n.contains(&h);
+            }
+        }
         let not_http = leg.not_http;
         if not_http {
             // Decrypted: the records go on; plaintext: nothing to read.

@@ -158,9 +158,21 @@ fn http_connect(b: &[u8]) -> Option<AppClass> {
         return Some(AppClass::Unknown);
     }
     match find(b, b"\r\n\r\n") {
+        // A tunnel to port 443 carries TLS (perhaps to an RD Gateway): the
+        // CONNECT and the proxy's answer are HTTP to read (a gateway leg
+        // when the user names its host).
+        Some(end) if end + 4 == b.len() && connect_port(b) == Some(443) => Some(AppClass::Http),
         Some(end) => Some(rdp_at(b, end + 4, Via::HttpConnect)),
         None => Some(AppClass::Unknown),
     }
+}
+
+/// The port of `CONNECT host:port HTTP/1.x`.
+fn connect_port(b: &[u8]) -> Option<u16> {
+    let line = &b[..find(b, b"\r\n")?];
+    let target = line.split(|&c| c == b' ').nth(1)?;
+    let port = target.rsplit(|&c| c == b':').next()?;
+    std::str::from_utf8(port).ok()?.parse().ok()
 }
 
 /// MS-RDPEPS 2.2.1.1 RDP_PRECONNECTION_PDU_V1/V2: cbSize, Flags (0),
