@@ -5,7 +5,7 @@
 #   scripts/lab/gateway-lab.sh OUTDIR [RUN...]     (Debian; run as root)
 #
 # Needs Debian packages: iproute2 tcpdump xrdp freerdp2-x11 xvfb xdotool
-# nginx haproxy squid
+# nginx haproxy squid krb5-kdc krb5-admin-server krb5-user; PyPI kdcproxy
 # openssl gcc python3 wireshark-common (editcap). Two network namespaces
 # joined by one veth pair, addresses from 198.18.0.0/15 (RFC 2544) only:
 #
@@ -53,6 +53,12 @@
 #                  a new connection, so its connection-bound NTLM fails
 #   haproxy-ws     the same HAProxy, the client asking for the WebSocket
 #                  upgrade on RDG_OUT_DATA: HAProxy answers 400 itself
+#   kdcproxy-ok / kdcproxy-wrong / kdcproxy-down
+#                  MIT kinit with `kdc = https://gw.rdpsift.test/KdcProxy`
+#                  (MS-KKDCP) to the gateway, which answers with the PyPI
+#                  kdcproxy package in front of an MIT KDC (198.18.2.88):
+#                  the right password, a wrong one (KRB-ERROR 24 inside
+#                  the proxy's answer), the KDC unreachable from the proxy
 #   squid-407      xfreerdp with https_proxy= a squid that wants Basic
 #                  credentials: CONNECT answered 407 (capture: tcp 3128)
 #
@@ -61,7 +67,7 @@
 set -euo pipefail
 OUT=${1:?usage: gateway-lab.sh OUTDIR [RUN...]}
 shift
-RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned nginx-buffered nginx-timeout haproxy-idle haproxy-server-close haproxy-ws squid-407}
+RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned nginx-buffered nginx-timeout haproxy-idle haproxy-server-close haproxy-ws squid-407 kdcproxy-ok kdcproxy-wrong kdcproxy-down}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -262,18 +268,50 @@ start_squid() {
   wait_port rdps $PX 3128 "$WORK/squid.out"
 }
 
-GW2=198.18.2.5 PX=198.18.2.6
+
+# MS-KKDCP: a KDC behind the gateway's /KdcProxy, MIT kinit as the client.
+start_kdc() {
+  rm -rf "$WORK/krb5kdc" && mkdir -p "$WORK/krb5kdc"
+  printf '%s\n' "[libdefaults]" "  default_realm = $REALM" "  dns_lookup_kdc = false" \
+    "  dns_lookup_realm = false" "[realms]" "  $REALM = {" "    kdc = $KDC" "  }" \
+    > "$WORK/krb5-kdc.conf"
+  printf '%s\n' "[kdcdefaults]" "  kdc_listen = $KDC" "  kdc_tcp_listen = $KDC" "[realms]" \
+    "  $REALM = {" "    database_name = $WORK/krb5kdc/principal" \
+    "    key_stash_file = $WORK/krb5kdc/stash" "    acl_file = $WORK/krb5kdc/kadm5.acl" \
+    "  }" "[logging]" "  kdc = FILE:$WORK/kdc.log" > "$WORK/kdc.conf"
+  KRB5_CONFIG=$WORK/krb5-kdc.conf KRB5_KDC_PROFILE=$WORK/kdc.conf \
+    kdb5_util create -s -r $REALM -P masterpass >/dev/null 2>&1
+  KRB5_CONFIG=$WORK/krb5-kdc.conf KRB5_KDC_PROFILE=$WORK/kdc.conf \
+    kadmin.local -q "addprinc +requires_preauth -pw labpass1 alice" >/dev/null 2>&1
+  ip netns exec rdps env KRB5_CONFIG="$WORK/krb5-kdc.conf" KRB5_KDC_PROFILE="$WORK/kdc.conf" \
+    timeout 120 krb5kdc -n >"$WORK/krb5kdc.out" 2>&1 &
+  PIDS+=($!)
+  sleep 1
+}
+
+kinit_via_proxy() { # password
+  printf '%s\n' "[libdefaults]" "  default_realm = $REALM" "  dns_lookup_kdc = false" \
+    "  dns_lookup_realm = false" "[realms]" "  $REALM = {" \
+    "    kdc = https://gw.rdpsift.test/KdcProxy" "    http_anchors = FILE:$WORK/ca.pem" "  }" \
+    > "$WORK/krb5-client.conf"
+  printf '%s\n' "$1" | ip netns exec rdpc env KRB5_CONFIG="$WORK/krb5-client.conf" \
+    KRB5CCNAME="FILE:$WORK/ccache" LD_PRELOAD="$WORK/keylog.so" RDPSIFT_KEYLOG="$WORK/client.keys" \
+    timeout 20 kinit alice >>"$WORK/kinit.log" 2>&1 || true
+}
+
+GW2=198.18.2.5 PX=198.18.2.6 KDC=198.18.2.88 REALM=RDPSIFT.TEST
 for run in $RUNS; do
   echo "== $run"
   setup
   ip -n rdps addr add $GW2/24 dev vs
   ip -n rdps addr add $PX/24 dev vs
+  ip -n rdps addr add $KDC/24 dev vs
   mode=$run gt=http secs=8 upstream="" filter='tcp port 443'
   case $run in
     ws-ok) mode=ok ;;
     http-ok) mode=ok gt=http,no-websockets ;;
     404) gt=auto ;;
-    nginx-*|haproxy-*|squid-*) mode=ok ;;
+    nginx-*|haproxy-*|squid-*|kdcproxy-*) mode=ok ;;
   esac
   [ "$run" = connect-failed ] || start_xrdp
   [ "$run" = connect-failed ] && mode=ok
@@ -298,6 +336,15 @@ for run in $RUNS; do
       start_gateway_at $G:443 ok
       start_squid
       filter='tcp port 3128' ;;
+    kdcproxy-*)
+      start_kdc
+      # kdcproxy's own configuration names the KDC (kdcproxy-down: an
+      # address where none listens).
+      kdc_at=$KDC
+      [ "$run" = kdcproxy-down ] && kdc_at=198.18.2.99
+      printf '%s\n' "[global]" "[$REALM]" "kerberos = kerberos+tcp://$kdc_at:88" "use_dns = false" \
+        > "$WORK/kdcproxy.conf"
+      KDCPROXY_CONFIG=$WORK/kdcproxy.conf start_gateway_at $G:443 ok ;;
     *) start_gateway_at $G:443 "$mode" ;;
   esac
   ip netns exec rdpc timeout 120 tcpdump -i vc -s 0 -U -w "$WORK/$name.pcap" "$filter" >/dev/null 2>&1 &
@@ -307,6 +354,9 @@ for run in $RUNS; do
   sleep 1
   if [ "$run" = squid-407 ]; then
     https_proxy=http://$PX:3128 client "$secs" "$gt"
+  elif [ "${run#kdcproxy-}" != "$run" ]; then
+    rm -f "$WORK/client.keys"
+    if [ "$run" = kdcproxy-wrong ]; then kinit_via_proxy wrongpass; else kinit_via_proxy labpass1; fi
   else
     client "$secs" "$gt"
   fi

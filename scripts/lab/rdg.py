@@ -17,6 +17,8 @@ refused in mode ntlm-reject).
 NTLM is connection-bound here as on Windows: an AUTHENTICATE on a
 connection that was sent no CHALLENGE is answered 401 again.
 
+POST /KdcProxy is answered by the PyPI kdcproxy package (MS-KKDCP).
+
 Modes: ok | no-ws (a 200 to the WebSocket upgrade) | ntlm-reject (401
 after the AUTHENTICATE) | 403 | 404 | 502 (error statuses on RDG_OUT_DATA,
 with Content-Length) | rap-denied (CHANNEL_RESPONSE
@@ -268,6 +270,10 @@ def serve(conn, peer):
             break
         method, target, h = req
         log(peer, method, target, h.get("authorization", "")[:12], h.get("upgrade", ""))
+        if method == "POST" and target.lower().startswith("/kdcproxy"):
+            kdc_proxy(conn, f, h)
+            # MIT's client speaks HTTP/1.0 and reads the answer until close.
+            break
         if method not in ("RDG_OUT_DATA", "RDG_IN_DATA"):
             send(conn, 404, "Not Found", body=b"not here\r\n")
             continue
@@ -329,6 +335,33 @@ def serve(conn, peer):
         conn.close()
     except OSError:
         pass
+
+
+def kdc_proxy(conn, f, h):
+    """MS-KKDCP through the PyPI kdcproxy package (its WSGI application),
+    which finds the realm's KDCs in the krb5.conf KRB5_CONFIG names."""
+    import io
+    import kdcproxy
+    body = f.read(int(h.get("content-length", "0")))
+    env = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/KdcProxy",
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": h.get("content-type", "application/kerberos"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "SERVER_NAME": "gw", "SERVER_PORT": "443", "wsgi.url_scheme": "https",
+    }
+    out = {}
+
+    def start(status, headers, exc_info=None):
+        out["status"], out["headers"] = status, headers
+
+    data = b"".join(kdcproxy.Application()(env, start))
+    code, _, reason = out["status"].partition(" ")
+    hs = [(k, v) for k, v in out["headers"] if k.lower() != "content-length"]
+    log("kdcproxy", out["status"], len(data))
+    send(conn, int(code), reason, hs, data)
 
 
 def main():

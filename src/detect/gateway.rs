@@ -89,6 +89,7 @@ impl Detector for Gateway {
             return;
         };
         http_answers(f, g, out);
+        kdc_errors(f, g, out);
         if let Some((dir, at, why)) = &g.bad_framing {
             out.push(
                 Draft::new(
@@ -428,6 +429,60 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
         }
         _ => {}
     }
+}
+
+/// A KRB-ERROR inside a KDC proxy's answer (MS-KKDCP 2.2.2), other than
+/// the PREAUTH_REQUIRED (25) that starts every exchange.
+fn kdc_errors(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
+    if g.kind != Some(Kind::KdcProxy) {
+        return;
+    }
+    let Some((m, code)) = g.krb.messages.iter().find_map(|m| match m.kind {
+        crate::proto::krb::Kind::Error(c) if c != 25 && m.dir == Dir::Server => Some((m, c)),
+        _ => None,
+    }) else {
+        return;
+    };
+    let name = crate::proto::krb::error_name(code).map_or(format!("error {code}"), |(_, rfc)| {
+        format!("{rfc} ({code})")
+    });
+    let who = g
+        .krb
+        .messages
+        .iter()
+        .find_map(|x| x.cname.clone().map(|c| format!("{c}@{}", x.realm)))
+        .unwrap_or_default();
+    out.push(
+        Draft::new(
+            Code::GatewayKdcproxyFailed,
+            Severity::Error,
+            Phase::GatewayHttp,
+            m.at.frame,
+            m.at.ts,
+        )
+        .summary(format!(
+            "the KDC proxy's answer in frame {} carries a KRB-ERROR {name}{}{}",
+            m.at.frame,
+            if who.is_empty() {
+                String::new()
+            } else {
+                format!(" for {who}")
+            },
+            m.etext
+                .as_ref()
+                .map_or(String::new(), |t| format!(" (\"{t}\")"))
+        ))
+        .cause(
+            "The KDC behind the gateway's KDC proxy refused the Kerberos request: the \
+             KRB-ERROR names why (a wrong password is PREAUTH_FAILED, an unknown account \
+             C_PRINCIPAL_UNKNOWN, a clock difference SKEW).",
+        )
+        .remedy(
+            "Act on the Kerberos error for the account named (password, account state, clock \
+             of the client); the KDC proxy itself works.",
+        )
+        .filter(frames_filter(f, &[m.at.frame])),
+    );
 }
 
 /// The leg's last request waited for an answer until the connection

@@ -203,9 +203,14 @@ pub fn judge_flow(flow: &Flow, cfg: &Config, capture_end: Mark) -> Vec<Draft> {
         d.check(&cx, &mut out);
     }
     absorb(&mut out);
-    if flow.app.gateway_leg().is_some_and(|g| g.carried()) {
-        // The leg carried the tunnel: how it closed is the tunnelled
-        // session's ending, told by that connection.
+    if flow
+        .app
+        .gateway_leg()
+        .is_some_and(|g| g.carried() || g.exchanges.last().is_some_and(|e| e.response.is_some()))
+    {
+        // The leg carried the tunnel (how it closed is the tunnelled
+        // session's ending, told by that connection), or the server closed
+        // after answering (HTTP/1.0, MIT's KDC proxy client).
         out.retain(|d| d.code != Code::TcpClosedByServer);
     }
     let conf = flow_confidence(flow);
@@ -258,6 +263,8 @@ fn explains_end(c: Code) -> bool {
 }
 
 /// A gateway's (or its proxy's) refusal: it explains how the leg ended.
+/// (An HTTP server closing after its answer is ordinary: see
+/// `judge_flow`.)
 fn gateway_said(c: Code) -> bool {
     c.layer() == "gateway"
         && !matches!(
@@ -381,6 +388,18 @@ pub fn judge_attempt(
             let mut d = d.clone();
             if superseded {
                 verdict::supersede(&mut d, retry.map_or(0, |r| r.client.port()));
+            }
+            if d.code == Code::GatewayKdcproxyFailed
+                && d.severity >= Severity::Error
+                && cx.outcome() == Outcome::Connected
+                && cx
+                    .last()
+                    .is_some_and(|l| l.gateway().is_some_and(|g| g.channel_open))
+            {
+                // The tunnel worked: the client went on without Kerberos.
+                d.severity = Severity::Warning;
+                d.summary
+                    .push_str(" (the tunnel connected: the client fell back to NTLM)");
             }
             findings.push(Placed {
                 ends: Some((c.client, c.server)),

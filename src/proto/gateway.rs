@@ -21,7 +21,7 @@
 //! length they declare.
 
 use super::error::{Error, Layer};
-use super::{http, tsgu, websocket};
+use super::{http, krb, tsgu, websocket};
 use crate::capture::Mark;
 use crate::finding::Dir;
 
@@ -163,7 +163,14 @@ enum Sink {
     Discard,
     /// An HTTP_PACKET stream; `true`: a seed comes first (the OUT channel).
     Tsgu(bool),
+    /// A KDC-PROXY-MESSAGE (MS-KKDCP 2.2.2), kept whole up to
+    /// [`MAX_KDC_BODY`], read when its body ends.
+    Kdc,
 }
+
+/// A KDC proxy message body kept at most (a Kerberos message over TCP is
+/// at most 64 KiB here too: proto::krb).
+pub const MAX_KDC_BODY: usize = 64 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
@@ -191,6 +198,8 @@ struct Side {
     buf: Vec<u8>,
     /// The HTTP_PACKET stream being framed.
     pk: Vec<u8>,
+    /// A KDC proxy message being read.
+    kdc: Vec<u8>,
     seek_seed: bool,
     tsgu_off: bool,
 }
@@ -217,6 +226,8 @@ pub struct Leg {
     pub interference: Option<(Mark, String)>,
     pub malformed: Option<(Dir, Mark, Error)>,
     pub bounded: Option<&'static str>,
+    /// The Kerberos messages a KDC proxy call carried (MS-KKDCP).
+    pub krb: krb::Krb,
     /// The client's stream is not HTTP: nothing more is read.
     pub not_http: bool,
     /// A CONNECT to a host the user named as a gateway (`--gateway`): a
@@ -226,6 +237,42 @@ pub struct Leg {
     st: [Side; 2],
     inner: Vec<(Dir, Mark, Vec<u8>)>,
     pending: usize,
+}
+
+/// The Kerberos message in a KDC-PROXY-MESSAGE (MS-KKDCP 2.2.2):
+/// `SEQUENCE { kerb-message [0] OCTET STRING, … }`, the octets a
+/// 4-byte length (RFC 4120 §7.2.2) then the message.
+pub fn kdc_proxy_message(b: &[u8]) -> Option<&[u8]> {
+    // One DER element: tag, length (short or long form up to 4 bytes),
+    // contents.
+    fn tlv(b: &[u8]) -> Option<(u8, &[u8])> {
+        let (&tag, rest) = b.split_first()?;
+        let (&l0, rest) = rest.split_first()?;
+        let (len, rest) = if l0 < 0x80 {
+            (usize::from(l0), rest)
+        } else {
+            let n = usize::from(l0 & 0x7f);
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |a, &x| a << 8 | usize::from(x));
+            (len, &rest[n..])
+        };
+        Some((tag, rest.get(..len)?))
+    }
+    let (0x30, seq) = tlv(b)? else {
+        return None;
+    };
+    let (0xA0, inner) = tlv(seq)? else {
+        return None;
+    };
+    let (0x04, octets) = tlv(inner)? else {
+        return None;
+    };
+    let len = u32::from_be_bytes(octets.get(..4)?.try_into().ok()?) as usize;
+    octets.get(4..4usize.checked_add(len)?)
 }
 
 fn is_ws(v: &Option<String>) -> bool {
@@ -315,8 +362,23 @@ impl Leg {
         self.st[dir].buf = buf;
     }
 
-    /// A request's body ended: its answer is awaited now.
-    fn body_end(&mut self, dir: Dir) {
+    /// A message's body ended: a KDC proxy message is read; a request's
+    /// answer is awaited now.
+    fn body_end(&mut self, dir: Dir, at: Mark) {
+        let kdc = std::mem::take(&mut self.st[dir].kdc);
+        if !kdc.is_empty() {
+            match kdc_proxy_message(&kdc) {
+                Some(m) => self.krb.message(dir, m, at),
+                None if self.malformed.is_none() => {
+                    self.malformed = Some((
+                        dir,
+                        at,
+                        Error::malformed(Layer::Http, 0, "a KDC-PROXY-MESSAGE that is not one"),
+                    ));
+                }
+                None => {}
+            }
+        }
         if dir == Dir::Client {
             if let Some(e) = self.exchanges.last_mut() {
                 e.body_done = true;
@@ -398,7 +460,7 @@ impl Leg {
                     off += n;
                     let left = left - n as u64;
                     if left == 0 {
-                        self.body_end(dir);
+                        self.body_end(dir, at);
                     }
                     if self.st[dir].state != State::Off {
                         self.st[dir].state = if left == 0 {
@@ -465,7 +527,7 @@ impl Leg {
                     match rest.windows(2).position(|w| w == b"\r\n") {
                         Some(0) => {
                             off += 2;
-                            self.body_end(dir);
+                            self.body_end(dir, at);
                             self.st[dir].state = State::Head;
                         }
                         Some(p) => off += p + 2,
@@ -688,6 +750,8 @@ impl Leg {
         }
         let sink = if out_200 {
             Sink::Tsgu(true)
+        } else if self.kind == Some(Kind::KdcProxy) && status == 200 {
+            Sink::Kdc
         } else {
             Sink::Discard
         };
@@ -714,6 +778,16 @@ impl Leg {
 
     /// Body bytes: dropped, or framed as HTTP_PACKETs.
     fn sink(&mut self, dir: Dir, sink: Sink, b: &[u8], at: Mark) {
+        if sink == Sink::Kdc {
+            let k = &mut self.st[dir].kdc;
+            if k.len() + b.len() <= MAX_KDC_BODY {
+                k.extend_from_slice(b);
+            } else {
+                k.clear();
+                self.bounded = Some("a KDC proxy message over 64 KiB was not read");
+            }
+            return;
+        }
         let Sink::Tsgu(seed) = sink else {
             return;
         };

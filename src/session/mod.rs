@@ -50,6 +50,9 @@ pub struct Attempt {
     /// Tunnelled RDP connections that joined the gateway leg carrying
     /// them (not retries either).
     pub tunnelled: usize,
+    /// KDC proxy calls among `conns` (each MIT or Windows call is a
+    /// connection of its own; not retries).
+    pub companions: usize,
 }
 
 impl Attempt {
@@ -61,7 +64,7 @@ impl Attempt {
     /// Was it retried (more connections than the first and those a
     /// redirection sent the client to)?
     pub fn retried(&self) -> bool {
-        self.conns.len() > 1 + self.redirected + self.tunnelled
+        self.conns.len() > 1 + self.redirected + self.tunnelled + self.companions
     }
 
     /// The gateway connections of the attempt (tunnel legs, companion
@@ -151,15 +154,26 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
             continue;
         }
         let key = (c.client.ip(), c.server, c.transport);
-        if let Some(a) = gateway_joins(c, &attempts, conns, &attempt_of, cfg) {
-            match c.gateway().and_then(|g| g.carried_by) {
-                Some(_) => {
+        if let Some((a, how)) = gateway_joins(c, &attempts, conns, &attempt_of, cfg) {
+            match how {
+                Join::Tunnelled => {
                     attempts[a].conns.push(i);
                     attempts[a].tunnelled += 1;
                 }
-                None => attempts[a].side.push(i),
+                Join::Side => attempts[a].side.push(i),
+                // A KDC proxy call after others, or the tunnel leg after
+                // the KDC proxy calls it authenticated with.
+                Join::Kdc => {
+                    attempts[a].conns.push(i);
+                    attempts[a].companions += 1;
+                }
+                Join::AfterKdc => {
+                    attempts[a].companions = attempts[a].conns.len();
+                    attempts[a].conns.push(i);
+                }
             }
             attempt_of[i] = Some(a);
+            latest.insert(key, a);
             continue;
         }
         // Where a broker's Server Redirection PDU sent this client host.
@@ -206,6 +220,7 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
                     facts: Facts::default(),
                     redirected: 0,
                     tunnelled: 0,
+                    companions: 0,
                 });
                 attempts.len() - 1
             }
@@ -242,6 +257,7 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
                 },
                 redirected: 0,
                 tunnelled: 0,
+                companions: 0,
             });
         }
     }
@@ -269,7 +285,7 @@ fn gateway_joins(
     conns: &[Conn],
     attempt_of: &[Option<usize>],
     cfg: &Config,
-) -> Option<usize> {
+) -> Option<(usize, Join)> {
     let g = c.gateway()?;
     if let Some(carrier) = g.carried_by {
         return conns
@@ -278,9 +294,28 @@ fn gateway_joins(
                 (o.client, o.server) == carrier
                     && o.gateway().is_some_and(|og| og.carried_by.is_none())
             })
-            .and_then(|k| attempt_of[k]);
+            .and_then(|k| attempt_of[k])
+            .map(|a| (a, Join::Tunnelled));
     }
     let same_host = |o: &Conn| o.client.ip() == c.client.ip() && o.server == c.server;
+    let kdc = |k: usize| {
+        conns[k]
+            .gateway()
+            .is_some_and(|g| g.kind == Some(crate::proto::gateway::Kind::KdcProxy))
+    };
+    // The latest attempt of this host at this gateway, within the window.
+    let recent = attempts
+        .iter()
+        .rposition(|a| a.conns.iter().any(|&k| same_host(&conns[k])))
+        .filter(|&a| c.first.ts - a_last_ts(&attempts[a], conns) <= cfg.attempt_window_ns);
+    let kdc_only = |a: usize| attempts[a].conns.iter().all(|&k| kdc(k));
+    if g.opens_tunnel() && g.kind != Some(crate::proto::gateway::Kind::KdcProxy) {
+        // The tunnel after the KDC proxy calls it authenticated with.
+        if let Some(a) = recent.filter(|&a| kdc_only(a)) {
+            return Some((a, Join::AfterKdc));
+        }
+    }
+    let side = |a: Option<usize>| a.map(|a| (a, Join::Side));
     // The tunnel legs before it, newest first.
     let legs = conns
         .iter()
@@ -299,7 +334,7 @@ fn gateway_joins(
                 let og = o.gateway()?;
                 if g.connection_id.is_some() && og.connection_id.is_some() {
                     if g.connection_id == og.connection_id {
-                        return attempt_of[k];
+                        return side(attempt_of[k]);
                     }
                     continue;
                 }
@@ -310,14 +345,11 @@ fn gateway_joins(
                     by_time = attempt_of[k];
                 }
             }
-            by_time
+            side(by_time)
         }
         (Some(crate::proto::gateway::Kind::KdcProxy), _) => {
-            let a = attempts
-                .iter()
-                .rposition(|a| a.conns.iter().any(|&k| same_host(&conns[k])))?;
-            let last = a_last_ts(&attempts[a], conns);
-            (c.first.ts - last <= cfg.attempt_window_ns).then_some(a)
+            let a = recent?;
+            Some((a, if kdc_only(a) { Join::Kdc } else { Join::Side }))
         }
         (None, _) => {
             let (k, o) = legs.into_iter().next()?;
@@ -325,12 +357,26 @@ fn gateway_joins(
                 .side
                 .iter()
                 .any(|&s| conns[s].gateway().is_some());
-            (!paired && c.first.ts - o.first.ts <= LEG_PAIR_NS && c.first.ts <= o.last.ts)
-                .then(|| attempt_of[k])
-                .flatten()
+            side(
+                (!paired && c.first.ts - o.first.ts <= LEG_PAIR_NS && c.first.ts <= o.last.ts)
+                    .then(|| attempt_of[k])
+                    .flatten(),
+            )
         }
         _ => None,
     }
+}
+
+/// How a gateway connection joins an attempt.
+enum Join {
+    /// The RDP connection a leg carried: it decides the attempt.
+    Tunnelled,
+    /// A companion channel (IN channel, a KDC proxy call beside a tunnel).
+    Side,
+    /// A KDC proxy call after others, before any tunnel.
+    Kdc,
+    /// The tunnel's first leg after KDC proxy calls.
+    AfterKdc,
 }
 
 fn a_last_ts(a: &Attempt, conns: &[Conn]) -> i64 {
