@@ -5,7 +5,7 @@
 #   scripts/lab/gateway-lab.sh OUTDIR [RUN...]     (Debian; run as root)
 #
 # Needs Debian packages: iproute2 tcpdump xrdp freerdp2-x11 xvfb xdotool
-# nginx haproxy squid krb5-kdc krb5-admin-server krb5-user; PyPI kdcproxy
+# iptables nginx haproxy squid krb5-kdc krb5-admin-server krb5-user; PyPI kdcproxy
 # openssl gcc python3 wireshark-common (editcap). Two network namespaces
 # joined by one veth pair, addresses from 198.18.0.0/15 (RFC 2544) only:
 #
@@ -59,6 +59,9 @@
 #                  kdcproxy package in front of an MIT KDC (198.18.2.88):
 #                  the right password, a wrong one (KRB-ERROR 24 inside
 #                  the proxy's answer), the KDC unreachable from the proxy
+#   udp-dropped    a healthy WebSocket tunnel while `openssl s_client
+#                  -dtls1_2` retries DTLS to UDP 3391, which the gateway's
+#                  namespace drops (iptables)
 #   squid-407      xfreerdp with https_proxy= a squid that wants Basic
 #                  credentials: CONNECT answered 407 (capture: tcp 3128)
 #
@@ -67,7 +70,7 @@
 set -euo pipefail
 OUT=${1:?usage: gateway-lab.sh OUTDIR [RUN...]}
 shift
-RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned nginx-buffered nginx-timeout haproxy-idle haproxy-server-close haproxy-ws squid-407 kdcproxy-ok kdcproxy-wrong kdcproxy-down}
+RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned nginx-buffered nginx-timeout haproxy-idle haproxy-server-close haproxy-ws squid-407 kdcproxy-ok kdcproxy-wrong kdcproxy-down udp-dropped}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -345,6 +348,11 @@ for run in $RUNS; do
       printf '%s\n' "[global]" "[$REALM]" "kerberos = kerberos+tcp://$kdc_at:88" "use_dns = false" \
         > "$WORK/kdcproxy.conf"
       KDCPROXY_CONFIG=$WORK/kdcproxy.conf start_gateway_at $G:443 ok ;;
+    udp-dropped)
+      # The gateway's UDP transport port drops everything.
+      ip netns exec rdps iptables -A INPUT -p udp --dport 3391 -j DROP
+      start_gateway_at $G:443 ok
+      filter='tcp port 443 or udp port 3391' ;;
     *) start_gateway_at $G:443 "$mode" ;;
   esac
   ip netns exec rdpc timeout 120 tcpdump -i vc -s 0 -U -w "$WORK/$name.pcap" "$filter" >/dev/null 2>&1 &
@@ -354,6 +362,14 @@ for run in $RUNS; do
   sleep 1
   if [ "$run" = squid-407 ]; then
     https_proxy=http://$PX:3128 client "$secs" "$gt"
+  elif [ "$run" = udp-dropped ]; then
+    # DTLS to UDP 3391 beside the tunnel (FreeRDP 2.11 has no gateway UDP
+    # transport; OpenSSL's client retries its ClientHello as a client would).
+    # After the tunnel is up, as a client learns the UDP port from it.
+    (sleep 3; ip netns exec rdpc timeout 8 openssl s_client -dtls1_2 -connect $G:3391 \
+      -servername gw.rdpsift.test </dev/null >"$WORK/dtls.log" 2>&1) &
+    PIDS+=($!)
+    client "$secs" "$gt"
   elif [ "${run#kdcproxy-}" != "$run" ]; then
     rm -f "$WORK/client.keys"
     if [ "$run" = kdcproxy-wrong ]; then kinit_via_proxy wrongpass; else kinit_via_proxy labpass1; fi
