@@ -558,6 +558,151 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     path_samples(dir)?;
     windows_samples(dir)?;
     keyed_samples(dir)?;
+    gateway_samples(dir)?;
+    Ok(())
+}
+
+/// A WebSocket frame (RFC 6455 §5.2): binary (or `op`), masked with `key`
+/// when the client sends it.
+fn ws_frame(op: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
+    let mut f = vec![0x80 | op];
+    let m = if key.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => f.push(m | n as u8),
+        n if n < 65536 => {
+            f.push(m | 126);
+            f.extend((n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(m | 127);
+            f.extend((n as u64).to_be_bytes());
+        }
+    }
+    let mut p = payload.to_vec();
+    if let Some(k) = key {
+        f.extend(k);
+        for (i, b) in p.iter_mut().enumerate() {
+            *b ^= k[i % 4];
+        }
+    }
+    f.extend(p);
+    f
+}
+
+/// The "wst" WebSocket transport of Azure Virtual Desktop / Windows 365
+/// gateways (FreeRDP wst.c: `GET` with an upgrade and a bearer token, then
+/// the RDP stream itself in binary frames). SYNTHETIC: no Debian client
+/// speaks it (FreeRDP 2.11 has no wst), and a real one is TLS to
+/// *.wvd.microsoft.com; these are its plaintext as a TLS-terminating
+/// proxy's gateway side would show it, built from FreeRDP's wst.c and
+/// RFC 6455.
+fn gateway_samples(dir: &Path) -> std::io::Result<()> {
+    let pcap = synth::Format::Pcap;
+    let host = "rdgateway-c101-eus-r1.wvd.microsoft.com";
+    let key = Some([0x1d, 0x5a, 0x77, 0x02]);
+    let get = |token: &str| {
+        format!(
+            "GET /remoteDesktopGateway/?CorrelationId=5d0f1a3e-0000-4000-8000-00000000c0de HTTP/1.1\r\n\
+             Host: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Authorization: Bearer {token}\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    // A working tunnel: 101, then X.224, TLS and a session in the frames.
+    let mut out = vec![];
+    let mut c = TcpConv::new("198.18.0.10:50600", "198.19.0.40:80", T0);
+    c.handshake(&mut out, 2 * MS);
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &get("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.c2Vzc2lvbg.c2ln"),
+        30 * MS,
+    );
+    c.wait(MS).send(
+        &mut out,
+        S,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        2 * MS,
+    );
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &ws_frame(2, &synth::x224_cr("alice", 3), key),
+        20 * MS,
+    );
+    c.wait(MS)
+        .send(&mut out, S, &ws_frame(2, &synth::x224_cc(2), None), 20 * MS);
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &ws_frame(
+            2,
+            &synth::tls_client_hello(Some("rdp-host.example.test"), &[0x0303]),
+            key,
+        ),
+        20 * MS,
+    );
+    c.wait(MS).send(
+        &mut out,
+        S,
+        &ws_frame(2, &synth::tls_server_flight(0xc030, synth::CERT_HOST), None),
+        20 * MS,
+    );
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &ws_frame(2, &synth::tls_finish(true, 7), key),
+        20 * MS,
+    );
+    c.wait(MS).send(
+        &mut out,
+        S,
+        &ws_frame(2, &synth::tls_finish(false, 8), None),
+        20 * MS,
+    );
+    for i in 0..12u64 {
+        c.wait(40 * MS).send(
+            &mut out,
+            C,
+            &ws_frame(2, &synth::tls_app(120, 500 + i), key),
+            20 * MS,
+        );
+        c.wait(5 * MS).send(
+            &mut out,
+            S,
+            &ws_frame(2, &synth::tls_app(1400, 600 + i), None),
+            20 * MS,
+        );
+    }
+    c.wait(SEC)
+        .send(&mut out, C, &ws_frame(8, &[0x03, 0xe8], key), 20 * MS);
+    c.wait(MS)
+        .send(&mut out, S, &ws_frame(8, &[0x03, 0xe8], None), 20 * MS);
+    c.wait(MS).close(&mut out, C, 2 * MS);
+    write(dir, "gateway-wst.pcap", &out, pcap)?;
+
+    // The same gateway refusing an expired token: 401 with a Bearer
+    // challenge (RFC 6750 §3), the client gives up.
+    let mut out = vec![];
+    let mut c = TcpConv::new("198.18.0.10:50610", "198.19.0.40:80", T0);
+    c.handshake(&mut out, 2 * MS);
+    c.wait(MS).send(
+        &mut out,
+        C,
+        &get("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.ZXhwaXJlZA.c2ln"),
+        30 * MS,
+    );
+    c.wait(MS).send(
+        &mut out,
+        S,
+        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error=\"invalid_token\", \
+          error_description=\"The access token expired\"\r\nContent-Length: 0\r\n\r\n",
+        2 * MS,
+    );
+    c.wait(20 * MS).close(&mut out, C, 2 * MS);
+    write(dir, "gateway-wst-expired.pcap", &out, pcap)?;
     Ok(())
 }
 

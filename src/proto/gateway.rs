@@ -166,6 +166,8 @@ enum Sink {
     /// A KDC-PROXY-MESSAGE (MS-KKDCP 2.2.2), kept whole up to
     /// [`MAX_KDC_BODY`], read when its body ends.
     Kdc,
+    /// The tunnelled RDP stream itself (the wst transport).
+    Raw,
 }
 
 /// A KDC proxy message body kept at most (a Kerberos message over TCP is
@@ -596,13 +598,21 @@ impl Leg {
                 State::WsData(left, mask, moff, data) => {
                     let n = (left.min(rest.len() as u64)) as usize;
                     if data {
+                        // The wst transport carries the RDP stream itself
+                        // in its frames (FreeRDP wst.c); MS-TSGU's carries
+                        // HTTP_PACKETs.
+                        let sink = if self.kind == Some(Kind::Wst) {
+                            Sink::Raw
+                        } else {
+                            Sink::Tsgu(false)
+                        };
                         match mask {
                             Some(k) => {
                                 let mut p = rest[..n].to_vec();
                                 websocket::unmask(&mut p, k, moff);
-                                self.sink(dir, Sink::Tsgu(false), &p, at);
+                                self.sink(dir, sink, &p, at);
                             }
-                            None => self.sink(dir, Sink::Tsgu(false), &rest[..n], at),
+                            None => self.sink(dir, sink, &rest[..n], at),
                         }
                     }
                     off += n;
@@ -778,6 +788,10 @@ impl Leg {
 
     /// Body bytes: dropped, or framed as HTTP_PACKETs.
     fn sink(&mut self, dir: Dir, sink: Sink, b: &[u8], at: Mark) {
+        if sink == Sink::Raw {
+            self.data(dir, b, at);
+            return;
+        }
         if sink == Sink::Kdc {
             let k = &mut self.st[dir].kdc;
             if k.len() + b.len() <= MAX_KDC_BODY {
@@ -859,6 +873,23 @@ impl Leg {
         }
     }
 
+    /// Tunnelled RDP bytes, held for [`Leg::take_inner`].
+    fn data(&mut self, dir: Dir, d: &[u8], at: Mark) {
+        let t = &mut self.tsg;
+        t.data[dir] += d.len() as u64;
+        t.first_data[dir].get_or_insert(at);
+        t.last_data[dir] = Some(at);
+        if d.is_empty() {
+            return;
+        }
+        if self.pending + d.len() <= MAX_PENDING {
+            self.pending += d.len();
+            self.inner.push((dir, at, d.to_vec()));
+        } else {
+            self.bounded = Some("over 1 MiB of tunnelled RDP waited between two reads");
+        }
+    }
+
     fn packet(&mut self, dir: Dir, p: tsgu::Packet, raw: &[u8], at: Mark) {
         use tsgu::Packet as P;
         let t = &mut self.tsg;
@@ -891,17 +922,7 @@ impl Leg {
             }
             P::Data { data } => {
                 let d = &raw[data.start.min(raw.len())..data.end.min(raw.len())];
-                t.data[dir] += d.len() as u64;
-                t.first_data[dir].get_or_insert(at);
-                t.last_data[dir] = Some(at);
-                if !d.is_empty() {
-                    if self.pending + d.len() <= MAX_PENDING {
-                        self.pending += d.len();
-                        self.inner.push((dir, at, d.to_vec()));
-                    } else {
-                        self.bounded = Some("over 1 MiB of tunnelled RDP waited between two reads");
-                    }
-                }
+                self.data(dir, d, at);
             }
             P::Keepalive if dir == Dir::Server => {
                 t.keepalives += 1;
