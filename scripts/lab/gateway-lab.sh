@@ -43,6 +43,9 @@
 #                  Upgrade not passed on: the upgrade is answered 200, the
 #                  OUT channel re-framed as chunked, the IN channel's
 #                  chunked request held back
+#   nginx-chunked  no buffering, but Upgrade not passed on and nginx's
+#                  chunked encoding on: the legacy OUT channel's 200
+#                  reaches the client re-framed as chunked
 #   nginx-timeout  tuned, with proxy_read_timeout 8s and the gateway's
 #                  keep-alives every 30 s: the idle tunnel is cut
 #   haproxy-idle   HAProxy in TCP mode (TLS passed through) with `timeout
@@ -70,7 +73,7 @@
 set -euo pipefail
 OUT=${1:?usage: gateway-lab.sh OUTDIR [RUN...]}
 shift
-RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned nginx-buffered nginx-timeout haproxy-idle haproxy-server-close haproxy-ws squid-407 kdcproxy-ok kdcproxy-wrong kdcproxy-down udp-dropped}
+RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned nginx-buffered nginx-chunked nginx-timeout haproxy-idle haproxy-server-close haproxy-ws squid-407 kdcproxy-ok kdcproxy-wrong kdcproxy-down udp-dropped}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -210,6 +213,9 @@ start_nginx() { # default|tuned|buffered|timeout
       if [ "$1" = timeout ]; then extra="$extra proxy_read_timeout 8s;"; else extra="$extra proxy_read_timeout 1h;"; fi ;;
     buffered)
       extra='proxy_http_version 1.1; proxy_set_header Connection "";' ;;
+    chunked)
+      extra='proxy_http_version 1.1; proxy_set_header Connection "";
+        proxy_buffering off; proxy_request_buffering off;' ;;
     default) pass="http://$GW2:8080" ;;
   esac
   # Upstream keep-alive (all but default): with one client and one
