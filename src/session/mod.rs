@@ -11,7 +11,7 @@ pub mod conn;
 pub mod dns;
 pub mod moment;
 
-pub use conn::{Conn, Facts, InsideUse, KeyUse, Redirected};
+pub use conn::{Conn, Facts, GatewayUse, InsideUse, KeyUse, Redirected};
 
 use crate::capture::Mark;
 use crate::config::Config;
@@ -498,5 +498,102 @@ mod test {
         assert!(r.leads_to(&by_token));
         by_token.facts.target = "Cookie: msts=2".into();
         assert!(!r.leads_to(&by_token));
+    }
+}
+
+#[cfg(test)]
+mod gateway_test {
+    use super::*;
+    use crate::proto::gateway::{Channel, Kind};
+    use Outcome::{Connected, Failed};
+
+    fn leg(port: u16, span: (u64, u64), o: Outcome, g: GatewayUse) -> Conn {
+        let mut c = Conn::test(
+            &format!("198.18.2.2:{port}"),
+            "198.18.2.3:443",
+            Transport::Tcp,
+            span.0,
+            span.1,
+            o,
+        );
+        c.gateway = Some(Box::new(g));
+        c
+    }
+
+    fn g(kind: Kind, channel: Option<Channel>, id: Option<&str>) -> GatewayUse {
+        GatewayUse {
+            kind: Some(kind),
+            channel,
+            connection_id: id.map(str::to_string),
+            carried_by: None,
+            channel_open: false,
+            upgrade_declined: None,
+        }
+    }
+
+    #[test]
+    fn kdc_calls_channels_and_the_tunnel_are_one_attempt() {
+        let cfg = Config::default();
+        let out_leg: SocketAddr = "198.18.2.2:50002".parse().unwrap();
+        let gw: SocketAddr = "198.18.2.3:443".parse().unwrap();
+        let mut tunnel = g(Kind::Http, None, None);
+        tunnel.carried_by = Some((out_leg, gw));
+        let conns = vec![
+            // Two KDC proxy calls (MIT opens a connection per call).
+            leg(50000, (1, 2), Connected, g(Kind::KdcProxy, None, None)),
+            leg(50001, (3, 4), Failed, g(Kind::KdcProxy, None, None)),
+            // The OUT channel, then its IN channel (same id), then another
+            // client's IN channel of another tunnel (other id): not paired.
+            leg(
+                50002,
+                (5, 60),
+                Connected,
+                g(Kind::Http, Some(Channel::Out), Some("{A}")),
+            ),
+            leg(
+                50003,
+                (6, 60),
+                Connected,
+                g(Kind::Http, Some(Channel::In), Some("{A}")),
+            ),
+            leg(
+                50004,
+                (7, 60),
+                Connected,
+                g(Kind::Http, Some(Channel::In), Some("{B}")),
+            ),
+            // The tunnelled connection the OUT channel carried.
+            leg(50002, (8, 59), Connected, tunnel),
+        ];
+        let a = group(&conns, &[], Mark::default(), &cfg);
+        assert_eq!(a[0].conns, vec![0, 1, 2, 5]);
+        assert_eq!(a[0].side, vec![3]);
+        assert!(!a[0].retried(), "KDC calls and the tunnel are no retries");
+        assert_eq!(a[0].legs(&conns), 4);
+        // The IN channel of another tunnel is an attempt of its own.
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[1].conns, vec![4]);
+    }
+
+    #[test]
+    fn a_refused_leg_then_a_working_one_is_a_retry() {
+        let cfg = Config::default();
+        let conns = vec![
+            leg(
+                50000,
+                (1, 2),
+                Failed,
+                g(Kind::WebSocket, Some(Channel::Out), None),
+            ),
+            leg(
+                50001,
+                (3, 9),
+                Connected,
+                g(Kind::Rpc, Some(Channel::Out), None),
+            ),
+        ];
+        let a = group(&conns, &[], Mark::default(), &cfg);
+        assert_eq!(a.len(), 1);
+        assert!(a[0].retried());
     }
 }
