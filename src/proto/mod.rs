@@ -292,11 +292,9 @@ impl App {
     pub fn settled(&self) -> bool {
         match self.class {
             AppClass::Unknown => false,
-            AppClass::Http => self
-                .facts()
-                .gateway
-                .as_ref()
-                .is_some_and(|g| g.kind.is_some() || g.not_http || !g.exchanges.is_empty()),
+            AppClass::Http => self.facts().gateway.as_ref().is_some_and(|g| {
+                g.kind.is_some() || g.not_http || !g.exchanges.is_empty() || g.malformed.is_some()
+            }),
             _ => true,
         }
     }
