@@ -347,6 +347,64 @@ fn each_scenario_gets_its_verdict() {
             "failed",
             "rdp.server_denied",
         ),
+        // Through an RD Gateway: real xfreerdp, scripts/lab/rdg.py, real
+        // proxies and kinit (scripts/lab/gateway-lab.sh); wst synthetic.
+        ("lab-gw-ws-ok.pcapng", "connected", ""),
+        ("lab-gw-no-ws.pcapng", "connected", ""),
+        ("lab-gw-http-ok-nokeys.pcap", "connected", ""),
+        (
+            "lab-gw-ntlm-reject.pcapng",
+            "failed",
+            "gateway.http.auth_failed",
+        ),
+        ("lab-gw-404.pcapng", "failed", "gateway.http.status.404"),
+        (
+            "lab-gw-rap-denied.pcapng",
+            "failed",
+            "gateway.tsg.channel_failed",
+        ),
+        (
+            "lab-gw-capability.pcapng",
+            "failed",
+            "gateway.tsg.tunnel_failed",
+        ),
+        (
+            "lab-gw-nginx-buffered.pcapng",
+            "failed",
+            "gateway.http.no_response",
+        ),
+        (
+            "lab-gw-nginx-default-upstream.pcap",
+            "failed",
+            "gateway.http.auth_loop",
+        ),
+        (
+            "lab-gw-nginx-chunked.pcapng",
+            "connected",
+            "gateway.http.proxy_interference",
+        ),
+        (
+            "lab-gw-haproxy-idle.pcapng",
+            "connected",
+            "gateway.idle_cut",
+        ),
+        (
+            "lab-gw-haproxy-ws.pcapng",
+            "failed",
+            "gateway.ws.upgrade_refused",
+        ),
+        ("lab-gw-squid-407.pcap", "failed", "gateway.http.proxy_auth"),
+        (
+            "lab-gw-kdcproxy-wrong.pcapng",
+            "failed",
+            "gateway.kdcproxy.failed",
+        ),
+        (
+            "lab-gw-udp-dropped.pcapng",
+            "connected",
+            "udp.syn_unanswered",
+        ),
+        ("gateway-wst.pcap", "connected", ""),
     ];
     for (name, outcome, verdict) in cases {
         let path = format!("samples/{name}");

@@ -203,16 +203,6 @@ pub fn judge_flow(flow: &Flow, cfg: &Config, capture_end: Mark) -> Vec<Draft> {
         d.check(&cx, &mut out);
     }
     absorb(&mut out);
-    if flow
-        .app
-        .gateway_leg()
-        .is_some_and(|g| g.carried() || g.exchanges.last().is_some_and(|e| e.response.is_some()))
-    {
-        // The leg carried the tunnel (how it closed is the tunnelled
-        // session's ending, told by that connection), or the server closed
-        // after answering (HTTP/1.0, MIT's KDC proxy client).
-        out.retain(|d| d.code != Code::TcpClosedByServer);
-    }
     let conf = flow_confidence(flow);
     for d in &mut out {
         if d.confidence.level == Level::High && conf.level != Level::High {
@@ -263,8 +253,6 @@ fn explains_end(c: Code) -> bool {
 }
 
 /// A gateway's (or its proxy's) refusal: it explains how the leg ended.
-/// (An HTTP server closing after its answer is ordinary: see
-/// `judge_flow`.)
 fn gateway_said(c: Code) -> bool {
     c.layer() == "gateway"
         && !matches!(

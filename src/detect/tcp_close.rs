@@ -33,6 +33,15 @@ impl Detector for ServerClose {
         if client_first || reset_first {
             return;
         }
+        if f.app.gateway_leg().is_some_and(|g| {
+            g.carried() || g.exchanges.last().is_some_and(|e| e.response.is_some())
+        }) {
+            // A gateway leg that carried the tunnel (how it closed is the
+            // tunnelled session's ending, told by that connection), or whose
+            // server closed after answering (HTTP/1.0, MIT's KDC proxy
+            // client): an ordinary close.
+            return;
+        }
         let end = super::rdp_end::session_end(f);
         if end.as_ref().is_some_and(|e| e.ordinary) {
             return;

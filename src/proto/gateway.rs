@@ -119,7 +119,6 @@ pub struct Response {
 /// What the HTTP_PACKETs said (MS-TSGU 2.2.10).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tsg {
-    pub handshake_request: Option<Mark>,
     /// Each response's HRESULT and frame.
     pub handshake: Option<(u32, Mark)>,
     pub tunnel: Option<(u32, Mark)>,
@@ -135,13 +134,11 @@ pub struct Tsg {
     /// The longest gap between two of the gateway's keep-alives (ns).
     pub keepalive_gap: i64,
     last_keepalive: Option<Mark>,
-    pub service_messages: u32,
     /// DATA bytes per side, and the first and last DATA frame per side.
     pub data: [u64; 2],
     pub first_data: [Option<Mark>; 2],
     pub last_data: [Option<Mark>; 2],
-    /// HTTP_PACKETs per side, and the last one's frame.
-    pub packets: [u64; 2],
+    /// The last HTTP_PACKET's frame per side.
     pub last_packet: [Option<Mark>; 2],
 }
 
@@ -152,8 +149,6 @@ pub struct Ws {
     pub frames: [u64; 2],
     /// The first close frame: its side, code, reason.
     pub close: Option<(Dir, Option<u16>, String, Mark)>,
-    /// A client frame without a mask (RFC 6455 §5.1: the server must close).
-    pub unmasked_client: Option<Mark>,
 }
 
 /// What a sink does with body bytes.
@@ -215,7 +210,7 @@ pub struct Leg {
     /// The Host of the first request.
     pub host: Option<String>,
     pub exchanges: Vec<Exchange>,
-    /// Exchanges past [`MAX_EXCHANGES`], counted.
+    /// Exchanges past [`MAX_EXCHANGES`], counted (and `bounded` said).
     pub dropped: u32,
     pub tsg: Tsg,
     pub ws: Ws,
@@ -362,6 +357,13 @@ impl Leg {
             buf = Vec::new();
         }
         self.st[dir].buf = buf;
+    }
+
+    /// An exchange past [`MAX_EXCHANGES`]: counted, and the bound said.
+    fn drop_exchange(&mut self) {
+        self.dropped += 1;
+        self.bounded =
+            Some("over 64 HTTP exchanges on one gateway connection: the rest were not kept");
     }
 
     /// A message's body ended: a KDC proxy message is read; a request's
@@ -552,12 +554,6 @@ impl Leg {
                     }
                     Ok(h) => {
                         self.ws.frames[dir] += 1;
-                        if dir == Dir::Client
-                            && h.mask.is_none()
-                            && self.ws.unmasked_client.is_none()
-                        {
-                            self.ws.unmasked_client = Some(at);
-                        }
                         if h.is_control() {
                             let Some(len) = h.frame_len().filter(|&l| l <= 14 + 125) else {
                                 self.malformed(
@@ -680,7 +676,7 @@ impl Leg {
                     response: None,
                 });
             } else {
-                self.dropped += 1;
+                self.drop_exchange();
             }
             self.st[dir].state = match body {
                 http::Body::Chunked => State::ChunkSize(sink),
@@ -726,7 +722,7 @@ impl Leg {
                     response: Some(resp),
                 });
             }
-            None => self.dropped += 1,
+            None => self.drop_exchange(),
         }
         let out_200 = matches!(method.as_deref(), Some("RDG_OUT_DATA")) && status == 200;
         if out_200 && req_ws && self.kind == Some(Kind::WebSocket) {
@@ -893,12 +889,8 @@ impl Leg {
     fn packet(&mut self, dir: Dir, p: tsgu::Packet, raw: &[u8], at: Mark) {
         use tsgu::Packet as P;
         let t = &mut self.tsg;
-        t.packets[dir] += 1;
         t.last_packet[dir] = Some(at);
         match p {
-            P::HandshakeRequest { .. } => {
-                t.handshake_request.get_or_insert(at);
-            }
             P::HandshakeResponse { error, .. } => {
                 t.handshake.get_or_insert((error.unwrap_or(0), at));
             }
@@ -931,7 +923,6 @@ impl Leg {
                 }
                 t.last_keepalive = Some(at);
             }
-            P::ServiceMessage => t.service_messages += 1,
             P::Close { status } | P::CloseResponse { status } => {
                 t.close.get_or_insert((dir, status.unwrap_or(0), at));
             }
@@ -1203,6 +1194,16 @@ mod test {
             m(2),
         );
         assert!(l.bad_framing.is_some());
+    }
+
+    #[test]
+    fn exchanges_past_the_bound_are_counted_and_said() {
+        let mut l = Leg::default();
+        for i in 0..MAX_EXCHANGES + 1 {
+            l.feed(C, OUT_401, m(i as u64));
+        }
+        assert_eq!((l.exchanges.len(), l.dropped), (MAX_EXCHANGES, 1));
+        assert!(l.bounded.is_some());
     }
 
     #[test]

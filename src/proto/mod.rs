@@ -744,12 +744,17 @@ impl App {
         let names = self.gateways.clone();
         let leg = self.fx().gateway.get_or_insert_with(Box::default);
         leg.feed(dir, b, at);
+        let bounded = leg.bounded;
         if leg.kind == Some(gateway::Kind::Connect) && !leg.named {
             if let (Some(h), Some(n)) = (leg.connect_host(), names) {
                 leg.named = n.contains(&h);
             }
         }
         let not_http = leg.not_http;
+        if bounded.is_some() && self.fx().bounded.is_none() {
+            // Said like any parser's bound: the flow's confidence.
+            self.fx().bounded = bounded;
+        }
         if not_http {
             // Decrypted: the records go on; plaintext: nothing to read.
             match self.crypt.as_mut() {
