@@ -81,10 +81,11 @@ WORK=$(mktemp -d /tmp/rdpsift-gwlab.XXXXXX)
 PIDS=()
 C=198.18.2.2 G=198.18.2.3 S=198.18.2.4
 
+# shellcheck source=scripts/lab/lib.sh
+. "$HERE/lib.sh"
+
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  stop_pids
   for n in rdpc rdps; do ip netns del "$n" 2>/dev/null || true; done
   [ -n "${HOSTS_MADE:-}" ] && rm -rf /etc/netns/rdpc
   [ -n "${KEEP:-}" ] && cp "$WORK"/*.log "$KEEP"/ 2>/dev/null; rm -rf "$WORK"
@@ -92,25 +93,10 @@ cleanup() {
 trap cleanup EXIT
 
 setup() {
-  for n in rdpc rdps; do ip netns del "$n" 2>/dev/null || true; ip netns add "$n"; done
-  ip link add vc netns rdpc type veth peer name vs netns rdps
+  veth_pair rdpc vc rdps vs
   ip -n rdpc addr add $C/24 dev vc
   ip -n rdps addr add $G/24 dev vs
   ip -n rdps addr add $S/24 dev vs
-  for x in "rdpc vc" "rdps vs"; do
-    set -- $x
-    ip -n "$1" link set "$2" up
-    ip -n "$1" link set lo up
-    ip netns exec "$1" ethtool -K "$2" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
-  done
-}
-
-wait_port() { # netns addr port log
-  for _ in $(seq 150); do
-    ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  echo "nothing listens on $2:$3:"; cat "$4"; return 1
 }
 
 # A lab CA signs the gateway's and the RDP server's certificates, each
@@ -133,15 +119,7 @@ printf '127.0.0.1 localhost\n%s gw.rdpsift.test\n' "$G" > "$HOSTS_MADE"
 cc -shared -fPIC -O2 -o "$WORK/keylog.so" "$HERE/keylog.c" -ldl -lssl
 
 start_xrdp() {
-  sed -e "s|^security_layer=.*|security_layer=tls|" \
-      -e "s|^certificate=.*|certificate=$WORK/cert.pem|" \
-      -e "s|^key_file=.*|key_file=$WORK/key.pem|" \
-      -e "s|^port=3389|port=tcp://$S:3389|" \
-      /etc/xrdp/xrdp.ini > "$WORK/xrdp.ini"
-  mkdir -p /run/xrdp/sockdir
-  ip netns exec rdps timeout 120 xrdp --nodaemon --config "$WORK/xrdp.ini" >"$WORK/xrdp.log" 2>&1 &
-  PIDS+=($!)
-  wait_port rdps $S 3389 "$WORK/xrdp.log"
+  run_xrdp $S "$WORK/cert.pem" "$WORK/key.pem"
 }
 
 stop_capture() {
@@ -173,13 +151,6 @@ client() { # seconds transport
   wait "$f" 2>/dev/null || true
   kill "$x" 2>/dev/null || true
   wait "$x" 2>/dev/null || true
-}
-
-stop_all() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  PIDS=()
 }
 
 start_gateway_at() { # addr:port mode extra-args...
@@ -399,6 +370,6 @@ for run in $RUNS; do
   fi
   echo "   $(tcpdump -r "$OUT/$name.pcap" 2>/dev/null | wc -l) packets; gateway log:"
   sed 's/^/   | /' "$WORK/gw.log" | tail -12
-  stop_all
+  stop_pids
   for n in rdpc rdps; do ip netns del "$n" 2>/dev/null || true; done
 done

@@ -57,50 +57,27 @@ PIDS=()
 C=198.18.1.2 S=198.18.1.3 KDC=198.18.1.88
 REALM=RDPSIFT.TEST
 
+# shellcheck source=scripts/lab/lib.sh
+. "$HERE/lib.sh"
+
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  stop_pids
   for n in rdpc rdps; do ip netns del "$n" 2>/dev/null || true; done
   [ -n "${KEEP:-}" ] && cp "$WORK"/*.log "$KEEP"/ 2>/dev/null; rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 setup() {
-  for n in rdpc rdps; do ip netns del "$n" 2>/dev/null || true; ip netns add "$n"; done
-  ip link add vc netns rdpc type veth peer name vs netns rdps
+  veth_pair rdpc vc rdps vs
   ip -n rdpc addr add $C/24 dev vc
   ip -n rdps addr add $S/24 dev vs
   ip -n rdps addr add $KDC/24 dev vs
-  for x in "rdpc vc" "rdps vs"; do
-    set -- $x
-    ip -n "$1" link set "$2" up
-    ip -n "$1" link set lo up
-    ip netns exec "$1" ethtool -K "$2" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
-  done
-}
-
-wait_port() { # netns addr port log
-  for _ in $(seq 150); do
-    ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  echo "nothing listens on $2:$3:"; cat "$4"; return 1
 }
 
 start_xrdp() {
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=rdp-lab.rdpsift.test" \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
-  sed -e "s|^security_layer=.*|security_layer=tls|" \
-      -e "s|^certificate=.*|certificate=$WORK/cert.pem|" \
-      -e "s|^key_file=.*|key_file=$WORK/key.pem|" \
-      -e "s|^port=3389|port=tcp://$S:3389|" \
-      /etc/xrdp/xrdp.ini > "$WORK/xrdp.ini"
-  mkdir -p /run/xrdp/sockdir
-  ip netns exec rdps timeout 120 xrdp --nodaemon --config "$WORK/xrdp.ini" >"$WORK/xrdp.log" 2>&1 &
-  XRDP=$!
-  PIDS+=($XRDP)
-  wait_port rdps $S 3389 "$WORK/xrdp.log"
+  run_xrdp $S "$WORK/cert.pem" "$WORK/key.pem"
 }
 
 # NT hash (MD4 of the UTF-16LE password) for the WinPR SAM file; MD4 by
@@ -240,13 +217,6 @@ client() { # seconds sec user password [env...]
   wait "$x" 2>/dev/null || true
 }
 
-stop_all() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  PIDS=()
-}
-
 cc -shared -fPIC -O2 -o "$WORK/linger0.so" "$HERE/linger0.c" -ldl
 LINGER="LD_PRELOAD=$WORK/linger0.so"
 cc -shared -fPIC -O2 -o "$WORK/keylog.so" "$HERE/keylog.c" -ldl -lssl
@@ -337,7 +307,7 @@ for run in $RUNS; do
     *) echo "unknown run $run"; exit 2 ;;
   esac
   stop_capture
-  stop_all
+  stop_pids
 done
 echo "--- client log"; tail -5 "$WORK/client.log" 2>/dev/null || true
 echo "--- krb log"; cat "$WORK/krb.log" 2>/dev/null || true
