@@ -227,6 +227,20 @@ pub fn tsgu(data: &[u8]) {
     let _ = tsgu::parse(data);
 }
 
+/// DCE/RPC PDUs one after another (RPC over HTTP: RTS, bind, faults).
+pub fn rts(data: &[u8]) {
+    use crate::proto::rts;
+    let mut rest = data;
+    while let Ok(h) = rts::header(rest) {
+        let _ = rts::parse(rest);
+        if h.len > rest.len() {
+            break;
+        }
+        rest = &rest[h.len..];
+    }
+    let _ = rts::parse(data);
+}
+
 /// WebSocket frames one after another, each payload unmasked and, for a
 /// close, its code and reason read.
 pub fn websocket(data: &[u8]) {
@@ -569,6 +583,84 @@ mod seeds {
         );
         piece(0, &w);
         put("gateway", "websocket", &gw2);
+        // rts: the RPC-over-HTTP PDUs of a virtual connection (CONN/A1,
+        // CONN/B1, CONN/A3, CONN/C2), a bind_ack and a fault.
+        let rpdu = |ptype: u8, call: u32, body: &[u8]| {
+            let mut v = vec![5, 0, ptype, 3, 0x10, 0, 0, 0];
+            v.extend(((16 + body.len()) as u16).to_le_bytes());
+            v.extend([0, 0]);
+            v.extend(call.to_le_bytes());
+            v.extend_from_slice(body);
+            v
+        };
+        let rts_pdu = |cmds: &[(u32, &[u8])]| {
+            let mut b = vec![0, 0];
+            b.extend((cmds.len() as u16).to_le_bytes());
+            for (t, v) in cmds {
+                b.extend(t.to_le_bytes());
+                b.extend_from_slice(v);
+            }
+            rpdu(20, 0, &b)
+        };
+        let one = 1u32.to_le_bytes();
+        let win = 65536u32.to_le_bytes();
+        let a1 = rts_pdu(&[(6, &one), (3, &[0xAA; 16]), (3, &[0xBB; 16]), (0, &win)]);
+        let b1 = rts_pdu(&[
+            (6, &one),
+            (3, &[0xAA; 16]),
+            (3, &[0xCC; 16]),
+            (4, &0x4000_0000u32.to_le_bytes()),
+            (5, &300_000u32.to_le_bytes()),
+            (12, &[0xDD; 16]),
+        ]);
+        let mut srv = rts_pdu(&[(2, &120_000u32.to_le_bytes())]);
+        srv.extend(rts_pdu(&[
+            (6, &one),
+            (0, &win),
+            (2, &120_000u32.to_le_bytes()),
+        ]));
+        let mut ack = vec![0xD0, 0x16, 0xD0, 0x16, 0x34, 0x12, 0, 0, 5, 0];
+        ack.extend(b"3388\0\0");
+        ack.extend([1, 0, 0, 0, 0, 0, 0, 0]);
+        ack.extend([0; 20]);
+        srv.extend(rpdu(12, 2, &ack));
+        srv.extend(rpdu(
+            3,
+            3,
+            &[0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0],
+        ));
+        let mut cli = b1.clone();
+        cli.extend(rpdu(11, 2, &[0xD0, 0x16, 0xD0, 0x16, 0, 0, 0, 0]));
+        cli.extend(rpdu(0, 3, &[0, 0, 0, 0, 0, 0, 1, 0, 0xEE, 0xEE]));
+        put("rts", "out-channel", &[a1.clone(), srv.clone()].concat());
+        put("rts", "in-channel", &cli);
+        // gateway: an RPC OUT channel (NTLM, CONN/A1, the 200 and its PDUs).
+        let mut gw3 = Vec::new();
+        let mut piece = |dir: u8, b: &[u8]| {
+            for c in b.chunks(128) {
+                let n = c.len();
+                gw3.push((((n - 1) as u8) << 1) | dir);
+                gw3.extend_from_slice(c);
+            }
+        };
+        piece(
+            0,
+            b"RPC_OUT_DATA /rpc/rpcproxy.dll?localhost:3388 HTTP/1.1\r\n\
+              Authorization: NTLM TlRMTVNTUAABAAAA\r\nContent-Length: 0\r\n\r\n",
+        );
+        piece(
+            1,
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n",
+        );
+        let mut req = b"RPC_OUT_DATA /rpc/rpcproxy.dll?localhost:3388 HTTP/1.1\r\n\
+              Authorization: NTLM TlRMTVNTUAADAAAA\r\nContent-Length: 76\r\n\r\n"
+            .to_vec();
+        req.extend(&a1);
+        piece(0, &req);
+        let mut ok = b"HTTP/1.1 200 Success\r\nContent-Length: 1073741824\r\n\r\n".to_vec();
+        ok.extend(&srv);
+        piece(1, &ok);
+        put("gateway", "rpc-out", &gw3);
         // decrypt: every suite, a record of each kind.
         for i in 0..11u8 {
             let mut d = vec![i | if i % 2 == 1 { 0x80 } else { 0 }];

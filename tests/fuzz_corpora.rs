@@ -107,6 +107,11 @@ fn tsgu_corpus() {
 }
 
 #[test]
+fn rts_corpus() {
+    replay("rts", rdpsift::fuzzing::rts);
+}
+
+#[test]
 fn websocket_corpus() {
     replay("websocket", rdpsift::fuzzing::websocket);
 }

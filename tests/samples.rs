@@ -358,6 +358,12 @@ fn each_scenario_gets_its_verdict() {
             "gateway.http.auth_failed",
         ),
         ("lab-gw-404.pcapng", "failed", "gateway.http.status.404"),
+        ("lab-gw-rpc-fault.pcapng", "failed", "gateway.rpc.fault"),
+        (
+            "lab-gw-rpc-no-a3.pcapng",
+            "failed",
+            "gateway.rpc.no_conn_a3",
+        ),
         (
             "lab-gw-rap-denied.pcapng",
             "failed",

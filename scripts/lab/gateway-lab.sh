@@ -28,6 +28,12 @@
 #   ntlm-reject    a 401 after the client's NTLM AUTHENTICATE
 #   403 404 502    error statuses to RDG_OUT_DATA (FreeRDP then tries RPC
 #                  over HTTP on 404 with /gt:auto)
+#   rpc-fault      404 to RDG_OUT_DATA, so FreeRDP (/gt:auto) falls back to
+#                  RPC over HTTP: NTLM on both channels, CONN/A1 and CONN/B1
+#                  answered with CONN/A3 and CONN/C2, the bind with a
+#                  bind_ack, the sealed TsProxyCreateTunnel with a fault
+#   rpc-no-a3      the same, but the OUT channel's 200 is never followed by
+#                  CONN/A3 (IN and OUT balanced to different servers)
 #   rap-denied     CHANNEL_RESPONSE E_PROXY_RAP_ACCESSDENIED
 #   capability     TUNNEL_RESPONSE E_PROXY_CAPABILITYMISMATCH
 #   connect-failed xrdp is not running: E_PROXY_TS_CONNECTFAILED
@@ -73,7 +79,7 @@
 set -euo pipefail
 OUT=${1:?usage: gateway-lab.sh OUTDIR [RUN...]}
 shift
-RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned nginx-buffered nginx-chunked nginx-timeout haproxy-idle haproxy-server-close haproxy-ws squid-407 kdcproxy-ok kdcproxy-wrong kdcproxy-down udp-dropped}
+RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rpc-fault rpc-no-a3 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned nginx-buffered nginx-chunked nginx-timeout haproxy-idle haproxy-server-close haproxy-ws squid-407 kdcproxy-ok kdcproxy-wrong kdcproxy-down udp-dropped}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -290,7 +296,7 @@ for run in $RUNS; do
   case $run in
     ws-ok) mode=ok ;;
     http-ok) mode=ok gt=http,no-websockets ;;
-    404) gt=auto ;;
+    404|rpc-*) gt=auto ;;
     nginx-*|haproxy-*|squid-*|kdcproxy-*) mode=ok ;;
   esac
   [ "$run" = connect-failed ] || start_xrdp
@@ -370,6 +376,11 @@ for run in $RUNS; do
   fi
   echo "   $(tcpdump -r "$OUT/$name.pcap" 2>/dev/null | wc -l) packets; gateway log:"
   sed 's/^/   | /' "$WORK/gw.log" | tail -12
+  if [ -s "$WORK/client.log" ]; then
+    echo "   client log:"
+    sed 's/^/   > /' "$WORK/client.log" | tail -6
+    : >"$WORK/client.log"
+  fi
   stop_pids
   for n in rdpc rdps; do ip netns del "$n" 2>/dev/null || true; done
 done

@@ -25,9 +25,16 @@ with Content-Length) | rap-denied (CHANNEL_RESPONSE
 E_PROXY_RAP_ACCESSDENIED) | capability (TUNNEL_RESPONSE
 E_PROXY_CAPABILITYMISMATCH) | connect-failed (the backend refuses: the
 CHANNEL_RESPONSE says E_PROXY_TS_CONNECTFAILED) | bad-framing (a 403
-without Content-Length that keeps the connection open).
+without Content-Length that keeps the connection open) | rpc-fault (404 on
+RDG_OUT_DATA, so the client falls back to RPC over HTTP; its RTS connection
+is completed (CONN/A3, CONN/C2), its bind answered with a bind_ack carrying
+an NTLM CHALLENGE, and its first call, TsProxyCreateTunnel, which is sealed
+and never read here, answered with a fault nca access denied) | rpc-no-a3
+(the same, but the OUT channel's 200 is never followed by CONN/A3: the
+"Expected CONN/A3" of IN and OUT channels balanced to different servers).
 
-Layouts: MS-TSGU 2.2.10 (HTTP_PACKET_HEADER and the packets),
+Layouts: MS-RPCH 2.2.3.5/2.2.3.6 and 2.2.4.2-2.2.4.5 (RTS PDUs), MS-RPCE
+2.2.2.13 and C706 12.6 (bind_ack, fault); MS-TSGU 2.2.10 (HTTP_PACKET_HEADER and the packets),
 PROTOCOLS.md §4; RFC 6455 (frames); MS-NLMP 2.2.1.2 (CHALLENGE_MESSAGE).
 """
 import argparse
@@ -44,10 +51,12 @@ import time
 E_PROXY_RAP_ACCESSDENIED = 0x800759DA
 E_PROXY_TS_CONNECTFAILED = 0x800759DD
 E_PROXY_CAPABILITYMISMATCH = 0x800759E9
+NCA_S_FAULT_ACCESS_DENIED = 0x00000005  # MS-RPCE 3.1.1.5.5 (a Win32 status in a fault)
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 ARGS = None
 CHANNELS = {}  # RDG-Connection-Id -> Tunnel
+RPC_OUT = {}  # RPC virtual connection cookie -> the OUT channel's writer
 LOCK = threading.Lock()
 
 
@@ -194,6 +203,75 @@ class Tunnel:
                 pass
 
 
+def rts(flags, commands):
+    """An RTS PDU (MS-RPCH 2.2.3.6.1): the common header with PTYPE 20."""
+    body = struct.pack("<HH", flags, len(commands)) + b"".join(commands)
+    return struct.pack("<BBBB4sHHI", 5, 0, 20, 3, b"\x10\0\0\0", 16 + len(body), 0, 0) + body
+
+
+def rts_cmd(t, value=b""):
+    return struct.pack("<I", t) + value
+
+
+def rpc_pdus(f):
+    """DCE/RPC PDUs from a raw byte stream (the IN channel's body)."""
+    while True:
+        h = f.read(16)
+        if len(h) < 16:
+            return
+        n = struct.unpack_from("<H", h, 8)[0]
+        rest = f.read(n - 16)
+        if len(rest) < n - 16:
+            return
+        yield h + rest
+
+
+def bind_ack(call_id, assoc, token):
+    """bind_ack (C706 12.6.4.4) accepting the first context with NDR, and
+    the NTLM CHALLENGE in its auth verifier (MS-RPCE 2.2.2.11)."""
+    sec = b"3388\0"
+    body = struct.pack("<HHI", 5840, 5840, assoc) + struct.pack("<H", len(sec)) + sec
+    body += b"\0" * ((-(16 + len(body))) % 4)
+    ndr = bytes.fromhex("045d888aeb1cc9119fe808002b104860") + struct.pack("<I", 2)
+    body += struct.pack("<BBH", 1, 0, 0) + struct.pack("<HH", 0, 0) + ndr
+    pad = (-(16 + len(body))) % 4
+    body += b"\0" * pad + struct.pack("<BBBBI", 10, 6, pad, 0, 0) + token
+    return struct.pack("<BBBB4sHHI", 5, 0, 12, 3, b"\x10\0\0\0", 16 + len(body), len(token), call_id) + body
+
+
+def fault(call_id, status):
+    body = struct.pack("<IHBBII", 0, 0, 0, 0, status, 0)
+    return struct.pack("<BBBB4sHHI", 5, 0, 3, 3, b"\x10\0\0\0", 16 + len(body), 0, call_id) + body
+
+
+def rpc_in(f, cid_hint):
+    """The RPC IN channel: CONN/B1 names the virtual connection; the bind
+    and the calls are answered on that connection's OUT channel."""
+    out = None
+    for pdu in rpc_pdus(f):
+        ptype, call_id = pdu[2], struct.unpack_from("<I", pdu, 12)[0]
+        if ptype == 20:
+            n = struct.unpack_from("<H", pdu, 18)[0]
+            if n == 6:  # CONN/B1: Version, then the VirtualConnectionCookie
+                cookie = pdu[32:48].hex()
+                log("rpc in: CONN/B1 cookie", cookie)
+                for _ in range(50):
+                    with LOCK:
+                        out = RPC_OUT.get(cookie)
+                    if out:
+                        break
+                    time.sleep(0.1)
+        elif ptype == 11 and out:  # bind: answer with an NTLM CHALLENGE
+            log("rpc in: bind", call_id)
+            out(bind_ack(call_id, 0x1234, ntlm_challenge()))
+        elif ptype == 16:  # rpc_auth_3
+            log("rpc in: auth3")
+        elif ptype == 0 and out:  # a request: sealed, never read here
+            opnum = struct.unpack_from("<H", pdu, 22)[0]
+            log("rpc in: request opnum", opnum, "-> fault")
+            out(fault(call_id, NCA_S_FAULT_ACCESS_DENIED))
+
+
 def tunnel_of(cid):
     with LOCK:
         return CHANNELS.setdefault(cid, Tunnel())
@@ -274,11 +352,14 @@ def serve(conn, peer):
             kdc_proxy(conn, f, h)
             # MIT's client speaks HTTP/1.0 and reads the answer until close.
             break
-        if method not in ("RDG_OUT_DATA", "RDG_IN_DATA"):
+        rpc = method in ("RPC_IN_DATA", "RPC_OUT_DATA") and ARGS.mode.startswith("rpc-")
+        if method not in ("RDG_OUT_DATA", "RDG_IN_DATA") and not rpc:
             send(conn, 404, "Not Found", body=b"not here\r\n")
             continue
-        if "content-length" in h and int(h["content-length"]) > 0 and "chunked" not in h.get("transfer-encoding", ""):
-            f.read(int(h["content-length"]))
+        body = b""
+        if (not rpc and "content-length" in h and int(h["content-length"]) > 0
+                and "chunked" not in h.get("transfer-encoding", "")):
+            body = f.read(int(h["content-length"]))
         cid = h.get("rdg-connection-id", "?")
         auth = h.get("authorization", "")
         if method == "RDG_IN_DATA" and "chunked" in h.get("transfer-encoding", ""):
@@ -286,9 +367,10 @@ def serve(conn, peer):
             for p in packets(chunks(f)):
                 t.handle(p)
             break
-        if ARGS.mode in ("403", "404", "502") and method == "RDG_OUT_DATA":
-            reason = {"403": "Forbidden", "404": "Not Found", "502": "Bad Gateway"}[ARGS.mode]
-            send(conn, int(ARGS.mode), reason, [("Content-Type", "text/html")],
+        if ARGS.mode in ("403", "404", "502", "rpc-fault", "rpc-no-a3") and method == "RDG_OUT_DATA":
+            code = "404" if ARGS.mode.startswith("rpc-") else ARGS.mode
+            reason = {"403": "Forbidden", "404": "Not Found", "502": "Bad Gateway"}[code]
+            send(conn, int(code), reason, [("Content-Type", "text/html")],
                  f"<html><body>{reason}</body></html>".encode())
             continue
         if ARGS.mode == "bad-framing" and method == "RDG_OUT_DATA":
@@ -308,6 +390,29 @@ def serve(conn, peer):
                 log(peer, "AUTHENTICATE without a CHALLENGE on this connection")
             send(conn, 401, "Unauthorized", [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM")])
             continue
+        if rpc and method == "RPC_IN_DATA":
+            # MS-RPCH 3.2.2.5: the IN channel's body is the PDUs; no answer until it ends.
+            rpc_in(f, cid)
+            break
+        if rpc:
+            a1 = f.read(int(h.get("content-length", "0")))
+            if len(a1) < 76 or a1[2] != 20:
+                send(conn, 400, "Bad Request")
+                continue
+            cookie = a1[32:48].hex()
+            log("rpc out: CONN/A1 cookie", cookie)
+            conn.sendall(b"HTTP/1.1 200 Success\r\nContent-Type: application/rpc\r\n"
+                         b"Content-Length: 1073741824\r\nServer: Microsoft-HTTPAPI/2.0\r\n\r\n")
+            if ARGS.mode != "rpc-no-a3":
+                # CONN/A3 (ConnectionTimeout), then CONN/C2 (Version, ReceiveWindowSize, ConnectionTimeout).
+                write(rts(0, [rts_cmd(2, struct.pack("<I", 120000))]))
+                write(rts(0, [rts_cmd(6, struct.pack("<I", 1)), rts_cmd(0, struct.pack("<I", 65536)),
+                              rts_cmd(2, struct.pack("<I", 120000))]))
+                with LOCK:
+                    RPC_OUT[cookie] = write
+            while f.read(1):
+                pass
+            break
         if method == "RDG_IN_DATA":
             send(conn, 200, "OK")
             continue

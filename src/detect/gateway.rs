@@ -30,12 +30,19 @@
 //!   so first (CLOSE_CHANNEL, or a WebSocket close).
 //! - `gateway.kdcproxy.failed`: a `POST /KdcProxy` answered with an error
 //!   status.
+//! - RPC over HTTP (its RTS, bind and fault PDUs travel in plaintext
+//!   inside the channels; the calls are sealed): `gateway.rpc.no_conn_a3`,
+//!   the OUT channel answered 200 but the virtual connection never
+//!   completed (no CONN/A3; FreeRDP's "Expected CONN/A3");
+//!   `gateway.rpc.bind_refused`, a bind_nak or a rejecting bind_ack;
+//!   `gateway.rpc.fault`, a fault answering a TsProxy call, its status
+//!   named.
 
 use super::{frames_filter, Context, Detector, Draft};
 use crate::finding::{Code, Dir, Family, Phase, Severity};
 use crate::flow::Flow;
 use crate::proto::gateway::{Exchange, Kind, Leg, Response};
-use crate::proto::{http, tsgu};
+use crate::proto::{http, rts, tsgu};
 use crate::session::moment::ending;
 
 pub struct Gateway;
@@ -64,6 +71,9 @@ impl Detector for Gateway {
             Code::GatewayTsgChannelFailed,
             Code::GatewayTsgClosed,
             Code::GatewayKdcproxyFailed,
+            Code::GatewayRpcNoConnA3,
+            Code::GatewayRpcBindRefused,
+            Code::GatewayRpcFault,
             Code::GatewayIdleCut,
             Code::GatewayEncrypted,
         ];
@@ -137,6 +147,7 @@ impl Detector for Gateway {
             );
         }
         tsg(f, g, out);
+        rpc(f, g, out);
         idle_cut(f, g, out);
     }
 }
@@ -252,6 +263,16 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
     let Some((e, r)) = g.answered().last() else {
         return;
     };
+    // A 401 or 407 the client answered with its next request, still
+    // unanswered (its body streams: the RPC IN channel's 1 GiB, which is
+    // answered only when the channel ends), was a step, not the last word.
+    let went_on = g
+        .exchanges
+        .last()
+        .is_some_and(|x| x.response.is_none() && !x.method.is_empty() && x.at.frame > r.at.frame);
+    if went_on && matches!(r.status, 401 | 407) {
+        return;
+    }
     let rounds = g.answered().filter(|(_, r)| r.status == 401).count();
     let frames: Vec<u64> = std::iter::once(e.at.frame).chain([r.at.frame]).collect();
     let filter = frames_filter(f, &frames);
@@ -610,6 +631,163 @@ fn status_meaning(s: u16) -> (&'static str, &'static str) {
 }
 
 /// The tunnel's steps: the first failing response names the step.
+/// How long after the OUT channel's 200 a missing CONN/A3 is judged
+/// (when the connection did not end before): a gateway sends it at once.
+pub const CONN_A3_WAIT_NS: i64 = 2_000_000_000;
+
+/// What the RPC-over-HTTP PDUs of a leg said.
+fn rpc(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
+    if g.kind != Some(Kind::Rpc) {
+        return;
+    }
+    let r = &g.rpc;
+    let ok_200 = g
+        .answered()
+        .find(|(e, x)| e.method == "RPC_OUT_DATA" && x.status == 200);
+    if let (Some((e, x)), None) = (ok_200, r.rts("CONN/A3")) {
+        let end = ending(f);
+        let waited = end.map_or(f.last.ts, |e| e.1.ts) - x.at.ts;
+        if end.is_some() || waited >= CONN_A3_WAIT_NS {
+            let last = end.map_or(f.last, |e| e.1);
+            let how = end.map_or("the capture ends".to_string(), |(d, m, how)| {
+                format!("the {d} {how} the connection in frame {}", m.frame)
+            });
+            out.push(
+                Draft::new(
+                    Code::GatewayRpcNoConnA3,
+                    Severity::Error,
+                    Phase::GatewayTunnel,
+                    e.at.frame,
+                    e.at.ts,
+                )
+                .until(last.frame)
+                .summary(format!(
+                    "RPC_OUT_DATA was answered 200 in frame {} but no CONN/A3 followed on the OUT channel: {:.1} s later {how}{}",
+                    x.at.frame,
+                    waited as f64 / 1e9,
+                    r.rts("CONN/A1")
+                        .map(|(_, m)| format!(" (the client's CONN/A1: frame {})", m.frame))
+                        .unwrap_or_default()
+                ))
+                .cause(
+                    "The RPC proxy accepted the OUT channel but never completed the virtual                      connection (FreeRDP logs \"Expected CONN/A3\", #1723): the IN and OUT                      channels reached different gateway servers (a load balancer without session                      affinity), so neither server sees both; or the gateway's RPC service behind                      rpcproxy.dll does not answer.",
+                )
+                .remedy(
+                    "Give the load balancer affinity for /rpc/rpcproxy.dll (by source address) so                      both channels of a client reach the same gateway server, and check the                      gateway's RPC over HTTP service; or let clients use the HTTP transport                      (RDG_OUT_DATA), which gateways since Windows Server 2008 R2 SP1 offer.",
+                )
+                .filter(frames_filter(f, &[e.at.frame, x.at.frame, last.frame])),
+            );
+        }
+    }
+    let refused = r
+        .bind_nak
+        .map(|(reason, at)| {
+            (
+                at,
+                format!(
+                    "bind_nak: {}",
+                    reason.map_or("its reason cut off".to_string(), |n| format!(
+                        "{} ({n})",
+                        rts::nak_reason(n)
+                    ))
+                ),
+            )
+        })
+        .or_else(|| {
+            r.bind_ack
+                .filter(|(res, _)| res.is_some_and(|n| n != 0))
+                .map(|(res, at)| {
+                    (
+                        at,
+                        format!(
+                            "a bind_ack rejecting the TsProxy interface (result {})",
+                            res.unwrap_or(0)
+                        ),
+                    )
+                })
+        });
+    if let Some((at, what)) = refused {
+        let mut frames: Vec<u64> = r.bind.map(|b| b.frame).into_iter().collect();
+        frames.push(at.frame);
+        out.push(
+            Draft::new(
+                Code::GatewayRpcBindRefused,
+                Severity::Error,
+                Phase::GatewayTunnel,
+                frames[0],
+                r.bind.unwrap_or(at).ts,
+            )
+            .until(at.frame)
+            .summary(format!(
+                "the client's bind{} was answered with {what} in frame {}",
+                r.bind
+                    .map(|b| format!(" (frame {})", b.frame))
+                    .unwrap_or_default(),
+                at.frame
+            ))
+            .cause(
+                "The gateway's RPC service refused the client's bind to the TsProxy interface:                  the authentication the bind carries (NTLM) or its version is not accepted, or                  the service is overloaded.",
+            )
+            .remedy(
+                "Check the gateway's TerminalServices-Gateway and System logs at that time, the                  client's gateway credentials, and that the client is a supported version; or                  use the HTTP transport.",
+            )
+            .filter(frames_filter(f, &frames)),
+        );
+    }
+    if let Some((status, call, at)) = r.fault {
+        let name = status.and_then(rts::fault_name);
+        let status_words = match (status, name) {
+            (Some(s), Some(n)) => format!("{n} (0x{s:08X})"),
+            (Some(s), None) => format!("status 0x{s:08X}"),
+            (None, _) => "a status that was cut off".to_string(),
+        };
+        let op = call.and_then(|(op, _)| op);
+        let call_words = match call {
+            Some((op, m)) => format!(
+                "{} (its request on the IN channel in frame {})",
+                op.and_then(rts::opnum_name)
+                    .map_or_else(|| format!("opnum {}", op.unwrap_or(0)), str::to_string),
+                m.frame
+            ),
+            None => "a call".to_string(),
+        };
+        let cause = match (status, op) {
+            (Some(s), _) if tsgu::result_name(s).is_some() => {
+                "The gateway refused the call with its own reason (an E_PROXY code): the same                  reasons as on the HTTP transport (RD CAP or RD RAP denial, the target                  unreachable, …)."
+            }
+            (Some(5), Some(1 | 2)) => {
+                "The gateway refused the RPC tunnel: access denied to the tunnel call means the                  identity the client proved at the RPC bind (NTLM) is not allowed through: wrong                  gateway credentials, or a user outside every RD CAP."
+            }
+            (Some(0x6BA), _) => {
+                "The RPC proxy could not reach the gateway's RPC service                  (RPC_S_SERVER_UNAVAILABLE, FreeRDP #6103): no backend behind rpcproxy.dll."
+            }
+            _ => {
+                "The gateway's RPC service answered a TsProxy call with a fault: the call was                  refused or failed on the gateway."
+            }
+        };
+        // The request travelled on the IN channel, another connection:
+        // named in the summary, cited by the IN channel's own report.
+        out.push(
+            Draft::new(
+                Code::GatewayRpcFault,
+                Severity::Error,
+                Phase::GatewayTunnel,
+                at.frame,
+                at.ts,
+            )
+            .summary(format!(
+                "the gateway answered {call_words} with a DCE/RPC fault: {status_words} in frame {}",
+                at.frame
+            ))
+            .cause(cause)
+            .remedy(
+                "Check the gateway credentials and the RD CAP / RD RAP that should admit this                  user and target, and the gateway's TerminalServices-Gateway log at that time                  (it names the refusal).",
+            )
+            .filter(frames_filter(f, &[at.frame])),
+        );
+    }
+}
+
 fn tsg(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
     let t = &g.tsg;
     let steps = [

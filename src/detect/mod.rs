@@ -368,14 +368,44 @@ pub fn judge_attempt(
     let retry = cx
         .last()
         .filter(|_| attempt.retried() && cx.outcome() == Outcome::Connected);
+    // A gateway transport refused, then the client's fallback to another
+    // (the HTTP transport's 404, then RPC over HTTP: FreeRDP rdg.c) that
+    // failed on its own: the fallback's failure is the cause.
+    let fell_back = cx
+        .last()
+        .filter(|_| cx.outcome() != Outcome::Connected)
+        .and_then(|l| {
+            let k = l.gateway()?.kind?;
+            let earlier = |c: &Conn| {
+                c.gateway()
+                    .and_then(|g| g.kind)
+                    .is_some_and(|e| e != k && e.tunnel() && g_falls_back(e, k))
+            };
+            attempt.conns[..attempt.conns.len() - 1]
+                .iter()
+                .any(|&i| earlier(&conns[i]))
+                .then(|| {
+                    format!(
+                        "the client went on with {} from port {}",
+                        k.via(),
+                        l.client.port()
+                    )
+                })
+        });
     let mut findings: Vec<Placed> = Vec::new();
     for (k, &i) in attempt.conns.iter().chain(&attempt.side).enumerate() {
         let c = &conns[i];
         let superseded = retry.is_some() && k + 1 < attempt.conns.len();
+        let moot = fell_back.as_ref().filter(|_| {
+            k + 1 < attempt.conns.len()
+                && c.gateway().and_then(|g| g.kind) != cx.last().and_then(|l| l.gateway()?.kind)
+        });
         for d in &c.drafts {
             let mut d = d.clone();
             if superseded {
                 verdict::supersede(&mut d, retry.map_or(0, |r| r.client.port()));
+            } else if let Some(why) = moot {
+                verdict::supersede_with(&mut d, why);
             }
             if d.code == Code::GatewayKdcproxyFailed
                 && d.severity >= Severity::Error
@@ -400,6 +430,13 @@ pub fn judge_attempt(
     }
     let verdict = verdict::attempt(&cx, &findings);
     Judged { findings, verdict }
+}
+
+/// The gateway transports clients fall back from and to: the WebSocket
+/// upgrade to the two-channel HTTP transport, either to RPC over HTTP.
+fn g_falls_back(from: crate::proto::gateway::Kind, to: crate::proto::gateway::Kind) -> bool {
+    use crate::proto::gateway::Kind::*;
+    matches!((from, to), (WebSocket, Http) | (WebSocket | Http, Rpc))
 }
 
 /// A draft about the capture itself: info, phase capture, one frame.

@@ -56,11 +56,14 @@ fn about_keys(c: Code) -> bool {
 /// A finding of a failed connection that a connected retry superseded:
 /// kept, at info, and marked.
 pub fn supersede(d: &mut Draft, retry_port: u16) {
+    supersede_with(d, &format!("the retry from port {retry_port} connected"));
+}
+
+/// Lowers a finding that a later step made moot to info, saying why.
+pub fn supersede_with(d: &mut Draft, why: &str) {
     if d.severity >= Severity::Warning {
         d.severity = Severity::Info;
-        d.summary.push_str(&format!(
-            " (superseded: the retry from port {retry_port} connected)"
-        ));
+        d.summary.push_str(&format!(" (superseded: {why})"));
     }
 }
 

@@ -316,14 +316,16 @@ impl Table {
         }
     }
 
-    /// An IN channel's tunnelled bytes to its OUT channel: the one with the
-    /// same RDG-Connection-Id, else the newest to that gateway; its own
-    /// tunnel when there is none.
+    /// An IN channel's tunnelled bytes (and an RPC IN channel's requests)
+    /// to its OUT channel: the one with the same RDG-Connection-Id (RPC:
+    /// virtual connection cookie), else the newest to that gateway; its
+    /// own tunnel when there is none.
     fn forward(&mut self, key: FlowKey) {
         let Some(f) = self.flows.get_mut(&key) else {
             return;
         };
         let out = f.app.take_outbound();
+        let calls = f.app.take_calls();
         let id = f.app.gateway_leg().and_then(|g| g.connection_id.clone());
         let pair = (f.client.ip(), f.server);
         let partner = self.out_legs.get(&pair).and_then(|legs| {
@@ -345,6 +347,9 @@ impl Table {
         if let Some(t) = self.flows.get_mut(&target) {
             for (d, at, b) in out {
                 t.app.tunnelled(d, &b, at);
+            }
+            if target != key && !calls.is_empty() {
+                t.app.rpc_calls(&calls);
             }
         }
     }

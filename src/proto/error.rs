@@ -26,6 +26,8 @@ pub enum Layer {
     WebSocket,
     /// HTTP/1.x heads and body framing (RD Gateway legs, proxies).
     Http,
+    /// DCE/RPC and RTS PDUs (the RD Gateway's RPC-over-HTTP transport).
+    Rpc,
 }
 
 impl Layer {
@@ -45,6 +47,7 @@ impl Layer {
             Layer::Tsgu => "MS-TSGU",
             Layer::WebSocket => "WebSocket",
             Layer::Http => "HTTP",
+            Layer::Rpc => "DCE/RPC",
         }
     }
 }

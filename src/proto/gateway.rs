@@ -3,7 +3,8 @@
 //! ([`http`]), their body framing judged by the leg's role (PROTOCOLS.md
 //! §4), the WebSocket frames after a 101 ([`websocket`]) and the MS-TSGU
 //! HTTP_PACKET stream ([`tsgu`]) in the OUT channel's body, the IN
-//! channel's chunks or the WebSocket binary frames. DATA packets carry the
+//! channel's chunks or the WebSocket binary frames, and the DCE/RPC and
+//! RTS PDUs of RPC over HTTP ([`rts`]). DATA packets carry the
 //! inner RDP byte stream: [`Leg::take_inner`] hands it to the caller (the
 //! `App` of the inner connection).
 //!
@@ -21,7 +22,7 @@
 //! length they declare.
 
 use super::error::{Error, Layer};
-use super::{http, krb, tsgu, websocket};
+use super::{http, krb, rts, tsgu, websocket};
 use crate::capture::Mark;
 use crate::finding::Dir;
 
@@ -151,6 +152,46 @@ pub struct Ws {
     pub close: Option<(Dir, Option<u16>, String, Mark)>,
 }
 
+/// Requests whose operation number is kept to name a fault's call.
+pub const MAX_CALLS: usize = 16;
+
+/// A request: its call id, operation number and frame.
+pub type Call = (u32, Option<u16>, Mark);
+
+/// A fault: its status, the call it answered (operation number and the
+/// request's frame, when kept), its frame.
+pub type Fault = (Option<u32>, Option<(Option<u16>, Mark)>, Mark);
+
+/// What the RPC-over-HTTP PDUs said (MS-RPCH, C706): the virtual
+/// connection being built, the bind, the calls' numbers and the faults.
+/// The calls' stubs are sealed and never read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rpc {
+    /// RTS PDUs by name: the side and frame of the first of each.
+    pub rts: Vec<(Dir, &'static str, Mark)>,
+    /// The virtual connection cookie (CONN/A1 on the OUT channel, CONN/B1
+    /// on the IN channel): what pairs the two.
+    pub cookie: Option<[u8; 16]>,
+    pub bind: Option<Mark>,
+    /// The bind_ack's first result (0 accepted) and frame.
+    pub bind_ack: Option<(Option<u16>, Mark)>,
+    pub bind_nak: Option<(Option<u16>, Mark)>,
+    /// The first [`MAX_CALLS`] requests.
+    pub calls: Vec<Call>,
+    pub requests: u64,
+    pub responses: u64,
+    /// The first fault.
+    pub fault: Option<Fault>,
+    pub pdus: [u64; 2],
+}
+
+impl Rpc {
+    /// The first RTS PDU of this name.
+    pub fn rts(&self, name: &str) -> Option<(Dir, Mark)> {
+        self.rts.iter().find(|r| r.1 == name).map(|r| (r.0, r.2))
+    }
+}
+
 /// What a sink does with body bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Sink {
@@ -163,6 +204,9 @@ enum Sink {
     Kdc,
     /// The tunnelled RDP stream itself (the wst transport).
     Raw,
+    /// DCE/RPC PDUs (RPC over HTTP: the IN channel's request body, the
+    /// OUT channel's CONN/A1 and its 200's body).
+    Rpc,
 }
 
 /// A KDC proxy message body kept at most (a Kerberos message over TCP is
@@ -214,6 +258,7 @@ pub struct Leg {
     pub dropped: u32,
     pub tsg: Tsg,
     pub ws: Ws,
+    pub rpc: Rpc,
     /// The OUT channel's seed length, once the first packet was found.
     pub seed: Option<usize>,
     /// A response whose framing cannot work for its role: side, frame,
@@ -232,6 +277,9 @@ pub struct Leg {
     /// none).
     pub named: bool,
     st: [Side; 2],
+    /// An RPC IN channel's requests not yet handed to its OUT channel
+    /// (where their faults arrive): at most [`MAX_CALLS`] in all.
+    calls_out: Vec<Call>,
     inner: Vec<(Dir, Mark, Vec<u8>)>,
     pending: usize,
 }
@@ -661,6 +709,8 @@ impl Leg {
             }
             let sink = if method == "RDG_IN_DATA" && h.chunked {
                 Sink::Tsgu(false)
+            } else if self.kind == Some(Kind::Rpc) && method.starts_with("RPC_") {
+                Sink::Rpc
             } else {
                 Sink::Discard
             };
@@ -756,6 +806,8 @@ impl Leg {
         }
         let sink = if out_200 {
             Sink::Tsgu(true)
+        } else if matches!(method.as_deref(), Some("RPC_OUT_DATA")) && status == 200 {
+            Sink::Rpc
         } else if self.kind == Some(Kind::KdcProxy) && status == 200 {
             Sink::Kdc
         } else {
@@ -796,6 +848,10 @@ impl Leg {
                 k.clear();
                 self.bounded = Some("a KDC proxy message over 64 KiB was not read");
             }
+            return;
+        }
+        if sink == Sink::Rpc {
+            self.rpc_sink(dir, b, at);
             return;
         }
         let Sink::Tsgu(seed) = sink else {
@@ -866,6 +922,107 @@ impl Leg {
         pk.drain(..off.min(pk.len()));
         if !self.st[dir].tsgu_off {
             self.st[dir].pk = pk;
+        }
+    }
+
+    /// Body bytes of an RPC-over-HTTP channel, framed as PDUs (at most
+    /// one PDU, 64 KiB, is held).
+    fn rpc_sink(&mut self, dir: Dir, b: &[u8], at: Mark) {
+        if self.st[dir].tsgu_off || b.is_empty() {
+            return;
+        }
+        let mut pk = std::mem::take(&mut self.st[dir].pk);
+        pk.extend_from_slice(b);
+        let mut off = 0;
+        while off < pk.len() {
+            match rts::parse(&pk[off..]) {
+                Err(e) if e.is_need_more() => break,
+                Err(e) => {
+                    self.st[dir].tsgu_off = true;
+                    if self.malformed.is_none() {
+                        self.malformed = Some((dir, at, e));
+                    }
+                    off = pk.len();
+                }
+                Ok((h, p)) => {
+                    self.pdu(dir, h, p, at);
+                    off += h.len;
+                }
+            }
+        }
+        pk.drain(..off.min(pk.len()));
+        if !self.st[dir].tsgu_off {
+            self.st[dir].pk = pk;
+        }
+    }
+
+    fn pdu(&mut self, dir: Dir, h: rts::Header, p: rts::Pdu, at: Mark) {
+        use rts::Pdu as P;
+        let r = &mut self.rpc;
+        r.pdus[dir] += 1;
+        match p {
+            P::Rts { name, cookie } => {
+                if let Some(n) = name {
+                    if r.rts(n).is_none() && r.rts.len() < 16 {
+                        r.rts.push((dir, n, at));
+                    }
+                }
+                if let (Some(c), None) = (cookie, r.cookie) {
+                    r.cookie = Some(c);
+                    if self.connection_id.is_none() {
+                        self.connection_id = Some(rts::cookie_hex(&c));
+                    }
+                }
+            }
+            P::Bind => {
+                r.bind.get_or_insert(at);
+            }
+            P::BindAck { result } => {
+                r.bind_ack.get_or_insert((result, at));
+            }
+            P::BindNak { reason } => {
+                r.bind_nak.get_or_insert((reason, at));
+            }
+            P::Request { opnum } => {
+                r.requests += 1;
+                if r.calls.len() < MAX_CALLS && !r.calls.iter().any(|c| c.0 == h.call_id) {
+                    r.calls.push((h.call_id, opnum, at));
+                    if self.channel == Some(Channel::In) {
+                        self.calls_out.push((h.call_id, opnum, at));
+                    }
+                }
+            }
+            P::Response => r.responses += 1,
+            P::Fault { status } if r.fault.is_none() => {
+                let call = r
+                    .calls
+                    .iter()
+                    .find(|c| c.0 == h.call_id)
+                    .map(|c| (c.1, c.2));
+                r.fault = Some((status, call, at));
+            }
+            _ => {}
+        }
+    }
+
+    /// The requests an RPC IN channel read since the last call, for its
+    /// OUT channel ([`Leg::add_calls`]).
+    pub fn take_calls(&mut self) -> Vec<Call> {
+        std::mem::take(&mut self.calls_out)
+    }
+
+    pub fn has_calls(&self) -> bool {
+        !self.calls_out.is_empty()
+    }
+
+    /// Requests its IN channel carried: the faults on this OUT channel
+    /// answer them.
+    pub fn add_calls(&mut self, calls: &[Call]) {
+        for &c in calls {
+            let r = &mut self.rpc;
+            if r.calls.len() < MAX_CALLS && !r.calls.iter().any(|x| x.0 == c.0) {
+                r.calls.push(c);
+            }
         }
     }
 
@@ -1231,5 +1388,93 @@ mod test {
         let mut l = Leg::default();
         l.feed(C, b"\x16\x03\x01\x00\x05hello", m(1));
         assert!(l.not_http && !l.is_leg());
+    }
+
+    /// A DCE/RPC PDU (C706 12.6.3.1 header, little-endian).
+    fn rpdu(ptype: u8, call: u32, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![5, 0, ptype, 3, 0x10, 0, 0, 0];
+        v.extend(((16 + body.len()) as u16).to_le_bytes());
+        v.extend([0, 0]);
+        v.extend(call.to_le_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn rts(cmds: &[(u32, &[u8])]) -> Vec<u8> {
+        let mut b = vec![0, 0];
+        b.extend((cmds.len() as u16).to_le_bytes());
+        for (t, v) in cmds {
+            b.extend(t.to_le_bytes());
+            b.extend_from_slice(v);
+        }
+        rpdu(20, 0, &b)
+    }
+
+    #[test]
+    fn rpc_channels_name_their_virtual_connection_and_its_faults() {
+        let one = 1u32.to_le_bytes();
+        let a1 = rts(&[(6, &one), (3, &[0xAA; 16]), (3, &[0xBB; 16]), (0, &one)]);
+        let b1 = rts(&[
+            (6, &one),
+            (3, &[0xAA; 16]),
+            (3, &[0xCC; 16]),
+            (4, &one),
+            (5, &one),
+            (12, &[0xDD; 16]),
+        ]);
+        // The OUT channel: NTLM, then CONN/A1 as the request's body; the
+        // 200 with CONN/A3 and the fault to call 3, cut mid-PDU.
+        let mut out = Leg::default();
+        out.feed(
+            C,
+            b"RPC_OUT_DATA /rpc/rpcproxy.dll?h:3388 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            m(1),
+        );
+        out.feed(
+            S,
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n",
+            m(2),
+        );
+        let mut req =
+            b"RPC_OUT_DATA /rpc/rpcproxy.dll?h:3388 HTTP/1.1\r\nContent-Length: 76\r\n\r\n"
+                .to_vec();
+        req.extend(&a1);
+        out.feed(C, &req, m(3));
+        assert_eq!(
+            (out.kind, out.channel),
+            (Some(Kind::Rpc), Some(Channel::Out))
+        );
+        assert_eq!(out.connection_id.as_deref(), Some("aa".repeat(16).as_str()));
+        let mut ok = b"HTTP/1.1 200 Success\r\nContent-Length: 1073741824\r\n\r\n".to_vec();
+        ok.extend(rts(&[(2, &one)]));
+        let fault = rpdu(3, 3, &[0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
+        ok.extend(&fault[..10]);
+        out.feed(S, &ok, m(4));
+        assert_eq!(out.rpc.rts("CONN/A3").map(|x| x.1.frame), Some(4));
+        assert!(
+            out.rpc.fault.is_none(),
+            "one byte short of the header's length"
+        );
+        // The IN channel's request (its body: the PDUs), handed over.
+        let mut inn = Leg::default();
+        let mut req =
+            b"RPC_IN_DATA /rpc/rpcproxy.dll?h:3388 HTTP/1.1\r\nContent-Length: 1073741824\r\n\r\n"
+                .to_vec();
+        req.extend(&b1);
+        req.extend(rpdu(0, 3, &[0, 0, 0, 0, 0, 0, 1, 0]));
+        inn.feed(C, &req, m(5));
+        assert_eq!(inn.connection_id, out.connection_id);
+        let calls = inn.take_calls();
+        assert_eq!(calls, vec![(3, Some(1), m(5))]);
+        assert!(!inn.has_calls());
+        out.add_calls(&calls);
+        out.feed(S, &fault[10..], m(6));
+        assert_eq!(out.rpc.fault, Some((Some(5), Some((Some(1), m(5))), m(6))));
+        // A PDU whose version is not 5.0 stops the stream, said once.
+        let mut bad = rpdu(0, 4, &[0; 8]);
+        bad[0] = 4;
+        inn.feed(C, &bad, m(7));
+        assert!(inn.malformed.is_some());
+        assert_eq!(inn.rpc.requests, 1);
     }
 }

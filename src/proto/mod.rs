@@ -16,6 +16,7 @@ pub mod mcs;
 pub mod probe;
 pub mod rdp;
 pub mod rdpeudp;
+pub mod rts;
 pub mod tls;
 pub mod tls_crypt;
 pub mod tsgu;
@@ -791,9 +792,30 @@ impl App {
         std::mem::take(&mut self.outbound)
     }
 
-    /// Has an IN channel tunnelled bytes waiting?
+    /// Has an IN channel tunnelled bytes (or RPC requests) waiting?
     pub fn has_outbound(&self) -> bool {
         !self.outbound.is_empty()
+            || self
+                .facts()
+                .gateway
+                .as_deref()
+                .is_some_and(|g| g.has_calls())
+    }
+
+    /// The RPC requests an IN channel read since the last call.
+    pub fn take_calls(&mut self) -> Vec<gateway::Call> {
+        self.fx()
+            .gateway
+            .as_mut()
+            .map(|g| g.take_calls())
+            .unwrap_or_default()
+    }
+
+    /// Requests the paired RPC IN channel carried.
+    pub fn rpc_calls(&mut self, calls: &[gateway::Call]) {
+        if let Some(g) = self.fx().gateway.as_mut() {
+            g.add_calls(calls);
+        }
     }
 
     /// Bytes of the tunnelled RDP connection, one side's, in order.

@@ -381,6 +381,38 @@ fn gateway_timeline(g: &crate::proto::gateway::Leg) -> String {
     if let Some((dir, code, at)) = t.close {
         s.push_str(&format!("; tsg close by {dir} {} (0x{code:X})", at.frame));
     }
+    // RPC over HTTP: the RTS steps, the bind, the calls, a fault.
+    let r = &g.rpc;
+    let mut steps: Vec<String> = r
+        .rts
+        .iter()
+        .filter(|x| x.1.starts_with("CONN/"))
+        .map(|x| format!("{} {}", x.1, x.2.frame))
+        .collect();
+    if let Some(b) = r.bind {
+        steps.push(format!("bind {}", b.frame));
+    }
+    if let Some((res, at)) = r.bind_ack {
+        steps.push(match res {
+            Some(0) | None => format!("bind_ack {}", at.frame),
+            Some(n) => format!("bind_ack {} rejected ({n})", at.frame),
+        });
+    }
+    if let Some((_, at)) = r.bind_nak {
+        steps.push(format!("bind_nak {}", at.frame));
+    }
+    if r.requests + r.responses > 0 {
+        steps.push(format!("calls {}/{}", r.requests, r.responses));
+    }
+    if let Some((status, _, at)) = r.fault {
+        let n = status.map_or("?".to_string(), |v| {
+            crate::proto::rts::fault_name(v).map_or(format!("0x{v:08X}"), str::to_string)
+        });
+        steps.push(format!("fault {} {n}", at.frame));
+    }
+    if !steps.is_empty() {
+        s.push_str(&format!("; rpc {}", steps.join(" ")));
+    }
     s
 }
 

@@ -125,6 +125,57 @@ fn link_udp(conns: &[Conn], u: usize, window: i64) -> Option<usize> {
     best
 }
 
+/// The OUT channel an RPC-over-HTTP IN channel belongs to. RPC clients
+/// open the IN channel first (FreeRDP rpc.c, MS-RPCH 3.2.2.4.1), so it
+/// cannot wait for an earlier OUT channel: the OUT channel of the same
+/// client host and gateway with the same virtual connection cookie (both
+/// channels carry it, CONN/A1 and CONN/B1), else the nearest one opened
+/// within [`LEG_PAIR_NS`] of it either way that no other IN channel took.
+fn rpc_in_links(conns: &[Conn]) -> Vec<Option<usize>> {
+    use crate::proto::gateway::{Channel, Kind};
+    let rpc = |c: &Conn, ch: Channel| {
+        c.gateway().is_some_and(|g| {
+            g.kind == Some(Kind::Rpc) && g.channel == Some(ch) && g.carried_by.is_none()
+        })
+    };
+    let mut links = vec![None; conns.len()];
+    let mut taken = vec![false; conns.len()];
+    for (i, c) in conns.iter().enumerate() {
+        if !rpc(c, Channel::In) {
+            continue;
+        }
+        let id = c.gateway().and_then(|g| g.connection_id.as_ref());
+        let outs = || {
+            conns.iter().enumerate().filter(|(k, o)| {
+                !taken[*k]
+                    && rpc(o, Channel::Out)
+                    && o.client.ip() == c.client.ip()
+                    && o.server == c.server
+            })
+        };
+        let by_id = id.and_then(|id| {
+            outs()
+                .find(|(_, o)| o.gateway().and_then(|g| g.connection_id.as_ref()) == Some(id))
+                .map(|(k, _)| k)
+        });
+        let by_time = || {
+            outs()
+                .filter(|(_, o)| {
+                    o.gateway().and_then(|g| g.connection_id.as_ref()).is_none() || id.is_none()
+                })
+                .map(|(k, o)| (k, (o.first.ts - c.first.ts).abs()))
+                .filter(|&(_, d)| d <= LEG_PAIR_NS)
+                .min_by_key(|&(_, d)| d)
+                .map(|(k, _)| k)
+        };
+        if let Some(k) = by_id.or_else(by_time) {
+            links[i] = Some(k);
+            taken[k] = true;
+        }
+    }
+    links
+}
+
 /// Groups the (selected, ordered) connections into attempts, numbered by
 /// first frame. A connection continues the latest try of its client host
 /// and server when that try's last connection did not connect and ended
@@ -140,6 +191,7 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
             }
         })
         .collect();
+    let rpc_in = rpc_in_links(conns);
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut attempt_of: Vec<Option<usize>> = vec![None; conns.len()];
     // The newest attempt per (client host, server, transport): a retry can
@@ -150,7 +202,7 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
     // where to, and the attempt.
     let mut redirects: Vec<(IpAddr, i64, &Redirected, usize)> = Vec::new();
     for (i, c) in conns.iter().enumerate() {
-        if udp_link[i].is_some() {
+        if udp_link[i].is_some() || rpc_in[i].is_some() {
             continue;
         }
         let key = (c.client.ip(), c.server, c.transport);
@@ -233,6 +285,12 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
     for (u, link) in udp_link.iter().enumerate() {
         if let Some(a) = link.and_then(|t| attempt_of[t]) {
             attempts[a].side.push(u);
+        }
+    }
+    for (k, link) in rpc_in.iter().enumerate() {
+        if let Some(a) = link.and_then(|o| attempt_of[o]) {
+            attempts[a].side.push(k);
+            attempt_of[k] = Some(a);
         }
     }
     for a in &mut attempts {
@@ -595,5 +653,68 @@ mod gateway_test {
         let a = group(&conns, &[], Mark::default(), &cfg);
         assert_eq!(a.len(), 1);
         assert!(a[0].retried());
+    }
+
+    #[test]
+    fn an_rpc_in_channel_opened_first_joins_its_out_channel() {
+        let cfg = Config::default();
+        let conns = vec![
+            // The HTTP transport refused (404): the client falls back.
+            leg(
+                50000,
+                (1, 2),
+                Failed,
+                g(Kind::WebSocket, Some(Channel::Out), None),
+            ),
+            // RPC over HTTP opens the IN channel first, then the OUT
+            // channel; both carry the virtual connection cookie.
+            leg(
+                50001,
+                (3, 60),
+                Connected,
+                g(Kind::Rpc, Some(Channel::In), Some("aa")),
+            ),
+            // A second tunnel's IN channel in the same second, its OUT
+            // channel opened last: each IN goes with its own OUT.
+            leg(
+                50002,
+                (4, 60),
+                Connected,
+                g(Kind::Rpc, Some(Channel::In), Some("bb")),
+            ),
+            leg(
+                50003,
+                (5, 60),
+                Failed,
+                g(Kind::Rpc, Some(Channel::Out), Some("aa")),
+            ),
+            leg(
+                50004,
+                (6, 60),
+                Failed,
+                g(Kind::Rpc, Some(Channel::Out), Some("bb")),
+            ),
+        ];
+        assert_eq!(
+            rpc_in_links(&conns),
+            vec![None, Some(3), Some(4), None, None]
+        );
+        let a = group(&conns, &[], Mark::default(), &cfg);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].conns, vec![0, 3, 4], "the OUT channels decide");
+        assert_eq!(a[0].side, vec![1, 2]);
+        // Without cookies (no keys), the nearest OUT channel in time.
+        let mut c2 = conns.clone();
+        for c in &mut c2 {
+            if let Some(g) = c.gateway.as_mut() {
+                g.connection_id = None;
+            }
+        }
+        assert_eq!(rpc_in_links(&c2), vec![None, Some(3), Some(4), None, None]);
+        // Too far apart: no pair.
+        let mut c3 = conns.clone();
+        c3[3].first.ts += 30_000_000_000;
+        c3[3].gateway.as_mut().unwrap().connection_id = None;
+        assert_eq!(rpc_in_links(&c3)[1], None);
     }
 }
