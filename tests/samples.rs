@@ -360,6 +360,11 @@ fn each_scenario_gets_its_verdict() {
         ("lab-gw-404.pcapng", "failed", "gateway.http.status.404"),
         ("lab-gw-rpc-fault.pcapng", "failed", "gateway.rpc.fault"),
         (
+            "lab-gw-rpc-bind-nak.pcapng",
+            "failed",
+            "gateway.rpc.bind_refused",
+        ),
+        (
             "lab-gw-rpc-no-a3.pcapng",
             "failed",
             "gateway.rpc.no_conn_a3",
@@ -407,6 +412,13 @@ fn each_scenario_gets_its_verdict() {
         ),
         (
             "lab-gw-udp-dropped.pcapng",
+            "connected",
+            "udp.syn_unanswered",
+        ),
+        // The same capture without its secrets: the 443 flow is a leg
+        // because UDP 3391 goes to the same server.
+        (
+            "lab-gw-udp-dropped-nokeys.pcap",
             "connected",
             "udp.syn_unanswered",
         ),

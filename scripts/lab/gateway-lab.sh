@@ -34,6 +34,7 @@
 #                  bind_ack, the sealed TsProxyCreateTunnel with a fault
 #   rpc-no-a3      the same, but the OUT channel's 200 is never followed by
 #                  CONN/A3 (IN and OUT balanced to different servers)
+#   rpc-bind-nak   the same as rpc-fault, the bind answered with a bind_nak
 #   rap-denied     CHANNEL_RESPONSE E_PROXY_RAP_ACCESSDENIED
 #   capability     TUNNEL_RESPONSE E_PROXY_CAPABILITYMISMATCH
 #   connect-failed xrdp is not running: E_PROXY_TS_CONNECTFAILED
@@ -79,7 +80,7 @@
 set -euo pipefail
 OUT=${1:?usage: gateway-lab.sh OUTDIR [RUN...]}
 shift
-RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rpc-fault rpc-no-a3 rap-denied capability connect-failed bad-framing nginx-default nginx-tuned nginx-buffered nginx-chunked nginx-timeout haproxy-idle haproxy-server-close haproxy-ws squid-407 kdcproxy-ok kdcproxy-wrong kdcproxy-down udp-dropped}
+RUNS=${*:-ws-ok http-ok no-ws ntlm-reject 403 404 502 rpc-fault rpc-no-a3 rpc-bind-nak rap-denied capability connect-failed bad-framing nginx-default nginx-tuned nginx-buffered nginx-chunked nginx-timeout haproxy-idle haproxy-server-close haproxy-ws squid-407 kdcproxy-ok kdcproxy-wrong kdcproxy-down udp-dropped}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -31,7 +31,8 @@ is completed (CONN/A3, CONN/C2), its bind answered with a bind_ack carrying
 an NTLM CHALLENGE, and its first call, TsProxyCreateTunnel, which is sealed
 and never read here, answered with a fault nca access denied) | rpc-no-a3
 (the same, but the OUT channel's 200 is never followed by CONN/A3: the
-"Expected CONN/A3" of IN and OUT channels balanced to different servers).
+"Expected CONN/A3" of IN and OUT channels balanced to different servers) |
+rpc-bind-nak (the bind answered with a bind_nak: local limit exceeded).
 
 Layouts: MS-RPCH 2.2.3.5/2.2.3.6 and 2.2.4.2-2.2.4.5 (RTS PDUs), MS-RPCE
 2.2.2.13 and C706 12.6 (bind_ack, fault); MS-TSGU 2.2.10 (HTTP_PACKET_HEADER and the packets),
@@ -261,6 +262,11 @@ def rpc_in(f, cid_hint):
                     if out:
                         break
                     time.sleep(0.1)
+        elif ptype == 11 and out and ARGS.mode == "rpc-bind-nak":
+            # bind_nak (C706 12.6.4.6): local limit exceeded, versions 5.0.
+            log("rpc in: bind", call_id, "-> bind_nak")
+            body = struct.pack("<HB", 2, 1) + bytes([5, 0]) + b"\0" * 3
+            out(struct.pack("<BBBB4sHHI", 5, 0, 13, 3, b"\x10\0\0\0", 16 + len(body), 0, call_id) + body)
         elif ptype == 11 and out:  # bind: answer with an NTLM CHALLENGE
             log("rpc in: bind", call_id)
             out(bind_ack(call_id, 0x1234, ntlm_challenge()))
@@ -367,7 +373,7 @@ def serve(conn, peer):
             for p in packets(chunks(f)):
                 t.handle(p)
             break
-        if ARGS.mode in ("403", "404", "502", "rpc-fault", "rpc-no-a3") and method == "RDG_OUT_DATA":
+        if ARGS.mode in ("403", "404", "502", "rpc-fault", "rpc-no-a3", "rpc-bind-nak") and method == "RDG_OUT_DATA":
             code = "404" if ARGS.mode.startswith("rpc-") else ARGS.mode
             reason = {"403": "Forbidden", "404": "Not Found", "502": "Bad Gateway"}[code]
             send(conn, int(code), reason, [("Content-Type", "text/html")],

@@ -720,9 +720,10 @@ fn rpc(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
             .until(at.frame)
             .summary(format!(
                 "the client's bind{} was answered with {what} in frame {}",
-                r.bind
-                    .map(|b| format!(" (frame {})", b.frame))
-                    .unwrap_or_default(),
+                r.bind.map_or(" (sent on the IN channel)".to_string(), |b| format!(
+                    " (frame {})",
+                    b.frame
+                )),
                 at.frame
             ))
             .cause(

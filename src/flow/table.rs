@@ -96,7 +96,16 @@ pub struct Table {
     out_legs: FxHashMap<(IpAddr, SocketAddr), Vec<FlowKey>>,
     /// `--gateway` names, shared by the flows.
     gateway_names: Option<std::sync::Arc<[String]>>,
+    /// Client and server hosts with UDP to the gateway's port 3391 (its
+    /// DTLS transport): their TLS on 443 is a gateway leg, keys or not.
+    /// Bounded by [`MAX_GATEWAY_UDP`].
+    gateway_udp: rustc_hash::FxHashSet<(IpAddr, IpAddr)>,
 }
+
+/// Host pairs with gateway UDP remembered per worker (a flood of spoofed
+/// UDP to 3391 must not grow the set; past it a 443 flow needs
+/// `--gateway` to count as a leg).
+pub const MAX_GATEWAY_UDP: usize = 4096;
 
 impl Table {
     pub fn new() -> Table {
@@ -118,6 +127,7 @@ impl Table {
             keys: None,
             out_legs: FxHashMap::default(),
             gateway_names: None,
+            gateway_udp: Default::default(),
         }
     }
 
@@ -248,6 +258,12 @@ impl Table {
             }
             if self.full(cfg) {
                 self.evict_one(cfg);
+            }
+            if transport == Transport::Udp
+                && server.port() == crate::config::port::GATEWAY_UDP
+                && self.gateway_udp.len() < MAX_GATEWAY_UDP
+            {
+                self.gateway_udp.insert((client.ip(), server.ip()));
             }
             let mut flow = Flow::new(key, client, server, int, at);
             flow.app.keys = self.keys.clone();
@@ -463,7 +479,11 @@ impl Table {
     fn finish(&mut self, mut f: Flow, cfg: &Config, end: Option<Mark>, judged_at: Option<Mark>) {
         let end = end.unwrap_or(f.last);
         f.finish(end, cfg);
-        f.named_gateway = named_gateway(&f, cfg);
+        f.named_gateway = named_gateway(&f, cfg)
+            || (f.interest == Interest::Gateway
+                && f.app.class == crate::proto::AppClass::Tls
+                && f.tunnel_of.is_none()
+                && self.gateway_udp.contains(&(f.client.ip(), f.server.ip())));
         let tunnel = if f.reported() { f.take_tunnel() } else { None };
         self.keep(f, cfg, judged_at);
         if let Some(t) = tunnel {
