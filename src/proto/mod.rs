@@ -225,6 +225,9 @@ pub struct App {
     /// OUT channel's tunnel ([`App::take_outbound`]).
     outbound: Vec<(Dir, Mark, Vec<u8>)>,
     outbound_len: usize,
+    /// An RPC IN channel read requests its OUT channel has not had yet
+    /// (a flag, so that the per-packet check stays one load).
+    calls_pending: bool,
 }
 
 /// Tunnelled bytes an IN channel holds for its OUT channel between two
@@ -752,6 +755,7 @@ impl App {
             }
         }
         let not_http = leg.not_http;
+        self.calls_pending = leg.has_calls();
         if bounded.is_some() && self.fx().bounded.is_none() {
             // Said like any parser's bound: the flow's confidence.
             self.fx().bounded = bounded;
@@ -794,16 +798,14 @@ impl App {
 
     /// Has an IN channel tunnelled bytes (or RPC requests) waiting?
     pub fn has_outbound(&self) -> bool {
-        !self.outbound.is_empty()
-            || self
-                .facts()
-                .gateway
-                .as_deref()
-                .is_some_and(|g| g.has_calls())
+        !self.outbound.is_empty() || self.calls_pending
     }
 
     /// The RPC requests an IN channel read since the last call.
     pub fn take_calls(&mut self) -> Vec<gateway::Call> {
+        if !std::mem::take(&mut self.calls_pending) {
+            return Vec::new();
+        }
         self.fx()
             .gateway
             .as_mut()
