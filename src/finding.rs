@@ -328,6 +328,7 @@ codes! {
     TlsCertSelfSigned = "tls.cert.self_signed",
     TlsCertNameMismatch = "tls.cert.name_mismatch",
     TlsCertUnobservable = "tls.cert.unobservable",
+    TlsCertMalformed = "tls.cert.malformed",
     NlaStalled = "nla.stalled",
     NlaNtlmFallback = "nla.ntlm_fallback",
     NlaClientAborted = "nla.client_aborted",

@@ -1,6 +1,8 @@
 //! The server certificate, judged against the capture's own clock:
 //! `tls.cert.expired`, `tls.cert.not_yet_valid`, `tls.cert.self_signed`,
-//! `tls.cert.name_mismatch`, `tls.cert.unobservable` (TLS 1.3). From the
+//! `tls.cert.name_mismatch`, `tls.cert.unobservable` (TLS 1.3),
+//! `tls.cert.malformed` (a certificate that does not decode: no validity
+//! or name verdict is drawn from it). From the
 //! TLS Certificate message (≤ TLS 1.2) or, under Standard RDP Security,
 //! the X.509 chain in the server's security data.
 
@@ -33,6 +35,7 @@ impl Detector for Certificates {
             Code::TlsCertSelfSigned,
             Code::TlsCertNameMismatch,
             Code::TlsCertUnobservable,
+            Code::TlsCertMalformed,
         ]
     }
 
@@ -69,6 +72,27 @@ impl Detector for Certificates {
         // A gateway's certificate must be trusted by the client (mstsc does
         // not let the user accept an untrusted gateway).
         let gateway = f.app.gateway_leg().is_some() || f.named_gateway;
+        if let Some(why) = &c.malformed {
+            // Nothing in it is a fact: no validity, issuer or name verdict.
+            let mut d = base(Code::TlsCertMalformed, Severity::Warning, at);
+            d.summary = format!(
+                "The server's certificate in frame {} does not decode as X.509: {why}",
+                at.frame
+            );
+            d.cause = "The certificate the server sent is damaged or not X.509 DER; a client \
+                       cannot validate it and refuses or warns. The capture itself may have cut \
+                       or damaged it (compare with the certificate on the server)."
+                .into();
+            d.remedy = "Export the certificate bound to RDP on the server (certlm.msc > Remote \
+                        Desktop) and check it decodes (certutil -dump); reissue it if not."
+                .into();
+            d.confidence = crate::finding::Confidence::lowered(
+                crate::finding::Level::Medium,
+                "the capture may have damaged the certificate",
+            );
+            out.push(d);
+            return;
+        }
         let now = at.ts.div_euclid(1_000_000_000);
         let when = rfc3339(at.ts);
         let who = format!("\"{}\" (issuer \"{}\", {})", c.subject, c.issuer, c.key);
@@ -221,5 +245,33 @@ mod test {
             !healthy.iter().any(|c| c == "tls.cert.name_mismatch"),
             "{healthy:?}"
         );
+    }
+
+    #[test]
+    fn an_undecodable_certificate_is_malformed_never_expired() {
+        let cfg = Config::default();
+        // One byte changed: the outer SEQUENCE tag of the host certificate.
+        let mut bad = CERT_HOST.to_vec();
+        bad[0] = 0x31;
+        let got = codes(&bad, &cfg);
+        assert!(got.contains(&"tls.cert.malformed".to_string()), "{got:?}");
+        for no in [
+            "tls.cert.expired",
+            "tls.cert.not_yet_valid",
+            "tls.cert.self_signed",
+        ] {
+            assert!(!got.iter().any(|c| c == no), "{got:?}");
+        }
+        // Bytes that are no certificate at all.
+        let got = codes(&[0xAB; 40], &cfg);
+        assert_eq!(
+            got.iter()
+                .filter(|c| c.starts_with("tls.cert."))
+                .collect::<Vec<_>>(),
+            vec!["tls.cert.malformed"]
+        );
+        // One byte short: the last byte cut.
+        let got = codes(&CERT_HOST[..CERT_HOST.len() - 1], &cfg);
+        assert!(got.contains(&"tls.cert.malformed".to_string()), "{got:?}");
     }
 }

@@ -59,6 +59,9 @@ pub struct CertInfo {
     /// "RSA 2048", "EC 256".
     pub key: String,
     pub self_signed: bool,
+    /// The certificate did not decode: what the X.509 parser said. Its
+    /// other fields are then empty, not facts.
+    pub malformed: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,7 +482,7 @@ thread_local! {
 }
 
 /// Certificate facts; a certificate that does not decode keeps its
-/// subject as "(undecodable certificate)".
+/// subject as "(undecodable certificate)" and says why in `malformed`.
 pub fn cert_info(der: &[u8]) -> CertInfo {
     if let Some(c) = CERTS.with(|c| {
         c.borrow()
@@ -503,11 +506,15 @@ pub fn cert_info(der: &[u8]) -> CertInfo {
 fn decode_cert(der: &[u8]) -> CertInfo {
     use x509_parser::extensions::GeneralName;
     use x509_parser::public_key::PublicKey;
-    let Ok((_, c)) = x509_parser::parse_x509_certificate(der) else {
-        return CertInfo {
-            subject: "(undecodable certificate)".into(),
-            ..Default::default()
-        };
+    let c = match x509_parser::parse_x509_certificate(der) {
+        Ok((_, c)) => c,
+        Err(e) => {
+            return CertInfo {
+                subject: "(undecodable certificate)".into(),
+                malformed: Some(format!("{e} ({} bytes)", der.len())),
+                ..Default::default()
+            };
+        }
     };
     // Names may hold control characters; a report line must not.
     let clean = |s: String| s.replace(|c: char| c.is_control(), " ").trim().to_string();
@@ -552,6 +559,7 @@ fn decode_cert(der: &[u8]) -> CertInfo {
         not_before: c.validity().not_before.timestamp(),
         not_after: c.validity().not_after.timestamp(),
         key,
+        malformed: None,
     }
 }
 

@@ -640,7 +640,9 @@ pub fn facts(f: &Flow, cert: Option<&crate::proto::tls::CertInfo>) -> Facts {
     }
     if let Some(c) = cert {
         r.cert_subject = c.subject.clone();
-        r.cert_not_after = rfc3339(c.not_after.saturating_mul(1_000_000_000));
+        if c.malformed.is_none() {
+            r.cert_not_after = rfc3339(c.not_after.saturating_mul(1_000_000_000));
+        }
     }
     if let Some((c, _)) = &x.client_data {
         r.client_name = c.name.trim_end().to_string();
