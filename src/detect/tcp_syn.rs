@@ -129,4 +129,27 @@ mod test {
         let one = &out[..1];
         assert!(check(&SynDetector, one, &Config::default()).is_empty());
     }
+
+    #[test]
+    fn a_client_whose_source_port_is_3389_is_no_rdp_attempt() {
+        // A client that happens to use source port 3389 dials a web server
+        // that never answers: the SYN names port 80 the service (probed by
+        // content), so no RDP finding; the same to port 3389 is one.
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:3389", "198.18.0.2:80", 1_000_000_000);
+        c.syn(&mut out)
+            .syn_again(&mut out, 1_000_000_000)
+            .syn_again(&mut out, 2_000_000_000);
+        let (flows, _) = super::super::fixture::flows_with_keys(&out, &Config::default(), None);
+        assert!(
+            flows.is_empty(),
+            "a probed flow without content is not reported"
+        );
+        let mut out = vec![];
+        let mut c = TcpConv::new("198.18.0.1:3389", "198.18.0.2:3389", 1_000_000_000);
+        c.syn(&mut out)
+            .syn_again(&mut out, 1_000_000_000)
+            .syn_again(&mut out, 2_000_000_000);
+        assert_eq!(check(&SynDetector, &out, &Config::default()).len(), 1);
+    }
 }

@@ -240,7 +240,7 @@ impl Table {
                 }
                 _ => None,
             });
-            let Some((int, dst_is_server)) = found else {
+            let Some((mut int, dst_is_server)) = found else {
                 return;
             };
             let (mut client, mut server) = if dst_is_server {
@@ -248,12 +248,20 @@ impl Table {
             } else {
                 (dst, src)
             };
-            // A SYN names the client whatever the ports say.
+            // A SYN names the client whatever the ports say, and the
+            // service is the server's port: a client whose source port
+            // happens to be 3389 (or 443, 53) talking to port 80 is probed
+            // by content like any other flow, not taken for RDP.
             if let L4::Tcp(t) = pkt.l4 {
                 if t.flags & 0x12 == 0x02 {
                     (client, server) = (src, dst);
                 } else if t.flags & 0x12 == 0x12 {
                     (client, server) = (dst, src);
+                }
+                if t.flags & 0x02 != 0 {
+                    if let Some((i, _)) = interest(transport, 0, server.port(), cfg) {
+                        int = i;
+                    }
                 }
             }
             if self.full(cfg) {
