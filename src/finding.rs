@@ -309,6 +309,7 @@ codes! {
     CaptureTruncated = "capture.truncated",
     CaptureCorrupt = "capture.corrupt",
     CaptureUnsupportedLink = "capture.unsupported_link",
+    CaptureUndecoded = "capture.undecoded",
     CaptureBound = "capture.bound",
     CaptureOffload = "capture.offload",
     DnsNxdomain = "dns.nxdomain",

@@ -83,6 +83,27 @@ pub fn ip_bytes(link: u32, data: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// Why a frame of a decoded link type gave no IP when the decoder gave up
+/// on it (rather than it carrying no IP: ARP and the like): `None` for
+/// those. Called only for frames [`ip_bytes`] returned nothing for.
+pub fn give_up(link: u32, data: &[u8]) -> Option<&'static str> {
+    if link != linktype::ETHERNET {
+        return None;
+    }
+    let mut t = be16(data, 12)?;
+    let mut at = 14;
+    let mut tags = 0;
+    while ETH_VLAN.contains(&t) {
+        if tags == MAX_VLAN_TAGS {
+            return Some("more than 4 stacked VLAN tags");
+        }
+        t = be16(data, at + 2)?;
+        at += 4;
+        tags += 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -97,6 +118,26 @@ mod test {
         assert_eq!(ip_bytes(linktype::ETHERNET, &f), Some(&IP4[..]));
         // Cut inside the second tag: no IP.
         assert_eq!(ip_bytes(linktype::ETHERNET, &f[..17]), None);
+        assert_eq!(give_up(linktype::ETHERNET, &f), None);
+        // Five tags: the decoder gives up, and says so.
+        let mut five = vec![0u8; 12];
+        for _ in 0..5 {
+            five.extend_from_slice(&[0x81, 0x00, 0x00, 0x0A]);
+        }
+        five.extend_from_slice(&[0x08, 0x00]);
+        five.extend_from_slice(&IP4);
+        assert_eq!(ip_bytes(linktype::ETHERNET, &five), None);
+        assert_eq!(
+            give_up(linktype::ETHERNET, &five),
+            Some("more than 4 stacked VLAN tags")
+        );
+        // Four: decoded.
+        let four = [&five[..12], &five[16..]].concat();
+        assert_eq!(ip_bytes(linktype::ETHERNET, &four), Some(&IP4[..]));
+        // ARP is no IP, and nothing was given up.
+        let mut arp = vec![0u8; 12];
+        arp.extend_from_slice(&[0x08, 0x06, 0, 1]);
+        assert_eq!(give_up(linktype::ETHERNET, &arp), None);
     }
 
     #[test]

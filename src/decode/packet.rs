@@ -169,6 +169,19 @@ pub fn decode(ip_bytes: &[u8]) -> Option<Packet<'_>> {
     Some(Packet { ip: info, l4 })
 }
 
+/// Why the decoder gave up on a packet it decoded the IP header of: an
+/// IPv6 extension header chain it could not walk to the end (a repeated
+/// hop-by-hop header, a type etherparse does not follow, a chain past its
+/// limit) leaves the packet's transport unknown.
+pub fn given_up(p: &Packet<'_>) -> Option<&'static str> {
+    match p.l4 {
+        L4::Other(0 | 43 | 51 | 60 | 135 | 139 | 140) if p.ip.v6 => {
+            Some("an IPv6 extension header chain the decoder could not follow to its end")
+        }
+        _ => None,
+    }
+}
+
 /// Decodes the transport layer of an unfragmented (or reassembled) payload.
 pub fn transport(proto: u8, payload: &[u8], declared: u32, v6: bool) -> L4<'_> {
     match IpNumber(proto) {

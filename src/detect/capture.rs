@@ -18,6 +18,8 @@ pub struct CaptureFacts {
     pub corrupt: Option<(u64, String)>,
     /// (interface, link type, first frame) of interfaces not decoded.
     pub unsupported: Vec<(u32, u32, u64)>,
+    /// Frames the decoder gave up on: why, first frame, count.
+    pub undecoded: Vec<(&'static str, u64, u64)>,
     /// ICMP errors that quote no tracked flow, in frame order.
     pub orphan_icmp: Vec<OrphanIcmp>,
     pub bounds: BoundsHit,
@@ -78,7 +80,7 @@ pub struct Links;
 
 impl CaptureDetector for Links {
     fn codes(&self) -> Vec<Code> {
-        vec![Code::CaptureUnsupportedLink]
+        vec![Code::CaptureUnsupportedLink, Code::CaptureUndecoded]
     }
 
     fn check(&self, cx: &CaptureFacts, out: &mut Vec<Draft>) {
@@ -89,6 +91,25 @@ impl CaptureDetector for Links {
                     .cause("The capture was taken on a link layer other than Ethernet, Linux cooked, raw IP or BSD loopback.")
                     .remedy("Capture on an Ethernet or 'any' interface, or convert with editcap -T.")
                     .filter(format!("frame.interface_id=={iface}")),
+            );
+        }
+        for &(why, first, n) in &cx.undecoded {
+            out.push(
+                capture_draft(Code::CaptureUndecoded, first, cx.end.ts)
+                    .summary(format!(
+                        "{n} frame{} skipped: {why} (the first: frame {first})",
+                        super::plural(n)
+                    ))
+                    .cause(
+                        "The decoder gives up on these frames rather than guess (a hostile or \
+                         damaged capture, or an unusual encapsulation); whatever they carried is \
+                         not in the report.",
+                    )
+                    .remedy(
+                        "Look at the first such frame in Wireshark; strip the encapsulation \
+                         (editcap, or capture closer to the hosts) if the traffic matters.",
+                    )
+                    .filter(format!("frame.number=={first}")),
             );
         }
     }

@@ -34,6 +34,8 @@ struct Shard {
     table: Table,
     /// (interface, link type) pairs we could not decode, with the first frame.
     unsupported: Vec<(u32, u32, u64)>,
+    /// Frames the decoder gave up on: why, the first frame, how many.
+    undecoded: Vec<(&'static str, u64, u64)>,
     /// Finished flows, judged.
     conns: Vec<Conn>,
     /// On a stream: the client randoms (first 8 bytes) of TLS flows that
@@ -47,6 +49,7 @@ impl Shard {
         Shard {
             table: Table::shared(n, cfg),
             unsupported: Vec::new(),
+            undecoded: Vec::new(),
             conns: Vec::new(),
             unkeyed: Vec::new(),
             stream: false,
@@ -75,16 +78,32 @@ impl Shard {
             return;
         }
         let Some(ip) = link::ip_bytes(f.link, data) else {
+            if let Some(why) = link::give_up(f.link, data) {
+                self.gave_up(why, f.number);
+            }
             return;
         };
         let Some(pkt) = decode::decode(ip) else {
             return;
         };
+        if let Some(why) = decode::packet::given_up(&pkt) {
+            self.gave_up(why, f.number);
+            return;
+        }
         let at = Mark {
             frame: f.number,
             ts: f.ts,
         };
         self.table.packet(&pkt, at, cfg);
+    }
+}
+
+impl Shard {
+    fn gave_up(&mut self, why: &'static str, frame: u64) {
+        match self.undecoded.iter_mut().find(|u| u.0 == why) {
+            Some(u) => u.2 += 1,
+            None => self.undecoded.push((why, frame, 1)),
+        }
     }
 }
 
@@ -369,6 +388,19 @@ fn capture_facts(
         .collect();
     unsupported.sort_by_key(|u| (u.0, u.2));
     unsupported.dedup_by_key(|u| u.0);
+    let mut undecoded: Vec<(&'static str, u64, u64)> = Vec::new();
+    for s in shards {
+        for &(why, first, n) in &s.undecoded {
+            match undecoded.iter_mut().find(|u| u.0 == why) {
+                Some(u) => {
+                    u.1 = u.1.min(first);
+                    u.2 += n;
+                }
+                None => undecoded.push((why, first, n)),
+            }
+        }
+    }
+    undecoded.sort_by_key(|u| u.1);
     let mut orphan_icmp: Vec<_> = shards
         .iter()
         .flat_map(|s| s.table.orphan_icmp.iter().copied())
@@ -388,6 +420,7 @@ fn capture_facts(
         events,
         corrupt,
         unsupported,
+        undecoded,
         orphan_icmp,
         bounds,
         end,
@@ -652,5 +685,88 @@ mod test {
         assert_eq!(seen, vec![(0x0303, 0x009c), (0x0303, 0x003d)]);
         let ems: Vec<bool> = fl.iter().map(|f| f.app.facts().tls.ems).collect();
         assert_eq!(ems, vec![true, false]);
+    }
+}
+
+#[cfg(test)]
+mod undecoded_test {
+    use super::*;
+    use crate::synth::{Format, Pkt, Writer};
+
+    fn analyze_pkts(pkts: &[Pkt], threads: usize) -> CaptureReport {
+        let mut buf = Vec::new();
+        {
+            let mut w = Writer::new(&mut buf, Format::Pcap).unwrap();
+            for p in pkts {
+                w.write(p).unwrap();
+            }
+        }
+        let src = Source::from_reader(Box::new(std::io::Cursor::new(buf))).unwrap();
+        analyze("t.pcap", src, &Config::default(), threads, &|_| {})
+    }
+
+    /// An Ethernet frame with `tags` VLAN tags around an IPv4/UDP packet.
+    fn vlan_frame(tags: usize, ts: i64) -> Pkt {
+        let mut d = vec![0u8; 12];
+        for _ in 0..tags {
+            d.extend_from_slice(&[0x81, 0x00, 0x00, 0x0A]);
+        }
+        d.extend_from_slice(&[0x08, 0x00]);
+        d.extend_from_slice(&[
+            0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+        ]);
+        d.extend_from_slice(&[0xC3, 0x50, 0x0D, 0x3D, 0, 8, 0, 0]);
+        Pkt {
+            ts,
+            orig_len: d.len() as u32,
+            data: d,
+        }
+    }
+
+    /// An IPv6 packet whose extension chain repeats the hop-by-hop header
+    /// (allowed only first: the decoder stops there).
+    fn v6_chain(ts: i64) -> Pkt {
+        let mut d = vec![0u8; 12];
+        d.extend_from_slice(&[0x86, 0xDD, 0x60, 0, 0, 0, 0, 40, 0, 64]);
+        d.extend_from_slice(&[0u8; 32]);
+        for _ in 0..5 {
+            d.extend_from_slice(&[0, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        Pkt {
+            ts,
+            orig_len: d.len() as u32,
+            data: d,
+        }
+    }
+
+    #[test]
+    fn frames_the_decoder_gives_up_on_are_counted_once_per_reason() {
+        let mut pkts: Vec<Pkt> = (0..7).map(|i| vlan_frame(5, i * 1000)).collect();
+        pkts.push(vlan_frame(4, 9000));
+        pkts.extend((0..3).map(|i| v6_chain(10_000 + i)));
+        for threads in [1, 2] {
+            let r = analyze_pkts(&pkts, threads);
+            let got: Vec<(String, u64, String)> = r
+                .findings
+                .iter()
+                .filter(|f| f.code == crate::finding::Code::CaptureUndecoded)
+                .map(|f| (f.code.to_string(), f.first_frame, f.summary.clone()))
+                .collect();
+            assert_eq!(got.len(), 2, "{got:?}");
+            assert_eq!(got[0].1, 1);
+            assert!(
+                got[0]
+                    .2
+                    .starts_with("7 frames skipped: more than 4 stacked VLAN tags"),
+                "{}",
+                got[0].2
+            );
+            assert_eq!(got[1].1, 9);
+            assert!(
+                got[1].2.starts_with("3 frames skipped: an IPv6 extension"),
+                "{}",
+                got[1].2
+            );
+        }
     }
 }
