@@ -1,5 +1,9 @@
 //! `capture.loss`: bytes the receiver acknowledged that the capture never
-//! saw. Not a network fault: it tells how far to trust the verdict.
+//! saw. Not a network fault: it tells how far to trust the verdict. Only
+//! what TCP can justify counts: a segment further ahead than any window
+//! (1 GiB) is no data, and an acknowledgment that skips more than a
+//! 100 Gbit/s link carries since the previous one (plus 256 KiB) skips
+//! nothing; such sequence numbers are said instead (chaotic or forged).
 
 use super::{conversation_filter, Context, Detector, Draft};
 use crate::finding::{Code, Dir, Phase, Severity};
@@ -17,7 +21,12 @@ impl Detector for CaptureLoss {
             f.tcp().dirs[Dir::Client].capture_lost,
             f.tcp().dirs[Dir::Server].capture_lost,
         ];
-        if lost == [0, 0] {
+        let t = f.tcp();
+        let odd: u64 = Dir::BOTH
+            .iter()
+            .map(|&d| t.dirs[d].implausible_acks + u64::from(t.dirs[d].out_of_window > 0))
+            .sum();
+        if lost == [0, 0] && odd == 0 {
             return;
         }
         // The ACKs that revealed the loss (Wireshark: "ACKed segment that wasn't captured").
@@ -39,8 +48,17 @@ impl Detector for CaptureLoss {
             Draft::new(Code::CaptureLoss, Severity::Info, Phase::Capture, first.frame, first.ts)
                 .until(last.frame)
                 .summary(format!(
-                    "{} bytes from the client and {} from the server were acknowledged but are not in the capture",
-                    lost[0], lost[1]
+                    "{} bytes from the client and {} from the server were acknowledged but are not in the capture{}",
+                    lost[0], lost[1],
+                    if odd > 0 {
+                        format!(
+                            "; {} bytes of segments beyond any TCP window and {} acknowledgments skipping more than the link could carry were not counted (inconsistent sequence numbers)",
+                            t.dirs[Dir::Client].out_of_window + t.dirs[Dir::Server].out_of_window,
+                            t.dirs[Dir::Client].implausible_acks + t.dirs[Dir::Server].implausible_acks
+                        )
+                    } else {
+                        String::new()
+                    }
                 ))
                 .cause("The capture dropped packets (a busy capture host, a SPAN port over capacity, or a snap filter).")
                 .remedy("Capture closer to an endpoint, with a larger buffer (dumpcap -B), or filter to the RDP host only.")

@@ -23,7 +23,7 @@ impl Detector for IcmpUnreachable {
             return;
         };
         let last = errs.next_back().unwrap_or(first);
-        let count = f.icmp.iter().filter(|e| e.err.is_unreachable()).count();
+        let count = f.icmp_unreachable;
         let (who, icmp) = super::icmp_sender(f, first);
         let d = Draft::new(
             Code::TcpIcmpUnreachable,

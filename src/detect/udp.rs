@@ -34,8 +34,8 @@ impl Detector for UdpTransport {
                     who,
                     f.server,
                     first.err.describe(),
-                    unreachable.len(),
-                    super::plural(unreachable.len())
+                    f.icmp_unreachable,
+                    super::plural(f.icmp_unreachable)
                 ))
                 .cause("UDP to the RDP port is closed on the server (Windows firewall rule \"Remote \
                         Desktop - User Mode (UDP-In)\", or UDP transport turned off) or refused by a \
@@ -198,5 +198,31 @@ mod test {
             d.iter().any(|d| d.code == Code::UdpIcmpUnreachable),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn icmp_past_the_per_flow_cap_is_counted_exactly() {
+        // 100 SYNs, each answered with port unreachable: 16 events are
+        // kept, the count and the last frame are the real ones.
+        let mut out = Vec::new();
+        for (i, syn) in syns(100).into_iter().enumerate() {
+            let e = icmp_error(
+                "198.19.0.1",
+                "198.18.0.10".parse().unwrap(),
+                3,
+                0,
+                &syn,
+                T + i as i64 * 3000 * MS + MS,
+            );
+            out.push(syn);
+            out.push(e);
+        }
+        let d = check(&UdpTransport, &out, &Config::default());
+        let u = d
+            .iter()
+            .find(|d| d.code == Code::UdpIcmpUnreachable)
+            .expect("finding");
+        assert!(u.summary.contains("(100 times)"), "{}", u.summary);
+        assert_eq!((u.first_frame, u.last_frame), (2, 200));
     }
 }

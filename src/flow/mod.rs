@@ -132,6 +132,10 @@ pub struct TcpDir {
     pub syn: Marks,
     pub fin: Option<Mark>,
     pub capture_lost: u64,
+    /// Sequence numbers no TCP could send: segments beyond any window
+    /// (bytes), acknowledgments skipping more than the link could carry.
+    pub out_of_window: u64,
+    pub implausible_acks: u64,
     pub path: PathStats,
     /// ACKs from the peer that revealed bytes of this direction as never captured.
     pub loss_seen: Marks,
@@ -238,7 +242,11 @@ pub struct Flow {
     pub last: Mark,
     pub dirs: [DirStats; 2],
     pub frags: Frags,
+    /// The first [`MAX_ICMP`] − 1 ICMP events and the latest one.
     pub icmp: Vec<IcmpEvent>,
+    /// Destination-unreachable events in all (kept or not): the count a
+    /// finding says, exact whatever the cap.
+    pub icmp_unreachable: u64,
     pub app: App,
     /// TCP only, and only while the flow is of interest.
     tcp: Option<Box<TcpFlow>>,
@@ -285,6 +293,7 @@ impl Flow {
             dirs: Default::default(),
             frags: Frags::default(),
             icmp: Vec::new(),
+            icmp_unreachable: 0,
             app,
             tcp,
             ignored: false,
@@ -453,7 +462,7 @@ impl Flow {
                 }
             });
             let before = m.reasm[other].capture_lost;
-            m.reasm[other].acked(t.ack, &lim, &mut |off, c| {
+            m.reasm[other].acked(t.ack, at.ts, &lim, &mut |off, c| {
                 app.feed(other, c, Pos::new(at, off))
             });
             if m.reasm[other].capture_lost > before {
@@ -607,6 +616,8 @@ impl Flow {
                 for dir in Dir::BOTH {
                     let td = &mut tf.dirs[dir];
                     td.capture_lost = m.reasm[dir].capture_lost;
+                    td.out_of_window = m.reasm[dir].out_of_window;
+                    td.implausible_acks = m.reasm[dir].implausible_acks;
                     td.path.unfilled = m.reasm[dir].pending_hole();
                     td.path.stuck = m.inflight[dir].stuck();
                 }
@@ -636,8 +647,15 @@ impl Flow {
     }
 
     pub fn icmp(&mut self, ev: IcmpEvent) {
+        if ev.err.is_unreachable() {
+            self.icmp_unreachable += 1;
+        }
         if self.icmp.len() < MAX_ICMP {
             self.icmp.push(ev);
+        } else if let Some(last) = self.icmp.last_mut() {
+            // Past the cap the last slot follows the latest event, so the
+            // frames a finding cites run to the real last one.
+            *last = ev;
         }
     }
 

@@ -64,7 +64,27 @@ pub struct Reasm {
     pub ooo_dropped: u64,
     /// Bytes delivered to the sink.
     pub delivered: u64,
+    /// Bytes of segments starting more than [`MAX_AHEAD`] past the next
+    /// expected byte: no TCP window allows them, so they neither count as
+    /// data nor let an acknowledgment skip a hole up to them.
+    pub out_of_window: u64,
+    /// Acknowledgments that would skip more than the link could have
+    /// carried since the previous one ([`ACK_RATE_BYTES_PER_S`]): not
+    /// counted as capture loss (chaotic or forged sequence numbers).
+    pub implausible_acks: u64,
+    /// When the previous acknowledgment of this stream was seen (ns).
+    last_ack_ts: Option<i64>,
 }
+
+/// The fastest link an acknowledged hole is believed on: 100 Gbit/s.
+pub const ACK_RATE_BYTES_PER_S: u64 = 12_500_000_000;
+/// What an acknowledgment may skip beyond that rate (data in flight
+/// before the previous acknowledgment).
+pub const ACK_SLACK: u64 = 256 << 10;
+
+/// The largest TCP window (65535 << 14, RFC 7323): a sender cannot be
+/// further ahead of what its peer acknowledged.
+pub const MAX_AHEAD: i64 = 1 << 30;
 
 pub use crate::proto::Chunk;
 
@@ -109,6 +129,10 @@ impl Reasm {
             return SegKind::InOrder;
         }
         let rel = self.rel(seq);
+        if rel - self.next as i64 > MAX_AHEAD {
+            self.out_of_window += len;
+            return SegKind::OutOfOrder;
+        }
         let end = rel + len as i64;
         let was_highest = self.highest;
         if end > self.highest as i64 {
@@ -149,18 +173,32 @@ impl Reasm {
         kind
     }
 
-    /// The peer acknowledged up to `ack`: a hole below it was received by the
-    /// peer but not captured. Skip it as capture loss.
-    pub fn acked(&mut self, ack: u32, lim: &Limits, sink: &mut impl FnMut(u64, Chunk<'_>)) {
+    /// The peer acknowledged up to `ack` at `now` (ns): a hole below it was
+    /// received by the peer but not captured. Skip it as capture loss, when
+    /// the link could have carried it since the previous acknowledgment.
+    pub fn acked(
+        &mut self,
+        ack: u32,
+        now: i64,
+        lim: &Limits,
+        sink: &mut impl FnMut(u64, Chunk<'_>),
+    ) {
         if !self.init {
             return;
         }
+        let since = self.last_ack_ts.map_or(0, |t| now.saturating_sub(t).max(0)) as u64;
+        self.last_ack_ts = Some(now);
         let a = self.rel(ack);
         // Only holes we know data exists beyond, or up to the ack itself.
         if a <= self.next as i64 || a > self.highest as i64 + 1 {
             return;
         }
         let a = (a as u64).min(self.highest);
+        let budget = (since as u128 * ACK_RATE_BYTES_PER_S as u128 / 1_000_000_000) as u64;
+        if a - self.next > budget.saturating_add(ACK_SLACK) {
+            self.implausible_acks += 1;
+            return;
+        }
         while self.next < a {
             let hole_end = match self.ooo.first_key_value() {
                 Some((&k, _)) if k < a => k,
@@ -309,13 +347,63 @@ mod test {
     }
 
     #[test]
+    fn a_segment_beyond_any_window_is_no_data_and_no_hole() {
+        let mut r = Reasm::default();
+        r.start(0);
+        let mut out = vec![];
+        collect(&mut r, 0, b"ab", &mut out);
+        // 1 GiB + 3 ahead: no window allows it.
+        collect(&mut r, (1 << 30) + 5, b"zz", &mut out);
+        assert_eq!(r.out_of_window, 2);
+        r.acked((1 << 30) + 7, 0, &Limits::default(), &mut |_, _| {});
+        assert_eq!(r.capture_lost, 0);
+        // Within the window it is held, and an ACK past it is loss.
+        collect(&mut r, 1000, b"yy", &mut out);
+        r.acked(1002, 1_000_000, &Limits::default(), &mut |_, _| {});
+        assert_eq!(r.capture_lost, 998);
+    }
+
+    #[test]
+    fn chaotic_sequence_numbers_lose_no_more_than_the_link_carries() {
+        // Random seq and ack numbers (an LCG): the loss stays bounded by
+        // the windows the acknowledgments could cover.
+        let mut r = Reasm::default();
+        r.start(0);
+        let mut x: u64 = 42;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 32) as u32
+        };
+        let mut acks = 0u64;
+        // One packet each way every 10 µs: 100 ms in all.
+        for i in 0..10_000i64 {
+            let seq = next();
+            r.segment(seq, &[0; 8], 8, &Limits::default(), &mut |_, _| {});
+            let before = r.capture_lost;
+            r.acked(next(), i * 10_000, &Limits::default(), &mut |_, _| {});
+            if r.capture_lost > before {
+                acks += 1;
+            }
+        }
+        // At most the slack plus 100 Gbit/s × 10 µs per acknowledgment.
+        assert!(
+            r.capture_lost <= acks * (ACK_SLACK + 125_000),
+            "{} over {acks}",
+            r.capture_lost
+        );
+        assert!(r.implausible_acks > 1000, "{}", r.implausible_acks);
+    }
+
+    #[test]
     fn acked_hole_is_capture_loss() {
         let mut r = Reasm::default();
         r.start(0);
         let mut out = vec![];
         collect(&mut r, 0, b"ab", &mut out);
         collect(&mut r, 5, b"fg", &mut out);
-        r.acked(7, &Limits::default(), &mut |_, c| match c {
+        r.acked(7, 0, &Limits::default(), &mut |_, c| match c {
             Chunk::Data(b) | Chunk::Beyond(b) => out.extend_from_slice(b),
             Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
         });
