@@ -22,6 +22,10 @@ fn main() {
             let n = flag_value(&args, "--sessions").unwrap_or(2000);
             bench_keyed(Path::new(&args[2]), n)
         }
+        Some("hostile") if args.len() >= 4 => {
+            let n = flag_value(&args, "--flows").unwrap_or(1_000_000);
+            hostile(Path::new(&args[3]), &args[2], n)
+        }
         Some("bench") if args.len() >= 3 => {
             let mib = flag_value(&args, "--mib").unwrap_or(1024);
             let small = args.iter().any(|a| a == "--small");
@@ -29,7 +33,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] | bench-keyed FILE [--sessions N]"
+                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] | bench-keyed FILE [--sessions N] | hostile syn|syn80|synrst|short FILE [--flows N]"
             );
             std::process::exit(2);
         }
@@ -1158,6 +1162,54 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
 /// after another (5 s apart) from different client ports, all opened by
 /// `samples/win-keys.keys` (the generator's fixed randoms). Analyzed with
 /// and without that key log, it gives the cost of decryption.
+/// Hostile captures for `scripts/bench hostile` (never committed): `n`
+/// flows from distinct client addresses and ports, 10 000 new flows a
+/// second: `syn` a SYN each to 3389 (a port scan), `syn80` the same to
+/// port 80, `synrst` SYN, SYN-ACK, RST, `short` a whole short session
+/// (handshake, X.224 request and confirm, FINs).
+fn hostile(path: &Path, kind: &str, n: u64) -> std::io::Result<()> {
+    let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let mut w = synth::Writer::new(file, synth::Format::Pcap)?;
+    let server = if kind == "syn80" { "198.19.0.20:80" } else { SERVER };
+    for i in 0..n {
+        let client = format!(
+            "10.{}.{}.{}:{}",
+            i >> 24 & 0xFF,
+            i >> 16 & 0xFF,
+            i >> 8 & 0xFF,
+            1024 + (i & 0xFF) * 200
+        );
+        let mut c = TcpConv::new(&client, server, T0 + i as i64 * 100_000);
+        let mut out = Vec::new();
+        match kind {
+            "syn" | "syn80" => {
+                c.syn(&mut out);
+            }
+            "synrst" => {
+                c.syn(&mut out);
+                c.wait(MS);
+                c.seq[C] = c.seq[C].wrapping_add(1);
+                let s = c.seq[S];
+                c.raw(&mut out, S, s, synth::flag::SYN, true, Some(1460), &[]);
+                c.wait(MS);
+                let s = c.seq[C];
+                c.raw(&mut out, C, s, synth::flag::RST, false, None, &[]);
+            }
+            "short" => {
+                rdp_start_with(&mut c, &mut out, 0x3, 0x1);
+                c.wait(MS).close(&mut out, C, MS);
+            }
+            other => {
+                return Err(std::io::Error::other(format!("unknown hostile kind {other}")));
+            }
+        }
+        for p in &out {
+            w.write(p)?;
+        }
+    }
+    w.into_inner().flush()
+}
+
 fn bench_keyed(path: &Path, n: u64) -> std::io::Result<()> {
     let mut w = synth::Writer::new(BufWriter::new(File::create(path)?), synth::Format::Pcap)?;
     for i in 0..n {
