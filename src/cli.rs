@@ -112,6 +112,11 @@ pub struct Analyze {
     /// Bytes per direction handed to protocol parsers (stream depth).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub depth: u64,
+    /// Flows held at once per capture; past it the flow idle the longest
+    /// is finished early and capture.bound says how many were.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_flows: u64,
     /// A TLS key log (NSS / SSLKEYLOGFILE format, RFC 9850) to decrypt
     /// sessions with (repeatable). pcapng Decryption Secrets Blocks are
     /// used without it. SSLKEYLOGFILE is never read implicitly.
@@ -185,6 +190,7 @@ fn analyze(a: Analyze) -> Result<u8> {
             .map(|g| g.trim().trim_end_matches('.').to_ascii_lowercase())
             .collect(),
         attempt_window_ns: (a.attempt_window * 1e9) as i64,
+        max_flows: a.max_flows as usize,
         ..Config::default()
     };
     let threads = a.threads.unwrap_or_else(run::default_threads).max(1);

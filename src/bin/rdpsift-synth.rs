@@ -1170,7 +1170,11 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
 fn hostile(path: &Path, kind: &str, n: u64) -> std::io::Result<()> {
     let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let mut w = synth::Writer::new(file, synth::Format::Pcap)?;
-    let server = if kind == "syn80" { "198.19.0.20:80" } else { SERVER };
+    let server = if kind == "syn80" {
+        "198.19.0.20:80"
+    } else {
+        SERVER
+    };
     for i in 0..n {
         let client = format!(
             "10.{}.{}.{}:{}",
@@ -1200,7 +1204,9 @@ fn hostile(path: &Path, kind: &str, n: u64) -> std::io::Result<()> {
                 c.wait(MS).close(&mut out, C, MS);
             }
             other => {
-                return Err(std::io::Error::other(format!("unknown hostile kind {other}")));
+                return Err(std::io::Error::other(format!(
+                    "unknown hostile kind {other}"
+                )));
             }
         }
         for p in &out {

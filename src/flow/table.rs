@@ -100,6 +100,11 @@ pub struct Table {
     /// DTLS transport): their TLS on 443 is a gateway leg, keys or not.
     /// Bounded by [`MAX_GATEWAY_UDP`].
     gateway_udp: rustc_hash::FxHashSet<(IpAddr, IpAddr)>,
+    /// Live flows in the order they were queued for eviction (CLOCK): the
+    /// key, the flow's first frame (a key reused by a later flow is
+    /// another entry) and its last packet's time when queued. Entries of
+    /// finished flows are dropped lazily.
+    order: std::collections::VecDeque<(FlowKey, u64, i64)>,
 }
 
 /// Host pairs with gateway UDP remembered per worker (a flood of spoofed
@@ -128,6 +133,7 @@ impl Table {
             out_legs: FxHashMap::default(),
             gateway_names: None,
             gateway_udp: Default::default(),
+            order: Default::default(),
         }
     }
 
@@ -282,6 +288,7 @@ impl Table {
                         .clone(),
                 );
             }
+            self.queue(key, at);
             self.flows.insert(key, flow);
         }
         let f = self.flows.get_mut(&key).expect("inserted");
@@ -442,6 +449,7 @@ impl Table {
                                 frame: m.first_frame,
                                 ts: m.first_ts,
                             };
+                            self.queue(key, at);
                             self.flows.insert(key, Flow::new(key, c, s, int, at));
                         }
                     }
@@ -574,19 +582,37 @@ impl Table {
         }
     }
 
-    /// The flow table is full: finish the flow idle the longest.
+    /// A new flow joins the eviction queue; stale entries (finished flows)
+    /// are dropped when they outnumber the live ones.
+    fn queue(&mut self, key: FlowKey, at: Mark) {
+        self.order.push_back((key, at.frame, at.ts));
+        if self.order.len() > 2 * self.flows.len() + 4096 {
+            let flows = &self.flows;
+            self.order
+                .retain(|(k, first, _)| flows.get(k).is_some_and(|f| f.first.frame == *first));
+        }
+    }
+
+    /// The flow table is full: finish a flow that was idle since it was
+    /// last queued (CLOCK, amortized O(1): a flow that saw packets since
+    /// gets a second chance at the back; a flow whose content showed it of
+    /// no interest goes at once).
     fn evict_one(&mut self, cfg: &Config) {
-        let victim = self
-            .flows
-            .iter()
-            .min_by_key(|(_, f)| {
-                (
-                    f.interest != Interest::Probe || !f.ignored,
-                    f.last.ts,
-                    f.first.frame,
-                )
-            })
-            .map(|(k, _)| *k);
+        let mut victim = None;
+        let mut tries = self.order.len() * 2 + 1;
+        while let Some((k, first, ts)) = self.order.pop_front() {
+            let Some(f) = self.flows.get(&k).filter(|f| f.first.frame == first) else {
+                continue;
+            };
+            if f.last.ts > ts && !f.ignored && tries > 0 {
+                tries -= 1;
+                let last = f.last.ts;
+                self.order.push_back((k, first, last));
+                continue;
+            }
+            victim = Some(k);
+            break;
+        }
         if let Some(k) = victim {
             let f = self.flows.remove(&k).expect("present");
             self.bounds.flows_evicted += 1;
