@@ -291,6 +291,7 @@ macro_rules! codes {
 codes! {
     TcpSynUnanswered = "tcp.syn_unanswered",
     TcpRefused = "tcp.refused",
+    TcpScan = "tcp.scan",
     TcpIcmpUnreachable = "tcp.icmp_unreachable",
     TcpResetByServer = "tcp.reset_by_server",
     TcpResetByClient = "tcp.reset_by_client",

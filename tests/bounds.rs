@@ -12,7 +12,13 @@ fn hostile(kind: &str, flows: u64) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(format!("{kind}-{flows}.pcap"));
     let ok = Command::new(env!("CARGO_BIN_EXE_rdpsift-synth"))
-        .args(["hostile", kind, p.to_str().unwrap(), "--flows", &flows.to_string()])
+        .args([
+            "hostile",
+            kind,
+            p.to_str().unwrap(),
+            "--flows",
+            &flows.to_string(),
+        ])
         .status()
         .unwrap()
         .success();
@@ -67,4 +73,47 @@ fn a_full_flow_table_finishes_flows_early_and_says_how_many() {
     );
     assert!(!rows_of(&alone, "samples/server-denied.pcap").is_empty());
     std::fs::remove_file(scan).ok();
+}
+
+#[test]
+fn a_scan_is_one_finding_the_same_for_any_j() {
+    // 40 000 SYNs 100 µs apart: those of the last 3 s are too early to
+    // judge (--syn-timeout), the first 10 000 are a scan.
+    let scan = hostile("syn", 40_000);
+    let refused = hostile("synrst", 300);
+    let out = |j: &str| {
+        stdout(&run(&[
+            "analyze",
+            scan.to_str().unwrap(),
+            refused.to_str().unwrap(),
+            "-j",
+            j,
+            "--format",
+            "csv",
+        ]))
+    };
+    let one = out("1");
+    assert_eq!(one, out("2"), "the output does not depend on -j");
+    assert_eq!(one, out("3"));
+    let rows = csv_rows(&one);
+    let scans: Vec<&Vec<String>> = rows.iter().filter(|r| r[2] == "tcp.scan").collect();
+    assert_eq!(scans.len(), 2, "{one}");
+    assert!(
+        scans
+            .iter()
+            .any(|r| r[10].starts_with("10000 connection attempts to 198.19.0.20:3389")),
+        "{one}"
+    );
+    assert!(
+        scans.iter().any(|r| r[10].contains("reset at once (300)")),
+        "{one}"
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r[2] == "tcp.syn_unanswered" || r[2] == "tcp.refused"),
+        "no attempt of the scan is reported one by one"
+    );
+    std::fs::remove_file(scan).ok();
+    std::fs::remove_file(refused).ok();
 }

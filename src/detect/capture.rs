@@ -20,6 +20,8 @@ pub struct CaptureFacts {
     pub unsupported: Vec<(u32, u32, u64)>,
     /// Frames the decoder gave up on: why, first frame, count.
     pub undecoded: Vec<(&'static str, u64, u64)>,
+    /// Scans and floods (session::scan).
+    pub scans: Vec<crate::session::scan::Scan>,
     /// ICMP errors that quote no tracked flow, in frame order.
     pub orphan_icmp: Vec<OrphanIcmp>,
     pub bounds: BoundsHit,
@@ -257,12 +259,71 @@ impl CaptureDetector for Bounds {
         out.push(
             capture_draft(Code::CaptureBound, 1, cx.end.ts)
                 .summary(format!(
-                    "Bounds were hit: {} flows finished early (table full), {} attempts not reported, {} fragment trains dropped, {} ICMP errors not kept, {} DNS queries not kept, {} Kerberos messages not kept",
-                    b.flows_evicted, b.records_dropped, b.fragments_evicted, b.icmp_dropped, b.dns_dropped, b.krb_dropped
+                    "Bounds were hit: {} flows finished early (table full), {} attempts not reported, {} fragment trains dropped, {} ICMP errors not kept, {} DNS queries not kept, {} Kerberos messages not kept, {} failed connections counted only (scan table)",
+                    b.flows_evicted, b.records_dropped, b.fragments_evicted, b.icmp_dropped, b.dns_dropped, b.krb_dropped, b.scan_unreported
                 ))
                 .cause("The capture holds more concurrent flows or fragments than rdpsift keeps in memory.")
                 .remedy("Filter the capture to the hosts of interest (tshark -r in -w out -Y 'ip.addr==…') or raise the limits."),
         );
+    }
+}
+
+/// `tcp.scan`: a run of failed attempts toward one server that is a scan
+/// or a flood (session::scan): one summary instead of an attempt each.
+pub struct Scans;
+
+impl CaptureDetector for Scans {
+    fn codes(&self) -> Vec<Code> {
+        vec![Code::TcpScan]
+    }
+
+    fn check(&self, cx: &CaptureFacts, out: &mut Vec<Draft>) {
+        use crate::session::scan::MAX_SOURCES;
+        for s in &cx.scans {
+            let secs = (s.last.ts - s.first.ts) as f64 / 1e9;
+            let sources = if s.sources >= MAX_SOURCES {
+                format!("at least {MAX_SOURCES} sources")
+            } else {
+                format!("{} source{}", s.sources, super::plural(s.sources as u64))
+            };
+            let ip = if s.server.is_ipv4() { "ip" } else { "ipv6" };
+            let d = Draft::new(
+                Code::TcpScan,
+                crate::finding::Severity::Warning,
+                Phase::Tcp,
+                s.first.frame,
+                s.first.ts,
+            )
+            .until(s.last.frame)
+            .summary(format!(
+                "{} connection attempts to {} from {sources} in {secs:.1} s went no further than a SYN never answered ({}) or refused or reset at once ({}), frames {} to {}: a scan or a flood, summarized instead of an attempt each",
+                s.attempts,
+                s.server,
+                s.attempts - s.refused,
+                s.refused,
+                s.first.frame,
+                s.last.frame
+            ))
+            .cause(
+                "Many hosts (or one host many times) opened connections to this server in quick \
+                 succession and none went further: a port scan, a SYN flood, or clients in a retry \
+                 storm against a server that is down or filtered. Not one user's attempt.",
+            )
+            .remedy(
+                "If the sources are not your clients, block or rate-limit them at the edge (RDP \
+                 should not face the internet: use an RD Gateway or a VPN). If they are, the \
+                 server is unreachable for all of them: check that it listens and that the path \
+                 lets SYNs through.",
+            )
+            .filter(format!(
+                "{ip}.dst=={} && tcp.dstport=={} && tcp.flags.syn==1 && tcp.flags.ack==0 && frame.number>={} && frame.number<={}",
+                s.server.ip(),
+                s.server.port(),
+                s.first.frame,
+                s.last.frame
+            ));
+            out.push(d);
+        }
     }
 }
 

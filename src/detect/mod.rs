@@ -178,6 +178,7 @@ pub static CAPTURE: &[&dyn CaptureDetector] = &[
     &capture::Orphans,
     &capture::Keys,
     &capture::Bounds,
+    &capture::Scans,
 ];
 
 /// Every code this build can emit.

@@ -31,6 +31,9 @@ pub struct BoundsHit {
     pub icmp_dropped: u64,
     pub dns_dropped: u64,
     pub krb_dropped: u64,
+    /// Failed connections of a scan's shape that were neither reported
+    /// one by one nor part of a scan (the scan book's bounds).
+    pub scan_unreported: u64,
 }
 
 /// A DNS query seen on a finished DNS flow, with its endpoints.

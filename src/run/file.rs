@@ -38,6 +38,9 @@ struct Shard {
     undecoded: Vec<(&'static str, u64, u64)>,
     /// Finished flows, judged.
     conns: Vec<Conn>,
+    /// Failed attempts of a scan's shape, set aside until the whole file
+    /// is read (session::scan).
+    book: session::scan::Book,
     /// On a stream: the client randoms (first 8 bytes) of TLS flows that
     /// began before any keys, to tell secrets that came too late.
     unkeyed: Vec<[u8; 8]>,
@@ -51,6 +54,7 @@ impl Shard {
             unsupported: Vec::new(),
             undecoded: Vec::new(),
             conns: Vec::new(),
+            book: session::scan::Book::shared(n),
             unkeyed: Vec::new(),
             stream: false,
         }
@@ -66,7 +70,9 @@ impl Shard {
                     self.unkeyed.push(session::conn::prefix(&r));
                 }
             }
-            self.conns.push(Conn::new(&flow, drafts, outcome));
+            if let Some(c) = self.book.put(Conn::new(&flow, drafts, outcome)) {
+                self.conns.push(c);
+            }
         }
     }
 
@@ -302,10 +308,18 @@ pub fn analyze_with(
         sh.table.close(end, cfg);
         sh.judge_finished(cfg);
     });
-    let conns: Vec<Conn> = shards
+    let mut conns: Vec<Conn> = shards
         .iter_mut()
         .flat_map(|sh| std::mem::take(&mut sh.conns))
         .collect();
+    // Scans and floods: decided on the whole file, the same for any -j.
+    let folded = session::scan::fold(
+        shards
+            .iter_mut()
+            .map(|sh| std::mem::take(&mut sh.book))
+            .collect(),
+    );
+    conns.extend(folded.conns);
     let mut dns: Vec<DnsLookup> = shards
         .iter_mut()
         .flat_map(|s| std::mem::take(&mut s.table.dns))
@@ -354,6 +368,8 @@ pub fn analyze_with(
 
     // The capture as a whole.
     let mut facts = capture_facts(&shards, std::mem::take(&mut reader.events), corrupt, end);
+    facts.scans = folded.scans;
+    facts.bounds.scan_unreported = folded.unreported;
     facts.keys = keys;
     facts.key_use = key_use;
     facts.late_sources = late_sources;

@@ -10,6 +10,7 @@
 pub mod conn;
 pub mod dns;
 pub mod moment;
+pub mod scan;
 
 pub use conn::{Conn, Facts, GatewayUse, InsideUse, KeyUse, Redirected};
 

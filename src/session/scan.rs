@@ -1,0 +1,292 @@
+//! Scans and floods: many connection attempts toward one server that were
+//! never answered or were refused, within a short time, are one `tcp.scan`
+//! summary instead of a million attempts.
+//!
+//! Each worker sets aside the connections shaped like that (a SYN and
+//! nothing else, or a SYN answered by a reset: no data either way) as
+//! compact records, holding the connections themselves up to a bound. Once
+//! every worker is done, the records of the whole file are sorted and cut
+//! into runs per server (consecutive attempts at most [`SCAN_GAP_NS`]
+//! apart): a run of [`SCAN_MIN`] or more is a scan; the connections of a
+//! shorter run go back to be grouped into attempts like any other. The
+//! decision is made on the whole file, so it is the same for any `-j`.
+
+use super::conn::Conn;
+use crate::capture::Mark;
+use crate::finding::{Code, Outcome};
+use std::net::{IpAddr, SocketAddr};
+
+/// Attempts toward one server, each at most [`SCAN_GAP_NS`] after the
+/// previous, from which on they are a scan.
+pub const SCAN_MIN: usize = 64;
+/// The longest gap between two attempts of one scan.
+pub const SCAN_GAP_NS: i64 = 10_000_000_000;
+/// Connections held per file while their run is undecided (split among
+/// the workers); past it only the record is kept.
+pub const MAX_HELD: usize = 16_384;
+/// Records kept per file (split among the workers); past it a failed
+/// connection is counted only.
+pub const MAX_RECORDS: usize = 2_000_000;
+/// Distinct sources counted per scan; past it "at least".
+pub const MAX_SOURCES: usize = 1024;
+
+/// One failed attempt set aside (compact: a few tens of bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct Record {
+    pub server: SocketAddr,
+    pub client: IpAddr,
+    pub first: Mark,
+    pub last: Mark,
+    /// Refused, or answered and reset by the client (not unanswered).
+    pub refused: bool,
+    /// Where its connection is held, when it is.
+    held: Option<u32>,
+}
+
+/// One worker's set-aside attempts.
+#[derive(Debug, Default)]
+pub struct Book {
+    records: Vec<Record>,
+    held: Vec<Option<Conn>>,
+    max_records: usize,
+    max_held: usize,
+    /// Failed connections past the record bound: counted only.
+    pub overflow: u64,
+}
+
+/// A scan: one server's run of failed attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    pub server: SocketAddr,
+    pub attempts: u64,
+    pub refused: u64,
+    /// Distinct client hosts (at most [`MAX_SOURCES`] counted).
+    pub sources: usize,
+    pub first: Mark,
+    pub last: Mark,
+}
+
+/// What the books of a file came to.
+#[derive(Debug, Default)]
+pub struct Folded {
+    pub scans: Vec<Scan>,
+    /// Connections of runs too short to be a scan, back to the rest.
+    pub conns: Vec<Conn>,
+    /// Failed connections that were neither held nor part of a scan: not
+    /// reported one by one (a bound).
+    pub unreported: u64,
+}
+
+/// Is this connection a failed attempt of the scan shape: TCP, no data,
+/// a SYN unanswered or refused (or, a half-open scan, answered and reset
+/// by the client at once: four packets at most), and nothing else to say?
+/// `Some(true)` when it went further than an unanswered SYN.
+pub fn shaped(c: &Conn) -> Option<bool> {
+    if c.transport != crate::flow::Transport::Tcp
+        || c.outcome != Outcome::Failed
+        || c.gateway().is_some()
+        || c.drafts.len() != 1
+    {
+        return None;
+    }
+    match c.drafts[0].code {
+        Code::TcpSynUnanswered => Some(false),
+        Code::TcpRefused => Some(true),
+        Code::TcpResetByClient if c.packets <= 4 && c.facts.requested.is_empty() => Some(true),
+        _ => None,
+    }
+}
+
+impl Book {
+    /// A book for one of `n` workers.
+    pub fn shared(n: usize) -> Book {
+        Book {
+            max_records: MAX_RECORDS.div_ceil(n),
+            max_held: MAX_HELD.div_ceil(n),
+            ..Default::default()
+        }
+    }
+
+    /// Sets a failed attempt aside; gives it back when it is not of the
+    /// scan shape.
+    pub fn put(&mut self, c: Conn) -> Option<Conn> {
+        let Some(refused) = shaped(&c) else {
+            return Some(c);
+        };
+        if self.records.len() >= self.max_records {
+            self.overflow += 1;
+            return None;
+        }
+        let held = (self.held.len() < self.max_held).then_some(self.held.len() as u32);
+        self.records.push(Record {
+            server: c.server,
+            client: c.client.ip(),
+            first: c.first,
+            last: c.last,
+            refused,
+            held,
+        });
+        if held.is_some() {
+            self.held.push(Some(c));
+        }
+        None
+    }
+}
+
+/// Joins the workers' books: the scans, and the connections of shorter
+/// runs given back.
+pub fn fold(books: Vec<Book>) -> Folded {
+    let mut out = Folded::default();
+    let mut all: Vec<(Record, usize)> = Vec::new();
+    let mut held: Vec<Vec<Option<Conn>>> = Vec::new();
+    for (i, b) in books.into_iter().enumerate() {
+        out.unreported += b.overflow;
+        all.extend(b.records.into_iter().map(|r| (r, i)));
+        held.push(b.held);
+    }
+    all.sort_by_key(|(r, _)| (r.server, r.first.ts, r.first.frame));
+    let mut i = 0;
+    while i < all.len() {
+        // The run starting at i.
+        let mut j = i + 1;
+        while j < all.len()
+            && all[j].0.server == all[i].0.server
+            && all[j].0.first.ts - all[j - 1].0.first.ts <= SCAN_GAP_NS
+        {
+            j += 1;
+        }
+        let run = &all[i..j];
+        if run.len() >= SCAN_MIN {
+            let mut sources: Vec<IpAddr> = Vec::new();
+            for (r, _) in run {
+                if sources.len() < MAX_SOURCES && !sources.contains(&r.client) {
+                    sources.push(r.client);
+                }
+            }
+            let first = run.iter().map(|x| x.0.first).min_by_key(|m| m.frame);
+            let last = run.iter().map(|x| x.0.last).max_by_key(|m| m.frame);
+            out.scans.push(Scan {
+                server: run[0].0.server,
+                attempts: run.len() as u64,
+                refused: run.iter().filter(|x| x.0.refused).count() as u64,
+                sources: sources.len(),
+                first: first.unwrap_or_default(),
+                last: last.unwrap_or_default(),
+            });
+        } else {
+            for (r, book) in run {
+                match r.held.and_then(|h| held[*book][h as usize].take()) {
+                    Some(c) => out.conns.push(c),
+                    None => out.unreported += 1,
+                }
+            }
+        }
+        i = j;
+    }
+    out.scans.sort_by_key(|s| s.first.frame);
+    out
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::finding::{Draft, Phase, Severity};
+    use crate::flow::Transport;
+
+    fn failed(client: &str, server: &str, frame: u64, code: Code) -> Conn {
+        let mut c = Conn::test(
+            client,
+            server,
+            Transport::Tcp,
+            frame,
+            frame,
+            Outcome::Failed,
+        );
+        c.drafts.push(Draft::new(
+            code,
+            Severity::Error,
+            Phase::Tcp,
+            frame,
+            frame as i64,
+        ));
+        c
+    }
+
+    #[test]
+    fn a_burst_is_one_scan_and_a_short_run_goes_back() {
+        let mut a = Book::shared(2);
+        let mut b = Book::shared(2);
+        // 70 attempts a second apart from 70 hosts, split between two
+        // workers: one scan (the same for any split).
+        for k in 0..70u64 {
+            let code = if k % 10 == 0 {
+                Code::TcpRefused
+            } else {
+                Code::TcpSynUnanswered
+            };
+            let c = failed(
+                &format!("10.0.0.{k}:40000"),
+                "198.19.0.20:3389",
+                k + 1,
+                code,
+            );
+            let book = if k % 3 == 0 { &mut a } else { &mut b };
+            assert!(book.put(c).is_none());
+        }
+        // A user retrying another server three times: not a scan.
+        for k in 0..3u64 {
+            let c = failed(
+                "10.9.9.9:5000",
+                "198.19.0.21:3389",
+                100 + k * 20,
+                Code::TcpSynUnanswered,
+            );
+            assert!(a.put(c).is_none());
+        }
+        // A connection that carried data is not set aside.
+        let ok = Conn::test(
+            "10.1.1.1:1",
+            "198.19.0.20:3389",
+            Transport::Tcp,
+            5,
+            9,
+            Outcome::Connected,
+        );
+        assert!(a.put(ok).is_some());
+        let f = fold(vec![a, b]);
+        assert_eq!(f.scans.len(), 1);
+        let s = &f.scans[0];
+        assert_eq!((s.attempts, s.refused, s.sources), (70, 7, 70));
+        assert_eq!((s.first.frame, s.last.frame), (1, 70));
+        assert_eq!(f.conns.len(), 3);
+        assert_eq!(f.unreported, 0);
+        // 63 attempts: one short of a scan, all given back.
+        let mut c = Book::shared(1);
+        for k in 0..63u64 {
+            c.put(failed(
+                &format!("10.0.0.{k}:1"),
+                "198.19.0.20:3389",
+                k + 1,
+                Code::TcpSynUnanswered,
+            ));
+        }
+        let f = fold(vec![c]);
+        assert!(f.scans.is_empty());
+        assert_eq!(f.conns.len(), 63);
+        // A gap over 10 s splits the runs.
+        let mut d = Book::shared(1);
+        for k in 0..128u64 {
+            let mut x = failed(
+                &format!("10.0.1.{}:1", k % 250),
+                "198.19.0.20:3389",
+                k + 1,
+                Code::TcpSynUnanswered,
+            );
+            if k >= 64 {
+                x.first.ts += 20_000_000_000;
+            }
+            d.put(x);
+        }
+        assert_eq!(fold(vec![d]).scans.len(), 2);
+    }
+}
