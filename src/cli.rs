@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rdpsift::config::Config;
 use rdpsift::proto::keylog::KeyLog;
-use rdpsift::report::model::{CaptureReport, Outcome, Severity};
+use rdpsift::report::model::{Outcome, Severity};
 use rdpsift::report::output;
 use rdpsift::run;
 use std::fs::File;
@@ -211,47 +211,113 @@ fn analyze(a: Analyze) -> Result<u8> {
         }
     };
     let keys = load_keys(&a)?;
-    let reports: Vec<CaptureReport> = run::run(&found.inputs, &cfg, keys.as_ref(), threads, &tick)?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    for r in &reports {
-        if let Some(e) = &r.error {
-            eprintln!("rdpsift: {}: {e}", r.capture);
-            failed_inputs += 1;
-        }
-    }
-
-    write_file(&a.csv, |w| output::findings_csv(w, &reports))?;
-    write_file(&a.attempts_csv, |w| output::attempts_csv(w, &reports))?;
-    write_file(&a.json, |w| output::findings_json(w, &reports))?;
-    write_file(&a.attempts_json, |w| output::attempts_json(w, &reports))?;
+    let threshold = match a.fail_on {
+        FailOn::Never => None,
+        FailOn::Info => Some(Severity::Info),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Error => Some(Severity::Error),
+        FailOn::Critical => Some(Severity::Critical),
+    };
     let stdout = io::stdout();
     let tty = stdout.is_terminal();
     let format = a
         .format
         .unwrap_or(if tty { Format::Table } else { Format::Csv });
     let mut out = BufWriter::new(stdout.lock());
-    match format {
-        Format::Table => output::table(&mut out, &reports, tty)?,
-        Format::Csv => output::findings_csv(&mut out, &reports)?,
-        Format::Json => output::findings_json(&mut out, &reports)?,
+    let open = |p: &Option<PathBuf>| -> Result<Option<BufWriter<File>>> {
+        p.as_ref()
+            .map(|p| {
+                File::create(p)
+                    .map(BufWriter::new)
+                    .with_context(|| format!("cannot create {}", p.display()))
+            })
+            .transpose()
+    };
+    let mut files = [
+        (open(&a.csv)?, &a.csv),
+        (open(&a.attempts_csv)?, &a.attempts_csv),
+        (open(&a.json)?, &a.json),
+        (open(&a.attempts_json)?, &a.attempts_json),
+    ];
+    // Reports are written as files finish, in input order, and dropped:
+    // only the totals stay.
+    let (mut captures, mut frames, mut attempts, mut failed, mut findings) =
+        (0usize, 0u64, 0usize, 0usize, 0usize);
+    let mut hit = false;
+    let mut first = true;
+    let wrote = run::run_each(
+        &found.inputs,
+        &cfg,
+        keys.as_ref(),
+        threads,
+        &tick,
+        |reports| -> Result<()> {
+            for r in &reports {
+                if let Some(e) = &r.error {
+                    if let Some(b) = &bar {
+                        b.suspend(|| eprintln!("rdpsift: {}: {e}", r.capture));
+                    } else {
+                        eprintln!("rdpsift: {}: {e}", r.capture);
+                    }
+                    failed_inputs += 1;
+                }
+                captures += 1;
+                frames += r.frames;
+                attempts += r.attempts.len();
+                failed += r
+                    .attempts
+                    .iter()
+                    .filter(|x| x.outcome == Outcome::Failed)
+                    .count();
+                findings += r.findings.len();
+                hit |= threshold.is_some_and(|t| r.findings.iter().any(|f| f.severity >= t));
+            }
+            for (k, (w, p)) in files.iter_mut().enumerate() {
+                let Some(w) = w else { continue };
+                let r = match k {
+                    0 => output::findings_csv_part(&mut *w, &reports, first),
+                    1 => output::attempts_csv_part(&mut *w, &reports, first),
+                    2 => output::findings_json(&mut *w, &reports),
+                    _ => output::attempts_json(&mut *w, &reports),
+                };
+                r.with_context(|| {
+                    format!(
+                        "cannot write {}",
+                        p.as_ref()
+                            .map_or(String::new(), |p| p.display().to_string())
+                    )
+                })?;
+            }
+            match format {
+                Format::Table => output::table(&mut out, &reports, tty)?,
+                Format::Csv => output::findings_csv_part(&mut out, &reports, first)?,
+                Format::Json => output::findings_json(&mut out, &reports)?,
+            }
+            first = false;
+            Ok(())
+        },
+    )?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    wrote?;
+    for (w, p) in files.iter_mut() {
+        if let Some(w) = w {
+            w.flush().with_context(|| {
+                format!(
+                    "cannot write {}",
+                    p.as_ref()
+                        .map_or(String::new(), |p| p.display().to_string())
+                )
+            })?;
+        }
     }
     out.flush()?;
 
     if !a.quiet {
-        let attempts: usize = reports.iter().map(|r| r.attempts.len()).sum();
-        let failed = reports
-            .iter()
-            .flat_map(|r| &r.attempts)
-            .filter(|x| x.outcome == Outcome::Failed)
-            .count();
-        let findings: usize = reports.iter().map(|r| r.findings.len()).sum();
-        let frames: u64 = reports.iter().map(|r| r.frames).sum();
         let mut line = format!(
-            "rdpsift: {} capture{}, {frames} frames, {attempts} attempts ({failed} failed), {findings} findings",
-            reports.len(),
-            if reports.len() == 1 { "" } else { "s" }
+            "rdpsift: {captures} capture{}, {frames} frames, {attempts} attempts ({failed} failed), {findings} findings",
+            if captures == 1 { "" } else { "s" }
         );
         if skipped > 0 {
             line.push_str(&format!("; {skipped} files skipped (not captures)"));
@@ -262,33 +328,7 @@ fn analyze(a: Analyze) -> Result<u8> {
     if failed_inputs > 0 {
         return Ok(2);
     }
-    let threshold = match a.fail_on {
-        FailOn::Never => None,
-        FailOn::Info => Some(Severity::Info),
-        FailOn::Warning => Some(Severity::Warning),
-        FailOn::Error => Some(Severity::Error),
-        FailOn::Critical => Some(Severity::Critical),
-    };
-    let hit = threshold.is_some_and(|t| {
-        reports
-            .iter()
-            .flat_map(|r| &r.findings)
-            .any(|f| f.severity >= t)
-    });
     Ok(if hit { 1 } else { 0 })
-}
-
-fn write_file(
-    path: &Option<PathBuf>,
-    f: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
-) -> Result<()> {
-    if let Some(p) = path {
-        let file = File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
-        let mut w = BufWriter::new(file);
-        f(&mut w).with_context(|| format!("cannot write {}", p.display()))?;
-        w.flush()?;
-    }
-    Ok(())
 }
 
 fn progress_bar(when: When, total: u64) -> Option<indicatif::ProgressBar> {

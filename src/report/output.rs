@@ -174,14 +174,17 @@ fn csv_err(e: csv::Error) -> io::Error {
     }
 }
 
-/// CSV with a header row, written even when there are no rows.
+/// CSV rows, after a header row when one is given (written even when
+/// there are no rows: the first part of a run).
 fn write_csv<T: Serialize>(
     w: impl Write,
-    header: &[String],
+    header: Option<&[String]>,
     rows: impl Iterator<Item = T>,
 ) -> io::Result<()> {
     let mut c = csv::WriterBuilder::new().has_headers(false).from_writer(w);
-    c.write_record(header).map_err(csv_err)?;
+    if let Some(header) = header {
+        c.write_record(header).map_err(csv_err)?;
+    }
     for r in rows {
         c.serialize(r).map_err(csv_err)?;
     }
@@ -197,9 +200,14 @@ fn write_jsonl<T: Serialize>(mut w: impl Write, rows: impl Iterator<Item = T>) -
 }
 
 pub fn findings_csv(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
+    findings_csv_part(w, reports, true)
+}
+
+/// The findings of some captures of a run: `header` for the first part.
+pub fn findings_csv_part(w: impl Write, reports: &[CaptureReport], header: bool) -> io::Result<()> {
     write_csv(
         w,
-        &finding_header(),
+        header.then(finding_header).as_deref(),
         reports
             .iter()
             .flat_map(|r| &r.findings)
@@ -208,9 +216,14 @@ pub fn findings_csv(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> 
 }
 
 pub fn attempts_csv(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
+    attempts_csv_part(w, reports, true)
+}
+
+/// The attempts of some captures of a run: `header` for the first part.
+pub fn attempts_csv_part(w: impl Write, reports: &[CaptureReport], header: bool) -> io::Result<()> {
     write_csv(
         w,
-        &attempt_header(),
+        header.then(attempt_header).as_deref(),
         reports
             .iter()
             .flat_map(|r| &r.attempts)

@@ -143,6 +143,46 @@ pub fn run(
     }))
 }
 
+/// [`run`], handing the reports to `sink` in input order, a few at a time
+/// (as many files as workers are analyzed at once), so that a run of many
+/// files holds only those: its memory does not grow with the number of
+/// files.
+pub fn run_each<E: Send>(
+    inputs: &[Input],
+    cfg: &Config,
+    keys: Option<&std::sync::Arc<crate::proto::keylog::KeyLog>>,
+    threads: usize,
+    progress: Progress<'_>,
+    mut sink: impl FnMut(Vec<CaptureReport>) -> Result<(), E>,
+) -> Result<Result<(), E>, rayon::ThreadPoolBuildError> {
+    let threads = threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    for chunk in inputs.chunks(threads) {
+        let reports: Vec<CaptureReport> = pool.install(|| {
+            chunk
+                .par_iter()
+                .map(|i| match Source::open(&i.path) {
+                    Ok(src) => analyze_with(&i.name, src, cfg, keys, threads, progress),
+                    Err(e) => CaptureReport {
+                        capture: i.name.clone(),
+                        error: Some(e.to_string()),
+                        ..Default::default()
+                    },
+                })
+                .collect()
+        });
+        if let Err(e) = sink(reports) {
+            return Ok(Err(e));
+        }
+    }
+    if inputs.is_empty() {
+        return Ok(sink(Vec::new()));
+    }
+    Ok(Ok(()))
+}
+
 /// The default number of workers: the machine's cores.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
