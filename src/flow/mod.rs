@@ -227,7 +227,10 @@ pub struct TcpFlow {
     pub stall: Stall,
     last_progress: Option<Mark>,
     isn: [Option<u32>; 2],
+    /// Allocated at the first ACK or payload (a SYN-only flow of a scan
+    /// never needs it), dropped for good when `machinery_off`.
     machinery: Option<Box<Machinery>>,
+    machinery_off: bool,
 }
 
 static NO_TCP: std::sync::LazyLock<TcpFlow> = std::sync::LazyLock::new(TcpFlow::default);
@@ -276,7 +279,7 @@ impl Flow {
     ) -> Flow {
         let tcp = (key.transport == Transport::Tcp).then(|| {
             Box::new(TcpFlow {
-                machinery: Some(Box::default()),
+                machinery: None,
                 ..Default::default()
             })
         });
@@ -435,6 +438,15 @@ impl Flow {
         if fin && tf.dirs[dir].fin.is_none() {
             tf.dirs[dir].fin = Some(at);
         }
+        if tf.machinery.is_none() && !tf.machinery_off && !rst && (ack || t.wire_len > 0) {
+            let mut m = Box::<Machinery>::default();
+            for d in Dir::BOTH {
+                if let Some(isn) = tf.isn[d] {
+                    m.reasm[d].start(isn.wrapping_add(1));
+                }
+            }
+            tf.machinery = Some(m);
+        }
         let Some(m) = tf.machinery.as_deref_mut() else {
             return;
         };
@@ -588,6 +600,7 @@ impl Flow {
         if let Some(tf) = f.tcp.as_deref_mut() {
             tf.established = Some(opened.unwrap_or(first));
             tf.machinery = None;
+            tf.machinery_off = true;
         }
         f.app = app;
         f.tunnel_of = Some(Box::new(tunnel));
@@ -612,6 +625,7 @@ impl Flow {
                     }
                 }
             }
+            tf.machinery_off = true;
             if let Some(m) = tf.machinery.take() {
                 for dir in Dir::BOTH {
                     let td = &mut tf.dirs[dir];

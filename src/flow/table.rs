@@ -71,7 +71,10 @@ pub struct Finished {
 }
 
 pub struct Table {
-    flows: FxHashMap<FlowKey, Flow>,
+    /// Boxed: a slot is a key and a pointer, so growing the table moves
+    /// little (a million flows once needed two full-size copies at a
+    /// resize).
+    flows: FxHashMap<FlowKey, Box<Flow>>,
     defrag: Defrag,
     frag_dropped: Vec<FragMeta>,
     /// Finished flows that are reported, with the moment they are judged
@@ -236,7 +239,7 @@ impl Table {
                     if !same && (f.closed() || client_syn && f.client != src) {
                         let old = self.flows.remove(&key).expect("present");
                         // Judged at the SYN that replaced it.
-                        self.finish(old, cfg, None, Some(at));
+                        self.finish(*old, cfg, None, Some(at));
                     }
                 }
             }
@@ -292,7 +295,7 @@ impl Table {
                 );
             }
             self.queue(key, at);
-            self.flows.insert(key, flow);
+            self.flows.insert(key, Box::new(flow));
         }
         let f = self.flows.get_mut(&key).expect("inserted");
         if let Some(m) = frag {
@@ -453,7 +456,8 @@ impl Table {
                                 ts: m.first_ts,
                             };
                             self.queue(key, at);
-                            self.flows.insert(key, Flow::new(key, c, s, int, at));
+                            self.flows
+                                .insert(key, Box::new(Flow::new(key, c, s, int, at)));
                         }
                     }
                     self.flows.get_mut(&key)
@@ -581,7 +585,7 @@ impl Table {
         old.sort_by_key(|k| self.flows[k].first.frame);
         for k in old {
             let f = self.flows.remove(&k).expect("present");
-            self.finish(f, cfg, None, None);
+            self.finish(*f, cfg, None, None);
         }
     }
 
@@ -623,19 +627,41 @@ impl Table {
                 frame: f.last.frame,
                 ts: self.now,
             };
-            self.finish(f, cfg, None, Some(now));
+            self.finish(*f, cfg, None, Some(now));
         }
     }
 
     /// End of the capture: finish everything. `end` is the last frame.
     pub fn close(&mut self, end: Mark, cfg: &Config) {
+        let order = self.closing(cfg);
+        self.close_some(&order, end, cfg);
+    }
+
+    /// End of the capture, a part at a time: the live flows in the order
+    /// they are finished in (first frame), after the fragments are settled.
+    /// The caller finishes them with [`Table::close_some`] and takes what
+    /// finished ([`Table::take_done`]) between parts, so a million open
+    /// flows are not all finished flows at once.
+    pub fn closing(&mut self, cfg: &Config) -> Vec<FlowKey> {
         self.defrag.drain(&mut self.frag_dropped);
         self.settle_frags(cfg);
-        let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
-        all.sort_by_key(|f| f.first.frame);
-        for f in all {
-            let e = if f.closed() { f.last } else { end };
-            self.finish(f, cfg, Some(e), Some(end));
+        self.order = Default::default();
+        let mut all: Vec<(u64, FlowKey)> = self
+            .flows
+            .iter()
+            .map(|(k, f)| (f.first.frame, *k))
+            .collect();
+        all.sort_by_key(|x| x.0);
+        all.into_iter().map(|(_, k)| k).collect()
+    }
+
+    /// Finishes these flows (from [`Table::closing`]) at the capture's end.
+    pub fn close_some(&mut self, keys: &[FlowKey], end: Mark, cfg: &Config) {
+        for k in keys {
+            if let Some(f) = self.flows.remove(k) {
+                let e = if f.closed() { f.last } else { end };
+                self.finish(*f, cfg, Some(e), Some(end));
+            }
         }
     }
 

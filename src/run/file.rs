@@ -305,7 +305,13 @@ pub fn analyze_with(
 
     // Finish every flow and judge it.
     shards.par_iter_mut().for_each(|sh| {
-        sh.table.close(end, cfg);
+        // A part at a time: finished flows are judged and released as
+        // they go, not all held at once.
+        let order = sh.table.closing(cfg);
+        for part in order.chunks(4096) {
+            sh.table.close_some(part, end, cfg);
+            sh.judge_finished(cfg);
+        }
         sh.judge_finished(cfg);
     });
     let mut conns: Vec<Conn> = shards
