@@ -74,7 +74,7 @@ pub enum ReadEvent {
         after: u64,
     },
     /// Secrets over the bound were dropped.
-    SecretsDropped { bytes: u64 },
+    SecretsDropped { bytes: u64, blocks: u64 },
 }
 
 /// Why a capture could not be read (or stopped being readable).

@@ -421,9 +421,21 @@ impl Reader {
                                 data: dsb.data[..len].to_vec(),
                                 after: self.next_number - 1,
                             });
+                        } else if let Some(ReadEvent::SecretsDropped { bytes, blocks }) = self
+                            .events
+                            .iter_mut()
+                            .rev()
+                            .find(|e| matches!(e, ReadEvent::SecretsDropped { .. }))
+                        {
+                            // One event for all the blocks dropped: a flood
+                            // of blocks must not grow the event list.
+                            *bytes += len as u64;
+                            *blocks += 1;
                         } else {
-                            self.events
-                                .push(ReadEvent::SecretsDropped { bytes: len as u64 });
+                            self.events.push(ReadEvent::SecretsDropped {
+                                bytes: len as u64,
+                                blocks: 1,
+                            });
                         }
                         Step::Record(need, None)
                     }
@@ -739,5 +751,69 @@ mod test {
         assert_eq!(resolution(0x80 | 10), Some(1024));
         assert_eq!(resolution(20), None);
         assert_eq!(ts_ns(0, 1536, 1024, 0), 1_500_000_000);
+    }
+}
+
+#[cfg(test)]
+mod dsb_flood_test {
+    use super::*;
+    use crate::synth::{Format, Pkt};
+
+    /// A Decryption Secrets Block (pcapng 4.7): TLS key log, `n` bytes.
+    fn dsb(n: usize) -> Vec<u8> {
+        let pad = (4 - n % 4) % 4;
+        let total = 20 + n + pad;
+        let mut b = Vec::new();
+        b.extend(0x0000_000Au32.to_le_bytes());
+        b.extend((total as u32).to_le_bytes());
+        b.extend(0x544c_534bu32.to_le_bytes());
+        b.extend((n as u32).to_le_bytes());
+        b.extend(std::iter::repeat_n(b'x', n));
+        b.extend(std::iter::repeat_n(0u8, pad));
+        b.extend((total as u32).to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn dropped_secrets_blocks_are_one_event() {
+        let mut bytes = crate::synth::to_bytes(
+            &[Pkt {
+                ts: 1,
+                data: vec![0; 60],
+                orig_len: 60,
+            }],
+            Format::PcapNg,
+        );
+        // 3000 blocks of 10 bytes and 1000 empty ones: 1024 kept, the
+        // rest said once, the empty ones not at all.
+        for _ in 0..3000 {
+            bytes.extend(dsb(10));
+        }
+        for _ in 0..1000 {
+            bytes.extend(dsb(0));
+        }
+        let src = Source::from_reader(Box::new(std::io::Cursor::new(bytes))).unwrap();
+        let mut r = Reader::new(src).unwrap();
+        let mut batch = vec![];
+        while r.next_batch(&mut batch, 64, 1 << 20).unwrap() {}
+        let kept = r
+            .events
+            .iter()
+            .filter(|e| matches!(e, ReadEvent::Secrets { .. }))
+            .count();
+        let dropped: Vec<&ReadEvent> = r
+            .events
+            .iter()
+            .filter(|e| matches!(e, ReadEvent::SecretsDropped { .. }))
+            .collect();
+        assert_eq!(kept, MAX_SECRET_BLOCKS);
+        assert_eq!(dropped.len(), 1);
+        assert!(matches!(
+            dropped[0],
+            ReadEvent::SecretsDropped {
+                bytes: 19760,
+                blocks: 1976
+            }
+        ));
     }
 }

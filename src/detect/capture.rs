@@ -239,15 +239,23 @@ impl CaptureDetector for Bounds {
             + cx.events
                 .iter()
                 .map(|e| match e {
-                    ReadEvent::SecretsDropped { bytes } => *bytes,
+                    ReadEvent::SecretsDropped { bytes, .. } => *bytes,
                     _ => 0,
                 })
                 .sum::<u64>();
+        let blocks: u64 = cx
+            .events
+            .iter()
+            .map(|e| match e {
+                ReadEvent::SecretsDropped { blocks, .. } => *blocks,
+                _ => 0,
+            })
+            .sum();
         if secrets > 0 {
             out.push(
                 capture_draft(Code::CaptureBound, 1, cx.end.ts)
                     .summary(format!(
-                        "Decryption Secrets Blocks over the bounds (16 MiB, 1024 blocks per file): {secrets} bytes of secrets were not read"
+                        "Decryption Secrets Blocks over the bounds (16 MiB, 1024 blocks per file): {secrets} bytes of secrets were not read ({blocks} blocks dropped while reading)"
                     ))
                     .cause("The capture carries more TLS secrets than rdpsift keeps for one file.")
                     .remedy("Give the key log with --keylog instead (read a line at a time), or keep only the secrets of the sessions of interest."),
