@@ -264,12 +264,45 @@ impl CaptureDetector for Bounds {
         if *b == BoundsHit::default() {
             return;
         }
+        // Only the bounds that were hit.
+        let mut hit: Vec<String> = [
+            (b.flows_evicted, "flows finished early (table full)"),
+            (b.records_dropped, "attempts not reported"),
+            (b.fragments_evicted, "fragment trains dropped"),
+            (b.icmp_dropped, "ICMP errors quoting no flow not kept"),
+            (
+                b.icmp_capped,
+                "ICMP errors past the 16 kept per flow (counted)",
+            ),
+            (b.dns_dropped, "DNS queries not kept"),
+            (b.krb_dropped, "Kerberos messages not kept"),
+            (
+                b.scan_unreported,
+                "failed connections counted only (scan table)",
+            ),
+            (
+                b.ooo_dropped,
+                "out-of-order bytes dropped (256 segments / 256 KiB held per direction)",
+            ),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if b.parsers_bounded > 0 {
+            hit.push(format!(
+                "{} flow{} whose parsers hit a bound (first: {})",
+                b.parsers_bounded,
+                super::plural(b.parsers_bounded),
+                b.first_parser_bound.unwrap_or("?")
+            ));
+        }
+        if hit.is_empty() {
+            return;
+        }
         out.push(
             capture_draft(Code::CaptureBound, 1, cx.end.ts)
-                .summary(format!(
-                    "Bounds were hit: {} flows finished early (table full), {} attempts not reported, {} fragment trains dropped, {} ICMP errors not kept, {} DNS queries not kept, {} Kerberos messages not kept, {} failed connections counted only (scan table)",
-                    b.flows_evicted, b.records_dropped, b.fragments_evicted, b.icmp_dropped, b.dns_dropped, b.krb_dropped, b.scan_unreported
-                ))
+                .summary(format!("Bounds were hit: {}", hit.join(", ")))
                 .cause("The capture holds more concurrent flows or fragments than rdpsift keeps in memory.")
                 .remedy("Filter the capture to the hosts of interest (tshark -r in -w out -Y 'ip.addr==…') or raise the limits."),
         );

@@ -250,6 +250,8 @@ pub struct Flow {
     /// Destination-unreachable events in all (kept or not): the count a
     /// finding says, exact whatever the cap.
     pub icmp_unreachable: u64,
+    /// ICMP events in all (kept or not).
+    pub icmp_seen: u64,
     pub app: App,
     /// TCP only, and only while the flow is of interest.
     tcp: Option<Box<TcpFlow>>,
@@ -297,6 +299,7 @@ impl Flow {
             frags: Frags::default(),
             icmp: Vec::new(),
             icmp_unreachable: 0,
+            icmp_seen: 0,
             app,
             tcp,
             ignored: false,
@@ -661,6 +664,7 @@ impl Flow {
     }
 
     pub fn icmp(&mut self, ev: IcmpEvent) {
+        self.icmp_seen += 1;
         if ev.err.is_unreachable() {
             self.icmp_unreachable += 1;
         }

@@ -34,6 +34,15 @@ pub struct BoundsHit {
     /// Failed connections of a scan's shape that were neither reported
     /// one by one nor part of a scan (the scan book's bounds).
     pub scan_unreported: u64,
+    /// Out-of-order bytes dropped past the hold bound, in all flows.
+    pub ooo_dropped: u64,
+    /// ICMP errors past the 16 kept per flow.
+    pub icmp_capped: u64,
+    /// Flows whose parsers hit a bound (a TLS handshake message or a
+    /// CredSSP TSRequest over 256 KiB, a gateway leg's bounds, …), and the
+    /// first such bound.
+    pub parsers_bounded: u64,
+    pub first_parser_bound: Option<&'static str>,
 }
 
 /// A DNS query seen on a finished DNS flow, with its endpoints.

@@ -63,6 +63,14 @@ impl Shard {
     /// Judges the flows that finished and keeps them as connections.
     fn judge_finished(&mut self, cfg: &Config) {
         for Finished { flow, judged_at } in self.table.take_done() {
+            // Bounds a flow hit are said once for the file (capture.bound).
+            let b = &mut self.table.bounds;
+            b.ooo_dropped += flow.tcp().dirs[0].ooo_dropped + flow.tcp().dirs[1].ooo_dropped;
+            b.icmp_capped += flow.icmp_seen.saturating_sub(flow.icmp.len() as u64);
+            if let Some(why) = flow.app.facts().bounded {
+                b.parsers_bounded += 1;
+                b.first_parser_bound.get_or_insert(why);
+            }
             let drafts = detect::judge_flow(&flow, cfg, judged_at);
             let outcome = verdict::flow_outcome(&flow, &drafts);
             if self.stream && flow.app.keys.is_none() {
@@ -437,6 +445,10 @@ fn capture_facts(
         bounds.icmp_dropped += b.icmp_dropped;
         bounds.dns_dropped += b.dns_dropped;
         bounds.krb_dropped += b.krb_dropped;
+        bounds.ooo_dropped += b.ooo_dropped;
+        bounds.icmp_capped += b.icmp_capped;
+        bounds.parsers_bounded += b.parsers_bounded;
+        bounds.first_parser_bound = bounds.first_parser_bound.or(b.first_parser_bound);
     }
     CaptureFacts {
         events,
@@ -788,6 +800,67 @@ mod undecoded_test {
                 got[1].2.starts_with("3 frames skipped: an IPv6 extension"),
                 "{}",
                 got[1].2
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_a_flow_hits_are_said_for_the_file() {
+        use crate::synth::{flag, icmp_error, rdpeudp_syn, udp_pkt, TcpConv, C};
+        let t0 = 1_714_557_600_000_000_000i64;
+        let mut pkts = Vec::new();
+        // 100 ICMP unreachables for one UDP flow: 16 kept, 84 counted.
+        let cl = "198.18.0.10:50990".parse().unwrap();
+        let sv = "198.19.0.20:3389".parse().unwrap();
+        for i in 0..100i64 {
+            let syn = udp_pkt(cl, sv, &rdpeudp_syn([7; 16]), t0 + i * 1_000_000);
+            let e = icmp_error(
+                "198.19.0.1",
+                "198.18.0.10".parse().unwrap(),
+                3,
+                0,
+                &syn,
+                t0 + i * 1_000_000 + 1000,
+            );
+            pkts.push(syn);
+            pkts.push(e);
+        }
+        // 300 segments of 1000 bytes behind a hole: 256 held, the rest
+        // dropped.
+        let mut c = TcpConv::new("198.18.0.11:50000", "198.19.0.20:3389", t0 + 200_000_000);
+        c.handshake(&mut pkts, 1_000_000);
+        let base = c.seq[C];
+        for i in 0..300u32 {
+            c.now += 10_000;
+            c.raw(
+                &mut pkts,
+                C,
+                base.wrapping_add(1000 + i * 1000),
+                flag::PSH,
+                true,
+                None,
+                &[0x17; 1000],
+            );
+        }
+        pkts.sort_by_key(|p| p.ts);
+        for threads in [1, 2] {
+            let r = analyze_pkts(&pkts, threads);
+            let b: Vec<&String> = r
+                .findings
+                .iter()
+                .filter(|f| f.code == crate::finding::Code::CaptureBound)
+                .map(|f| &f.summary)
+                .collect();
+            assert_eq!(b.len(), 1, "{b:?}");
+            assert!(
+                b[0].contains("84 ICMP errors past the 16 kept per flow"),
+                "{}",
+                b[0]
+            );
+            assert!(
+                b[0].contains("44000 out-of-order bytes dropped"),
+                "{}",
+                b[0]
             );
         }
     }
