@@ -145,12 +145,17 @@ fn run_frames(shards: &mut [Shard], frames: &[FrameMeta], window: &[u8], cfg: &C
         }
         shards[0].judge_finished(cfg);
     } else {
+        // Each frame's worker, found once (in parallel) rather than by
+        // every worker parsing every frame's headers.
+        let owner: Vec<u16> = frames
+            .par_iter()
+            .with_min_len(4096)
+            .map(|f| shard_of(f, f.data(window), threads) as u16)
+            .collect();
         shards.par_iter_mut().enumerate().for_each(|(i, sh)| {
-            for f in frames {
-                let data = f.data(window);
-                if shard_of(f, data, threads) == i {
-                    sh.frame(f, data, cfg);
-                }
+            let i = i as u16;
+            for (f, _) in frames.iter().zip(&owner).filter(|(_, &o)| o == i) {
+                sh.frame(f, f.data(window), cfg);
             }
             sh.judge_finished(cfg);
         });
