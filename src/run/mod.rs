@@ -117,36 +117,10 @@ fn walk(p: &Path, out: &mut Vec<Input>, skipped: &mut usize) -> io::Result<()> {
 /// Analyzes every input on a pool of `threads` workers; reports come back
 /// in input order. A file that cannot be opened gets a report with its
 /// error; `progress` is told how many bytes each step consumed.
-pub fn run(
-    inputs: &[Input],
-    cfg: &Config,
-    keys: Option<&std::sync::Arc<crate::proto::keylog::KeyLog>>,
-    threads: usize,
-    progress: Progress<'_>,
-) -> Result<Vec<CaptureReport>, rayon::ThreadPoolBuildError> {
-    let threads = threads.max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
-    Ok(pool.install(|| {
-        inputs
-            .par_iter()
-            .map(|i| match Source::open(&i.path) {
-                Ok(src) => analyze_with(&i.name, src, cfg, keys, threads, progress),
-                Err(e) => CaptureReport {
-                    capture: i.name.clone(),
-                    error: Some(e.to_string()),
-                    ..Default::default()
-                },
-            })
-            .collect()
-    }))
-}
-
-/// [`run`], handing the reports to `sink` in input order, a few at a time
-/// (as many files as workers are analyzed at once), so that a run of many
-/// files holds only those: its memory does not grow with the number of
-/// files.
+///
+/// The reports go to `sink` in input order, a few at a time (as many files
+/// as workers are analyzed at once), so that a run of many files holds only
+/// those: its memory does not grow with the number of files.
 pub fn run_each<E: Send>(
     inputs: &[Input],
     cfg: &Config,
