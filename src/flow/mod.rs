@@ -37,12 +37,25 @@ impl Transport {
     }
 }
 
-/// Symmetric key: the smaller endpoint first.
+/// Symmetric key: the smaller endpoint first. Held compactly (38 bytes
+/// instead of two 32-byte `SocketAddr`s): the table, its eviction queue
+/// and the SYN-only records each hold one per flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
-    pub lo: SocketAddr,
-    pub hi: SocketAddr,
+    lo: ([u8; 16], u16),
+    hi: ([u8; 16], u16),
+    v6: bool,
     pub transport: Transport,
+}
+
+/// An endpoint as the key holds it (IPv4 in the first four bytes).
+fn packed(a: SocketAddr) -> ([u8; 16], u16) {
+    let mut b = [0u8; 16];
+    match a.ip() {
+        IpAddr::V4(v4) => b[..4].copy_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => b = v6.octets(),
+    }
+    (b, a.port())
 }
 
 impl FlowKey {
@@ -52,8 +65,34 @@ impl FlowKey {
         } else {
             (dst, src)
         };
-        FlowKey { lo, hi, transport }
+        FlowKey {
+            lo: packed(lo),
+            hi: packed(hi),
+            // A v4 and a v6 endpoint never share a flow; a mixed pair
+            // (only from a damaged packet) is keyed by its lower side.
+            v6: lo.is_ipv6(),
+            transport,
+        }
     }
+
+    /// The smaller endpoint.
+    pub fn lo(&self) -> SocketAddr {
+        unpacked(self.lo, self.v6)
+    }
+
+    /// The larger endpoint.
+    pub fn hi(&self) -> SocketAddr {
+        unpacked(self.hi, self.v6)
+    }
+}
+
+fn unpacked((b, port): ([u8; 16], u16), v6: bool) -> SocketAddr {
+    let ip = if v6 {
+        IpAddr::from(b)
+    } else {
+        IpAddr::from([b[0], b[1], b[2], b[3]])
+    };
+    SocketAddr::new(ip, port)
 }
 
 /// Why a flow is followed.

@@ -79,12 +79,140 @@ pub struct Finished {
     pub judged_at: Mark,
 }
 
+/// A TCP flow that has seen nothing but its client's SYN (and identical
+/// retransmissions of it): what a port scan or an unanswered connection
+/// leaves by the million. Held as these ~100 bytes instead of a flow
+/// (≈ 2 KiB with its TCP evidence); the first other packet, an ICMP error
+/// or fragment about it, or its end turns it into the [`Flow`] the same
+/// packets would have made (they are replayed through the one code path,
+/// so nothing downstream can tell).
+#[derive(Debug, Clone, Copy)]
+struct SynOnly {
+    /// The client is the key's smaller endpoint.
+    client_lo: bool,
+    interest: Interest,
+    /// The SYN's IP and TCP fields (every copy identical but for the IP id,
+    /// which only a reset's evidence keeps).
+    ip_len: u32,
+    ttl: u8,
+    df: bool,
+    flags: u8,
+    window: u16,
+    seq: u32,
+    mss: Option<u16>,
+    /// The frame and time of each copy.
+    marks: [Mark; MAX_LITE_SYNS],
+    count: u8,
+}
+
+/// SYN copies a [`SynOnly`] holds; a client that sends more is a flow.
+const MAX_LITE_SYNS: usize = 2;
+
+impl SynOnly {
+    fn new(
+        key: &FlowKey,
+        client: SocketAddr,
+        interest: Interest,
+        ip: &decode::Ip,
+        t: &decode::Tcp<'_>,
+        at: Mark,
+    ) -> SynOnly {
+        SynOnly {
+            client_lo: key.lo() == client,
+            interest,
+            ip_len: ip.len,
+            ttl: ip.ttl,
+            df: ip.df,
+            flags: t.flags,
+            window: t.window,
+            seq: t.seq,
+            mss: t.mss,
+            marks: [at; MAX_LITE_SYNS],
+            count: 1,
+        }
+    }
+
+    /// Whether a TCP segment from `src` is one of this kind: a bare SYN
+    /// from the client, no payload, the same fields as the first.
+    fn takes(
+        kind: Option<(&SynOnly, &FlowKey)>,
+        src: SocketAddr,
+        ip: &decode::Ip,
+        t: &decode::Tcp<'_>,
+    ) -> bool {
+        use crate::decode::packet::flags as tf;
+        let bare = t.flags & (tf::SYN | tf::ACK | tf::RST | tf::FIN) == tf::SYN && t.wire_len == 0;
+        match kind {
+            None => bare,
+            Some((s, key)) => {
+                bare && src == s.ends(key).0
+                    && (s.count as usize) < MAX_LITE_SYNS
+                    && (s.ip_len, s.ttl, s.df, s.flags, s.window, s.seq, s.mss)
+                        == (ip.len, ip.ttl, ip.df, t.flags, t.window, t.seq, t.mss)
+            }
+        }
+    }
+
+    fn first(&self) -> Mark {
+        self.marks[0]
+    }
+
+    /// Client and server.
+    fn ends(&self, key: &FlowKey) -> (SocketAddr, SocketAddr) {
+        if self.client_lo {
+            (key.lo(), key.hi())
+        } else {
+            (key.hi(), key.lo())
+        }
+    }
+
+    fn last(&self) -> Mark {
+        self.marks[self.count as usize - 1]
+    }
+
+    /// The flow these SYNs make: built and fed by the same code as any
+    /// other flow.
+    fn flow(&self, key: FlowKey, table: &Table, cfg: &Config) -> Flow {
+        let (client, server) = self.ends(&key);
+        let mut f = Flow::new(key, client, server, self.interest, self.first());
+        table.arm(&mut f, cfg);
+        let ip = decode::Ip {
+            src: client.ip(),
+            dst: server.ip(),
+            ttl: self.ttl,
+            id: 0,
+            df: self.df,
+            len: self.ip_len,
+            v6: client.is_ipv6(),
+        };
+        let t = decode::Tcp {
+            sport: client.port(),
+            dport: server.port(),
+            seq: self.seq,
+            ack: 0,
+            flags: self.flags,
+            window: self.window,
+            mss: self.mss,
+            sack: None,
+            payload: &[],
+            wire_len: 0,
+        };
+        for at in &self.marks[..self.count as usize] {
+            f.tcp_segment(client, &ip, &t, *at, cfg);
+        }
+        f
+    }
+}
+
 pub struct Table {
     /// Held inline: boxing them made growing a million-flow table cheap
     /// (3.45 s instead of 7–9 s for 1 M SYN flows) but cost every packet a
     /// pointer (CPU 1.03–1.10× on the ordinary bench mixes); the ordinary
     /// case wins.
     flows: FxHashMap<FlowKey, Flow>,
+    /// Flows that are one client SYN so far (counted with `flows` against
+    /// `max_flows`); never a key of `flows` at the same time.
+    syns: FxHashMap<FlowKey, SynOnly>,
     defrag: Defrag,
     frag_dropped: Vec<FragMeta>,
     /// Finished flows that are reported, with the moment they are judged
@@ -132,6 +260,7 @@ impl Table {
     pub fn new() -> Table {
         Table {
             flows: FxHashMap::default(),
+            syns: FxHashMap::default(),
             defrag: Defrag::new(defrag::Limits::default()),
             frag_dropped: Vec::new(),
             done: Vec::new(),
@@ -166,16 +295,49 @@ impl Table {
     }
 
     pub fn len(&self) -> usize {
-        self.flows.len()
+        self.flows.len() + self.syns.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.flows.is_empty() && self.syns.is_empty()
     }
 
     /// The table holds as many flows as it may (its share of `max_flows`).
     fn full(&self, cfg: &Config) -> bool {
-        self.flows.len() >= cfg.max_flows.min(self.max_flows)
+        self.len() >= cfg.max_flows.min(self.max_flows)
+    }
+
+    /// A new flow gets the run's keys and gateway names.
+    fn arm(&self, flow: &mut Flow, cfg: &Config) {
+        flow.app.keys = self.keys.clone();
+        if !cfg.gateways.is_empty() {
+            flow.app.gateways = self.gateway_names.clone();
+        }
+    }
+
+    /// A SYN-only record becomes the flow its packets make (before anything
+    /// else about the flow is read or done). Whether there was one.
+    fn promote(&mut self, key: &FlowKey, cfg: &Config) -> bool {
+        let Some(s) = self.syns.remove(key) else {
+            return false;
+        };
+        let f = s.flow(*key, self, cfg);
+        self.flows.insert(*key, f);
+        true
+    }
+
+    /// The first frame and the last packet's time of a live flow.
+    fn live(&self, key: &FlowKey) -> Option<(u64, i64)> {
+        match self.flows.get(key) {
+            Some(f) => Some((f.first.frame, f.last.ts)),
+            None => self.syns.get(key).map(|s| (s.first().frame, s.last().ts)),
+        }
+    }
+
+    /// Takes a live flow out of the table (a SYN-only one as its flow).
+    fn take(&mut self, key: &FlowKey, cfg: &Config) -> Option<Flow> {
+        self.promote(key, cfg);
+        self.flows.remove(key)
     }
 
     /// One decoded packet.
@@ -231,7 +393,7 @@ impl Table {
             L4::Tcp(t) => (Transport::Tcp, t.sport, t.dport),
             L4::Udp(u) => (Transport::Udp, u.sport, u.dport),
             L4::IcmpError(e) => {
-                self.icmp(ip.src, e, at);
+                self.icmp(ip.src, e, at, cfg);
                 return;
             }
             _ => return,
@@ -239,8 +401,20 @@ impl Table {
         let src = SocketAddr::new(ip.src, sport);
         let dst = SocketAddr::new(ip.dst, dport);
         let key = FlowKey::new(src, dst, transport);
+        // Looked up once for a packet of a known flow (the common case).
+        let mut known = self.flows.contains_key(&key);
+        if let (false, L4::Tcp(t)) = (known, pkt.l4) {
+            if let Some(s) = self.syns.get_mut(&key) {
+                if frag.is_none() && SynOnly::takes(Some((s, &key)), src, ip, &t) {
+                    s.marks[s.count as usize] = at;
+                    s.count += 1;
+                    return;
+                }
+                known = self.promote(&key, cfg);
+            }
+        }
         // A new SYN on a closed connection with the same ports starts a new one.
-        if let L4::Tcp(t) = pkt.l4 {
+        if let (true, L4::Tcp(t)) = (known, pkt.l4) {
             let syn_only = t.flags & 0x12 == 0x02;
             if syn_only {
                 if let Some(f) = self.flows.get(&key) {
@@ -248,13 +422,14 @@ impl Table {
                     let same = isn == Some(t.seq) && f.client == src;
                     if !same && (f.closed() || client_syn && f.client != src) {
                         let old = self.flows.remove(&key).expect("present");
+                        known = false;
                         // Judged at the SYN that replaced it.
                         self.finish(old, cfg, None, Some(at));
                     }
                 }
             }
         }
-        if !self.flows.contains_key(&key) {
+        if !known {
             let found = interest(transport, sport, dport, cfg).or_else(|| match pkt.l4 {
                 // RDP over UDP on any port: a client SYN (MS-RDPEUDP 2.2.2.5).
                 L4::Udp(u) if crate::proto::rdpeudp::is_client_syn(u.payload) => {
@@ -295,16 +470,19 @@ impl Table {
             {
                 self.gateway_udp.insert((client.ip(), server.ip()));
             }
-            let mut flow = Flow::new(key, client, server, int, at);
-            flow.app.keys = self.keys.clone();
-            if !cfg.gateways.is_empty() {
-                flow.app.gateways = Some(
-                    self.gateway_names
-                        .get_or_insert_with(|| cfg.gateways.clone().into())
-                        .clone(),
-                );
+            if !cfg.gateways.is_empty() && self.gateway_names.is_none() {
+                self.gateway_names = Some(cfg.gateways.clone().into());
             }
             self.queue(key, at);
+            if let L4::Tcp(t) = pkt.l4 {
+                if frag.is_none() && src == client && SynOnly::takes(None, src, ip, &t) {
+                    self.syns
+                        .insert(key, SynOnly::new(&key, client, int, ip, &t, at));
+                    return;
+                }
+            }
+            let mut flow = Flow::new(key, client, server, int, at);
+            self.arm(&mut flow, cfg);
             self.flows.insert(key, flow);
         }
         let f = self.flows.get_mut(&key).expect("inserted");
@@ -401,7 +579,7 @@ impl Table {
         }
     }
 
-    fn icmp(&mut self, from: IpAddr, e: decode::IcmpError, at: Mark) {
+    fn icmp(&mut self, from: IpAddr, e: decode::IcmpError, at: Mark, cfg: &Config) {
         let q = e.quoted;
         let transport = match q.proto {
             6 => Transport::Tcp,
@@ -413,6 +591,7 @@ impl Table {
         };
         let src = SocketAddr::new(q.src, q.sport);
         let key = FlowKey::new(src, SocketAddr::new(q.dst, q.dport), transport);
+        self.promote(&key, cfg);
         match self.flows.get_mut(&key) {
             Some(f) if !f.ignored => {
                 let dir = f.dir_of(src);
@@ -450,6 +629,7 @@ impl Table {
                 (Some(t), Some((sp, dp))) => {
                     let (src, dst) = (SocketAddr::new(k.src, sp), SocketAddr::new(k.dst, dp));
                     let key = FlowKey::new(src, dst, t);
+                    self.promote(&key, cfg);
                     // A datagram to a relevant port that never completed is
                     // an attempt by itself (e.g. a fragmented RDPEUDP SYN).
                     if !self.flows.contains_key(&key) && !self.full(cfg) {
@@ -580,7 +760,7 @@ impl Table {
         let now = self.now;
         self.defrag.expire(now, &mut self.frag_dropped);
         self.settle_frags(cfg);
-        let mut old: Vec<FlowKey> = self
+        let mut old: Vec<(u64, FlowKey)> = self
             .flows
             .iter()
             .filter(|(_, f)| {
@@ -589,11 +769,17 @@ impl Table {
                     || (f.closed() && idle > cfg.closed_linger_ns)
                     || (f.ignored && idle > cfg.closed_linger_ns)
             })
-            .map(|(k, _)| *k)
+            .map(|(k, f)| (f.first.frame, *k))
+            .chain(
+                self.syns
+                    .iter()
+                    .filter(|(_, s)| now.saturating_sub(s.last().ts) > cfg.idle_ns)
+                    .map(|(k, s)| (s.first().frame, *k)),
+            )
             .collect();
-        old.sort_by_key(|k| self.flows[k].first.frame);
-        for k in old {
-            let f = self.flows.remove(&k).expect("present");
+        old.sort_by_key(|x| x.0);
+        for (_, k) in old {
+            let f = self.take(&k, cfg).expect("present");
             self.finish(f, cfg, None, None);
         }
     }
@@ -602,10 +788,10 @@ impl Table {
     /// are dropped when they outnumber the live ones.
     fn queue(&mut self, key: FlowKey, at: Mark) {
         self.order.push_back((key, at.frame, at.ts));
-        if self.order.len() > 2 * self.flows.len() + 4096 {
-            let flows = &self.flows;
-            self.order
-                .retain(|(k, first, _)| flows.get(k).is_some_and(|f| f.first.frame == *first));
+        if self.order.len() > 2 * self.len() + 4096 {
+            let mut order = std::mem::take(&mut self.order);
+            order.retain(|(k, first, _)| self.live(k).is_some_and(|(f, _)| f == *first));
+            self.order = order;
         }
     }
 
@@ -617,12 +803,12 @@ impl Table {
         let mut victim = None;
         let mut tries = self.order.len() * 2 + 1;
         while let Some((k, first, ts)) = self.order.pop_front() {
-            let Some(f) = self.flows.get(&k).filter(|f| f.first.frame == first) else {
+            let Some((_, last)) = self.live(&k).filter(|(f, _)| *f == first) else {
                 continue;
             };
-            if f.last.ts > ts && !f.ignored && tries > 0 {
+            let ignored = self.flows.get(&k).is_some_and(|f| f.ignored);
+            if last > ts && !ignored && tries > 0 {
                 tries -= 1;
-                let last = f.last.ts;
                 self.order.push_back((k, first, last));
                 continue;
             }
@@ -630,7 +816,7 @@ impl Table {
             break;
         }
         if let Some(k) = victim {
-            let f = self.flows.remove(&k).expect("present");
+            let f = self.take(&k, cfg).expect("present");
             self.bounds.flows_evicted += 1;
             let now = Mark {
                 frame: f.last.frame,
@@ -659,6 +845,7 @@ impl Table {
             .flows
             .iter()
             .map(|(k, f)| (f.first.frame, *k))
+            .chain(self.syns.iter().map(|(k, s)| (s.first().frame, *k)))
             .collect();
         all.sort_by_key(|x| x.0);
         all.into_iter().map(|(_, k)| k).collect()
@@ -667,10 +854,16 @@ impl Table {
     /// Finishes these flows (from [`Table::closing`]) at the capture's end.
     pub fn close_some(&mut self, keys: &[FlowKey], end: Mark, cfg: &Config) {
         for k in keys {
-            if let Some(f) = self.flows.remove(k) {
+            if let Some(f) = self.take(k, cfg) {
                 let e = if f.closed() { f.last } else { end };
                 self.finish(f, cfg, Some(e), Some(end));
             }
+        }
+        if self.is_empty() {
+            // Removing never shrinks a map: give back what a million
+            // flows grew them to.
+            self.flows = FxHashMap::default();
+            self.syns = FxHashMap::default();
         }
     }
 

@@ -48,13 +48,14 @@ struct Shard {
 }
 
 impl Shard {
-    fn new(n: usize, cfg: &Config) -> Shard {
+    /// Worker `i` of `n`.
+    fn new(i: usize, n: usize, cfg: &Config) -> Shard {
         Shard {
             table: Table::shared(n, cfg),
             unsupported: Vec::new(),
             undecoded: Vec::new(),
             conns: Vec::new(),
-            book: session::scan::Book::shared(n),
+            book: session::scan::Book::shared(i, n),
             unkeyed: Vec::new(),
             stream: false,
         }
@@ -237,7 +238,7 @@ pub fn analyze_with(
         }
     };
     let threads = threads.max(1);
-    let mut shards: Vec<Shard> = (0..threads).map(|_| Shard::new(threads, cfg)).collect();
+    let mut shards: Vec<Shard> = (0..threads).map(|i| Shard::new(i, threads, cfg)).collect();
     for sh in &mut shards {
         sh.table.keys = keys.clone();
         sh.stream = !mapped;
@@ -504,7 +505,7 @@ mod test {
         };
         let mut t = Table::shared(1, &cfg);
         t.keys = keys.map(Arc::new);
-        let mut sh = Shard::new(1, &cfg);
+        let mut sh = Shard::new(0, 1, &cfg);
         sh.table = t;
         let mut r = Reader::new(Source::open(cap).unwrap()).unwrap();
         let mut batch = Vec::new();

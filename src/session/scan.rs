@@ -30,17 +30,46 @@ pub const MAX_RECORDS: usize = 2_000_000;
 /// Distinct sources counted per scan; past it "at least".
 pub const MAX_SOURCES: usize = 1024;
 
-/// One failed attempt set aside (compact: a few tens of bytes).
+/// One failed attempt set aside (72 bytes: a million of them are what a
+/// port scan leaves).
 #[derive(Debug, Clone, Copy)]
 pub struct Record {
-    pub server: SocketAddr,
-    pub client: IpAddr,
+    /// The server, packed: family first, so that records sort as their
+    /// `SocketAddr`s do.
+    server: (bool, [u8; 16], u16),
+    /// The client host (same family as the server).
+    client: [u8; 16],
     pub first: Mark,
     pub last: Mark,
     /// Refused, or answered and reset by the client (not unanswered).
     pub refused: bool,
-    /// Where its connection is held, when it is.
-    held: Option<u32>,
+    /// The worker whose book holds it.
+    book: u16,
+    /// Where its connection is held ([`NOT_HELD`]: it is not).
+    held: u32,
+}
+
+const NOT_HELD: u32 = u32::MAX;
+
+fn octets(ip: IpAddr) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    match ip {
+        IpAddr::V4(v4) => b[..4].copy_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => b = v6.octets(),
+    }
+    b
+}
+
+impl Record {
+    pub fn server(&self) -> SocketAddr {
+        let (v6, b, port) = self.server;
+        let ip = if v6 {
+            IpAddr::from(b)
+        } else {
+            IpAddr::from([b[0], b[1], b[2], b[3]])
+        };
+        SocketAddr::new(ip, port)
+    }
 }
 
 /// One worker's set-aside attempts.
@@ -48,6 +77,8 @@ pub struct Record {
 pub struct Book {
     records: Vec<Record>,
     held: Vec<Option<Conn>>,
+    /// This worker's number (records say whose book holds them).
+    index: u16,
     max_records: usize,
     max_held: usize,
     /// Failed connections past the record bound: counted only.
@@ -98,9 +129,10 @@ pub fn shaped(c: &Conn) -> Option<bool> {
 }
 
 impl Book {
-    /// A book for one of `n` workers.
-    pub fn shared(n: usize) -> Book {
+    /// The book of worker `index` of `n`.
+    pub fn shared(index: usize, n: usize) -> Book {
         Book {
+            index: index as u16,
             max_records: MAX_RECORDS.div_ceil(n),
             max_held: MAX_HELD.div_ceil(n),
             ..Default::default()
@@ -117,16 +149,21 @@ impl Book {
             self.overflow += 1;
             return None;
         }
-        let held = (self.held.len() < self.max_held).then_some(self.held.len() as u32);
+        let held = self.held.len() < self.max_held;
         self.records.push(Record {
-            server: c.server,
-            client: c.client.ip(),
+            server: (c.server.is_ipv6(), octets(c.server.ip()), c.server.port()),
+            client: octets(c.client.ip()),
             first: c.first,
             last: c.last,
             refused,
-            held,
+            book: self.index,
+            held: if held {
+                self.held.len() as u32
+            } else {
+                NOT_HELD
+            },
         });
-        if held.is_some() {
+        if held {
             self.held.push(Some(c));
         }
         None
@@ -137,45 +174,48 @@ impl Book {
 /// runs given back.
 pub fn fold(books: Vec<Book>) -> Folded {
     let mut out = Folded::default();
-    let mut all: Vec<(Record, usize)> = Vec::new();
+    let mut all: Vec<Record> = Vec::with_capacity(books.iter().map(|b| b.records.len()).sum());
     let mut held: Vec<Vec<Option<Conn>>> = Vec::new();
-    for (i, b) in books.into_iter().enumerate() {
+    for b in books {
         out.unreported += b.overflow;
-        all.extend(b.records.into_iter().map(|r| (r, i)));
+        all.extend(b.records);
         held.push(b.held);
     }
-    all.sort_by_key(|(r, _)| (r.server, r.first.ts, r.first.frame));
+    all.sort_unstable_by_key(|r| (r.server, r.first.ts, r.first.frame, r.book));
     let mut i = 0;
     while i < all.len() {
         // The run starting at i.
         let mut j = i + 1;
         while j < all.len()
-            && all[j].0.server == all[i].0.server
-            && all[j].0.first.ts - all[j - 1].0.first.ts <= SCAN_GAP_NS
+            && all[j].server == all[i].server
+            && all[j].first.ts - all[j - 1].first.ts <= SCAN_GAP_NS
         {
             j += 1;
         }
         let run = &all[i..j];
         if run.len() >= SCAN_MIN {
-            let mut sources: Vec<IpAddr> = Vec::new();
-            for (r, _) in run {
+            let mut sources: Vec<[u8; 16]> = Vec::new();
+            for r in run {
                 if sources.len() < MAX_SOURCES && !sources.contains(&r.client) {
                     sources.push(r.client);
                 }
             }
-            let first = run.iter().map(|x| x.0.first).min_by_key(|m| m.frame);
-            let last = run.iter().map(|x| x.0.last).max_by_key(|m| m.frame);
+            let first = run.iter().map(|r| r.first).min_by_key(|m| m.frame);
+            let last = run.iter().map(|r| r.last).max_by_key(|m| m.frame);
             out.scans.push(Scan {
-                server: run[0].0.server,
+                server: run[0].server(),
                 attempts: run.len() as u64,
-                refused: run.iter().filter(|x| x.0.refused).count() as u64,
+                refused: run.iter().filter(|r| r.refused).count() as u64,
                 sources: sources.len(),
                 first: first.unwrap_or_default(),
                 last: last.unwrap_or_default(),
             });
         } else {
-            for (r, book) in run {
-                match r.held.and_then(|h| held[*book][h as usize].take()) {
+            for r in run {
+                let c = (r.held != NOT_HELD)
+                    .then(|| held[r.book as usize][r.held as usize].take())
+                    .flatten();
+                match c {
                     Some(c) => out.conns.push(c),
                     None => out.unreported += 1,
                 }
@@ -214,8 +254,8 @@ mod test {
 
     #[test]
     fn a_burst_is_one_scan_and_a_short_run_goes_back() {
-        let mut a = Book::shared(2);
-        let mut b = Book::shared(2);
+        let mut a = Book::shared(0, 2);
+        let mut b = Book::shared(1, 2);
         // 70 attempts a second apart from 70 hosts, split between two
         // workers: one scan (the same for any split).
         for k in 0..70u64 {
@@ -261,7 +301,7 @@ mod test {
         assert_eq!(f.conns.len(), 3);
         assert_eq!(f.unreported, 0);
         // 63 attempts: one short of a scan, all given back.
-        let mut c = Book::shared(1);
+        let mut c = Book::shared(0, 1);
         for k in 0..63u64 {
             c.put(failed(
                 &format!("10.0.0.{k}:1"),
@@ -274,7 +314,7 @@ mod test {
         assert!(f.scans.is_empty());
         assert_eq!(f.conns.len(), 63);
         // A gap over 10 s splits the runs.
-        let mut d = Book::shared(1);
+        let mut d = Book::shared(0, 1);
         for k in 0..128u64 {
             let mut x = failed(
                 &format!("10.0.1.{}:1", k % 250),
