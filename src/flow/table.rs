@@ -213,6 +213,9 @@ pub struct Table {
     /// Flows that are one client SYN so far (counted with `flows` against
     /// `max_flows`); never a key of `flows` at the same time.
     syns: FxHashMap<FlowKey, SynOnly>,
+    /// SYN-only flows are held as [`SynOnly`] records (tests turn it off
+    /// to check that nothing downstream can tell).
+    lite: bool,
     defrag: Defrag,
     frag_dropped: Vec<FragMeta>,
     /// Finished flows that are reported, with the moment they are judged
@@ -261,6 +264,7 @@ impl Table {
         Table {
             flows: FxHashMap::default(),
             syns: FxHashMap::default(),
+            lite: true,
             defrag: Defrag::new(defrag::Limits::default()),
             frag_dropped: Vec::new(),
             done: Vec::new(),
@@ -475,7 +479,8 @@ impl Table {
             }
             self.queue(key, at);
             if let L4::Tcp(t) = pkt.l4 {
-                if frag.is_none() && src == client && SynOnly::takes(None, src, ip, &t) {
+                if self.lite && frag.is_none() && src == client && SynOnly::takes(None, src, ip, &t)
+                {
                     self.syns
                         .insert(key, SynOnly::new(&key, client, int, ip, &t, at));
                     return;
@@ -911,4 +916,125 @@ fn named_gateway(f: &Flow, cfg: &Config) -> bool {
                     .any(|n| crate::proto::tls::name_matches(n, g))
             })
     })
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::decode::link;
+    use crate::synth::{flag, icmp_error, Pkt, TcpConv, C, S};
+
+    /// The finished flows of these packets, as their debug text (every
+    /// field, the TCP evidence and machinery included), with SYN-only
+    /// records on or off.
+    fn finished(pkts: &[Pkt], lite: bool) -> Vec<String> {
+        let cfg = Config::default();
+        let mut t = Table::new();
+        t.lite = lite;
+        let mut end = Mark::default();
+        for (i, p) in pkts.iter().enumerate() {
+            end = Mark {
+                frame: i as u64 + 1,
+                ts: p.ts,
+            };
+            let ip = link::ip_bytes(1, &p.data).expect("ethernet");
+            t.packet(&decode::decode(ip).expect("decodes"), end, &cfg);
+        }
+        t.close(end, &cfg);
+        let mut done = t.take_done();
+        done.sort_by_key(|f| f.flow.first.frame);
+        done.iter().map(|f| format!("{f:?}")).collect()
+    }
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn conv() -> TcpConv {
+        TcpConv::new("198.18.0.1:50000", "198.18.0.2:3389", SEC)
+    }
+
+    /// A flow that was SYNs only, then whatever came next, is the flow
+    /// the same packets make without SYN-only records, field for field.
+    #[test]
+    fn syn_only_records_make_the_same_flows() {
+        let mut cases: Vec<(&str, Vec<Pkt>)> = Vec::new();
+        let mut out = vec![];
+        conv().syn(&mut out);
+        cases.push(("one SYN", out));
+        let mut out = vec![];
+        conv().syn(&mut out).syn_again(&mut out, SEC);
+        cases.push(("a SYN resent", out));
+        let mut out = vec![];
+        conv()
+            .syn(&mut out)
+            .syn_again(&mut out, SEC)
+            .syn_again(&mut out, 2 * SEC)
+            .syn_again(&mut out, 4 * SEC);
+        cases.push(("more copies than a record holds", out));
+        let mut out = vec![];
+        let mut c = conv();
+        c.syn(&mut out).wait(SEC);
+        let s = c.seq[C].wrapping_add(7);
+        c.raw(&mut out, C, s, flag::SYN, false, Some(1460), &[]);
+        cases.push(("a second SYN with another ISN", out));
+        let mut out = vec![];
+        let mut c = conv();
+        c.syn(&mut out);
+        c.ttl[C] = 60;
+        c.syn_again(&mut out, SEC);
+        cases.push(("a copy with another TTL", out));
+        let mut out = vec![];
+        let mut c = conv();
+        let s = c.seq[C];
+        c.raw(&mut out, C, s, flag::SYN | 0xC0, false, Some(1460), &[]);
+        c.wait(SEC).handshake(&mut out, 10_000_000);
+        cases.push(("an ECN SYN, then a handshake", out));
+        let mut out = vec![];
+        let mut c = conv();
+        c.syn(&mut out).wait(SEC);
+        c.seq[C] = c.seq[C].wrapping_add(1);
+        let s = c.seq[S];
+        c.raw(&mut out, S, s, flag::SYN, true, Some(1460), &[]);
+        c.wait(SEC).rst(&mut out, C);
+        cases.push(("SYN, SYN-ACK, reset", out));
+        let mut out = vec![];
+        let mut c = conv();
+        c.syn(&mut out).wait(SEC);
+        let about = out[0].clone();
+        let to = c.client.ip();
+        out.push(icmp_error("198.18.0.254", to, 1, 0, &about, 2 * SEC));
+        cases.push(("SYN and a host unreachable", out));
+        let mut out = vec![];
+        conv().syn(&mut out);
+        let mut c = TcpConv::new("198.18.0.2:3389", "198.18.0.1:50000", SEC + 5);
+        c.syn(&mut out);
+        cases.push(("both sides send a SYN", out));
+        let mut out = vec![];
+        let mut c = conv();
+        c.syn(&mut out);
+        let s = c.seq[C];
+        c.wait(SEC)
+            .raw(&mut out, C, s, flag::SYN, false, Some(1460), b"tfo");
+        cases.push(("a SYN with data (TCP Fast Open)", out));
+        let mut out = vec![];
+        conv().syn(&mut out);
+        let mut c = conv();
+        c.wait(700 * SEC).syn(&mut out);
+        cases.push(("idle, then the same ports again", out));
+        for (what, pkts) in &cases {
+            let lite = finished(pkts, true);
+            assert!(!lite.is_empty(), "{what}");
+            assert_eq!(lite, finished(pkts, false), "{what}");
+        }
+        // And a SYN-only flow really is a record while it lasts.
+        let mut out = vec![];
+        conv().syn(&mut out);
+        let mut t = Table::new();
+        let ip = link::ip_bytes(1, &out[0].data).unwrap();
+        t.packet(
+            &decode::decode(ip).unwrap(),
+            Mark { frame: 1, ts: SEC },
+            &Config::default(),
+        );
+        assert_eq!((t.syns.len(), t.flows.len(), t.len()), (1, 0, 1));
+    }
 }
