@@ -33,7 +33,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] | bench-keyed FILE [--sessions N] | hostile syn|syn80|synrst|short FILE [--flows N]"
+                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] | bench-keyed FILE [--sessions N] | hostile syn|syn80|synrst|short|frag|dsb FILE [--flows N]"
             );
             std::process::exit(2);
         }
@@ -1166,10 +1166,26 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
 /// flows from distinct client addresses and ports, 10 000 new flows a
 /// second: `syn` a SYN each to 3389 (a port scan), `syn80` the same to
 /// port 80, `synrst` SYN, SYN-ACK, RST, `short` a whole short session
-/// (handshake, X.224 request and confirm, FINs).
+/// (handshake, X.224 request and confirm, FINs), `frag` the first
+/// fragment of a UDP datagram to 3389 (the rest never comes), `dsb` (pcapng)
+/// an empty Decryption Secrets Block each, then one SYN.
 fn hostile(path: &Path, kind: &str, n: u64) -> std::io::Result<()> {
     let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let mut w = synth::Writer::new(file, synth::Format::Pcap)?;
+    let fmt = if kind == "dsb" {
+        synth::Format::PcapNg
+    } else {
+        synth::Format::Pcap
+    };
+    let mut w = synth::Writer::new(file, fmt)?;
+    if kind == "dsb" {
+        for _ in 0..n {
+            w.secrets(&[])?;
+        }
+        let mut out = Vec::new();
+        TcpConv::new(CLIENT, SERVER, T0).syn(&mut out);
+        w.write(&out[0])?;
+        return w.into_inner().flush();
+    }
     let server = if kind == "syn80" {
         "198.19.0.20:80"
     } else {
@@ -1202,6 +1218,27 @@ fn hostile(path: &Path, kind: &str, n: u64) -> std::io::Result<()> {
             "short" => {
                 rdp_start_with(&mut c, &mut out, 0x3, 0x1);
                 c.wait(MS).close(&mut out, C, MS);
+            }
+            "frag" => {
+                let first = synth::ipv4_fragments(
+                    c.client.ip(),
+                    c.server.ip(),
+                    etherparse::IpNumber::UDP,
+                    &synth::udp_datagram(c.client, c.server, &[0u8; 1200]),
+                    1000,
+                    IpOpts {
+                        ttl: 128,
+                        df: false,
+                        id: i as u16,
+                    },
+                    true,
+                )
+                .swap_remove(0);
+                out.push(Pkt {
+                    ts: c.now,
+                    orig_len: first.len() as u32,
+                    data: first,
+                });
             }
             other => {
                 return Err(std::io::Error::other(format!(
