@@ -33,7 +33,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] | bench-keyed FILE [--sessions N] | hostile syn|syn80|synrst|short|frag|dsb FILE [--flows N]"
+                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] | bench-keyed FILE [--sessions N] | hostile syn|syn80|sweep|synrst|short|frag|dsb FILE [--flows N]"
             );
             std::process::exit(2);
         }
@@ -238,6 +238,38 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     c.seq[C] = c.seq[C].wrapping_add(1);
     c.wait(MS).rst(&mut out, S);
     write(dir, "refused.pcap", &out, pcap)?;
+
+    // A scan and a sweep (tcp.scan): 70 hosts each send one SYN to the
+    // server 100 ms apart, every tenth refused; then one host sends a SYN
+    // to port 3389 of 70 servers, none answered; a last datagram 5 s on
+    // ends the capture (a SYN counts as unanswered after 3 s).
+    let mut out = vec![];
+    let mut t = T0;
+    for k in 0..70 {
+        let mut c = TcpConv::new(&format!("198.18.3.{}:{}", k + 1, 40000 + k), SERVER, t);
+        c.syn(&mut out);
+        if k % 10 == 9 {
+            c.seq[C] = c.seq[C].wrapping_add(1);
+            c.wait(MS).rst(&mut out, S);
+        }
+        t += 100 * MS;
+    }
+    for k in 0..70 {
+        let mut c = TcpConv::new(
+            &format!("198.18.9.9:{}", 50000 + k),
+            &format!("198.19.5.{}:3389", k + 1),
+            t,
+        );
+        c.syn(&mut out);
+        t += 100 * MS;
+    }
+    out.push(synth::udp_pkt(
+        "198.18.9.9:5353".parse().unwrap(),
+        "198.19.5.1:5353".parse().unwrap(),
+        b"end",
+        t + 5 * SEC,
+    ));
+    write(dir, "scan.pcap", &out, pcap)?;
 
     // SYN answered by ICMP "administratively prohibited" from a router.
     let mut out = vec![];
@@ -1165,7 +1197,8 @@ fn keyed_samples(dir: &Path) -> std::io::Result<()> {
 /// Hostile captures for `scripts/bench hostile` (never committed): `n`
 /// flows from distinct client addresses and ports, 10 000 new flows a
 /// second: `syn` a SYN each to 3389 (a port scan), `syn80` the same to
-/// port 80, `synrst` SYN, SYN-ACK, RST, `short` a whole short session
+/// port 80, `sweep` a SYN each from one host to 3389 of a server each,
+/// `synrst` SYN, SYN-ACK, RST, `short` a whole short session
 /// (handshake, X.224 request and confirm, FINs), `frag` the first
 /// fragment of a UDP datagram to 3389 (the rest never comes), `dsb` (pcapng)
 /// an empty Decryption Secrets Block each, then one SYN.
@@ -1199,10 +1232,19 @@ fn hostile(path: &Path, kind: &str, n: u64) -> std::io::Result<()> {
             i >> 8 & 0xFF,
             1024 + (i & 0xFF) * 200
         );
-        let mut c = TcpConv::new(&client, server, T0 + i as i64 * 100_000);
+        // A sweep: one host, a server each.
+        let (client, server) = if kind == "sweep" {
+            (
+                format!("198.18.7.7:{}", 1024 + i % 60000),
+                format!("10.{}.{}.{}:3389", i >> 16 & 0xFF, i >> 8 & 0xFF, i & 0xFF),
+            )
+        } else {
+            (client, server.to_string())
+        };
+        let mut c = TcpConv::new(&client, &server, T0 + i as i64 * 100_000);
         let mut out = Vec::new();
         match kind {
-            "syn" | "syn80" => {
+            "syn" | "syn80" | "sweep" => {
                 c.syn(&mut out);
             }
             "synrst" => {

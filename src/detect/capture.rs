@@ -322,12 +322,26 @@ impl CaptureDetector for Scans {
         use crate::session::scan::MAX_SOURCES;
         for s in &cx.scans {
             let secs = (s.last.ts - s.first.ts) as f64 / 1e9;
-            let sources = if s.sources >= MAX_SOURCES {
-                format!("at least {MAX_SOURCES} sources")
-            } else {
-                format!("{} source{}", s.sources, super::plural(s.sources as u64))
+            let counted = |what: &str| {
+                if s.sources >= MAX_SOURCES {
+                    format!("at least {MAX_SOURCES} {what}s")
+                } else {
+                    format!("{} {what}{}", s.sources, super::plural(s.sources as u64))
+                }
             };
             let ip = if s.server.is_ipv4() { "ip" } else { "ipv6" };
+            let port = s.server.port();
+            let shape = format!(
+                "went no further than a SYN never answered ({}) or refused or reset at once ({}), frames {} to {}",
+                s.attempts - s.refused,
+                s.refused,
+                s.first.frame,
+                s.last.frame
+            );
+            let frames = format!(
+                "frame.number>={} && frame.number<={}",
+                s.first.frame, s.last.frame
+            );
             let d = Draft::new(
                 Code::TcpScan,
                 crate::finding::Severity::Warning,
@@ -335,34 +349,53 @@ impl CaptureDetector for Scans {
                 s.first.frame,
                 s.first.ts,
             )
-            .until(s.last.frame)
-            .summary(format!(
-                "{} connection attempts to {} from {sources} in {secs:.1} s went no further than a SYN never answered ({}) or refused or reset at once ({}), frames {} to {}: a scan or a flood, summarized instead of an attempt each",
-                s.attempts,
-                s.server,
-                s.attempts - s.refused,
-                s.refused,
-                s.first.frame,
-                s.last.frame
-            ))
-            .cause(
-                "Many hosts (or one host many times) opened connections to this server in quick \
-                 succession and none went further: a port scan, a SYN flood, or clients in a retry \
-                 storm against a server that is down or filtered. Not one user's attempt.",
-            )
-            .remedy(
-                "If the sources are not your clients, block or rate-limit them at the edge (RDP \
-                 should not face the internet: use an RD Gateway or a VPN). If they are, the \
-                 server is unreachable for all of them: check that it listens and that the path \
-                 lets SYNs through.",
-            )
-            .filter(format!(
-                "{ip}.dst=={} && tcp.dstport=={} && tcp.flags.syn==1 && tcp.flags.ack==0 && frame.number>={} && frame.number<={}",
-                s.server.ip(),
-                s.server.port(),
-                s.first.frame,
-                s.last.frame
-            ));
+            .until(s.last.frame);
+            // The filter selects both directions (a refusal's RST comes
+            // from the server), within the run's frames.
+            let d = match s.source {
+                None => d
+                    .summary(format!(
+                        "{} connection attempts to {} from {} in {secs:.1} s {shape}: a scan or a flood, summarized instead of an attempt each",
+                        s.attempts,
+                        s.server,
+                        counted("source"),
+                    ))
+                    .cause(
+                        "Many hosts (or one host many times) opened connections to this server in quick \
+                         succession and none went further: a port scan, a SYN flood, or clients in a retry \
+                         storm against a server that is down or filtered. Not one user's attempt.",
+                    )
+                    .remedy(
+                        "If the sources are not your clients, block or rate-limit them at the edge (RDP \
+                         should not face the internet: use an RD Gateway or a VPN). If they are, the \
+                         server is unreachable for all of them: check that it listens and that the path \
+                         lets SYNs through.",
+                    )
+                    .filter(format!(
+                        "({ip}.dst=={a} && tcp.dstport=={port} || {ip}.src=={a} && tcp.srcport=={port}) && {frames}",
+                        a = s.server.ip(),
+                    )),
+                Some(src) => d
+                    .summary(format!(
+                        "{} connection attempts from {src} to port {port} of {} in {secs:.1} s {shape}: a sweep (one host probing many servers), summarized instead of an attempt each",
+                        s.attempts,
+                        counted("server"),
+                    ))
+                    .cause(
+                        "One host opened connections to this port on many servers in quick succession \
+                         and none went further: a host scanning the network (a scanner, a worm, an \
+                         inventory tool), or a client going down a list of servers none of which it \
+                         can reach. Not one user's attempt.",
+                    )
+                    .remedy(
+                        "If the host is not meant to scan, isolate it and find what runs on it. If it \
+                         is a client trying a list of servers, none is reachable from it: check its \
+                         route, its firewall and the servers' filters for this port.",
+                    )
+                    .filter(format!(
+                        "({ip}.src=={src} && tcp.dstport=={port} || {ip}.dst=={src} && tcp.srcport=={port}) && {frames}"
+                    )),
+            };
             out.push(d);
         }
     }

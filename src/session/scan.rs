@@ -1,6 +1,7 @@
 //! Scans and floods: many connection attempts toward one server that were
 //! never answered or were refused, within a short time, are one `tcp.scan`
-//! summary instead of a million attempts.
+//! summary instead of a million attempts; so are many such attempts from
+//! one host toward one port of many servers (a sweep).
 //!
 //! Each worker sets aside the connections shaped like that (a SYN and
 //! nothing else, or a SYN answered by a reset: no data either way) as
@@ -60,15 +61,22 @@ fn octets(ip: IpAddr) -> [u8; 16] {
     b
 }
 
+fn ip(v6: bool, b: [u8; 16]) -> IpAddr {
+    if v6 {
+        IpAddr::from(b)
+    } else {
+        IpAddr::from([b[0], b[1], b[2], b[3]])
+    }
+}
+
 impl Record {
     pub fn server(&self) -> SocketAddr {
         let (v6, b, port) = self.server;
-        let ip = if v6 {
-            IpAddr::from(b)
-        } else {
-            IpAddr::from([b[0], b[1], b[2], b[3]])
-        };
-        SocketAddr::new(ip, port)
+        SocketAddr::new(ip(v6, b), port)
+    }
+
+    pub fn client_ip(&self) -> IpAddr {
+        ip(self.server.0, self.client)
     }
 }
 
@@ -85,13 +93,18 @@ pub struct Book {
     pub overflow: u64,
 }
 
-/// A scan: one server's run of failed attempts.
+/// A scan: one server's run of failed attempts, or a sweep: one source
+/// host's run toward many servers on one port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scan {
+    /// The server (a sweep: the first server, whose port they all share).
     pub server: SocketAddr,
+    /// A sweep's source host.
+    pub source: Option<IpAddr>,
     pub attempts: u64,
     pub refused: u64,
-    /// Distinct client hosts (at most [`MAX_SOURCES`] counted).
+    /// Distinct client hosts, or a sweep's distinct servers (at most
+    /// [`MAX_SOURCES`] counted).
     pub sources: usize,
     pub first: Mark,
     pub last: Mark,
@@ -181,50 +194,99 @@ pub fn fold(books: Vec<Book>) -> Folded {
         all.extend(b.records);
         held.push(b.held);
     }
+    // Runs toward one server first; what they leave, runs of one source
+    // toward one port of many servers (a sweep); what is left goes back.
     all.sort_unstable_by_key(|r| (r.server, r.first.ts, r.first.frame, r.book));
+    let mut rest: Vec<Record> = Vec::new();
+    runs(
+        &all,
+        |a, b| a.server == b.server,
+        |r| r.client,
+        &mut out.scans,
+        &mut rest,
+        false,
+    );
+    drop(all);
+    rest.sort_unstable_by_key(|r| {
+        (
+            r.server.0,
+            r.client,
+            r.server.2,
+            r.first.ts,
+            r.first.frame,
+            r.book,
+        )
+    });
+    let mut left: Vec<Record> = Vec::new();
+    runs(
+        &rest,
+        |a, b| (a.server.0, a.client, a.server.2) == (b.server.0, b.client, b.server.2),
+        |r| r.server.1,
+        &mut out.scans,
+        &mut left,
+        true,
+    );
+    left.sort_unstable_by_key(|r| (r.first.frame, r.book));
+    for r in left {
+        let c = (r.held != NOT_HELD)
+            .then(|| held[r.book as usize][r.held as usize].take())
+            .flatten();
+        match c {
+            Some(c) => out.conns.push(c),
+            None => out.unreported += 1,
+        }
+    }
+    out.scans.sort_by_key(|s| s.first.frame);
+    out
+}
+
+/// Cuts sorted records into runs (same `key`, each at most
+/// [`SCAN_GAP_NS`] after the previous): a run of [`SCAN_MIN`] or more is a
+/// scan counting the distinct `who` (sources, or a sweep's servers); the
+/// records of shorter runs go to `rest`.
+fn runs(
+    all: &[Record],
+    same: impl Fn(&Record, &Record) -> bool,
+    who: impl Fn(&Record) -> [u8; 16],
+    scans: &mut Vec<Scan>,
+    rest: &mut Vec<Record>,
+    sweep: bool,
+) {
     let mut i = 0;
     while i < all.len() {
-        // The run starting at i.
         let mut j = i + 1;
         while j < all.len()
-            && all[j].server == all[i].server
+            && same(&all[i], &all[j])
             && all[j].first.ts - all[j - 1].first.ts <= SCAN_GAP_NS
         {
             j += 1;
         }
         let run = &all[i..j];
         if run.len() >= SCAN_MIN {
-            let mut sources: Vec<[u8; 16]> = Vec::new();
+            let mut seen: rustc_hash::FxHashSet<[u8; 16]> = Default::default();
             for r in run {
-                if sources.len() < MAX_SOURCES && !sources.contains(&r.client) {
-                    sources.push(r.client);
+                if seen.len() >= MAX_SOURCES {
+                    break;
                 }
+                seen.insert(who(r));
             }
             let first = run.iter().map(|r| r.first).min_by_key(|m| m.frame);
             let last = run.iter().map(|r| r.last).max_by_key(|m| m.frame);
-            out.scans.push(Scan {
-                server: run[0].server(),
+            let lead = run.iter().min_by_key(|r| r.first.frame).unwrap_or(&run[0]);
+            scans.push(Scan {
+                server: lead.server(),
+                source: sweep.then(|| lead.client_ip()),
                 attempts: run.len() as u64,
                 refused: run.iter().filter(|r| r.refused).count() as u64,
-                sources: sources.len(),
+                sources: seen.len(),
                 first: first.unwrap_or_default(),
                 last: last.unwrap_or_default(),
             });
         } else {
-            for r in run {
-                let c = (r.held != NOT_HELD)
-                    .then(|| held[r.book as usize][r.held as usize].take())
-                    .flatten();
-                match c {
-                    Some(c) => out.conns.push(c),
-                    None => out.unreported += 1,
-                }
-            }
+            rest.extend_from_slice(run);
         }
         i = j;
     }
-    out.scans.sort_by_key(|s| s.first.frame);
-    out
 }
 
 #[cfg(test)]
@@ -328,5 +390,61 @@ mod test {
             d.put(x);
         }
         assert_eq!(fold(vec![d]).scans.len(), 2);
+        // One host sweeping port 3389 of 70 servers, split between two
+        // workers: one sweep, whatever the split; a host that tried 63
+        // servers is not one.
+        let mut e = Book::shared(0, 2);
+        let mut g = Book::shared(1, 2);
+        for k in 0..70u64 {
+            let c = failed(
+                "10.7.7.7:40000",
+                &format!("198.19.1.{k}:3389"),
+                2 * k + 1,
+                if k == 5 {
+                    Code::TcpRefused
+                } else {
+                    Code::TcpSynUnanswered
+                },
+            );
+            let book = if k % 2 == 0 { &mut e } else { &mut g };
+            assert!(book.put(c).is_none());
+        }
+        for k in 0..63u64 {
+            let c = failed(
+                "10.8.8.8:40000",
+                &format!("198.19.2.{k}:3389"),
+                2 * k + 2,
+                Code::TcpSynUnanswered,
+            );
+            assert!(e.put(c).is_none());
+        }
+        let f = fold(vec![e, g]);
+        assert_eq!(f.scans.len(), 1);
+        let s = &f.scans[0];
+        assert_eq!(s.source, Some("10.7.7.7".parse().unwrap()));
+        assert_eq!((s.attempts, s.refused, s.sources), (70, 1, 70));
+        assert_eq!(
+            (s.first.frame, s.last.frame, s.server.port()),
+            (1, 139, 3389)
+        );
+        assert_eq!(f.conns.len(), 63);
+        assert!(f
+            .conns
+            .iter()
+            .all(|c| c.client.ip().to_string() == "10.8.8.8"));
+        // A run toward one server is taken first: its records are not
+        // counted again in a sweep.
+        let mut h = Book::shared(0, 1);
+        for k in 0..70u64 {
+            h.put(failed(
+                "10.7.7.7:40000",
+                "198.19.0.20:3389",
+                k + 1,
+                Code::TcpSynUnanswered,
+            ));
+        }
+        let f = fold(vec![h]);
+        assert_eq!(f.scans.len(), 1);
+        assert_eq!(f.scans[0].source, None);
     }
 }
