@@ -274,6 +274,82 @@ pub struct TcpFlow {
 
 static NO_TCP: std::sync::LazyLock<TcpFlow> = std::sync::LazyLock::new(TcpFlow::default);
 
+/// A flow's protocol state ([`App`], 330 bytes), allocated when a parser
+/// is first fed (most flows of a scan or a flood never are); until then it
+/// reads as an empty `App`. Holds what a new `App` starts with.
+#[derive(Debug, Default)]
+pub struct LazyApp {
+    app: Option<Box<App>>,
+    rdp_port: bool,
+    krb_port: bool,
+    keys: Option<std::sync::Arc<crate::proto::keylog::KeyLog>>,
+    gateways: Option<std::sync::Arc<[String]>>,
+}
+
+static NO_APP: std::sync::LazyLock<App> = std::sync::LazyLock::new(App::default);
+
+impl std::ops::Deref for LazyApp {
+    type Target = App;
+    fn deref(&self) -> &App {
+        self.app.as_deref().unwrap_or(&NO_APP)
+    }
+}
+
+impl std::ops::DerefMut for LazyApp {
+    fn deref_mut(&mut self) -> &mut App {
+        self.app.get_or_insert_with(|| {
+            let mut a = App::default();
+            a.rdp_port = self.rdp_port;
+            a.krb_port = self.krb_port;
+            a.keys = self.keys.clone();
+            a.gateways = self.gateways.clone();
+            Box::new(a)
+        })
+    }
+}
+
+impl LazyApp {
+    fn new(interest: Interest) -> LazyApp {
+        LazyApp {
+            rdp_port: interest == Interest::Rdp,
+            krb_port: interest == Interest::Kerberos,
+            ..Default::default()
+        }
+    }
+
+    /// An `App` that already exists (a gateway leg's tunnel).
+    fn of(app: App) -> LazyApp {
+        LazyApp {
+            rdp_port: app.rdp_port,
+            krb_port: app.krb_port,
+            keys: app.keys.clone(),
+            gateways: app.gateways.clone(),
+            app: Some(Box::new(app)),
+        }
+    }
+
+    /// The run's TLS keys and `--gateway` names, for the `App` to come.
+    pub fn arm(
+        &mut self,
+        keys: Option<std::sync::Arc<crate::proto::keylog::KeyLog>>,
+        gateways: Option<std::sync::Arc<[String]>>,
+    ) {
+        if let Some(a) = self.app.as_deref_mut() {
+            a.keys = keys.clone();
+            a.gateways = gateways.clone();
+        }
+        self.keys = keys;
+        self.gateways = gateways;
+    }
+
+    /// The flow ended: the `App`'s buffers go (nothing to do without one).
+    pub fn finish(&mut self) {
+        if let Some(a) = self.app.as_deref_mut() {
+            a.finish();
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Flow {
     pub key: FlowKey,
@@ -291,7 +367,7 @@ pub struct Flow {
     pub icmp_unreachable: u64,
     /// ICMP events in all (kept or not).
     pub icmp_seen: u64,
-    pub app: App,
+    pub app: LazyApp,
     /// TCP only, and only while the flow is of interest.
     tcp: Option<Box<TcpFlow>>,
     /// Content showed the flow is of no interest: only kept to not re-probe.
@@ -324,9 +400,7 @@ impl Flow {
                 ..Default::default()
             })
         });
-        let mut app = App::default();
-        app.rdp_port = interest == Interest::Rdp;
-        app.krb_port = interest == Interest::Kerberos;
+        let app = LazyApp::new(interest);
         Flow {
             key,
             interest,
@@ -594,7 +668,7 @@ impl Flow {
             self.ignored_state = (self.closed(), isn, syn);
             self.ignored = true;
             self.tcp = None;
-            self.app = App::default();
+            self.app = LazyApp::default();
         }
     }
 
@@ -604,6 +678,7 @@ impl Flow {
     /// was established when the gateway created the channel and has no
     /// ending of its own (the leg has it).
     pub fn take_tunnel(&mut self) -> Option<Flow> {
+        self.app.tunnel.as_ref()?;
         let mut app = *self.app.tunnel.take()?;
         app.finish();
         let t = &self.app.gateway_leg()?.tsg;
@@ -644,7 +719,7 @@ impl Flow {
             tf.machinery = None;
             tf.machinery_off = true;
         }
-        f.app = app;
+        f.app = LazyApp::of(app);
         f.tunnel_of = Some(Box::new(tunnel));
         Some(f)
     }

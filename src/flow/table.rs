@@ -313,10 +313,12 @@ impl Table {
 
     /// A new flow gets the run's keys and gateway names.
     fn arm(&self, flow: &mut Flow, cfg: &Config) {
-        flow.app.keys = self.keys.clone();
-        if !cfg.gateways.is_empty() {
-            flow.app.gateways = self.gateway_names.clone();
-        }
+        let gateways = if cfg.gateways.is_empty() {
+            None
+        } else {
+            self.gateway_names.clone()
+        };
+        flow.app.arm(self.keys.clone(), gateways);
     }
 
     /// A SYN-only record becomes the flow its packets make (before anything
