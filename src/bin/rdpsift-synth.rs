@@ -29,11 +29,16 @@ fn main() {
         Some("bench") if args.len() >= 3 => {
             let mib = flag_value(&args, "--mib").unwrap_or(1024);
             let small = args.iter().any(|a| a == "--small");
-            bench(Path::new(&args[2]), mib, small)
+            let fmt = if args.iter().any(|a| a == "--pcapng") {
+                synth::Format::PcapNg
+            } else {
+                synth::Format::Pcap
+            };
+            bench(Path::new(&args[2]), mib, small, fmt)
         }
         _ => {
             eprintln!(
-                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] | bench-keyed FILE [--sessions N] | hostile syn|syn80|sweep|synrst|short|frag|dsb FILE [--flows N]"
+                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] [--pcapng] | bench-keyed FILE [--sessions N] | hostile syn|syn80|sweep|synrst|short|frag|dsb FILE [--flows N]"
             );
             std::process::exit(2);
         }
@@ -1643,10 +1648,10 @@ fn fragmented_udp(dir: &Path) -> std::io::Result<()> {
 /// A large capture: many concurrent conversations, round-robin, each a
 /// TCP 3389 or 443 session (handshake, flights, some retransmissions and
 /// reordering) or a UDP 3389 exchange; now and then fragments and ICMP.
-fn bench(path: &Path, mib: u64, small: bool) -> std::io::Result<()> {
+fn bench(path: &Path, mib: u64, small: bool, fmt: synth::Format) -> std::io::Result<()> {
     let target = mib << 20;
     let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let mut w = synth::Writer::new(file, synth::Format::Pcap)?;
+    let mut w = synth::Writer::new(file, fmt)?;
     let mut written = 24u64;
     let mut t = T0;
     let mut n = 0u64;

@@ -154,6 +154,22 @@ impl Reader {
     /// Returns `Ok(false)` when the capture has ended (`out` may still hold
     /// the last frames). A corrupt record ends the file with `Err` after the
     /// frames before it were returned by earlier calls.
+    /// The source, from its first byte again when it is a mapped file
+    /// (another pass over the same map).
+    pub fn rewound(self) -> Option<Source> {
+        self.src.rewound()
+    }
+
+    /// Whether a Decryption Secrets Block was read so far (kept or dropped).
+    pub fn saw_secrets(&self) -> bool {
+        self.events.iter().any(|e| {
+            matches!(
+                e,
+                ReadEvent::Secrets { .. } | ReadEvent::SecretsDropped { .. }
+            )
+        })
+    }
+
     pub fn next_batch(
         &mut self,
         out: &mut Vec<FrameMeta>,

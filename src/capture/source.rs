@@ -111,6 +111,14 @@ impl Source {
         }
     }
 
+    /// A mapped file from its first byte again (a stream cannot be).
+    pub fn rewound(self) -> Option<Source> {
+        match self {
+            Source::Map { map, .. } => Some(Source::Map { map, pos: 0 }),
+            Source::Stream { .. } => None,
+        }
+    }
+
     /// True when no more bytes will ever arrive beyond the window.
     pub fn at_eof(&self) -> bool {
         match self {
