@@ -38,28 +38,40 @@ fn rows_of(text: &str, capture: &str) -> Vec<Vec<String>> {
 #[test]
 fn a_full_flow_table_finishes_flows_early_and_says_how_many() {
     let scan = hostile("syn", 5000);
-    let o = run(&[
-        "analyze",
-        scan.to_str().unwrap(),
-        "samples/server-denied.pcap",
-        "--max-flows",
-        "1000",
-        "-j",
-        "1",
-        "--format",
-        "csv",
-    ]);
-    let text = stdout(&o);
+    let out = |j: &str| {
+        stdout(&run(&[
+            "analyze",
+            scan.to_str().unwrap(),
+            "samples/server-denied.pcap",
+            "--max-flows",
+            "1000",
+            "-j",
+            j,
+            "--format",
+            "csv",
+        ]))
+    };
+    let text = out("1");
+    // The bound is per file, in parts that do not depend on -j: the same
+    // flows are finished early, whatever the thread count.
+    assert_eq!(text, out("2"), "the output does not depend on -j");
+    assert_eq!(text, out("3"), "the output does not depend on -j");
     let bound: Vec<Vec<String>> = csv_rows(&text)
         .into_iter()
         .filter(|r| r.get(2).map(String::as_str) == Some("capture.bound"))
         .collect();
     assert_eq!(bound.len(), 1, "{text}");
-    assert!(
-        bound[0][10].contains("4000 flows finished early (table full)"),
-        "{}",
-        bound[0][10]
-    );
+    // 5000 SYN-only flows, none finished by time before the end: at least
+    // 4000 could not be held; the synthetic clients send 256 flows each,
+    // so some parts fill while others have room.
+    let said = &bound[0][10];
+    let n: u64 = said
+        .split(" flows finished early (table full)")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!((4000..5000).contains(&n), "{said}");
     // The other file of the run is reported as when alone.
     let alone = stdout(&run(&[
         "analyze",

@@ -1,4 +1,4 @@
-//! The flow table of one worker: creates flows, routes segments, datagrams,
+//! The flow table of one part of a capture: creates flows, routes segments, datagrams,
 //! fragments and ICMP errors to them, finishes idle and closed flows, and
 //! keeps every structure within its bound.
 
@@ -18,7 +18,14 @@ pub struct OrphanIcmp {
     pub err: decode::IcmpError,
 }
 
+/// ICMP errors and fragments quoting no flow kept per file (each part of
+/// a capture keeps its share).
 const MAX_ORPHAN_ICMP: usize = 4096;
+/// Floors of a part's share ([`Table::shared`]): ICMP errors and fragments
+/// quoting no flow, datagrams under reassembly and their bytes.
+const MIN_ORPHANS: usize = 256;
+const MIN_DATAGRAMS: usize = 64;
+const MIN_DEFRAG_BYTES: usize = 1 << 20;
 /// How often (in packets) idle flows are swept.
 const SWEEP_EVERY: u32 = 1 << 16;
 
@@ -235,6 +242,13 @@ pub struct Table {
     /// out: its share of the per-file `max_flows` and `max_records`.
     max_flows: usize,
     max_records: usize,
+    /// ICMP errors (and fragments) quoting no flow kept, each.
+    max_orphans: usize,
+    /// Packets between sweeps for idle flows.
+    sweep_every: u32,
+    /// Flows begun (tracked) so far: a part's demand when the file's
+    /// room is shared out.
+    pub created: u64,
     /// The run's TLS keys, handed to every new flow (`None`: no keys).
     pub keys: Option<std::sync::Arc<crate::proto::keylog::KeyLog>>,
     /// Gateway OUT channels by client host and gateway (newest last): where
@@ -278,6 +292,9 @@ impl Table {
             records: 0,
             max_flows: usize::MAX,
             max_records: usize::MAX,
+            max_orphans: MAX_ORPHAN_ICMP,
+            sweep_every: SWEEP_EVERY,
+            created: 0,
             keys: None,
             out_legs: FxHashMap::default(),
             gateway_names: None,
@@ -286,20 +303,46 @@ impl Table {
         }
     }
 
-    /// A table that is one of `n` sharing a capture: `max_flows` and
-    /// `max_records` of the configuration are per file, so each table
-    /// holds its share.
+    /// A table that is one of the `n` fixed parts of a capture (its flows
+    /// by IP pair): `max_flows` and `max_records` of the configuration are
+    /// per file, so each part holds its share; reassembly and unmatched
+    /// ICMP errors get a share of the per-file amounts too, with a floor
+    /// (docs/THRESHOLDS.md). The parts do not depend on the thread count,
+    /// so neither does what a bound drops.
     pub fn shared(n: usize, cfg: &Config) -> Table {
         let n = n.max(1);
+        let whole = defrag::Limits::default();
         Table {
             max_flows: cfg.max_flows.div_ceil(n),
             max_records: cfg.max_records.div_ceil(n),
+            max_orphans: MAX_ORPHAN_ICMP.div_ceil(n).max(MIN_ORPHANS),
+            // A part sees 1/n of the packets: swept as often in capture time.
+            sweep_every: (SWEEP_EVERY / n as u32).max(1024),
+            defrag: Defrag::new(defrag::Limits {
+                max_datagrams: whole.max_datagrams.div_ceil(n).max(MIN_DATAGRAMS),
+                max_bytes: (whole.max_bytes / n).max(MIN_DEFRAG_BYTES),
+                ..whole
+            }),
             ..Table::new()
         }
     }
 
     pub fn len(&self) -> usize {
         self.flows.len() + self.syns.len()
+    }
+
+    /// Reported flows handed out so far.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// This part's bounds until they are set again: flows held at once
+    /// and reported flows handed out in all ([`Table::shared`] sets the
+    /// first shares; a capture's parts are given the file's free room
+    /// between batches).
+    pub fn set_share(&mut self, flows: usize, records: usize) {
+        self.max_flows = flows;
+        self.max_records = records;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -387,7 +430,7 @@ impl Table {
             _ => self.dispatch(pkt, at, cfg, None),
         }
         self.since_sweep += 1;
-        if self.since_sweep >= SWEEP_EVERY {
+        if self.since_sweep >= self.sweep_every {
             self.since_sweep = 0;
             self.sweep(cfg);
         }
@@ -615,7 +658,7 @@ impl Table {
     }
 
     fn orphan(&mut self, from: IpAddr, err: decode::IcmpError, at: Mark) {
-        if self.orphan_icmp.len() < MAX_ORPHAN_ICMP {
+        if self.orphan_icmp.len() < self.max_orphans {
             self.orphan_icmp.push(OrphanIcmp { at, from, err });
         } else {
             self.bounds.icmp_dropped += 1;
@@ -687,7 +730,7 @@ impl Table {
                         };
                     }
                 }
-                None if self.orphan_frags.len() < MAX_ORPHAN_ICMP => self.orphan_frags.push(m),
+                None if self.orphan_frags.len() < self.max_orphans => self.orphan_frags.push(m),
                 None => self.bounds.fragments_evicted += 1,
             }
         }
@@ -763,6 +806,14 @@ impl Table {
     }
 
     /// Finishes flows that are idle (open) or closed and quiet.
+    /// Finishes the flows idle (or closed and quiet) as of `now`, the
+    /// capture's clock (a quiet part sees no packets to sweep on).
+    pub fn sweep_at(&mut self, now: i64, cfg: &Config) {
+        self.now = self.now.max(now);
+        self.since_sweep = 0;
+        self.sweep(cfg);
+    }
+
     fn sweep(&mut self, cfg: &Config) {
         let now = self.now;
         self.defrag.expire(now, &mut self.frag_dropped);
@@ -794,6 +845,7 @@ impl Table {
     /// A new flow joins the eviction queue; stale entries (finished flows)
     /// are dropped when they outnumber the live ones.
     fn queue(&mut self, key: FlowKey, at: Mark) {
+        self.created += 1;
         self.order.push_back((key, at.frame, at.ts));
         if self.order.len() > 2 * self.len() + 4096 {
             let mut order = std::mem::take(&mut self.order);

@@ -1,8 +1,8 @@
 //! One capture through the whole pipeline. Frames are read in batches that
-//! borrow from the source window; every worker walks the whole batch and
-//! takes the frames whose unordered IP pair hashes to it (ICMP errors by the
-//! pair they quote), so a flow, its fragments and its ICMP errors meet on
-//! one worker, in capture order, with no per-packet channel. Flows are
+//! borrow from the source window; each frame goes to one of [`PARTS`] fixed
+//! parts by its unordered IP pair's hash (ICMP errors by the pair they
+//! quote), so a flow, its fragments and its ICMP errors meet in one part,
+//! in capture order, with no per-packet channel; the workers run the parts. Flows are
 //! judged as they finish (by the worker that held them) and kept as compact
 //! [`Conn`]s; at the end the session stage groups them into attempts, the
 //! attempt and capture detectors run, and the report is built. The output
@@ -45,6 +45,8 @@ struct Shard {
     /// began before any keys, to tell secrets that came too late.
     unkeyed: Vec<[u8; 8]>,
     stream: bool,
+    /// `table.created` when the bounds were last shared out.
+    shared_at: u64,
 }
 
 impl Shard {
@@ -58,6 +60,7 @@ impl Shard {
             book: session::scan::Book::shared(i, n),
             unkeyed: Vec::new(),
             stream: false,
+            shared_at: 0,
         }
     }
 
@@ -133,34 +136,134 @@ fn shard_of(f: &FrameMeta, data: &[u8], n: usize) -> usize {
     let mut h = rustc_hash::FxHasher::default();
     lo.hash(&mut h);
     hi.hash(&mut h);
-    (h.finish() % n as u64) as usize
+    // The high bits: FxHash's low bits follow the input's low bits (a
+    // modulus used 16 of 32 parts for addresses differing in one octet).
+    ((h.finish() as u128 * n as u128) >> 64) as usize
 }
 
-/// Runs frames of a batch through the workers (each takes its own by the
-/// IP pair's hash) and judges the flows that finished.
-fn run_frames(shards: &mut [Shard], frames: &[FrameMeta], window: &[u8], cfg: &Config) {
-    let threads = shards.len();
-    if threads == 1 {
-        for f in frames {
-            shards[0].frame(f, f.data(window), cfg);
-        }
-        shards[0].judge_finished(cfg);
-    } else {
-        // Each frame's worker, found once (in parallel) rather than by
-        // every worker parsing every frame's headers.
-        let owner: Vec<u16> = frames
-            .par_iter()
-            .with_min_len(4096)
-            .map(|f| shard_of(f, f.data(window), threads) as u16)
-            .collect();
-        shards.par_iter_mut().enumerate().for_each(|(i, sh)| {
-            let i = i as u16;
-            for (f, _) in frames.iter().zip(&owner).filter(|(_, &o)| o == i) {
-                sh.frame(f, f.data(window), cfg);
-            }
-            sh.judge_finished(cfg);
-        });
+/// The fixed parts a capture's flows are split into by IP pair: each is a
+/// table with its share of the per-file bounds, run by whichever worker is
+/// free. They do not depend on the thread count, so neither does what a
+/// bound drops (the output is the same for any `-j`, bounds hit or not).
+pub const PARTS: usize = 32;
+
+/// Gives each part, every [`SHARE_EVERY`] frames, what it holds plus a
+/// share of the file's free room: of `max_flows` in proportion to the
+/// flows it began since the last share plus the parts' mean (so a quiet
+/// part can start), of `max_records` in equal parts. Together they never
+/// pass the file's bounds, busy parts get more of the room, and, decided
+/// at points that do not depend on the thread count, what a bound drops
+/// does not either.
+fn share_bounds(shards: &mut [Shard], cfg: &Config) {
+    let n = shards.len().max(1);
+    let held: usize = shards.iter().map(|s| s.table.len()).sum();
+    let given: usize = shards.iter().map(|s| s.table.records()).sum();
+    let free_flows = cfg.max_flows.saturating_sub(held) as u128;
+    let records = cfg.max_records.saturating_sub(given) / n;
+    let began: Vec<u128> = shards
+        .iter()
+        .map(|s| (s.table.created - s.shared_at) as u128)
+        .collect();
+    let mean = began.iter().sum::<u128>() / n as u128 + 1;
+    let weights: u128 = began.iter().map(|b| b + mean).sum();
+    for (s, b) in shards.iter_mut().zip(began) {
+        s.shared_at = s.table.created;
+        let t = &mut s.table;
+        t.set_share(
+            t.len() + (free_flows * (b + mean) / weights) as usize,
+            t.records() + records,
+        );
     }
+}
+
+/// Runs frames of a batch through the parts (each takes its own by the IP
+/// pair's hash) on `threads` workers and judges the flows that finished.
+fn run_frames(
+    shards: &mut [Shard],
+    frames: &[FrameMeta],
+    window: &[u8],
+    cfg: &Config,
+    threads: usize,
+    clock: &mut Clock,
+) {
+    for part in frames.chunks(SHARE_EVERY) {
+        clock.chunks += 1;
+        if clock.chunks % SWEEP_ALL == 0 {
+            let now = clock.now;
+            shards.par_iter_mut().for_each(|sh| {
+                sh.table.sweep_at(now, cfg);
+                sh.judge_finished(cfg);
+            });
+        }
+        share_bounds(shards, cfg);
+        run_part(shards, part, window, cfg, threads);
+        clock.now = part.iter().map(|f| f.ts).fold(clock.now, i64::max);
+    }
+}
+
+/// Where a capture's parts are in it: chunks of [`SHARE_EVERY`] frames
+/// run, and the largest timestamp so far.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    chunks: u64,
+    now: i64,
+}
+
+/// Every this many chunks, every part is swept for idle flows as of the
+/// capture's clock (a part sweeps itself as its own packets come; one
+/// whose IP pairs went quiet would hold its finished flows until the end).
+const SWEEP_ALL: u64 = 16;
+
+/// Frames between two shares of the bounds ([`share_bounds`]): counted in
+/// frames from the start of each batch, so independent of the thread count.
+const SHARE_EVERY: usize = 4096;
+
+fn run_part(
+    shards: &mut [Shard],
+    frames: &[FrameMeta],
+    window: &[u8],
+    cfg: &Config,
+    threads: usize,
+) {
+    let n = shards.len();
+    if threads == 1 || n == 1 {
+        for f in frames {
+            let data = f.data(window);
+            shards[shard_of(f, data, n)].frame(f, data, cfg);
+        }
+        for sh in shards.iter_mut() {
+            sh.judge_finished(cfg);
+        }
+        return;
+    }
+    // Each frame's part, found once (in parallel) rather than by every
+    // worker parsing every frame's headers; then the frames of each part
+    // in capture order (a counting sort), so that no part walks the batch.
+    let owner: Vec<u16> = frames
+        .par_iter()
+        .with_min_len(4096)
+        .map(|f| shard_of(f, f.data(window), n) as u16)
+        .collect();
+    let mut start = vec![0u32; n + 1];
+    for &o in &owner {
+        start[o as usize + 1] += 1;
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let mut next = start.clone();
+    let mut order = vec![0u32; frames.len()];
+    for (i, &o) in owner.iter().enumerate() {
+        order[next[o as usize] as usize] = i as u32;
+        next[o as usize] += 1;
+    }
+    shards.par_iter_mut().enumerate().for_each(|(p, sh)| {
+        for &i in &order[start[p] as usize..start[p + 1] as usize] {
+            let f = &frames[i as usize];
+            sh.frame(f, f.data(window), cfg);
+        }
+        sh.judge_finished(cfg);
+    });
 }
 
 /// Progress callback: bytes of capture consumed so far.
@@ -275,13 +378,17 @@ fn analyze_pass(
         }
     };
     let threads = threads.max(1);
-    let mut shards: Vec<Shard> = (0..threads).map(|i| Shard::new(i, threads, cfg)).collect();
+    let mut shards: Vec<Shard> = (0..PARTS).map(|i| Shard::new(i, PARTS, cfg)).collect();
     for sh in &mut shards {
         sh.table.keys = keys.clone();
         sh.stream = !mapped;
     }
     let mut events_seen = 0usize;
     let mut batch: Vec<FrameMeta> = Vec::with_capacity(BATCH_FRAMES);
+    let mut clock = Clock {
+        chunks: 0,
+        now: i64::MIN,
+    };
     let mut end = Mark::default();
     let mut frames = 0u64;
     let mut corrupt: Option<(u64, String)> = None;
@@ -339,7 +446,14 @@ fn analyze_pass(
         let mut from = 0;
         for (after, data) in new {
             let to = from + batch[from..].partition_point(|f| f.number <= after);
-            run_frames(&mut shards, &batch[from..to], window, cfg);
+            run_frames(
+                &mut shards,
+                &batch[from..to],
+                window,
+                cfg,
+                threads,
+                &mut clock,
+            );
             from = to;
             keys = file_keys(name, keys.as_ref(), own, &[data]);
             own = true;
@@ -354,7 +468,14 @@ fn analyze_pass(
                 sh.table.keys = keys.clone();
             }
         }
-        run_frames(&mut shards, &batch[from..], window, cfg);
+        run_frames(
+            &mut shards,
+            &batch[from..],
+            window,
+            cfg,
+            threads,
+            &mut clock,
+        );
         if !more {
             break;
         }
