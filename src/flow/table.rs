@@ -236,7 +236,7 @@ pub struct Table {
     pub bounds: BoundsHit,
     since_sweep: u32,
     now: i64,
-    /// Reported flows handed out so far (bounded by `max_records`).
+    /// Reported flows kept so far (bounded by `max_records`).
     records: usize,
     /// Flows this table may hold at once and reported flows it may hand
     /// out: its share of the per-file `max_flows` and `max_records`.
@@ -331,7 +331,20 @@ impl Table {
         self.flows.len() + self.syns.len()
     }
 
-    /// Reported flows handed out so far.
+    /// A judged flow that is to be reported one by one (not set aside as
+    /// part of a scan, which has bounds of its own) takes a record: false,
+    /// and counted, past this part's share of `max_records`.
+    pub fn admit_record(&mut self, cfg: &Config) -> bool {
+        if self.records < cfg.max_records.min(self.max_records) {
+            self.records += 1;
+            true
+        } else {
+            self.bounds.records_dropped += 1;
+            false
+        }
+    }
+
+    /// Reported flows kept so far.
     pub fn records(&self) -> usize {
         self.records
     }
@@ -755,25 +768,20 @@ impl Table {
 
     fn keep(&mut self, mut f: Flow, cfg: &Config, judged_at: Option<Mark>) {
         if f.reported() {
-            if self.records < cfg.max_records.min(self.max_records) {
-                self.records += 1;
-                // No later than the flow's own timeout: whether a sweep
-                // finished it before the capture ended (which depends on
-                // how the packets were shared among workers) changes nothing.
-                let timeout = if f.closed() {
-                    cfg.closed_linger_ns
-                } else {
-                    cfg.idle_ns
-                };
-                let limit = Mark {
-                    frame: f.last.frame,
-                    ts: f.last.ts.saturating_add(timeout),
-                };
-                let judged_at = judged_at.filter(|m| m.ts <= limit.ts).unwrap_or(limit);
-                self.done.push(Finished { flow: f, judged_at });
+            // No later than the flow's own timeout: whether a sweep
+            // finished it before the capture ended (which depends on
+            // how the packets were shared among workers) changes nothing.
+            let timeout = if f.closed() {
+                cfg.closed_linger_ns
             } else {
-                self.bounds.records_dropped += 1;
-            }
+                cfg.idle_ns
+            };
+            let limit = Mark {
+                frame: f.last.frame,
+                ts: f.last.ts.saturating_add(timeout),
+            };
+            let judged_at = judged_at.filter(|m| m.ts <= limit.ts).unwrap_or(limit);
+            self.done.push(Finished { flow: f, judged_at });
         } else if f.interest == Interest::Dns {
             let d = std::mem::take(&mut f.app.facts_mut().dns);
             self.bounds.dns_dropped += d.dropped as u64;

@@ -83,7 +83,9 @@ impl Shard {
                 }
             }
             if let Some(c) = self.book.put(Conn::new(&flow, drafts, outcome)) {
-                self.conns.push(c);
+                if self.table.admit_record(cfg) {
+                    self.conns.push(c);
+                }
             }
         }
     }
@@ -973,6 +975,64 @@ mod undecoded_test {
                 got[1].2
             );
         }
+    }
+
+    #[test]
+    fn connections_past_the_record_bound_are_counted_the_same_for_any_j() {
+        use crate::synth::{x224_cr, TcpConv, C, S};
+        let t0 = 1_714_557_600_000_000_000i64;
+        let mut pkts = Vec::new();
+        // 60 clients (spread over the parts), each a connection that
+        // negotiates and is closed by the client: reported one by one,
+        // never of a scan's shape.
+        for i in 0..60i64 {
+            let mut c = TcpConv::new(
+                &format!("198.18.{}.{}:50000", i / 200, 1 + i % 200),
+                "198.19.0.20:3389",
+                t0 + i * 1_000_000,
+            );
+            c.handshake(&mut pkts, 1_000_000)
+                .send(&mut pkts, C, &x224_cr("u", 3), 1_000_000)
+                .send(&mut pkts, S, &crate::synth::x224_cc(1), 1_000_000)
+                .close(&mut pkts, C, 1_000_000);
+        }
+        pkts.sort_by_key(|p| p.ts);
+        let mut buf = Vec::new();
+        {
+            let mut w = Writer::new(&mut buf, Format::Pcap).unwrap();
+            for p in &pkts {
+                w.write(p).unwrap();
+            }
+        }
+        let cfg = Config {
+            max_records: 40,
+            ..Config::default()
+        };
+        let mut seen = Vec::new();
+        for threads in [1, 2, 3] {
+            let src = Source::from_reader(Box::new(std::io::Cursor::new(buf.clone()))).unwrap();
+            let r = analyze("t.pcap", src, &cfg, threads, &|_| {});
+            let said: Vec<String> = r
+                .findings
+                .iter()
+                .filter(|f| f.code == crate::finding::Code::CaptureBound)
+                .map(|f| f.summary.clone())
+                .collect();
+            assert_eq!(said.len(), 1, "{said:?}");
+            // The shares of 40 records among 32 parts: at least the 20
+            // past 40 are counted, and what is kept is said for any -j.
+            let dropped: u64 = said[0]
+                .split(" attempts not reported")
+                .next()
+                .and_then(|s| s.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{}", said[0]));
+            assert!((20..60).contains(&dropped), "{}", said[0]);
+            let kept: usize = r.attempts.iter().map(|a| a.connections as usize).sum();
+            assert_eq!(kept as u64 + dropped, 60, "{}", said[0]);
+            seen.push((said, r.attempts.len(), r.findings.len()));
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
     }
 
     #[test]
