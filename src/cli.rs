@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rdpsift::config::Config;
 use rdpsift::proto::keylog::KeyLog;
-use rdpsift::report::model::{Outcome, Severity};
+use rdpsift::report::model::{CaptureReport, Outcome, Severity};
 use rdpsift::report::output;
 use rdpsift::run;
 use std::fs::File;
@@ -122,6 +122,11 @@ pub struct Analyze {
     /// used without it. SSLKEYLOGFILE is never read implicitly.
     #[arg(long = "keylog", value_name = "FILE")]
     pub keylogs: Vec<PathBuf>,
+    /// Attempts judged (and written) at a time once a file is read; for
+    /// tests: the output does not depend on it.
+    #[arg(long, hide = true, value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub attempt_chunk: u64,
     /// The server's RSA private key (PEM or DER, PKCS#1 or PKCS#8) for
     /// TLS_RSA_* sessions (repeatable).
     #[arg(long = "rsa-key", value_name = "FILE")]
@@ -191,6 +196,7 @@ fn analyze(a: Analyze) -> Result<u8> {
             .collect(),
         attempt_window_ns: (a.attempt_window * 1e9) as i64,
         max_flows: a.max_flows as usize,
+        attempt_chunk: a.attempt_chunk as usize,
         ..Config::default()
     };
     let threads = a.threads.unwrap_or_else(run::default_threads).max(1);
@@ -245,14 +251,51 @@ fn analyze(a: Analyze) -> Result<u8> {
         (0usize, 0u64, 0usize, 0usize, 0usize);
     let mut hit = false;
     let mut first = true;
+    // A file's rows handed out before its report (the table waits for it).
+    let mut held: Option<CaptureReport> = None;
     let wrote = run::run_each(
         &found.inputs,
         &cfg,
         keys.as_ref(),
         threads,
         &tick,
-        |reports| -> Result<()> {
+        |mut reports| -> Result<()> {
+            if format == Format::Table {
+                // The table is drawn per file: its rows handed out early
+                // wait for the file's own report.
+                let mut whole = Vec::new();
+                for r in reports {
+                    if r.partial {
+                        let p = held.get_or_insert_with(|| CaptureReport {
+                            capture: r.capture.clone(),
+                            ..Default::default()
+                        });
+                        p.attempts.extend(r.attempts);
+                        p.findings.extend(r.findings);
+                    } else if let Some(mut p) = held.take() {
+                        p.frames = r.frames;
+                        p.error = r.error;
+                        p.attempts.extend(r.attempts);
+                        p.findings.extend(r.findings);
+                        whole.push(p);
+                    } else {
+                        whole.push(r);
+                    }
+                }
+                reports = whole;
+            }
             for r in &reports {
+                if r.partial {
+                    attempts += r.attempts.len();
+                    failed += r
+                        .attempts
+                        .iter()
+                        .filter(|x| x.outcome == Outcome::Failed)
+                        .count();
+                    findings += r.findings.len();
+                    hit |= threshold.is_some_and(|t| r.findings.iter().any(|f| f.severity >= t));
+                    continue;
+                }
                 if let Some(e) = &r.error {
                     if let Some(b) = &bar {
                         b.suspend(|| eprintln!("rdpsift: {}: {e}", r.capture));

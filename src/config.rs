@@ -35,6 +35,10 @@ pub struct Config {
     /// A client's connections to one server this close together (end of
     /// one to start of the next) form one attempt when the earlier failed.
     pub attempt_window_ns: i64,
+    /// Attempts (or their connections) judged at a time once a file is
+    /// read; their rows are written before the next chunk is judged. Does
+    /// not change the output (tests set it to 1).
+    pub attempt_chunk: usize,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             max_records: 1_000_000,
             idle_ns: 600_000_000_000,
             closed_linger_ns: 5_000_000_000,
+            attempt_chunk: 4096,
         }
     }
 }

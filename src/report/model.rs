@@ -88,4 +88,8 @@ pub struct CaptureReport {
     pub findings: Vec<Finding>,
     /// Set when the file could not be read (fully).
     pub error: Option<String>,
+    /// Rows of a file still being judged, handed out early (in order): more
+    /// follow, then the file's own report with the rest (its frames,
+    /// error and capture findings). Counts and totals add up across them.
+    pub partial: bool,
 }

@@ -388,6 +388,7 @@ mod test {
                     .confidence(Confidence::lowered(Level::Medium, "why")),
             }],
             error: None,
+            partial: false,
         }
     }
 

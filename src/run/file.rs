@@ -26,8 +26,6 @@ use std::sync::Arc;
 /// Frames per batch, and bytes per batch for mapped files.
 const BATCH_FRAMES: usize = 1 << 15;
 const BATCH_BYTES: usize = 32 << 20;
-/// Attempts judged in parallel before their connections are released.
-const ATTEMPT_CHUNK: usize = 4096;
 
 /// One worker's state across batches.
 struct Shard {
@@ -328,9 +326,36 @@ pub fn analyze_with(
     threads: usize,
     progress: Progress<'_>,
 ) -> CaptureReport {
-    match analyze_pass(name, src, cfg, keys, threads, progress, false) {
+    analyze_rows(name, src, cfg, keys, threads, progress, None)
+}
+
+/// Where a file's report rows go as its attempts are judged (a chunk at a
+/// time, in order, as [`CaptureReport`]s marked `partial`); the report
+/// returned at the end then holds the rest: the capture's own findings,
+/// its frame count and error. `None`: every row stays in that report.
+pub type Rows<'a> = Option<&'a (dyn Fn(CaptureReport) + Sync)>;
+
+/// [`analyze_with`], handing the rows to `rows` as they are made.
+pub fn analyze_rows(
+    name: &str,
+    src: Source,
+    cfg: &Config,
+    keys: Option<&Arc<KeyLog>>,
+    threads: usize,
+    progress: Progress<'_>,
+    rows: Rows<'_>,
+) -> CaptureReport {
+    // Rows are made only once the file is read: a restart (below) comes
+    // before any.
+    let how = How {
+        keys,
+        threads,
+        progress,
+        rows,
+    };
+    match analyze_pass(name, src, cfg, &how, false) {
         Pass::Done(r) => r,
-        Pass::Again(src) => match analyze_pass(name, src, cfg, keys, threads, progress, true) {
+        Pass::Again(src) => match analyze_pass(name, src, cfg, &how, true) {
             Pass::Done(r) => r,
             Pass::Again(_) => CaptureReport {
                 capture: name.to_string(),
@@ -349,15 +374,22 @@ enum Pass {
     Again(Source),
 }
 
-fn analyze_pass(
-    name: &str,
-    src: Source,
-    cfg: &Config,
-    keys: Option<&Arc<KeyLog>>,
+/// How a capture is analyzed: the run's keys, the workers, where progress
+/// and rows go.
+struct How<'a> {
+    keys: Option<&'a Arc<KeyLog>>,
     threads: usize,
-    progress: Progress<'_>,
-    secrets_first: bool,
-) -> Pass {
+    progress: Progress<'a>,
+    rows: Rows<'a>,
+}
+
+fn analyze_pass(name: &str, src: Source, cfg: &Config, how: &How<'_>, secrets_first: bool) -> Pass {
+    let How {
+        keys,
+        threads,
+        progress,
+        rows,
+    } = *how;
     let mut report = CaptureReport {
         capture: name.to_string(),
         ..Default::default()
@@ -538,7 +570,21 @@ fn analyze_pass(
     };
     let mut conns = session::select(conns, cfg);
     let attempts = session::group(&conns, &dns, end, cfg);
-    for chunk in attempts.chunks(ATTEMPT_CHUNK) {
+    let mut from = 0;
+    while from < attempts.len() {
+        // A chunk: up to `attempt_chunk` attempts or connections (an
+        // attempt of many retries is a chunk of its own).
+        let (mut to, mut held) = (from, 0usize);
+        while to < attempts.len() && to - from < cfg.attempt_chunk.max(1) {
+            let n = attempts[to].conns.len() + attempts[to].side.len();
+            if to > from && held + n > cfg.attempt_chunk {
+                break;
+            }
+            held += n;
+            to += 1;
+        }
+        let chunk = &attempts[from..to];
+        from = to;
         let judged: Vec<_> = chunk
             .par_iter()
             .map(|a| detect::judge_attempt(a, &conns, &dns, &krb, cfg, end))
@@ -550,6 +596,16 @@ fn analyze_pass(
             for &i in a.conns.iter().chain(&a.side) {
                 conns[i].release();
             }
+        }
+        // Written while the rest is judged, not held to the file's end.
+        if let Some(emit) = rows {
+            emit(CaptureReport {
+                capture: name.to_string(),
+                partial: true,
+                attempts: std::mem::take(&mut report.attempts),
+                findings: std::mem::take(&mut report.findings),
+                ..Default::default()
+            });
         }
     }
 

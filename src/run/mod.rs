@@ -7,7 +7,7 @@
 
 mod file;
 
-pub use file::{analyze, analyze_with, Progress};
+pub use file::{analyze, analyze_rows, analyze_with, Progress, Rows};
 
 use crate::capture::{self, Source};
 use crate::config::Config;
@@ -120,7 +120,10 @@ fn walk(p: &Path, out: &mut Vec<Input>, skipped: &mut usize) -> io::Result<()> {
 ///
 /// The reports go to `sink` in input order, a few at a time (as many files
 /// as workers are analyzed at once), so that a run of many files holds only
-/// those: its memory does not grow with the number of files.
+/// those: its memory does not grow with the number of files. The first file
+/// of each few hands its rows to `sink` as they are judged (reports marked
+/// `partial`, before its own), so a file of a million attempts is not held
+/// whole either; the files behind it wait for their turn.
 pub fn run_each<E: Send>(
     inputs: &[Input],
     cfg: &Config,
@@ -134,19 +137,56 @@ pub fn run_each<E: Send>(
         .num_threads(threads)
         .build()?;
     for chunk in inputs.chunks(threads) {
-        let reports: Vec<CaptureReport> = pool.install(|| {
-            chunk
-                .par_iter()
-                .map(|i| match Source::open(&i.path) {
-                    Ok(src) => analyze_with(&i.name, src, cfg, keys, threads, progress),
-                    Err(e) => CaptureReport {
-                        capture: i.name.clone(),
-                        error: Some(e.to_string()),
-                        ..Default::default()
-                    },
+        // A few rows in flight at most: the judging waits for the writer.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<CaptureReport>(2);
+        let mut failed: Option<E> = None;
+        let reports: Vec<CaptureReport> = std::thread::scope(|s| {
+            let work = s.spawn(|| {
+                let emit = move |r: CaptureReport| {
+                    // The receiver is there until the work ends.
+                    let _ = tx.send(r);
+                };
+                let emit: &(dyn Fn(CaptureReport) + Sync) = &emit;
+                pool.install(|| {
+                    chunk
+                        .par_iter()
+                        .enumerate()
+                        .map(|(k, i)| match Source::open(&i.path) {
+                            Ok(src) => analyze_rows(
+                                &i.name,
+                                src,
+                                cfg,
+                                keys,
+                                threads,
+                                progress,
+                                (k == 0).then_some(emit),
+                            ),
+                            Err(e) => CaptureReport {
+                                capture: i.name.clone(),
+                                error: Some(e.to_string()),
+                                ..Default::default()
+                            },
+                        })
+                        .collect()
                 })
-                .collect()
+            });
+            // Drained to the end even after the sink failed, so the
+            // judging never waits on a full channel.
+            for part in rx.iter() {
+                if failed.is_none() {
+                    if let Err(e) = sink(vec![part]) {
+                        failed = Some(e);
+                    }
+                }
+            }
+            match work.join() {
+                Ok(r) => r,
+                Err(p) => std::panic::resume_unwind(p),
+            }
         });
+        if let Some(e) = failed {
+            return Ok(Err(e));
+        }
         if let Err(e) = sink(reports) {
             return Ok(Err(e));
         }

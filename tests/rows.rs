@@ -1,0 +1,69 @@
+//! A file's rows are written as its attempts are judged (a chunk at a time,
+//! the first file of each group of files in flight), not held to the end:
+//! the output must be byte for byte what holding them gives, in every
+//! format and for any thread count.
+
+mod common;
+use common::run;
+use std::path::Path;
+
+/// Every output of one run over the samples: stdout in `format`, the four
+/// report files, standard error's summary line and the exit code.
+fn outputs(dir: &Path, chunk: &str, j: &str, format: &str) -> Vec<(String, Vec<u8>)> {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let (fc, ac, fj, aj) = (file("f.csv"), file("a.csv"), file("f.json"), file("a.json"));
+    let o = run(&[
+        "analyze",
+        "samples",
+        "--attempt-chunk",
+        chunk,
+        "-j",
+        j,
+        "--format",
+        format,
+        "--csv",
+        &fc,
+        "--attempts-csv",
+        &ac,
+        "--json",
+        &fj,
+        "--attempts-json",
+        &aj,
+    ]);
+    let mut v = vec![
+        ("stdout".to_string(), o.stdout),
+        ("stderr".to_string(), o.stderr),
+        (
+            "exit".to_string(),
+            format!("{:?}", o.status.code()).into_bytes(),
+        ),
+    ];
+    for p in [fc, ac, fj, aj] {
+        v.push((p.clone(), std::fs::read(&p).unwrap()));
+    }
+    v
+}
+
+#[test]
+fn rows_written_as_judged_are_the_rows_held_to_the_end() {
+    let base = std::env::temp_dir().join(format!("rdpsift-rows-{}", std::process::id()));
+    for format in ["csv", "json", "table"] {
+        for j in ["1", "2", "3"] {
+            let whole = outputs(&base.join("whole"), "100000", j, format);
+            let one = outputs(&base.join("one"), "1", j, format);
+            assert!(
+                whole[0].1.len() > 1000,
+                "{format}: the samples say something"
+            );
+            for (w, o) in whole.iter().zip(&one) {
+                assert!(
+                    w.1 == o.1,
+                    "{format} -j {j}: {} differs with rows written one attempt at a time",
+                    w.0
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(base).ok();
+}
