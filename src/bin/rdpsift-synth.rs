@@ -38,7 +38,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] [--pcapng] | bench-keyed FILE [--sessions N] | hostile syn|syn80|sweep|synrst|short|frag|dsb FILE [--flows N]"
+                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] [--pcapng] | bench-keyed FILE [--sessions N] | hostile syn|syn80|sweep|synrst|short|frag|udpsyn|dsb FILE [--flows N]"
             );
             std::process::exit(2);
         }
@@ -1265,6 +1265,16 @@ fn hostile(path: &Path, kind: &str, n: u64) -> std::io::Result<()> {
             "short" => {
                 rdp_start_with(&mut c, &mut out, 0x3, 0x1);
                 c.wait(MS).close(&mut out, C, MS);
+            }
+            "udpsyn" => {
+                // An RDPEUDP SYN each (a UDP side channel without its TCP
+                // connection): a million must group in linear time.
+                out.push(synth::udp_pkt(
+                    c.client,
+                    c.server,
+                    &synth::rdpeudp_syn([(i & 0xFF) as u8; 16]),
+                    c.now,
+                ));
             }
             "frag" => {
                 let first = synth::ipv4_fragments(

@@ -103,27 +103,100 @@ pub fn select(mut conns: Vec<Conn>, cfg: &Config) -> Vec<Conn> {
 }
 
 /// The TCP connection a UDP side channel belongs to: same client host and
-/// server host, the UDP flow starting while the TCP connection was up (or
-/// within the attempt window after it); a correlation id carried by both
-/// wins.
-fn link_udp(conns: &[Conn], u: usize, window: i64) -> Option<usize> {
+/// server host, a TCP connection that began before the UDP flow (in
+/// capture order) and was up when it started or ended within the attempt
+/// window before (the latest such); a correlation id carried by both wins
+/// (the first connection with it).
+fn link_udp(conns: &[Conn], links: &UdpLinks, u: usize, window: i64) -> Option<usize> {
     let uc = &conns[u];
-    let mut best: Option<usize> = None;
-    for (i, c) in conns.iter().enumerate() {
-        if c.transport != Transport::Tcp
-            || c.client.ip() != uc.client.ip()
-            || c.server.ip() != uc.server.ip()
-        {
-            continue;
-        }
-        if uc.correlation_id.is_some() && uc.correlation_id == c.correlation_id {
+    let pair = (uc.client.ip(), uc.server.ip());
+    if let Some(id) = uc.correlation_id {
+        if let Some(&i) = links.by_id.get(&(pair.0, pair.1, id)) {
             return Some(i);
         }
-        if uc.first.ts >= c.first.ts && uc.first.ts <= c.last.ts + window {
-            best = Some(i); // the latest TCP connection before it
-        }
     }
-    best
+    let (list, tree) = links.by_pair.get(&pair)?;
+    let t = uc.first.ts;
+    // The latest that began before it and was still up (or recently so):
+    // a search over the largest ends, not a walk over every connection of
+    // the pair (a million side channels were quadratic).
+    let mut end = list.partition_point(|&i| i < u);
+    while let Some(k) = tree.rightmost_at_least(end, t.saturating_sub(window)) {
+        if conns[list[k]].first.ts <= t {
+            return Some(list[k]);
+        }
+        end = k;
+    }
+    None
+}
+
+/// The TCP connections of each host pair (in order, with a tree of their
+/// last times) and the first of each correlation id, for [`link_udp`].
+#[derive(Default)]
+struct UdpLinks {
+    by_pair: rustc_hash::FxHashMap<(IpAddr, IpAddr), (Vec<usize>, MaxTree)>,
+    by_id: rustc_hash::FxHashMap<(IpAddr, IpAddr, [u8; 16]), usize>,
+}
+
+impl UdpLinks {
+    fn new(conns: &[Conn]) -> UdpLinks {
+        let mut l = UdpLinks::default();
+        if !conns.iter().any(|c| c.udp_side) {
+            return l;
+        }
+        let mut lists: rustc_hash::FxHashMap<(IpAddr, IpAddr), Vec<usize>> = Default::default();
+        for (i, c) in conns.iter().enumerate() {
+            if c.transport != Transport::Tcp {
+                continue;
+            }
+            let pair = (c.client.ip(), c.server.ip());
+            lists.entry(pair).or_default().push(i);
+            if let Some(id) = c.correlation_id {
+                l.by_id.entry((pair.0, pair.1, id)).or_insert(i);
+            }
+        }
+        for (pair, list) in lists {
+            let last: Vec<i64> = list.iter().map(|&i| conns[i].last.ts).collect();
+            l.by_pair.insert(pair, (list, MaxTree::new(&last)));
+        }
+        l
+    }
+}
+
+/// A max segment tree: the rightmost position before `end` whose value is
+/// at least `x`, in O(log n).
+struct MaxTree {
+    size: usize,
+    max: Vec<i64>,
+}
+
+impl MaxTree {
+    fn new(values: &[i64]) -> MaxTree {
+        let size = values.len().next_power_of_two().max(1);
+        let mut max = vec![i64::MIN; 2 * size];
+        max[size..size + values.len()].copy_from_slice(values);
+        for n in (1..size).rev() {
+            max[n] = max[2 * n].max(max[2 * n + 1]);
+        }
+        MaxTree { size, max }
+    }
+
+    fn rightmost_at_least(&self, end: usize, x: i64) -> Option<usize> {
+        self.find(1, 0, self.size, end, x)
+    }
+
+    /// In node `n` covering `lo..hi`.
+    fn find(&self, n: usize, lo: usize, hi: usize, end: usize, x: i64) -> Option<usize> {
+        if lo >= end || self.max[n] < x {
+            return None;
+        }
+        if hi - lo == 1 {
+            return Some(lo);
+        }
+        let mid = (lo + hi) / 2;
+        self.find(2 * n + 1, mid, hi, end, x)
+            .or_else(|| self.find(2 * n, lo, mid, end, x))
+    }
 }
 
 /// The OUT channel an RPC-over-HTTP IN channel belongs to. RPC clients
@@ -183,10 +256,11 @@ fn rpc_in_links(conns: &[Conn]) -> Vec<Option<usize>> {
 /// within the attempt window before it started. With `--target NAME` and
 /// no connection at all, a failed lookup of the name is an attempt.
 pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<Attempt> {
+    let links = UdpLinks::new(conns);
     let udp_link: Vec<Option<usize>> = (0..conns.len())
         .map(|i| {
             if conns[i].udp_side {
-                link_udp(conns, i, cfg.attempt_window_ns)
+                link_udp(conns, &links, i, cfg.attempt_window_ns)
             } else {
                 None
             }
@@ -557,6 +631,39 @@ mod test {
         assert!(r.leads_to(&by_token));
         by_token.facts.target = "Cookie: msts=2".into();
         assert!(!r.leads_to(&by_token));
+    }
+}
+
+#[cfg(test)]
+mod max_tree_test {
+    use super::MaxTree;
+
+    #[test]
+    fn rightmost_at_least_is_what_a_walk_finds() {
+        // A small deterministic generator: every prefix and threshold of a
+        // few hundred values, against walking back from the end.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in [0usize, 1, 2, 3, 7, 8, 9, 100, 257] {
+            let values: Vec<i64> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % 50) as i64 - 10
+                })
+                .collect();
+            let t = MaxTree::new(&values);
+            for end in 0..=len {
+                for min in -12..42 {
+                    let walk = (0..end).rev().find(|&k| values[k] >= min);
+                    assert_eq!(
+                        t.rightmost_at_least(end, min),
+                        walk,
+                        "{values:?} {end} {min}"
+                    );
+                }
+            }
+        }
     }
 }
 
