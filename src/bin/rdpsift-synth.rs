@@ -38,7 +38,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] [--pcapng] | bench-keyed FILE [--sessions N] | hostile syn|syn80|sweep|synrst|short|frag|udpsyn|dsb FILE [--flows N]"
+                "usage: rdpsift-synth samples DIR | bench FILE [--mib N] [--small] [--pcapng] | bench-keyed FILE [--sessions N] | hostile syn|syn80|sweep|synrst|short|frag|udpsyn|rdg|dsb FILE [--flows N]"
             );
             std::process::exit(2);
         }
@@ -1226,6 +1226,8 @@ fn hostile(path: &Path, kind: &str, n: u64) -> std::io::Result<()> {
     }
     let server = if kind == "syn80" {
         "198.19.0.20:80"
+    } else if kind == "rdg" {
+        "198.19.0.20:443"
     } else {
         SERVER
     };
@@ -1265,6 +1267,24 @@ fn hostile(path: &Path, kind: &str, n: u64) -> std::io::Result<()> {
             "short" => {
                 rdp_start_with(&mut c, &mut out, 0x3, 0x1);
                 c.wait(MS).close(&mut out, C, MS);
+            }
+            "rdg" => {
+                // An RD Gateway OUT channel request in plaintext, answered
+                // 401: a leg each, a busy gateway's worth of them.
+                c.handshake(&mut out, MS);
+                c.send(
+                    &mut out,
+                    C,
+                    b"RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\nHost: gw\r\nRDG-Connection-Id: {x}\r\n\r\n",
+                    MS,
+                );
+                c.send(
+                    &mut out,
+                    S,
+                    b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+                    MS,
+                );
+                c.close(&mut out, C, MS);
             }
             "udpsyn" => {
                 // An RDPEUDP SYN each (a UDP side channel without its TCP

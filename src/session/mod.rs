@@ -214,18 +214,29 @@ fn rpc_in_links(conns: &[Conn]) -> Vec<Option<usize>> {
     };
     let mut links = vec![None; conns.len()];
     let mut taken = vec![false; conns.len()];
+    // The OUT channels of each client host and gateway, in order.
+    let mut out_channels: rustc_hash::FxHashMap<(IpAddr, SocketAddr), Vec<usize>> =
+        Default::default();
+    for (k, o) in conns.iter().enumerate() {
+        if rpc(o, Channel::Out) {
+            out_channels
+                .entry((o.client.ip(), o.server))
+                .or_default()
+                .push(k);
+        }
+    }
     for (i, c) in conns.iter().enumerate() {
         if !rpc(c, Channel::In) {
             continue;
         }
         let id = c.gateway().and_then(|g| g.connection_id.as_ref());
+        let pair = out_channels
+            .get(&(c.client.ip(), c.server))
+            .map_or(&[][..], Vec::as_slice);
         let outs = || {
-            conns.iter().enumerate().filter(|(k, o)| {
-                !taken[*k]
-                    && rpc(o, Channel::Out)
-                    && o.client.ip() == c.client.ip()
-                    && o.server == c.server
-            })
+            pair.iter()
+                .map(|&k| (k, &conns[k]))
+                .filter(|(k, _)| !taken[*k])
         };
         let by_id = id.and_then(|id| {
             outs()
@@ -267,6 +278,7 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
         })
         .collect();
     let rpc_in = rpc_in_links(conns);
+    let mut ix = GatewayIndex::new(conns);
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut attempt_of: Vec<Option<usize>> = vec![None; conns.len()];
     // The newest attempt per (client host, server, transport): a retry can
@@ -275,13 +287,16 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
         Default::default();
     // Open redirections: client host, the redirecting connection's end,
     // where to, and the attempt.
-    let mut redirects: Vec<(IpAddr, i64, &Redirected, usize)> = Vec::new();
+    // (Per client host: an attempt's connections share it.)
+    let mut redirects: rustc_hash::FxHashMap<IpAddr, Vec<(i64, &Redirected, usize)>> =
+        Default::default();
     for (i, c) in conns.iter().enumerate() {
         if udp_link[i].is_some() || rpc_in[i].is_some() {
             continue;
         }
         let key = (c.client.ip(), c.server, c.transport);
-        if let Some((a, how)) = gateway_joins(c, &attempts, conns, &attempt_of, cfg) {
+        if let Some((a, how)) = gateway_joins(c, &attempts, conns, &attempt_of, &ix, cfg) {
+            let counted = !matches!(how, Join::Side);
             match how {
                 Join::Tunnelled => {
                     attempts[a].conns.push(i);
@@ -300,28 +315,28 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
                 }
             }
             attempt_of[i] = Some(a);
+            ix.joined(conns, i, a, counted);
             latest.insert(key, a);
             continue;
         }
         // Where a broker's Server Redirection PDU sent this client host.
-        let sent = redirects
+        let host_redirects = redirects.entry(c.client.ip()).or_default();
+        let sent = host_redirects
             .iter()
             .rev()
-            .find(|(ip, last, r, _)| {
-                *ip == c.client.ip()
-                    && c.first.ts >= r.at.ts
-                    && c.first.ts - last <= cfg.attempt_window_ns
-                    && r.leads_to(c)
+            .find(|(last, r, _)| {
+                c.first.ts >= r.at.ts && c.first.ts - last <= cfg.attempt_window_ns && r.leads_to(c)
             })
-            .map(|x| x.3);
+            .map(|x| x.2);
         if let Some(a) = sent {
             attempts[a].conns.push(i);
             attempts[a].redirected += 1;
             attempt_of[i] = Some(a);
+            ix.joined(conns, i, a, true);
             latest.insert(key, a);
-            redirects.retain(|x| x.3 != a);
+            host_redirects.retain(|x| x.2 != a);
             if let Some(r) = c.redirect() {
-                redirects.push((c.client.ip(), c.last.ts, r, a));
+                host_redirects.push((c.last.ts, r, a));
             }
             continue;
         }
@@ -353,8 +368,12 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
             }
         };
         attempt_of[i] = Some(a);
+        ix.joined(conns, i, a, true);
         if let Some(r) = c.redirect() {
-            redirects.push((c.client.ip(), c.last.ts, r, a));
+            redirects
+                .entry(c.client.ip())
+                .or_default()
+                .push((c.last.ts, r, a));
         }
     }
     for (u, link) in udp_link.iter().enumerate() {
@@ -412,34 +431,75 @@ pub const LEG_PAIR_NS: i64 = 10_000_000_000;
 /// client host at the gateway within the attempt window; a leg whose
 /// content cannot be read the open tunnel leg it overlaps (the IN
 /// channel beside the OUT channel).
+/// What [`gateway_joins`] looks up, kept as the grouping goes instead of
+/// walked over every connection for each (a busy gateway's capture made
+/// that quadratic): per client host and gateway, the newest attempt with
+/// a connection there and the tunnel legs already placed; each leg's
+/// first connection by its endpoints.
+struct GatewayIndex {
+    carriers: rustc_hash::FxHashMap<(SocketAddr, SocketAddr), usize>,
+    newest: rustc_hash::FxHashMap<(IpAddr, SocketAddr), usize>,
+    legs: rustc_hash::FxHashMap<(IpAddr, SocketAddr), Vec<usize>>,
+}
+
+impl GatewayIndex {
+    fn new(conns: &[Conn]) -> GatewayIndex {
+        let mut carriers: rustc_hash::FxHashMap<(SocketAddr, SocketAddr), usize> =
+            Default::default();
+        for (k, o) in conns.iter().enumerate() {
+            if o.gateway().is_some_and(|g| g.carried_by.is_none()) {
+                carriers.entry((o.client, o.server)).or_insert(k);
+            }
+        }
+        GatewayIndex {
+            carriers,
+            newest: Default::default(),
+            legs: Default::default(),
+        }
+    }
+
+    /// Connection `i` was placed in attempt `a` (`counted`: among its
+    /// connections, not a side one).
+    fn joined(&mut self, conns: &[Conn], i: usize, a: usize, counted: bool) {
+        let c = &conns[i];
+        let pair = (c.client.ip(), c.server);
+        if counted {
+            let n = self.newest.entry(pair).or_insert(a);
+            *n = (*n).max(a);
+        }
+        if c.gateway().is_some_and(|g| g.opens_tunnel()) {
+            self.legs.entry(pair).or_default().push(i);
+        }
+    }
+}
+
 fn gateway_joins(
     c: &Conn,
     attempts: &[Attempt],
     conns: &[Conn],
     attempt_of: &[Option<usize>],
+    ix: &GatewayIndex,
     cfg: &Config,
 ) -> Option<(usize, Join)> {
     let g = c.gateway()?;
     if let Some(carrier) = g.carried_by {
-        return conns
-            .iter()
-            .position(|o| {
-                (o.client, o.server) == carrier
-                    && o.gateway().is_some_and(|og| og.carried_by.is_none())
-            })
-            .and_then(|k| attempt_of[k])
+        return ix
+            .carriers
+            .get(&carrier)
+            .and_then(|&k| attempt_of[k])
             .map(|a| (a, Join::Tunnelled));
     }
-    let same_host = |o: &Conn| o.client.ip() == c.client.ip() && o.server == c.server;
+    let pair = (c.client.ip(), c.server);
     let kdc = |k: usize| {
         conns[k]
             .gateway()
             .is_some_and(|g| g.kind == Some(crate::proto::gateway::Kind::KdcProxy))
     };
     // The latest attempt of this host at this gateway, within the window.
-    let recent = attempts
-        .iter()
-        .rposition(|a| a.conns.iter().any(|&k| same_host(&conns[k])))
+    let recent = ix
+        .newest
+        .get(&pair)
+        .copied()
         .filter(|&a| c.first.ts - a_last_ts(&attempts[a], conns) <= cfg.attempt_window_ns);
     let kdc_only = |a: usize| attempts[a].conns.iter().all(|&k| kdc(k));
     if g.opens_tunnel() && g.kind != Some(crate::proto::gateway::Kind::KdcProxy) {
@@ -450,16 +510,14 @@ fn gateway_joins(
     }
     let side = |a: Option<usize>| a.map(|a| (a, Join::Side));
     // The tunnel legs before it, newest first.
-    let legs = conns
+    let legs = ix
+        .legs
+        .get(&pair)
+        .map_or(&[][..], Vec::as_slice)
         .iter()
-        .enumerate()
-        .filter(|(k, o)| {
-            attempt_of[*k].is_some()
-                && same_host(o)
-                && o.first.frame < c.first.frame
-                && o.gateway().is_some_and(|og| og.opens_tunnel())
-        })
-        .rev();
+        .rev()
+        .map(|&k| (k, &conns[k]))
+        .filter(|(_, o)| o.first.frame < c.first.frame);
     match (g.kind, g.channel) {
         (_, Some(crate::proto::gateway::Channel::In)) => {
             let mut by_time = None;
