@@ -285,15 +285,17 @@ fn analyze(a: Analyze) -> Result<u8> {
                 reports = whole;
             }
             for r in &reports {
+                // Rows count wherever they come (a partial report or the
+                // file's own); the file itself once, with its own report.
+                attempts += r.attempts.len();
+                failed += r
+                    .attempts
+                    .iter()
+                    .filter(|x| x.outcome == Outcome::Failed)
+                    .count();
+                findings += r.findings.len();
+                hit |= threshold.is_some_and(|t| r.findings.iter().any(|f| f.severity >= t));
                 if r.partial {
-                    attempts += r.attempts.len();
-                    failed += r
-                        .attempts
-                        .iter()
-                        .filter(|x| x.outcome == Outcome::Failed)
-                        .count();
-                    findings += r.findings.len();
-                    hit |= threshold.is_some_and(|t| r.findings.iter().any(|f| f.severity >= t));
                     continue;
                 }
                 if let Some(e) = &r.error {
@@ -306,14 +308,6 @@ fn analyze(a: Analyze) -> Result<u8> {
                 }
                 captures += 1;
                 frames += r.frames;
-                attempts += r.attempts.len();
-                failed += r
-                    .attempts
-                    .iter()
-                    .filter(|x| x.outcome == Outcome::Failed)
-                    .count();
-                findings += r.findings.len();
-                hit |= threshold.is_some_and(|t| r.findings.iter().any(|f| f.severity >= t));
             }
             for (k, (w, p)) in files.iter_mut().enumerate() {
                 let Some(w) = w else { continue };

@@ -277,7 +277,7 @@ pub fn analyze(
     threads: usize,
     progress: Progress<'_>,
 ) -> CaptureReport {
-    analyze_with(name, src, cfg, None, threads, progress)
+    analyze_rows(name, src, cfg, None, threads, progress, None)
 }
 
 /// The keys of one capture: the run's, and the capture's own Decryption
@@ -310,6 +310,12 @@ fn file_keys(
 
 /// [`analyze`] with the run's TLS keys.
 ///
+/// Where a file's report rows go as its attempts are judged (a chunk at a
+/// time, in order, as [`CaptureReport`]s marked `partial`); the report
+/// returned at the end then holds the rest: the capture's own findings,
+/// its frame count and error. `None`: every row stays in that report.
+pub type Rows<'a> = Option<&'a (dyn Fn(CaptureReport) + Sync)>;
+
 /// A mapped pcapng's secrets are all used from its first frame, wherever
 /// the blocks sit; a stream takes them as they come (flows that began
 /// before them stay undecrypted). Finding them first costs a walk over
@@ -318,24 +324,9 @@ fn file_keys(
 /// up is the analysis started over with all of them found first (an
 /// injected block sits before the first packet: the restart costs
 /// nothing there).
-pub fn analyze_with(
-    name: &str,
-    src: Source,
-    cfg: &Config,
-    keys: Option<&Arc<KeyLog>>,
-    threads: usize,
-    progress: Progress<'_>,
-) -> CaptureReport {
-    analyze_rows(name, src, cfg, keys, threads, progress, None)
-}
-
-/// Where a file's report rows go as its attempts are judged (a chunk at a
-/// time, in order, as [`CaptureReport`]s marked `partial`); the report
-/// returned at the end then holds the rest: the capture's own findings,
-/// its frame count and error. `None`: every row stays in that report.
-pub type Rows<'a> = Option<&'a (dyn Fn(CaptureReport) + Sync)>;
-
-/// [`analyze_with`], handing the rows to `rows` as they are made.
+///
+/// With the run's `keys`; `rows` is where the report rows go as the
+/// attempts are judged ([`Rows`]).
 pub fn analyze_rows(
     name: &str,
     src: Source,

@@ -7,7 +7,7 @@
 
 mod file;
 
-pub use file::{analyze, analyze_rows, analyze_with, Progress, Rows};
+pub use file::{analyze, analyze_rows, Progress, Rows};
 
 use crate::capture::{self, Source};
 use crate::config::Config;
