@@ -7,15 +7,15 @@ mod common;
 use common::run;
 use std::path::Path;
 
-/// Every output of one run over the samples: stdout in `format`, the four
+/// Every output of one run over `input`: stdout in `format`, the four
 /// report files, standard error's summary line and the exit code.
-fn outputs(dir: &Path, chunk: &str, j: &str, format: &str) -> Vec<(String, Vec<u8>)> {
+fn outputs(input: &str, dir: &Path, chunk: &str, j: &str, format: &str) -> Vec<(String, Vec<u8>)> {
     std::fs::create_dir_all(dir).unwrap();
     let file = |n: &str| dir.join(n).to_str().unwrap().to_string();
     let (fc, ac, fj, aj) = (file("f.csv"), file("a.csv"), file("f.json"), file("a.json"));
     let o = run(&[
         "analyze",
-        "samples",
+        input,
         "--attempt-chunk",
         chunk,
         "-j",
@@ -45,25 +45,36 @@ fn outputs(dir: &Path, chunk: &str, j: &str, format: &str) -> Vec<(String, Vec<u
     v
 }
 
-#[test]
-fn rows_written_as_judged_are_the_rows_held_to_the_end() {
-    let base = std::env::temp_dir().join(format!("rdpsift-rows-{}", std::process::id()));
+/// `input` analyzed with rows written one attempt at a time and held
+/// whole: the same bytes everywhere, in every format, for -j 1, 2 and 3.
+fn same_either_way(input: &str, tag: &str) {
+    let base = std::env::temp_dir().join(format!("rdpsift-rows-{tag}-{}", std::process::id()));
     for format in ["csv", "json", "table"] {
         for j in ["1", "2", "3"] {
-            let whole = outputs(&base.join("whole"), "100000", j, format);
-            let one = outputs(&base.join("one"), "1", j, format);
-            assert!(
-                whole[0].1.len() > 1000,
-                "{format}: the samples say something"
-            );
+            let whole = outputs(input, &base.join("whole"), "100000", j, format);
+            let one = outputs(input, &base.join("one"), "1", j, format);
+            assert!(whole[0].1.len() > 1000, "{format}: {input} says something");
             for (w, o) in whole.iter().zip(&one) {
                 assert!(
                     w.1 == o.1,
-                    "{format} -j {j}: {} differs with rows written one attempt at a time",
+                    "{input}, {format} -j {j}: {} differs with rows written one attempt at a time",
                     w.0
                 );
             }
         }
     }
     std::fs::remove_dir_all(base).ok();
+}
+
+#[test]
+fn rows_written_as_judged_are_the_rows_held_to_the_end() {
+    same_either_way("samples", "samples");
+}
+
+#[test]
+fn rows_written_as_judged_on_the_shared_captures() {
+    let Some(dir) = common::shared() else {
+        return; // said by common::shared (SKIPPED)
+    };
+    same_either_way(dir.to_str().unwrap(), "shared");
 }

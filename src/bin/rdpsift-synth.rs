@@ -1272,12 +1272,10 @@ fn hostile(path: &Path, kind: &str, n: u64) -> std::io::Result<()> {
                 // An RD Gateway OUT channel request in plaintext, answered
                 // 401: a leg each, a busy gateway's worth of them.
                 c.handshake(&mut out, MS);
-                c.send(
-                    &mut out,
-                    C,
-                    b"RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\nHost: gw\r\nRDG-Connection-Id: {x}\r\n\r\n",
-                    MS,
+                let request = format!(
+                    "RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\nHost: gw\r\nRDG-Connection-Id: {{{i:08x}-0000-0000-0000-000000000000}}\r\n\r\n"
                 );
+                c.send(&mut out, C, request.as_bytes(), MS);
                 c.send(
                     &mut out,
                     S,

@@ -38,7 +38,8 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// The IP packet inside a frame, or `None` when the frame carries no IP
-/// (ARP, other protocols) or is too short to tell.
+/// (ARP, other protocols) or is too short to tell. It is always the frame
+/// from an offset to its end (run::file keeps the offset, not the slice).
 pub fn ip_bytes(link: u32, data: &[u8]) -> Option<&[u8]> {
     use linktype::*;
     let (ethertype, rest) = match link {

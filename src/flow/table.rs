@@ -1,6 +1,6 @@
-//! The flow table of one part of a capture: creates flows, routes segments, datagrams,
-//! fragments and ICMP errors to them, finishes idle and closed flows, and
-//! keeps every structure within its bound.
+//! The flow table of one part of a capture: creates flows, routes
+//! segments, datagrams, fragments and ICMP errors to them, finishes idle
+//! and closed flows, and keeps every structure within its bound.
 
 use super::{interest, Flow, FlowKey, IcmpEvent, Interest, Mark, Transport};
 use crate::config::Config;
@@ -350,9 +350,9 @@ impl Table {
     }
 
     /// This part's bounds until they are set again: flows held at once
-    /// and reported flows handed out in all ([`Table::shared`] sets the
-    /// first shares; a capture's parts are given the file's free room
-    /// between batches).
+    /// and reported flows kept in all ([`Table::shared`] sets the first
+    /// shares; run::file shares the file's free room out again every
+    /// 4,096 frames).
     pub fn set_share(&mut self, flows: usize, records: usize) {
         self.max_flows = flows;
         self.max_records = records;
@@ -813,7 +813,6 @@ impl Table {
         }
     }
 
-    /// Finishes flows that are idle (open) or closed and quiet.
     /// Finishes the flows idle (or closed and quiet) as of `now`, the
     /// capture's clock (a quiet part sees no packets to sweep on).
     pub fn sweep_at(&mut self, now: i64, cfg: &Config) {
@@ -822,6 +821,7 @@ impl Table {
         self.sweep(cfg);
     }
 
+    /// Finishes flows that are idle (open) or closed and quiet.
     fn sweep(&mut self, cfg: &Config) {
         let now = self.now;
         self.defrag.expire(now, &mut self.frag_dropped);

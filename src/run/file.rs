@@ -2,8 +2,9 @@
 //! borrow from the source window; each frame goes to one of [`PARTS`] fixed
 //! parts by its unordered IP pair's hash (ICMP errors by the pair they
 //! quote), so a flow, its fragments and its ICMP errors meet in one part,
-//! in capture order, with no per-packet channel; the workers run the parts. Flows are
-//! judged as they finish (by the worker that held them) and kept as compact
+//! in capture order, with no per-packet channel; the workers run the
+//! parts. Flows are judged as they finish (in the part that held them) and
+//! kept as compact
 //! [`Conn`]s; at the end the session stage groups them into attempts, the
 //! attempt and capture detectors run, and the report is built. The output
 //! is the same whatever the thread count.
@@ -27,7 +28,7 @@ use std::sync::Arc;
 const BATCH_FRAMES: usize = 1 << 15;
 const BATCH_BYTES: usize = 32 << 20;
 
-/// One worker's state across batches.
+/// One part's state across batches (a capture has [`PARTS`] of them).
 struct Shard {
     table: Table,
     /// (interface, link type) pairs we could not decode, with the first frame.
@@ -48,7 +49,7 @@ struct Shard {
 }
 
 impl Shard {
-    /// Worker `i` of `n`.
+    /// Part `i` of `n`.
     fn new(i: usize, n: usize, cfg: &Config) -> Shard {
         Shard {
             table: Table::shared(n, cfg),
@@ -88,14 +89,16 @@ impl Shard {
         }
     }
 
-    fn frame(&mut self, f: &FrameMeta, data: &[u8], cfg: &Config) {
+    /// One frame, `ip` its IP packet as [`ip_of`] found it (found once,
+    /// whether to pick the part or to decode).
+    fn frame(&mut self, f: &FrameMeta, data: &[u8], ip: Option<&[u8]>, cfg: &Config) {
         if !link::supported(f.link) {
             if !self.unsupported.iter().any(|u| u.0 == f.iface) {
                 self.unsupported.push((f.iface, f.link, f.number));
             }
             return;
         }
-        let Some(ip) = link::ip_bytes(f.link, data) else {
+        let Some(ip) = ip else {
             if let Some(why) = link::give_up(f.link, data) {
                 self.gave_up(why, f.number);
             }
@@ -125,11 +128,22 @@ impl Shard {
     }
 }
 
-fn shard_of(f: &FrameMeta, data: &[u8], n: usize) -> usize {
+/// A frame's IP packet: `None` when its link layer is not decoded or it
+/// carries none.
+fn ip_of<'a>(f: &FrameMeta, data: &'a [u8]) -> Option<&'a [u8]> {
+    if link::supported(f.link) {
+        link::ip_bytes(f.link, data)
+    } else {
+        None
+    }
+}
+
+/// The part of `n` an IP packet goes to (part 0 without one).
+fn part_of(ip: Option<&[u8]>, n: usize) -> usize {
     if n == 1 {
         return 0;
     }
-    let Some((a, b)) = link::ip_bytes(f.link, data).and_then(decode::packet::shard_pair) else {
+    let Some((a, b)) = ip.and_then(decode::packet::shard_pair) else {
         return 0;
     };
     let (lo, hi): (IpAddr, IpAddr) = if a <= b { (a, b) } else { (b, a) };
@@ -229,23 +243,30 @@ fn run_part(
     if threads == 1 || n == 1 {
         for f in frames {
             let data = f.data(window);
-            shards[shard_of(f, data, n)].frame(f, data, cfg);
+            let ip = ip_of(f, data);
+            shards[part_of(ip, n)].frame(f, data, ip, cfg);
         }
         for sh in shards.iter_mut() {
             sh.judge_finished(cfg);
         }
         return;
     }
-    // Each frame's part, found once (in parallel) rather than by every
-    // worker parsing every frame's headers; then the frames of each part
-    // in capture order (a counting sort), so that no part walks the batch.
-    let owner: Vec<u16> = frames
+    // Each frame's part and IP packet (where in the frame), found once
+    // and in parallel; then the frames of each part in capture order (a
+    // counting sort), so that no part walks the batch.
+    let located: Vec<(u16, Option<u32>)> = frames
         .par_iter()
         .with_min_len(4096)
-        .map(|f| shard_of(f, f.data(window), n) as u16)
+        .map(|f| {
+            let data = f.data(window);
+            let ip = ip_of(f, data);
+            // The IP packet is the frame from an offset on (link::ip_bytes).
+            let at = ip.map(|ip| (data.len() - ip.len()) as u32);
+            (part_of(ip, n) as u16, at)
+        })
         .collect();
     let mut start = vec![0u32; n + 1];
-    for &o in &owner {
+    for &(o, _) in &located {
         start[o as usize + 1] += 1;
     }
     for i in 0..n {
@@ -253,14 +274,16 @@ fn run_part(
     }
     let mut next = start.clone();
     let mut order = vec![0u32; frames.len()];
-    for (i, &o) in owner.iter().enumerate() {
+    for (i, &(o, _)) in located.iter().enumerate() {
         order[next[o as usize] as usize] = i as u32;
         next[o as usize] += 1;
     }
     shards.par_iter_mut().enumerate().for_each(|(p, sh)| {
         for &i in &order[start[p] as usize..start[p + 1] as usize] {
             let f = &frames[i as usize];
-            sh.frame(f, f.data(window), cfg);
+            let data = f.data(window);
+            let ip = located[i as usize].1.and_then(|at| data.get(at as usize..));
+            sh.frame(f, data, ip, cfg);
         }
         sh.judge_finished(cfg);
     });
@@ -308,14 +331,15 @@ fn file_keys(
     Some(Arc::new(k))
 }
 
-/// [`analyze`] with the run's TLS keys.
-///
 /// Where a file's report rows go as its attempts are judged (a chunk at a
 /// time, in order, as [`CaptureReport`]s marked `partial`); the report
 /// returned at the end then holds the rest: the capture's own findings,
 /// its frame count and error. `None`: every row stays in that report.
 pub type Rows<'a> = Option<&'a (dyn Fn(CaptureReport) + Sync)>;
 
+/// [`analyze`] with the run's TLS `keys`, handing the report rows to `rows`
+/// as the attempts are judged ([`Rows`]).
+///
 /// A mapped pcapng's secrets are all used from its first frame, wherever
 /// the blocks sit; a stream takes them as they come (flows that began
 /// before them stay undecrypted). Finding them first costs a walk over
@@ -324,9 +348,6 @@ pub type Rows<'a> = Option<&'a (dyn Fn(CaptureReport) + Sync)>;
 /// up is the analysis started over with all of them found first (an
 /// injected block sits before the first packet: the restart costs
 /// nothing there).
-///
-/// With the run's `keys`; `rows` is where the report rows go as the
-/// attempts are judged ([`Rows`]).
 pub fn analyze_rows(
     name: &str,
     src: Source,
@@ -732,7 +753,8 @@ mod test {
                     frame: f.number,
                     ts: f.ts.max(end.ts),
                 };
-                sh.frame(f, f.data(w), &cfg);
+                let data = f.data(w);
+                sh.frame(f, data, ip_of(f, data), &cfg);
             }
             if !more {
                 break;
