@@ -127,6 +127,11 @@ pub struct Analyze {
     #[arg(long, hide = true, value_name = "N", default_value_t = 4096,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub attempt_chunk: u64,
+    /// Frames between two points where the attempts that can be decided
+    /// are written (0: only once the file is read); for tests: the output
+    /// does not depend on it (when no bound is hit).
+    #[arg(long, hide = true, value_name = "N", default_value_t = 65536)]
+    pub checkpoint_frames: u64,
     /// The server's RSA private key (PEM or DER, PKCS#1 or PKCS#8) for
     /// TLS_RSA_* sessions (repeatable).
     #[arg(long = "rsa-key", value_name = "FILE")]
@@ -197,6 +202,7 @@ fn analyze(a: Analyze) -> Result<u8> {
         attempt_window_ns: (a.attempt_window * 1e9) as i64,
         max_flows: a.max_flows as usize,
         attempt_chunk: a.attempt_chunk as usize,
+        checkpoint_frames: a.checkpoint_frames as usize,
         ..Config::default()
     };
     let threads = a.threads.unwrap_or_else(run::default_threads).max(1);

@@ -39,6 +39,12 @@ pub struct Config {
     /// read; their rows are written before the next chunk is judged. Does
     /// not change the output (tests set it to 1).
     pub attempt_chunk: usize,
+    /// Frames between two checkpoints, where the attempts nothing later
+    /// can join are judged and written (a multiple of 4,096, or less; there
+    /// is one at every sweep of all parts, each 64 Ki frames, too; 0: none,
+    /// attempts are decided once the file is read). Does not change the
+    /// output when no bound is hit (tests set it to 8 and 0).
+    pub checkpoint_frames: usize,
 }
 
 impl Default for Config {
@@ -60,6 +66,7 @@ impl Default for Config {
             idle_ns: 600_000_000_000,
             closed_linger_ns: 5_000_000_000,
             attempt_chunk: 4096,
+            checkpoint_frames: 65536,
         }
     }
 }

@@ -233,6 +233,17 @@ impl Defrag {
         dropped.extend(all);
     }
 
+    /// The first fragment (frame and time) of the oldest pending train.
+    pub fn floor(&self) -> Option<crate::capture::Mark> {
+        self.active
+            .values()
+            .map(|e| crate::capture::Mark {
+                frame: e.meta.first_frame,
+                ts: e.meta.first_ts,
+            })
+            .min_by_key(|m| m.frame)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.active.is_empty()
     }

@@ -76,7 +76,28 @@ impl AttemptDetector for Lookups {
             Some(l) => vec![l.name.clone()],
             None => cx.attempt.names(cx.conns, cx.cfg),
         };
-        let Some(u) = unresolved(&names, cx.dns, cx.end) else {
+        // The lookups made by the attempt's end, given until the attempt
+        // window after it (or the capture's end) to be answered: nothing
+        // later in the capture changes the verdict (attempts are judged as
+        // the capture is read).
+        let (before, until) = match lookup {
+            Some(_) => (i64::MAX, cx.end.ts),
+            None => {
+                let last = cx
+                    .attempt
+                    .conns
+                    .iter()
+                    .chain(&cx.attempt.side)
+                    .map(|&i| cx.conns[i].last.ts)
+                    .max()
+                    .unwrap_or(i64::MIN);
+                (
+                    last,
+                    cx.end.ts.min(last.saturating_add(cx.cfg.attempt_window_ns)),
+                )
+            }
+        };
+        let Some(u) = unresolved(&names, cx.dns, before, until) else {
             return;
         };
         let first = u.lookups[0];

@@ -934,6 +934,65 @@ impl Table {
         }
     }
 
+    /// The first frame (and its time) of the oldest live flow that may yet
+    /// be reported (held SYNs and pending fragment trains included; not
+    /// DNS or Kerberos flows, nor flows whose content showed them of no
+    /// interest): every connection that begins before it is finished.
+    pub fn live_floor(&self) -> Option<Mark> {
+        self.flows
+            .values()
+            .filter(|f| !f.ignored && !matches!(f.interest, Interest::Dns | Interest::Kerberos))
+            .map(|f| f.first)
+            .chain(self.syns.values().map(|s| s.first()))
+            .chain(self.defrag.floor())
+            .chain(self.frag_dropped.iter().map(|m| Mark {
+                frame: m.first_frame,
+                ts: m.first_ts,
+            }))
+            .min_by_key(|m| m.frame)
+    }
+
+    /// Hands over what live DNS and Kerberos flows said that nothing later
+    /// changes (final lookups, parsed messages), as of the table's clock:
+    /// attempts are judged before those flows idle out.
+    pub fn harvest(&mut self) {
+        let now = self.now;
+        let (dns, krb, bounds) = (&mut self.dns, &mut self.krb, &mut self.bounds);
+        for f in self.flows.values_mut() {
+            match f.interest {
+                Interest::Dns => {
+                    let (client, server) = (f.client, f.server);
+                    for q in f.app.facts_mut().dns.take_final(now) {
+                        if dns.len() < MAX_DNS {
+                            dns.push(DnsLookup {
+                                client,
+                                server,
+                                query: q,
+                            });
+                        } else {
+                            bounds.dns_dropped += 1;
+                        }
+                    }
+                }
+                Interest::Kerberos => {
+                    let (client, server) = (f.client, f.server);
+                    for msg in std::mem::take(&mut f.app.facts_mut().krb.messages) {
+                        if krb.len() < MAX_KRB {
+                            krb.push(KdcMessage {
+                                client,
+                                server,
+                                msg,
+                            });
+                        } else {
+                            bounds.krb_dropped += 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// The flows finished so far, in the order they finished.
     pub fn take_done(&mut self) -> Vec<Finished> {
         std::mem::take(&mut self.done)

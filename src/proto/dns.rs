@@ -136,6 +136,11 @@ pub struct Dns {
 /// Queries remembered per flow.
 pub const MAX_QUERIES: usize = 256;
 
+/// An answer this long after its query is not its answer (Windows' resolver
+/// gives up after about 10 s): a query is final once answered or this old,
+/// which lets a live DNS flow hand its lookups over as the capture is read.
+pub const ANSWER_NS: i64 = 15_000_000_000;
+
 impl Dns {
     pub fn datagram(&mut self, payload: &[u8], at: Mark) {
         let Ok(m) = parse(payload) else {
@@ -155,18 +160,30 @@ impl Dns {
             }
             return;
         }
-        if let Some(q) = self
-            .queries
-            .iter_mut()
-            .rev()
-            .find(|q| q.id == m.id && q.name == m.name && q.answer.is_none())
-        {
+        if let Some(q) = self.queries.iter_mut().rev().find(|q| {
+            q.id == m.id
+                && q.name == m.name
+                && q.answer.is_none()
+                && at.ts.saturating_sub(q.at.ts) <= ANSWER_NS
+        }) {
             q.answer = Some(Answer {
                 rcode: m.rcode,
                 count: m.answers,
                 at,
             });
         }
+    }
+}
+
+impl Dns {
+    /// Takes the queries nothing later can change (answered, or older than
+    /// [`ANSWER_NS`] at capture time `now`), in order.
+    pub fn take_final(&mut self, now: i64) -> Vec<Query> {
+        let (done, open): (Vec<Query>, Vec<Query>) = std::mem::take(&mut self.queries)
+            .into_iter()
+            .partition(|q| q.answer.is_some() || now.saturating_sub(q.at.ts) > ANSWER_NS);
+        self.queries = open;
+        done
     }
 }
 

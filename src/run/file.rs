@@ -9,15 +9,16 @@
 //! attempt and capture detectors run, and the report is built. The output
 //! is the same whatever the thread count.
 
+use super::stream::{Frontier, Stream};
 use crate::capture::{CaptureError, FrameMeta, Mark, Reader, Source};
 use crate::config::Config;
 use crate::decode::{self, link};
 use crate::detect::{self, verdict, CaptureFacts, Placed};
-use crate::flow::table::{BoundsHit, DnsLookup, Finished, KdcMessage};
+use crate::flow::table::{BoundsHit, Finished};
 use crate::flow::Table;
 use crate::proto::keylog::KeyLog;
 use crate::report::build;
-use crate::report::model::CaptureReport;
+use crate::report::model::{Attempt as Row, CaptureReport, Finding};
 use crate::session::{self, Conn};
 use rayon::prelude::*;
 use std::hash::{Hash, Hasher};
@@ -46,20 +47,24 @@ struct Shard {
     stream: bool,
     /// `table.created` when the bounds were last shared out.
     shared_at: u64,
+    /// The oldest live flow that may still be reported, as of the last
+    /// sweep of every part.
+    floor: Option<Mark>,
 }
 
 impl Shard {
-    /// Part `i` of `n`.
-    fn new(i: usize, n: usize, cfg: &Config) -> Shard {
+    /// One of `n` parts.
+    fn new(n: usize, cfg: &Config) -> Shard {
         Shard {
             table: Table::shared(n, cfg),
             unsupported: Vec::new(),
             undecoded: Vec::new(),
             conns: Vec::new(),
-            book: session::scan::Book::shared(i, n),
+            book: session::scan::Book::shared(n),
             unkeyed: Vec::new(),
             stream: false,
             shared_at: 0,
+            floor: None,
         }
     }
 
@@ -168,10 +173,16 @@ pub const PARTS: usize = 32;
 /// pass the file's bounds, busy parts get more of the room, and, decided
 /// at points that do not depend on the thread count, what a bound drops
 /// does not either.
-fn share_bounds(shards: &mut [Shard], cfg: &Config) {
+fn share_bounds(shards: &mut [Shard], cfg: &Config, released: usize) {
     let n = shards.len().max(1);
     let held: usize = shards.iter().map(|s| s.table.len()).sum();
-    let given: usize = shards.iter().map(|s| s.table.records()).sum();
+    // Reported connections held: those the parts gave out less those
+    // whose rows are written.
+    let given: usize = shards
+        .iter()
+        .map(|s| s.table.records())
+        .sum::<usize>()
+        .saturating_sub(released);
     let free_flows = cfg.max_flows.saturating_sub(held) as u128;
     let records = cfg.max_records.saturating_sub(given) / n;
     let began: Vec<u128> = shards
@@ -192,6 +203,13 @@ fn share_bounds(shards: &mut [Shard], cfg: &Config) {
 
 /// Runs frames of a batch through the parts (each takes its own by the IP
 /// pair's hash) on `threads` workers and judges the flows that finished.
+/// Every [`SWEEP_ALL`] chunks every part is swept for idle flows as of the
+/// capture's clock (a part sweeps itself as its own packets come; one
+/// whose IP pairs went quiet would hold its finished flows); there, and
+/// every `checkpoint_frames` (tests make it small, or 0: only once the
+/// file is read; it changes nothing but when rows are written), the
+/// attempts that can be decided are ([`checkpoint`]).
+#[allow(clippy::too_many_arguments)]
 fn run_frames(
     shards: &mut [Shard],
     frames: &[FrameMeta],
@@ -199,7 +217,11 @@ fn run_frames(
     cfg: &Config,
     threads: usize,
     clock: &mut Clock,
+    stream: &mut Stream<'_>,
+    emit: &mut dyn FnMut(Vec<Row>, Vec<Finding>),
 ) {
+    let piece = cfg.checkpoint_frames.clamp(1, SHARE_EVERY);
+    let every = (cfg.checkpoint_frames / SHARE_EVERY).max(1) as u64;
     for part in frames.chunks(SHARE_EVERY) {
         clock.chunks += 1;
         if clock.chunks % SWEEP_ALL == 0 {
@@ -208,10 +230,62 @@ fn run_frames(
                 sh.table.sweep_at(now, cfg);
                 sh.judge_finished(cfg);
             });
+            if cfg.checkpoint_frames > 0 {
+                checkpoint(shards, stream, now, emit);
+            }
+        } else if cfg.checkpoint_frames > 0 && piece == SHARE_EVERY && clock.chunks % every == 0 {
+            checkpoint(shards, stream, clock.now, emit);
         }
-        share_bounds(shards, cfg);
-        run_part(shards, part, window, cfg, threads);
-        clock.now = part.iter().map(|f| f.ts).fold(clock.now, i64::max);
+        share_bounds(shards, cfg, stream.released);
+        if cfg.checkpoint_frames > 0 && piece < SHARE_EVERY {
+            for p in part.chunks(piece) {
+                run_part(shards, p, window, cfg, threads);
+                clock.now = p.iter().map(|f| f.ts).fold(clock.now, i64::max);
+                checkpoint(shards, stream, clock.now, emit);
+            }
+        } else {
+            run_part(shards, part, window, cfg, threads);
+            clock.now = part.iter().map(|f| f.ts).fold(clock.now, i64::max);
+        }
+    }
+}
+
+/// Every part hands over what finished and says where its oldest live
+/// flow began; the file's stream decides what that allows.
+fn checkpoint(
+    shards: &mut [Shard],
+    stream: &mut Stream<'_>,
+    now: i64,
+    emit: &mut dyn FnMut(Vec<Row>, Vec<Finding>),
+) {
+    shards.par_iter_mut().for_each(|sh| {
+        sh.table.harvest();
+        sh.floor = sh.table.live_floor();
+    });
+    hand_over(shards, stream);
+    let live = shards
+        .iter()
+        .filter_map(|s| s.floor)
+        .min_by_key(|m| m.frame);
+    stream.advance(
+        Frontier {
+            live,
+            now,
+            end: None,
+        },
+        emit,
+    );
+}
+
+/// What the parts finished goes to the file's stream: connections, the
+/// scan books, DNS lookups and Kerberos messages (in part order, so the
+/// same for any thread count).
+fn hand_over(shards: &mut [Shard], stream: &mut Stream<'_>) {
+    for sh in shards.iter_mut() {
+        stream.add(std::mem::take(&mut sh.conns));
+        stream.folder.take(&mut sh.book);
+        stream.add_dns(std::mem::take(&mut sh.table.dns));
+        stream.add_krb(std::mem::take(&mut sh.table.krb));
     }
 }
 
@@ -224,8 +298,7 @@ struct Clock {
 }
 
 /// Every this many chunks, every part is swept for idle flows as of the
-/// capture's clock (a part sweeps itself as its own packets come; one
-/// whose IP pairs went quiet would hold its finished flows until the end).
+/// capture's clock.
 const SWEEP_ALL: u64 = 16;
 
 /// Frames between two shares of the bounds ([`share_bounds`]): counted in
@@ -424,7 +497,7 @@ fn analyze_pass(name: &str, src: Source, cfg: &Config, how: &How<'_>, secrets_fi
         }
     };
     let threads = threads.max(1);
-    let mut shards: Vec<Shard> = (0..PARTS).map(|i| Shard::new(i, PARTS, cfg)).collect();
+    let mut shards: Vec<Shard> = (0..PARTS).map(|_| Shard::new(PARTS, cfg)).collect();
     for sh in &mut shards {
         sh.table.keys = keys.clone();
         sh.stream = !mapped;
@@ -438,6 +511,23 @@ fn analyze_pass(name: &str, src: Source, cfg: &Config, how: &How<'_>, secrets_fi
     let mut end = Mark::default();
     let mut frames = 0u64;
     let mut corrupt: Option<(u64, String)> = None;
+    // Attempts decided as the file is read: their rows go out at once
+    // through `rows`, or are kept for the report.
+    let mut stream = Stream::new(name, cfg);
+    let mut kept: (Vec<Row>, Vec<Finding>) = (Vec::new(), Vec::new());
+    let mut emit = |r: Vec<Row>, f: Vec<Finding>| match rows {
+        Some(emit) => emit(CaptureReport {
+            capture: name.to_string(),
+            partial: true,
+            attempts: r,
+            findings: f,
+            ..Default::default()
+        }),
+        None => {
+            kept.0.extend(r);
+            kept.1.extend(f);
+        }
+    };
     loop {
         let more = match reader.next_batch(&mut batch, BATCH_FRAMES, BATCH_BYTES) {
             Ok(m) => m,
@@ -499,6 +589,8 @@ fn analyze_pass(name: &str, src: Source, cfg: &Config, how: &How<'_>, secrets_fi
                 cfg,
                 threads,
                 &mut clock,
+                &mut stream,
+                &mut emit,
             );
             from = to;
             keys = file_keys(name, keys.as_ref(), own, &[data]);
@@ -521,6 +613,8 @@ fn analyze_pass(name: &str, src: Source, cfg: &Config, how: &How<'_>, secrets_fi
             cfg,
             threads,
             &mut clock,
+            &mut stream,
+            &mut emit,
         );
         if !more {
             break;
@@ -539,92 +633,37 @@ fn analyze_pass(name: &str, src: Source, cfg: &Config, how: &How<'_>, secrets_fi
         }
         sh.judge_finished(cfg);
     });
-    let mut conns: Vec<Conn> = shards
-        .iter_mut()
-        .flat_map(|sh| std::mem::take(&mut sh.conns))
-        .collect();
-    // Scans and floods: decided on the whole file, the same for any -j.
-    let folded = session::scan::fold(
-        shards
-            .iter_mut()
-            .map(|sh| std::mem::take(&mut sh.book))
-            .collect(),
+    hand_over(&mut shards, &mut stream);
+    stream.advance(
+        Frontier {
+            live: None,
+            now: clock.now,
+            end: Some(end),
+        },
+        &mut emit,
     );
-    conns.extend(folded.conns);
-    let mut dns: Vec<DnsLookup> = shards
-        .iter_mut()
-        .flat_map(|s| std::mem::take(&mut s.table.dns))
-        .collect();
-    dns.sort_by_key(|d| d.query.at.frame);
-    let mut krb: Vec<KdcMessage> = shards
-        .iter_mut()
-        .flat_map(|s| std::mem::take(&mut s.table.krb))
-        .collect();
-    // Time order (then frame): attempts find their window by binary search.
-    krb.sort_by_key(|k| (k.msg.at.ts, k.msg.at.frame));
-
-    // Attempts, judged in order, a chunk at a time: a connection belongs
-    // to one attempt, so once its attempt is a report row it is released
-    // (the findings are not held twice).
-    let key_use: Vec<session::KeyUse> = if keys.is_some() {
-        conns
-            .iter()
-            .filter_map(|c| c.key_use())
-            .chain(
-                shards
-                    .iter_mut()
-                    .flat_map(|s| std::mem::take(&mut s.unkeyed))
-                    .map(session::KeyUse::Missed),
-            )
-            .collect()
+    let dns_dropped = stream.dns_dropped;
+    let krb_dropped = stream.krb_dropped;
+    let (mut folder, mut key_use) = stream.finish(end, &mut emit);
+    report.attempts = kept.0;
+    report.findings = kept.1;
+    if keys.is_some() {
+        key_use.extend(
+            shards
+                .iter_mut()
+                .flat_map(|s| std::mem::take(&mut s.unkeyed))
+                .map(session::KeyUse::Missed),
+        );
     } else {
-        Vec::new()
-    };
-    let mut conns = session::select(conns, cfg);
-    let attempts = session::group(&conns, &dns, end, cfg);
-    let mut from = 0;
-    while from < attempts.len() {
-        // A chunk: up to `attempt_chunk` attempts or connections (an
-        // attempt of many retries is a chunk of its own).
-        let (mut to, mut held) = (from, 0usize);
-        while to < attempts.len() && to - from < cfg.attempt_chunk.max(1) {
-            let n = attempts[to].conns.len() + attempts[to].side.len();
-            if to > from && held + n > cfg.attempt_chunk {
-                break;
-            }
-            held += n;
-            to += 1;
-        }
-        let chunk = &attempts[from..to];
-        from = to;
-        let judged: Vec<_> = chunk
-            .par_iter()
-            .map(|a| detect::judge_attempt(a, &conns, &dns, &krb, cfg, end))
-            .collect();
-        for (a, j) in chunk.iter().zip(judged) {
-            let (row, findings) = build::attempt(name, a, &conns, j);
-            report.attempts.push(row);
-            report.findings.extend(findings);
-            for &i in a.conns.iter().chain(&a.side) {
-                conns[i].release();
-            }
-        }
-        // Written while the rest is judged, not held to the file's end.
-        if let Some(emit) = rows {
-            emit(CaptureReport {
-                capture: name.to_string(),
-                partial: true,
-                attempts: std::mem::take(&mut report.attempts),
-                findings: std::mem::take(&mut report.findings),
-                ..Default::default()
-            });
-        }
+        key_use = Vec::new();
     }
 
     // The capture as a whole.
     let mut facts = capture_facts(&shards, std::mem::take(&mut reader.events), corrupt, end);
-    facts.scans = folded.scans;
-    facts.bounds.scan_unreported = folded.unreported;
+    facts.scans = folder.scans();
+    facts.bounds.scan_unreported = folder.unreported;
+    facts.bounds.dns_dropped += dns_dropped;
+    facts.bounds.krb_dropped += krb_dropped;
     facts.keys = keys;
     facts.key_use = key_use;
     facts.late_sources = late_sources;
@@ -740,7 +779,7 @@ mod test {
         };
         let mut t = Table::shared(1, &cfg);
         t.keys = keys.map(Arc::new);
-        let mut sh = Shard::new(0, 1, &cfg);
+        let mut sh = Shard::new(1, &cfg);
         sh.table = t;
         let mut r = Reader::new(Source::open(cap).unwrap()).unwrap();
         let mut batch = Vec::new();

@@ -6,6 +6,7 @@
 //! run into output and an exit code.
 
 mod file;
+mod stream;
 
 pub use file::{analyze, analyze_rows, Progress, Rows};
 

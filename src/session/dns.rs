@@ -26,10 +26,19 @@ pub struct Unresolved<'a> {
 }
 
 /// The first of `names` whose lookups all failed (answered without an
-/// address, or unanswered for [`DNS_TIMEOUT_NS`] of capture).
-pub fn unresolved<'a>(names: &[String], dns: &'a [DnsLookup], end: Mark) -> Option<Unresolved<'a>> {
+/// address, or unanswered for [`DNS_TIMEOUT_NS`] of capture before
+/// `until`), of the lookups made by `before` (capture time).
+pub fn unresolved<'a>(
+    names: &[String],
+    dns: &'a [DnsLookup],
+    before: i64,
+    until: i64,
+) -> Option<Unresolved<'a>> {
     for name in names {
-        let qs: Vec<&DnsLookup> = dns.iter().filter(|d| &d.query.name == name).collect();
+        let qs: Vec<&DnsLookup> = dns
+            .iter()
+            .filter(|d| &d.query.name == name && d.query.at.ts <= before)
+            .collect();
         let Some(first) = qs.first() else {
             continue;
         };
@@ -44,9 +53,9 @@ pub fn unresolved<'a>(names: &[String], dns: &'a [DnsLookup], end: Mark) -> Opti
             .find(|d| d.query.answer.is_some_and(|a| a.rcode != 0));
         let nodata = qs.iter().find(|d| d.query.answer.is_some());
         let answer = failed.or(nodata).copied();
-        let waited = qs
-            .iter()
-            .all(|d| d.query.answer.is_some() || end.ts - d.query.at.ts >= DNS_TIMEOUT_NS);
+        let waited = qs.iter().all(|d| {
+            d.query.answer.is_some() || until.saturating_sub(d.query.at.ts) >= DNS_TIMEOUT_NS
+        });
         if answer.is_none() && !waited {
             continue;
         }

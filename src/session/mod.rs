@@ -392,7 +392,7 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
     }
     if let Some(t) = cfg.target.as_ref().filter(|_| attempts.is_empty()) {
         let name = t.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(u) = dns::unresolved(std::slice::from_ref(&name), dns, end) {
+        if let Some(u) = dns::unresolved(std::slice::from_ref(&name), dns, i64::MAX, end.ts) {
             let first = u.lookups[0];
             attempts.push(Attempt {
                 number: 1,

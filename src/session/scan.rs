@@ -44,8 +44,6 @@ pub struct Record {
     pub last: Mark,
     /// Refused, or answered and reset by the client (not unanswered).
     pub refused: bool,
-    /// The worker whose book holds it.
-    book: u16,
     /// Where its connection is held ([`NOT_HELD`]: it is not).
     held: u32,
 }
@@ -85,8 +83,6 @@ impl Record {
 pub struct Book {
     records: Vec<Record>,
     held: Vec<Option<Conn>>,
-    /// This worker's number (records say whose book holds them).
-    index: u16,
     max_records: usize,
     max_held: usize,
     /// Failed connections past the record bound: counted only.
@@ -142,12 +138,11 @@ pub fn shaped(c: &Conn) -> Option<bool> {
 }
 
 impl Book {
-    /// The book of worker `index` of `n`.
-    pub fn shared(index: usize, n: usize) -> Book {
+    /// The book of one of `n` parts (drained at every checkpoint).
+    pub fn shared(n: usize) -> Book {
         Book {
-            index: index as u16,
             max_records: MAX_RECORDS.div_ceil(n),
-            max_held: MAX_HELD.div_ceil(n),
+            max_held: MAX_HELD,
             ..Default::default()
         }
     }
@@ -169,7 +164,6 @@ impl Book {
             first: c.first,
             last: c.last,
             refused,
-            book: self.index,
             held: if held {
                 self.held.len() as u32
             } else {
@@ -183,109 +177,326 @@ impl Book {
     }
 }
 
-/// Joins the workers' books: the scans, and the connections of shorter
-/// runs given back.
+/// Joins books as a whole file's (every run decided, the file read):
+/// the scans, and the connections of shorter runs given back.
 pub fn fold(books: Vec<Book>) -> Folded {
-    let mut out = Folded::default();
-    let mut all: Vec<Record> = Vec::with_capacity(books.iter().map(|b| b.records.len()).sum());
-    let mut held: Vec<Vec<Option<Conn>>> = Vec::new();
-    for b in books {
-        out.unreported += b.overflow;
-        all.extend(b.records);
-        held.push(b.held);
+    let mut f = Folder::default();
+    for mut b in books {
+        f.take(&mut b);
     }
-    // Runs toward one server first; what they leave, runs of one source
-    // toward one port of many servers (a sweep); what is left goes back.
-    all.sort_unstable_by_key(|r| (r.server, r.first.ts, r.first.frame, r.book));
-    let mut rest: Vec<Record> = Vec::new();
-    runs(
-        &all,
-        |a, b| a.server == b.server,
-        |r| r.client,
-        &mut out.scans,
-        &mut rest,
-        false,
+    let mut conns = Vec::new();
+    f.decide(
+        Frontier {
+            ts: i64::MAX,
+            end: true,
+        },
+        &mut conns,
     );
-    drop(all);
-    rest.sort_unstable_by_key(|r| {
-        (
-            r.server.0,
-            r.client,
-            r.server.2,
-            r.first.ts,
-            r.first.frame,
-            r.book,
-        )
-    });
-    let mut left: Vec<Record> = Vec::new();
-    runs(
-        &rest,
-        |a, b| (a.server.0, a.client, a.server.2) == (b.server.0, b.client, b.server.2),
-        |r| r.server.1,
-        &mut out.scans,
-        &mut left,
-        true,
-    );
-    left.sort_unstable_by_key(|r| (r.first.frame, r.book));
-    for r in left {
-        let c = (r.held != NOT_HELD)
-            .then(|| held[r.book as usize][r.held as usize].take())
-            .flatten();
-        match c {
-            Some(c) => out.conns.push(c),
-            None => out.unreported += 1,
-        }
+    conns.sort_by_key(|c| c.first.frame);
+    Folded {
+        scans: f.scans(),
+        conns,
+        unreported: f.unreported,
     }
-    out.scans.sort_by_key(|s| s.first.frame);
-    out
 }
 
-/// Cuts sorted records into runs (same `key`, each at most
-/// [`SCAN_GAP_NS`] after the previous): a run of [`SCAN_MIN`] or more is a
-/// scan counting the distinct `who` (sources, or a sweep's servers); the
-/// records of shorter runs go to `rest`.
-fn runs(
-    all: &[Record],
-    same: impl Fn(&Record, &Record) -> bool,
-    who: impl Fn(&Record) -> [u8; 16],
-    scans: &mut Vec<Scan>,
-    rest: &mut Vec<Record>,
-    sweep: bool,
-) {
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i + 1;
-        while j < all.len()
-            && same(&all[i], &all[j])
-            && all[j].first.ts - all[j - 1].first.ts <= SCAN_GAP_NS
-        {
-            j += 1;
+/// The scans of a file decided as it is read: records arrive at points
+/// counted in frames (the parts' books drained), each server's run is cut
+/// as [`fold`] cuts the whole file's, and a run is decided once no later
+/// record can extend it (the capture's time frontier is more than
+/// [`SCAN_GAP_NS`] past its last). A run of [`SCAN_MIN`] becomes a scan
+/// summary that absorbs the rest of its run without keeping it; a shorter
+/// one goes on to the sweeps (per source host and port), then back to be
+/// grouped. Past [`MAX_HELD`] undecided connections only records are kept,
+/// past [`MAX_RECORDS`] undecided records a failed connection is counted.
+#[derive(Debug, Default)]
+pub struct Folder {
+    /// Arrived since the last decision, not yet placed in a run.
+    pending: Vec<Entry>,
+    servers: rustc_hash::FxHashMap<(bool, [u8; 16], u16), Run>,
+    /// Records the server runs left, not yet placed in a sweep run.
+    swept: Vec<Entry>,
+    sweeps: rustc_hash::FxHashMap<(bool, [u8; 16], u16), Run>,
+    /// Undecided records kept and connections held.
+    kept: usize,
+    held: usize,
+    /// Decided scans (in the order decided; [`Folder::scans`] sorts them).
+    scans: Vec<Scan>,
+    /// Failed connections neither held nor part of a scan.
+    pub unreported: u64,
+    /// Arrival order, to keep sorting total.
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    rec: Record,
+    conn: Option<Box<Conn>>,
+    seq: u64,
+}
+
+/// One open run: its records while shorter than [`SCAN_MIN`], then only
+/// the summary.
+#[derive(Debug, Default)]
+struct Run {
+    entries: Vec<Entry>,
+    acc: Option<Acc>,
+    last_ts: i64,
+}
+
+/// A scan being summed up.
+#[derive(Debug)]
+struct Acc {
+    attempts: u64,
+    refused: u64,
+    seen: rustc_hash::FxHashSet<[u8; 16]>,
+    first: Mark,
+    last: Mark,
+    lead: Record,
+}
+
+impl Acc {
+    fn add(&mut self, r: &Record, who: [u8; 16]) {
+        self.attempts += 1;
+        self.refused += r.refused as u64;
+        if self.seen.len() < MAX_SOURCES {
+            self.seen.insert(who);
         }
-        let run = &all[i..j];
-        if run.len() >= SCAN_MIN {
-            let mut seen: rustc_hash::FxHashSet<[u8; 16]> = Default::default();
-            for r in run {
-                if seen.len() >= MAX_SOURCES {
-                    break;
-                }
-                seen.insert(who(r));
+        if r.first.frame < self.first.frame {
+            self.first = r.first;
+            self.lead = *r;
+        }
+        if r.last.frame > self.last.frame {
+            self.last = r.last;
+        }
+    }
+
+    fn scan(self, sweep: bool) -> Scan {
+        Scan {
+            server: self.lead.server(),
+            source: sweep.then(|| self.lead.client_ip()),
+            attempts: self.attempts,
+            refused: self.refused,
+            sources: self.seen.len(),
+            first: self.first,
+            last: self.last,
+        }
+    }
+}
+
+/// Where a decision stands: the time frontier (no later record begins
+/// before it) and whether the file is read to its end.
+#[derive(Debug, Clone, Copy)]
+pub struct Frontier {
+    pub ts: i64,
+    pub end: bool,
+}
+
+impl Frontier {
+    /// Can nothing later join a run whose last attempt began at `last`,
+    /// `gap` apart at most?
+    fn past(&self, last: i64, gap: i64) -> bool {
+        self.end || self.ts.saturating_sub(last) > gap
+    }
+}
+
+impl Folder {
+    /// A part's book: its records and connections, in the order put.
+    pub fn take(&mut self, book: &mut Book) {
+        self.unreported += std::mem::take(&mut book.overflow);
+        let mut held = std::mem::take(&mut book.held);
+        for mut rec in book.records.drain(..) {
+            let conn = (rec.held != NOT_HELD)
+                .then(|| held[rec.held as usize].take())
+                .flatten();
+            rec.held = NOT_HELD;
+            if self.kept >= MAX_RECORDS {
+                self.unreported += 1;
+                continue;
             }
-            let first = run.iter().map(|r| r.first).min_by_key(|m| m.frame);
-            let last = run.iter().map(|r| r.last).max_by_key(|m| m.frame);
-            let lead = run.iter().min_by_key(|r| r.first.frame).unwrap_or(&run[0]);
-            scans.push(Scan {
-                server: lead.server(),
-                source: sweep.then(|| lead.client_ip()),
-                attempts: run.len() as u64,
-                refused: run.iter().filter(|r| r.refused).count() as u64,
-                sources: seen.len(),
-                first: first.unwrap_or_default(),
-                last: last.unwrap_or_default(),
+            self.kept += 1;
+            let conn = match conn {
+                Some(c) if self.held < MAX_HELD => {
+                    self.held += 1;
+                    Some(Box::new(c))
+                }
+                _ => None,
+            };
+            self.seq += 1;
+            self.pending.push(Entry {
+                rec,
+                conn,
+                seq: self.seq,
             });
-        } else {
-            rest.extend_from_slice(run);
         }
-        i = j;
+    }
+
+    /// Decides what `at` allows: scans found, connections of runs too
+    /// short given back (to `back`).
+    pub fn decide(&mut self, at: Frontier, back: &mut Vec<Conn>) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_unstable_by_key(|e| (e.rec.server, e.rec.first.ts, e.rec.first.frame, e.seq));
+        let mut left = std::mem::take(&mut self.swept);
+        for e in pending {
+            let key = e.rec.server;
+            let run = self.servers.entry(key).or_default();
+            if (!run.entries.is_empty() || run.acc.is_some())
+                && e.rec.first.ts - run.last_ts > SCAN_GAP_NS
+            {
+                let done = std::mem::take(run);
+                self.close(done, false, &mut left, back);
+            }
+            let run = self.servers.entry(key).or_default();
+            Self::place(run, e, |r| r.client, &mut self.kept, &mut self.held);
+        }
+        // Runs nothing can extend any more.
+        let closed: Vec<_> = self
+            .servers
+            .iter()
+            .filter(|(_, r)| at.past(r.last_ts, SCAN_GAP_NS))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in closed {
+            if let Some(run) = self.servers.remove(&k) {
+                self.close(run, false, &mut left, back);
+            }
+        }
+        // The sweeps, of what the server runs left; a record still in an
+        // undecided server run may yet come, so the sweeps' frontier is
+        // the earliest of those.
+        let floor = self
+            .servers
+            .values()
+            .flat_map(|r| r.entries.iter().map(|e| e.rec.first.ts))
+            .min();
+        let at2 = Frontier {
+            ts: floor.map_or(at.ts, |f| f.min(at.ts)),
+            end: at.end && floor.is_none(),
+        };
+        left.sort_unstable_by_key(|e| {
+            let r = &e.rec;
+            (
+                r.server.0,
+                r.client,
+                r.server.2,
+                r.first.ts,
+                r.first.frame,
+                e.seq,
+            )
+        });
+        // Placed only up to the frontier: a sweep run's records must come
+        // in time order.
+        let mut later = Vec::new();
+        for e in left {
+            if !at2.end && e.rec.first.ts >= at2.ts {
+                later.push(e);
+                continue;
+            }
+            let key = (e.rec.server.0, e.rec.client, e.rec.server.2);
+            let run = self.sweeps.entry(key).or_default();
+            if (!run.entries.is_empty() || run.acc.is_some())
+                && e.rec.first.ts - run.last_ts > SCAN_GAP_NS
+            {
+                let done = std::mem::take(run);
+                self.close(done, true, &mut Vec::new(), back);
+            }
+            let run = self.sweeps.entry(key).or_default();
+            Self::place(run, e, |r| r.server.1, &mut self.kept, &mut self.held);
+        }
+        self.swept = later;
+        let closed: Vec<_> = self
+            .sweeps
+            .iter()
+            .filter(|(_, r)| at2.past(r.last_ts, SCAN_GAP_NS))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in closed {
+            if let Some(run) = self.sweeps.remove(&k) {
+                self.close(run, true, &mut Vec::new(), back);
+            }
+        }
+    }
+
+    /// Adds a record to its open run; at [`SCAN_MIN`] the run becomes a
+    /// summary and its records are let go.
+    fn place(
+        run: &mut Run,
+        e: Entry,
+        who: impl Fn(&Record) -> [u8; 16],
+        kept: &mut usize,
+        held: &mut usize,
+    ) {
+        run.last_ts = if run.entries.is_empty() && run.acc.is_none() {
+            e.rec.first.ts
+        } else {
+            run.last_ts.max(e.rec.first.ts)
+        };
+        if let Some(acc) = &mut run.acc {
+            acc.add(&e.rec, who(&e.rec));
+            *kept -= 1;
+            *held -= e.conn.is_some() as usize;
+            return;
+        }
+        run.entries.push(e);
+        if run.entries.len() >= SCAN_MIN {
+            let lead = run.entries[0].rec;
+            let mut acc = Acc {
+                attempts: 0,
+                refused: 0,
+                seen: Default::default(),
+                first: lead.first,
+                last: lead.last,
+                lead,
+            };
+            for e in run.entries.drain(..) {
+                acc.add(&e.rec, who(&e.rec));
+                *kept -= 1;
+                *held -= e.conn.is_some() as usize;
+            }
+            run.acc = Some(acc);
+        }
+    }
+
+    /// A run is over: a scan, or its records go on (`left`: to the sweeps;
+    /// a sweep's: back to be grouped, or counted when not held).
+    fn close(&mut self, run: Run, sweep: bool, left: &mut Vec<Entry>, back: &mut Vec<Conn>) {
+        if let Some(acc) = run.acc {
+            self.scans.push(acc.scan(sweep));
+            return;
+        }
+        for e in run.entries {
+            if !sweep {
+                left.push(e);
+                continue;
+            }
+            self.kept -= 1;
+            match e.conn {
+                Some(c) => {
+                    self.held -= 1;
+                    back.push(*c);
+                }
+                None => self.unreported += 1,
+            }
+        }
+    }
+
+    /// The earliest first frame (and its time) of a record not decided
+    /// yet: no connection given back later begins before it.
+    pub fn floor(&self) -> Option<Mark> {
+        self.pending
+            .iter()
+            .chain(&self.swept)
+            .chain(self.servers.values().flat_map(|r| &r.entries))
+            .chain(self.sweeps.values().flat_map(|r| &r.entries))
+            .map(|e| e.rec.first)
+            .min_by_key(|m| (m.frame, m.ts))
+    }
+
+    /// The scans decided, by first frame.
+    pub fn scans(&mut self) -> Vec<Scan> {
+        let mut s = std::mem::take(&mut self.scans);
+        s.sort_by_key(|s| s.first.frame);
+        s
     }
 }
 
@@ -316,8 +527,8 @@ mod test {
 
     #[test]
     fn a_burst_is_one_scan_and_a_short_run_goes_back() {
-        let mut a = Book::shared(0, 2);
-        let mut b = Book::shared(1, 2);
+        let mut a = Book::shared(2);
+        let mut b = Book::shared(2);
         // 70 attempts a second apart from 70 hosts, split between two
         // workers: one scan (the same for any split).
         for k in 0..70u64 {
@@ -363,7 +574,7 @@ mod test {
         assert_eq!(f.conns.len(), 3);
         assert_eq!(f.unreported, 0);
         // 63 attempts: one short of a scan, all given back.
-        let mut c = Book::shared(0, 1);
+        let mut c = Book::shared(1);
         for k in 0..63u64 {
             c.put(failed(
                 &format!("10.0.0.{k}:1"),
@@ -376,7 +587,7 @@ mod test {
         assert!(f.scans.is_empty());
         assert_eq!(f.conns.len(), 63);
         // A gap over 10 s splits the runs.
-        let mut d = Book::shared(0, 1);
+        let mut d = Book::shared(1);
         for k in 0..128u64 {
             let mut x = failed(
                 &format!("10.0.1.{}:1", k % 250),
@@ -393,8 +604,8 @@ mod test {
         // One host sweeping port 3389 of 70 servers, split between two
         // workers: one sweep, whatever the split; a host that tried 63
         // servers is not one.
-        let mut e = Book::shared(0, 2);
-        let mut g = Book::shared(1, 2);
+        let mut e = Book::shared(2);
+        let mut g = Book::shared(2);
         for k in 0..70u64 {
             let c = failed(
                 "10.7.7.7:40000",
@@ -434,7 +645,7 @@ mod test {
             .all(|c| c.client.ip().to_string() == "10.8.8.8"));
         // A run toward one server is taken first: its records are not
         // counted again in a sweep.
-        let mut h = Book::shared(0, 1);
+        let mut h = Book::shared(1);
         for k in 0..70u64 {
             h.put(failed(
                 "10.7.7.7:40000",
