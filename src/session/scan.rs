@@ -3,14 +3,16 @@
 //! summary instead of a million attempts; so are many such attempts from
 //! one host toward one port of many servers (a sweep).
 //!
-//! Each worker sets aside the connections shaped like that (a SYN and
+//! Each part sets aside the connections shaped like that (a SYN and
 //! nothing else, or a SYN answered by a reset: no data either way) as
-//! compact records, holding the connections themselves up to a bound. Once
-//! every worker is done, the records of the whole file are sorted and cut
-//! into runs per server (consecutive attempts at most [`SCAN_GAP_NS`]
-//! apart): a run of [`SCAN_MIN`] or more is a scan; the connections of a
-//! shorter run go back to be grouped into attempts like any other. The
-//! decision is made on the whole file, so it is the same for any `-j`.
+//! compact records in its [`Book`], holding the connections themselves up
+//! to a bound; at every checkpoint the books go to the file's [`Folder`],
+//! which cuts them into runs per server (consecutive attempts at most
+//! [`SCAN_GAP_NS`] apart) as the capture is read: a run of [`SCAN_MIN`] or
+//! more is a scan; the connections of a shorter run go on to the sweeps
+//! (runs per source host and port), then back to be grouped into attempts
+//! like any other. A run is decided once nothing later can extend it, so
+//! the same as on the whole file ([`fold`]), for any `-j`.
 
 use super::conn::Conn;
 use crate::capture::Mark;
@@ -142,7 +144,7 @@ impl Book {
     pub fn shared(n: usize) -> Book {
         Book {
             max_records: MAX_RECORDS.div_ceil(n),
-            max_held: MAX_HELD,
+            max_held: MAX_HELD.div_ceil(n),
             ..Default::default()
         }
     }
@@ -240,7 +242,7 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Run {
     entries: Vec<Entry>,
-    acc: Option<Acc>,
+    acc: Option<Box<Acc>>,
     last_ts: i64,
 }
 
@@ -337,30 +339,7 @@ impl Folder {
         let mut pending = std::mem::take(&mut self.pending);
         pending.sort_unstable_by_key(|e| (e.rec.server, e.rec.first.ts, e.rec.first.frame, e.seq));
         let mut left = std::mem::take(&mut self.swept);
-        for e in pending {
-            let key = e.rec.server;
-            let run = self.servers.entry(key).or_default();
-            if (!run.entries.is_empty() || run.acc.is_some())
-                && e.rec.first.ts - run.last_ts > SCAN_GAP_NS
-            {
-                let done = std::mem::take(run);
-                self.close(done, false, &mut left, back);
-            }
-            let run = self.servers.entry(key).or_default();
-            Self::place(run, e, |r| r.client, &mut self.kept, &mut self.held);
-        }
-        // Runs nothing can extend any more.
-        let closed: Vec<_> = self
-            .servers
-            .iter()
-            .filter(|(_, r)| at.past(r.last_ts, SCAN_GAP_NS))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in closed {
-            if let Some(run) = self.servers.remove(&k) {
-                self.close(run, false, &mut left, back);
-            }
-        }
+        self.runs(pending, at, false, &mut left, back);
         // The sweeps, of what the server runs left; a record still in an
         // undecided server run may yet come, so the sweeps' frontier is
         // the earliest of those.
@@ -386,33 +365,78 @@ impl Folder {
         });
         // Placed only up to the frontier: a sweep run's records must come
         // in time order.
-        let mut later = Vec::new();
-        for e in left {
-            if !at2.end && e.rec.first.ts >= at2.ts {
-                later.push(e);
-                continue;
-            }
-            let key = (e.rec.server.0, e.rec.client, e.rec.server.2);
-            let run = self.sweeps.entry(key).or_default();
-            if (!run.entries.is_empty() || run.acc.is_some())
-                && e.rec.first.ts - run.last_ts > SCAN_GAP_NS
-            {
-                let done = std::mem::take(run);
-                self.close(done, true, &mut Vec::new(), back);
-            }
-            let run = self.sweeps.entry(key).or_default();
-            Self::place(run, e, |r| r.server.1, &mut self.kept, &mut self.held);
-        }
+        let (now, later): (Vec<Entry>, Vec<Entry>) = left
+            .into_iter()
+            .partition(|e| at2.end || e.rec.first.ts < at2.ts);
         self.swept = later;
-        let closed: Vec<_> = self
-            .sweeps
+        self.runs(now, at2, true, &mut Vec::new(), back);
+    }
+
+    /// Records sorted by their run's key (a server; a sweep's source host
+    /// and port) and time, into runs: a run nothing can extend is closed at
+    /// once (a run only ever held in a map while it may still grow).
+    fn runs(
+        &mut self,
+        sorted: Vec<Entry>,
+        at: Frontier,
+        sweep: bool,
+        left: &mut Vec<Entry>,
+        back: &mut Vec<Conn>,
+    ) {
+        let key = |r: &Record| {
+            if sweep {
+                (r.server.0, r.client, r.server.2)
+            } else {
+                r.server
+            }
+        };
+        let who = |r: &Record| if sweep { r.server.1 } else { r.client };
+        let mut it = sorted.into_iter().peekable();
+        while let Some(e) = it.next() {
+            let k = key(&e.rec);
+            let map = if sweep {
+                &mut self.sweeps
+            } else {
+                &mut self.servers
+            };
+            let mut run = map.remove(&k).unwrap_or_default();
+            let mut next = Some(e);
+            while let Some(e) = next.take() {
+                if (!run.entries.is_empty() || run.acc.is_some())
+                    && e.rec.first.ts - run.last_ts > SCAN_GAP_NS
+                {
+                    self.close(std::mem::take(&mut run), sweep, left, back);
+                }
+                Self::place(&mut run, e, who, &mut self.kept, &mut self.held);
+                next = it.next_if(|n| key(&n.rec) == k);
+            }
+            if at.past(run.last_ts, SCAN_GAP_NS) {
+                self.close(run, sweep, left, back);
+            } else if sweep {
+                self.sweeps.insert(k, run);
+            } else {
+                self.servers.insert(k, run);
+            }
+        }
+        // Runs nothing came to that nothing can extend any more.
+        let map = if sweep {
+            &mut self.sweeps
+        } else {
+            &mut self.servers
+        };
+        let closed: Vec<_> = map
             .iter()
-            .filter(|(_, r)| at2.past(r.last_ts, SCAN_GAP_NS))
+            .filter(|(_, r)| at.past(r.last_ts, SCAN_GAP_NS))
             .map(|(k, _)| *k)
             .collect();
         for k in closed {
-            if let Some(run) = self.sweeps.remove(&k) {
-                self.close(run, true, &mut Vec::new(), back);
+            let map = if sweep {
+                &mut self.sweeps
+            } else {
+                &mut self.servers
+            };
+            if let Some(run) = map.remove(&k) {
+                self.close(run, sweep, left, back);
             }
         }
     }
@@ -453,7 +477,7 @@ impl Folder {
                 *kept -= 1;
                 *held -= e.conn.is_some() as usize;
             }
-            run.acc = Some(acc);
+            run.acc = Some(Box::new(acc));
         }
     }
 
@@ -461,7 +485,7 @@ impl Folder {
     /// a sweep's: back to be grouped, or counted when not held).
     fn close(&mut self, run: Run, sweep: bool, left: &mut Vec<Entry>, back: &mut Vec<Conn>) {
         if let Some(acc) = run.acc {
-            self.scans.push(acc.scan(sweep));
+            self.scans.push((*acc).scan(sweep));
             return;
         }
         for e in run.entries {
