@@ -519,7 +519,7 @@ impl Folder {
     /// The scans decided, by first frame.
     pub fn scans(&mut self) -> Vec<Scan> {
         let mut s = std::mem::take(&mut self.scans);
-        s.sort_by_key(|s| s.first.frame);
+        s.sort_by_key(|s| (s.first.frame, s.server, s.source));
         s
     }
 }
@@ -681,5 +681,108 @@ mod test {
         let f = fold(vec![h]);
         assert_eq!(f.scans.len(), 1);
         assert_eq!(f.scans[0].source, None);
+    }
+
+    /// Decided as the records come (books handed over a few at a time,
+    /// the frontier at the next record's time) or on the whole file: the
+    /// same scans, sweeps and connections given back.
+    #[test]
+    fn decided_as_read_is_decided_on_the_whole_file() {
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut all = Vec::new();
+        let mut frame = 1u64;
+        for _ in 0..3000 {
+            // Mostly close together, sometimes past the 10 s gap.
+            frame += if next(300) == 0 {
+                11 + next(30)
+            } else {
+                next(2)
+            };
+            let (client, server) = if next(10) < 3 {
+                // A sweep's: one of two hosts, a server each.
+                (
+                    format!("10.7.7.{}:4000", next(2)),
+                    format!("198.20.{}.{}:3389", next(250), next(250)),
+                )
+            } else {
+                let client = match next(4) {
+                    0 => format!("10.7.7.{}:4000", next(2)),
+                    _ => format!("10.{}.{}.{}:4000", next(250), next(250), next(250)),
+                };
+                (client, format!("198.19.0.{}:3389", next(2)))
+            };
+            let code = if next(7) == 0 {
+                Code::TcpRefused
+            } else {
+                Code::TcpSynUnanswered
+            };
+            all.push(failed(&client, &server, frame, code));
+        }
+        let mut whole = Book::shared(1);
+        for c in all.iter().cloned() {
+            whole.put(c);
+        }
+        let want = fold(vec![whole]);
+        assert!(
+            want.scans.len() >= 3 && !want.conns.is_empty(),
+            "{:?} {} {}",
+            want.scans,
+            want.conns.len(),
+            want.unreported
+        );
+        for step in [1usize, 7, 64, 500] {
+            let mut f = Folder::default();
+            let mut back = Vec::new();
+            let mut from = 0;
+            while from < all.len() {
+                let to = (from + step).min(all.len());
+                let (mut a, mut b) = (Book::shared(2), Book::shared(2));
+                for (k, c) in all[from..to].iter().cloned().enumerate() {
+                    if k % 2 == 0 {
+                        a.put(c)
+                    } else {
+                        b.put(c)
+                    };
+                }
+                f.take(&mut a);
+                f.take(&mut b);
+                let at = match all.get(to) {
+                    Some(n) => Frontier {
+                        ts: n.first.ts,
+                        end: false,
+                    },
+                    None => Frontier {
+                        ts: i64::MAX,
+                        end: true,
+                    },
+                };
+                f.decide(at, &mut back);
+                from = to;
+            }
+            back.sort_by_key(|c| c.first.frame);
+            let frames = |v: &[Conn]| v.iter().map(|c| c.first.frame).collect::<Vec<_>>();
+            let got = f.scans();
+            let only = |a: &[Scan], b: &[Scan]| {
+                a.iter()
+                    .filter(|x| !b.contains(x))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                got,
+                want.scans,
+                "step {step}: only decided as read {:?}; only on the whole file {:?}",
+                only(&got, &want.scans),
+                only(&want.scans, &got)
+            );
+            assert_eq!(frames(&back), frames(&want.conns), "step {step}");
+            assert_eq!(f.unreported, want.unreported, "step {step}");
+        }
     }
 }
