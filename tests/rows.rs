@@ -4,7 +4,6 @@
 //! what holding them gives, in every format and for any thread count.
 
 mod common;
-use common::run;
 use std::path::Path;
 
 /// Every output of one run over `input`: stdout in `format`, the four
@@ -20,38 +19,29 @@ fn outputs(
     std::fs::create_dir_all(dir).unwrap();
     let file = |n: &str| dir.join(n).to_str().unwrap().to_string();
     let (fc, ac, fj, aj) = (file("f.csv"), file("a.csv"), file("f.json"), file("a.json"));
-    let o = run(&[
-        "analyze",
-        input,
-        "--attempt-chunk",
-        chunk,
-        "--checkpoint-frames",
-        checkpoint,
-        "-j",
-        j,
-        "--format",
-        format,
-        "--csv",
-        &fc,
-        "--attempts-csv",
-        &ac,
-        "--json",
-        &fj,
-        "--attempts-json",
-        &aj,
-    ]);
-    let mut v = vec![
-        ("stdout".to_string(), o.stdout),
-        ("stderr".to_string(), o.stderr),
-        (
-            "exit".to_string(),
-            format!("{:?}", o.status.code()).into_bytes(),
-        ),
-    ];
-    for p in [fc, ac, fj, aj] {
-        v.push((p.clone(), std::fs::read(&p).unwrap()));
-    }
-    v
+    common::outputs(
+        &[
+            "analyze",
+            input,
+            "--attempt-chunk",
+            chunk,
+            "--checkpoint-frames",
+            checkpoint,
+            "-j",
+            j,
+            "--format",
+            format,
+            "--csv",
+            &fc,
+            "--attempts-csv",
+            &ac,
+            "--json",
+            &fj,
+            "--attempts-json",
+            &aj,
+        ],
+        &[fc.clone(), ac.clone(), fj.clone(), aj.clone()],
+    )
 }
 
 /// `input` analyzed with rows written one attempt at a time, attempts

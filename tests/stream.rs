@@ -7,7 +7,6 @@
 //! is read, with -j 1, 2 and 3: the same bytes in every output.
 
 mod common;
-use common::run;
 use rdpsift::capture::{Reader, Source};
 use rdpsift::synth::{Format, Pkt, Writer};
 use std::path::{Path, PathBuf};
@@ -160,32 +159,23 @@ fn outputs(input: &str, dir: &Path, checkpoint: &str, j: &str) -> Vec<(String, V
     std::fs::create_dir_all(dir).unwrap();
     let file = |n: &str| dir.join(n).to_str().unwrap().to_string();
     let (fc, ac) = (file("f.csv"), file("a.csv"));
-    let o = run(&[
-        "analyze",
-        input,
-        "--checkpoint-frames",
-        checkpoint,
-        "-j",
-        j,
-        "--format",
-        "json",
-        "--csv",
-        &fc,
-        "--attempts-csv",
-        &ac,
-    ]);
-    let mut v = vec![
-        ("stdout".to_string(), o.stdout),
-        ("stderr".to_string(), o.stderr),
-        (
-            "exit".to_string(),
-            format!("{:?}", o.status.code()).into_bytes(),
-        ),
-    ];
-    for p in [fc, ac] {
-        v.push((p.clone(), std::fs::read(&p).unwrap()));
-    }
-    v
+    common::outputs(
+        &[
+            "analyze",
+            input,
+            "--checkpoint-frames",
+            checkpoint,
+            "-j",
+            j,
+            "--format",
+            "json",
+            "--csv",
+            &fc,
+            "--attempts-csv",
+            &ac,
+        ],
+        &[fc.clone(), ac.clone()],
+    )
 }
 
 #[test]

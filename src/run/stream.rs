@@ -147,25 +147,13 @@ impl<'c> Stream<'c> {
     }
 
     pub fn add_dns(&mut self, d: Vec<DnsLookup>) {
-        for l in d {
-            if self.dns.len() < MAX_DNS {
-                self.dns.push(l);
-                self.sorted = false;
-            } else {
-                self.dns_dropped += 1;
-            }
-        }
+        self.sorted &= d.is_empty();
+        self.dns_dropped += bounded(&mut self.dns, d, MAX_DNS);
     }
 
     pub fn add_krb(&mut self, k: Vec<KdcMessage>) {
-        for m in k {
-            if self.krb.len() < MAX_KRB {
-                self.krb.push(m);
-                self.sorted = false;
-            } else {
-                self.krb_dropped += 1;
-            }
-        }
+        self.sorted &= k.is_empty();
+        self.krb_dropped += bounded(&mut self.krb, k, MAX_KRB);
     }
 
     /// Decides what `at` allows and writes the attempts whose turn came,
@@ -380,6 +368,15 @@ impl<'c> Stream<'c> {
         }
         (self.folder, self.key_use)
     }
+}
+
+/// Appends `items` while `into` holds fewer than `max`; says how many did
+/// not fit.
+fn bounded<T>(into: &mut Vec<T>, items: Vec<T>, max: usize) -> u64 {
+    let room = max.saturating_sub(into.len()).min(items.len());
+    let over = items.len() - room;
+    into.extend(items.into_iter().take(room));
+    over as u64
 }
 
 fn empty() -> Attempt {

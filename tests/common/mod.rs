@@ -93,3 +93,21 @@ pub fn harness(tests: &[SharedTest]) -> std::process::ExitCode {
         .collect();
     libtest_mimic::run(&args, trials).exit_code()
 }
+
+/// Every output of one run: stdout, stderr, the exit code and the bytes
+/// of each file in `files` (report files the arguments name).
+pub fn outputs(args: &[&str], files: &[String]) -> Vec<(String, Vec<u8>)> {
+    let o = run(args);
+    let mut v = vec![
+        ("stdout".to_string(), o.stdout),
+        ("stderr".to_string(), o.stderr),
+        (
+            "exit".to_string(),
+            format!("{:?}", o.status.code()).into_bytes(),
+        ),
+    ];
+    for p in files {
+        v.push((p.clone(), std::fs::read(p).unwrap()));
+    }
+    v
+}
