@@ -77,8 +77,11 @@ pub fn app(data: &[u8]) {
 /// A whole capture file through the engine (reader, decode, flows,
 /// parsers, detectors, session).
 pub fn capture(data: &[u8]) {
+    // Attempts decided every 4 frames: hostile timestamps and orders go
+    // through the stream's islands and scan runs, not only the end.
     let cfg = crate::config::Config {
         ports: [443u16, 3389, 53].into_iter().collect(),
+        checkpoint_frames: 4,
         ..Default::default()
     };
     let Ok(src) =
