@@ -173,16 +173,16 @@ pub const PARTS: usize = 32;
 /// pass the file's bounds, busy parts get more of the room, and, decided
 /// at points that do not depend on the thread count, what a bound drops
 /// does not either.
-fn share_bounds(shards: &mut [Shard], cfg: &Config, released: usize) {
+fn share_bounds(shards: &mut [Shard], cfg: &Config, freed: usize) {
     let n = shards.len().max(1);
     let held: usize = shards.iter().map(|s| s.table.len()).sum();
     // Reported connections held: those the parts gave out less those
-    // whose rows are written.
+    // whose rows are written (`freed`).
     let given: usize = shards
         .iter()
         .map(|s| s.table.records())
         .sum::<usize>()
-        .saturating_sub(released);
+        .saturating_sub(freed);
     let free_flows = cfg.max_flows.saturating_sub(held) as u128;
     let records = cfg.max_records.saturating_sub(given) / n;
     let began: Vec<u128> = shards
@@ -236,7 +236,7 @@ fn run_frames(
         } else if cfg.checkpoint_frames > 0 && piece == SHARE_EVERY && clock.chunks % every == 0 {
             checkpoint(shards, stream, clock.now, emit);
         }
-        share_bounds(shards, cfg, stream.released);
+        share_bounds(shards, cfg, stream.records_freed());
         if cfg.checkpoint_frames > 0 && piece < SHARE_EVERY {
             for p in part.chunks(piece) {
                 run_part(shards, p, window, cfg, threads);

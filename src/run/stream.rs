@@ -103,7 +103,10 @@ pub struct Stream<'c> {
     /// Attempts written so far.
     numbered: usize,
     /// Connections let go (their rows written).
-    pub released: usize,
+    released: usize,
+    /// Connections the scan runs gave back (they took no attempt record
+    /// in their part: the scan book has its own bound).
+    given_back: usize,
 }
 
 impl<'c> Stream<'c> {
@@ -126,6 +129,7 @@ impl<'c> Stream<'c> {
             key_use: Vec::new(),
             numbered: 0,
             released: 0,
+            given_back: 0,
         }
     }
 
@@ -144,6 +148,12 @@ impl<'c> Stream<'c> {
             Some(t) if !c.targeted(t) => self.released += 1,
             _ => self.pool.push(Box::new(c)),
         }
+    }
+
+    /// Attempt records given back: connections that took one in their
+    /// part and are let go (for the parts' share of the record bound).
+    pub fn records_freed(&self) -> usize {
+        self.released.saturating_sub(self.given_back)
     }
 
     pub fn add_dns(&mut self, d: Vec<DnsLookup>) {
@@ -171,6 +181,7 @@ impl<'c> Stream<'c> {
             },
             &mut back,
         );
+        self.given_back += back.len();
         for c in back {
             self.admit(c);
         }
