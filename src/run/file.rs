@@ -4,10 +4,10 @@
 //! quote), so a flow, its fragments and its ICMP errors meet in one part,
 //! in capture order, with no per-packet channel; the workers run the
 //! parts. Flows are judged as they finish (in the part that held them) and
-//! kept as compact
-//! [`Conn`]s; at the end the session stage groups them into attempts, the
-//! attempt and capture detectors run, and the report is built. The output
-//! is the same whatever the thread count.
+//! kept as compact [`Conn`]s; at checkpoints and at the end they go to the
+//! file's [`Stream`], which groups, judges and writes the attempts nothing
+//! later can join; then the capture detectors run. The output is the same
+//! whatever the thread count.
 
 use super::stream::{Frontier, Stream};
 use crate::capture::{CaptureError, FrameMeta, Mark, Reader, Source};
@@ -47,9 +47,6 @@ struct Shard {
     stream: bool,
     /// `table.created` when the bounds were last shared out.
     shared_at: u64,
-    /// The oldest live flow that may still be reported, as of the last
-    /// sweep of every part.
-    floor: Option<Mark>,
 }
 
 impl Shard {
@@ -64,7 +61,6 @@ impl Shard {
             unkeyed: Vec::new(),
             stream: false,
             shared_at: 0,
-            floor: None,
         }
     }
 
@@ -258,15 +254,14 @@ fn checkpoint(
     now: i64,
     emit: &mut dyn FnMut(Vec<Row>, Vec<Finding>),
 ) {
-    shards.par_iter_mut().for_each(|sh| {
-        sh.table.harvest();
-        sh.floor = sh.table.live_floor();
-    });
-    hand_over(shards, stream);
     let live = shards
-        .iter()
-        .filter_map(|s| s.floor)
+        .par_iter_mut()
+        .filter_map(|sh| {
+            sh.table.harvest();
+            sh.table.live_floor()
+        })
         .min_by_key(|m| m.frame);
+    hand_over(shards, stream);
     stream.advance(
         Frontier {
             live,

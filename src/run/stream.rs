@@ -31,12 +31,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::net::{IpAddr, SocketAddr};
 
-/// Report order of connections and attempts: first frame, then endpoints.
+/// Report order of connections and attempts ([`session::order`]).
 type Key = (u64, SocketAddr, SocketAddr);
-
-fn key(c: &Conn) -> Key {
-    (c.first.frame, c.client, c.server)
-}
+use session::order as key;
 
 /// The longest capture time a join of `session::group` spans (from the end
 /// of a connection to the start of one that joins its attempt), and the
@@ -228,11 +225,7 @@ impl<'c> Stream<'c> {
         if turn.is_empty() {
             return;
         }
-        if !self.sorted {
-            self.dns.sort_by_key(|d| d.query.at.frame);
-            self.krb.sort_by_key(|k| (k.msg.at.ts, k.msg.at.frame));
-            self.sorted = true;
-        }
+        self.sort_facts();
         // Judged while the file is read, an attempt's DNS evidence ends
         // within the horizon, before any capture end (detect::dns).
         let end = at.end.unwrap_or(Mark {
@@ -293,6 +286,16 @@ impl<'c> Stream<'c> {
             }
             let (r, f): (Vec<Row>, Vec<Vec<Finding>>) = rows.into_iter().unzip();
             emit(r, f.into_iter().flatten().collect());
+        }
+    }
+
+    /// DNS lookups in capture order, Kerberos messages in time order (an
+    /// attempt finds its window by binary search).
+    fn sort_facts(&mut self) {
+        if !self.sorted {
+            self.dns.sort_by_key(|d| d.query.at.frame);
+            self.krb.sort_by_key(|k| (k.msg.at.ts, k.msg.at.frame));
+            self.sorted = true;
         }
     }
 
@@ -366,10 +369,7 @@ impl<'c> Stream<'c> {
         emit: &mut dyn FnMut(Vec<Row>, Vec<Finding>),
     ) -> (scan::Folder, Vec<KeyUse>) {
         if self.numbered == 0 && self.cfg.target.is_some() {
-            if !self.sorted {
-                self.dns.sort_by_key(|d| d.query.at.frame);
-                self.krb.sort_by_key(|k| (k.msg.at.ts, k.msg.at.frame));
-            }
+            self.sort_facts();
             let attempts = session::group(&[], &self.dns, end, self.cfg);
             for a in &attempts {
                 let j = detect::judge_attempt(a, &[], &self.dns, &self.krb, self.cfg, end);

@@ -90,16 +90,10 @@ impl Attempt {
     }
 }
 
-/// The capture's connections in report order (first frame, then endpoints),
-/// only those `--target` names when given.
-pub fn select(mut conns: Vec<Conn>, cfg: &Config) -> Vec<Conn> {
-    conns.sort_by(|a, b| {
-        (a.first.frame, a.client, a.server).cmp(&(b.first.frame, b.client, b.server))
-    });
-    if let Some(t) = &cfg.target {
-        conns.retain(|c| c.targeted(t));
-    }
-    conns
+/// Report order of connections (and of attempts, by their first
+/// connection): first frame, then endpoints.
+pub fn order(c: &Conn) -> (u64, SocketAddr, SocketAddr) {
+    (c.first.frame, c.client, c.server)
 }
 
 /// The TCP connection a UDP side channel belongs to: same client host and

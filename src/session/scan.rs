@@ -108,7 +108,8 @@ pub struct Scan {
     pub last: Mark,
 }
 
-/// What the books of a file came to.
+/// What the books of a file came to (tests: the whole-file reference).
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct Folded {
     pub scans: Vec<Scan>,
@@ -181,6 +182,7 @@ impl Book {
 
 /// Joins books as a whole file's (every run decided, the file read):
 /// the scans, and the connections of shorter runs given back.
+#[cfg(test)]
 pub fn fold(books: Vec<Book>) -> Folded {
     let mut f = Folder::default();
     for mut b in books {
