@@ -46,7 +46,7 @@ impl Detector for Fragments {
         // RDP over UDP: the 1232-byte SYN (1260/1280-byte datagram) is the
         // packet that gets fragmented on a path below that size.
         let udp_rdp = f.key.transport == crate::flow::Transport::Udp
-            && (f.server.port() == crate::config::port::RDP || f.app.facts().udp.syn.is_some());
+            && (f.server.port() == crate::config::port::RDP || f.rdpeudp().syn.is_some());
         let rdpeudp = if udp_rdp {
             format!(
                 "; on RDP over UDP: the 1232-byte RDPEUDP SYN needs a {}-byte path MTU, this path has less",

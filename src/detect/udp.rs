@@ -23,7 +23,7 @@ impl Detector for UdpTransport {
         if f.key.transport != Transport::Udp {
             return;
         }
-        let u = &f.app.facts().udp;
+        let u = &f.rdpeudp();
         let unreachable: Vec<_> = f.icmp.iter().filter(|e| e.err.is_unreachable()).collect();
         if let (Some(first), Some(last)) = (unreachable.first(), unreachable.last()) {
             let (who, icmp) = super::icmp_sender(f, first);

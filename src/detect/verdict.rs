@@ -32,7 +32,7 @@ pub fn flow_outcome(f: &Flow, drafts: &[Draft]) -> (Outcome, Option<Phase>) {
     let connected = match f.key.transport {
         Transport::Tcp => (f.tcp().established.is_some() || f.tcp().mid_stream) && both_ways,
         Transport::Udp => {
-            let u = &f.app.facts().udp;
+            let u = &f.rdpeudp();
             if u.syn.is_some() {
                 u.established()
             } else {

@@ -17,6 +17,9 @@ use crate::config::{port, Config};
 use crate::decode::packet::flags as tf;
 use crate::decode::{IcmpError, Ip, Tcp, Udp};
 use crate::finding::Dir;
+use crate::proto::dns::Dns;
+use crate::proto::krb::Krb;
+use crate::proto::rdpeudp::Udp as Rdpeudp;
 use crate::proto::{App, AppClass};
 use inflight::{InFlight, Window};
 use reasm::{Reasm, SegKind};
@@ -272,6 +275,19 @@ pub struct TcpFlow {
     machinery_off: bool,
 }
 
+/// What a UDP flow's datagrams said: the parser of its port's protocol.
+#[derive(Debug, Default)]
+pub struct Datagrams {
+    /// DNS queries and answers (port 53).
+    pub dns: Dns,
+    /// Kerberos messages (port 88).
+    pub krb: Krb,
+    /// RDP over UDP and the gateway's DTLS (RDP ports).
+    pub udp: Rdpeudp,
+}
+
+static NO_UDP: std::sync::LazyLock<Rdpeudp> = std::sync::LazyLock::new(Rdpeudp::default);
+
 static NO_TCP: std::sync::LazyLock<TcpFlow> = std::sync::LazyLock::new(TcpFlow::default);
 
 /// A flow's protocol state ([`App`], 330 bytes), allocated when a parser
@@ -368,6 +384,10 @@ pub struct Flow {
     /// ICMP events in all (kept or not).
     pub icmp_seen: u64,
     pub app: LazyApp,
+    /// A UDP flow's datagram parsers (DNS, Kerberos, RDPEUDP), allocated at
+    /// its first payload: 350 bytes where the [`App`] and its facts would
+    /// be 2 KB, for flows that are mostly one or two datagrams.
+    dgram: Option<Box<Datagrams>>,
     /// TCP only, and only while the flow is of interest.
     tcp: Option<Box<TcpFlow>>,
     /// Content showed the flow is of no interest: only kept to not re-probe.
@@ -414,12 +434,49 @@ impl Flow {
             icmp_unreachable: 0,
             icmp_seen: 0,
             app,
+            dgram: None,
             tcp,
             ignored: false,
             named_gateway: false,
             tunnel_of: None,
             out_leg_known: false,
             ignored_state: (false, None, false),
+        }
+    }
+
+    /// What the datagrams of a UDP flow to an RDP port said (empty for
+    /// other flows).
+    pub fn rdpeudp(&self) -> &Rdpeudp {
+        self.dgram.as_deref().map_or(&NO_UDP, |d| &d.udp)
+    }
+
+    fn dgram_mut(&mut self) -> &mut Datagrams {
+        self.dgram.get_or_insert_with(Box::default)
+    }
+
+    /// The DNS lookups this flow holds, taken (none left).
+    pub fn take_dns(&mut self) -> Dns {
+        self.dgram
+            .as_deref_mut()
+            .map(|d| std::mem::take(&mut d.dns))
+            .unwrap_or_default()
+    }
+
+    /// The DNS lookups of this flow that nothing later changes, taken.
+    pub fn final_dns(&mut self, now: i64) -> Vec<crate::proto::dns::Query> {
+        match self.dgram.as_deref_mut() {
+            Some(d) => d.dns.take_final(now),
+            None => Vec::new(),
+        }
+    }
+
+    /// The Kerberos messages of a flow to port 88: its datagrams', or what
+    /// its TCP stream carried.
+    pub fn krb_mut(&mut self) -> &mut Krb {
+        if self.key.transport == Transport::Udp {
+            &mut self.dgram_mut().krb
+        } else {
+            &mut self.app.facts_mut().krb
         }
     }
 
@@ -761,9 +818,9 @@ impl Flow {
         let dir = self.dir_of(src);
         self.common(dir, ip, at);
         match self.interest {
-            Interest::Dns => self.app.facts_mut().dns.datagram(u.payload, at),
-            Interest::Kerberos => self.app.facts_mut().krb.message(dir, u.payload, at),
-            Interest::Rdp => self.app.facts_mut().udp.datagram(dir, u.payload, at),
+            Interest::Dns => self.dgram_mut().dns.datagram(u.payload, at),
+            Interest::Kerberos => self.dgram_mut().krb.message(dir, u.payload, at),
+            Interest::Rdp => self.dgram_mut().udp.datagram(dir, u.payload, at),
             _ => {}
         }
         let d = &mut self.dirs[dir];

@@ -783,7 +783,7 @@ impl Table {
             let judged_at = judged_at.filter(|m| m.ts <= limit.ts).unwrap_or(limit);
             self.done.push(Finished { flow: f, judged_at });
         } else if f.interest == Interest::Dns {
-            let d = std::mem::take(&mut f.app.facts_mut().dns);
+            let d = f.take_dns();
             self.bounds.dns_dropped += d.dropped as u64;
             for q in d.queries {
                 if self.dns.len() < MAX_DNS {
@@ -797,7 +797,7 @@ impl Table {
                 }
             }
         } else if f.interest == Interest::Kerberos {
-            let k = std::mem::take(&mut f.app.facts_mut().krb);
+            let k = std::mem::take(f.krb_mut());
             self.bounds.krb_dropped += k.dropped as u64;
             for msg in k.messages {
                 if self.krb.len() < MAX_KRB {
@@ -962,7 +962,7 @@ impl Table {
             match f.interest {
                 Interest::Dns => {
                     let (client, server) = (f.client, f.server);
-                    for q in f.app.facts_mut().dns.take_final(now) {
+                    for q in f.final_dns(now) {
                         if dns.len() < MAX_DNS {
                             dns.push(DnsLookup {
                                 client,
@@ -976,7 +976,7 @@ impl Table {
                 }
                 Interest::Kerberos => {
                     let (client, server) = (f.client, f.server);
-                    for msg in std::mem::take(&mut f.app.facts_mut().krb.messages) {
+                    for msg in std::mem::take(&mut f.krb_mut().messages) {
                         if krb.len() < MAX_KRB {
                             krb.push(KdcMessage {
                                 client,

@@ -133,12 +133,9 @@ pub struct Facts {
     pub last_pdu: [Option<Mark>; 2],
     /// A plaintext MCS Disconnect Provider Ultimatum per side (the last).
     pub ultimatum: [Option<Mark>; 2],
-    /// DNS queries and answers (flows to port 53).
-    pub dns: dns::Dns,
-    /// Kerberos messages (flows to port 88).
+    /// Kerberos messages of a TCP flow to port 88 (a UDP flow's are in
+    /// the flow's [`crate::flow::Datagrams`]).
     pub krb: krb::Krb,
-    /// RDP over UDP / gateway DTLS (UDP flows on RDP ports or found by content).
-    pub udp: rdpeudp::Udp,
     /// What the decrypted TLS streams said (only when keys were given).
     pub inside: Option<Box<inside::Inside>>,
     /// An RD Gateway leg's HTTP, WebSocket and MS-TSGU (boxed: most flows

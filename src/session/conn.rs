@@ -165,11 +165,11 @@ impl Conn {
         // four drafts for one keeps 550 bytes of nothing per connection.
         drafts.shrink_to_fit();
         let x = f.app.facts();
-        let udp_side =
-            f.key.transport == Transport::Udp && (x.udp.syn.is_some() || x.udp.dtls.is_some());
+        let udp_side = f.key.transport == Transport::Udp
+            && (f.rdpeudp().syn.is_some() || f.rdpeudp().dtls.is_some());
         let correlation_id = match f.key.transport {
             Transport::Tcp => x.cr.as_ref().and_then(|(r, _)| r.correlation_id),
-            Transport::Udp => x.udp.syn.and_then(|(s, _)| s.correlation_id),
+            Transport::Udp => f.rdpeudp().syn.and_then(|(s, _)| s.correlation_id),
         };
         let cert = x.server_cert().map(|c| c.0);
         let mut facts = facts(f, cert.as_ref());
@@ -484,7 +484,7 @@ fn app_name(f: &Flow) -> String {
         AppClass::Http => "http".into(),
         AppClass::Other => "other".into(),
         AppClass::Unknown => {
-            let u = &f.app.facts().udp;
+            let u = &f.rdpeudp();
             match (u.version(), u.syn.is_some(), u.dtls.is_some()) {
                 (Some(2), _, _) => "rdpeudp2".into(),
                 (Some(_), _, _) => "rdpeudp v1".into(),
@@ -578,7 +578,7 @@ pub fn timeline(f: &Flow) -> String {
             t.app[Dir::Server].bytes
         ));
     }
-    let u = &x.udp;
+    let u = f.rdpeudp();
     if let Some((_, first)) = u.syn {
         let mut t = format!("rdpeudp syn {}x from {}", u.syns, first.frame);
         if let Some((_, sa)) = u.syn_ack {
