@@ -17,8 +17,11 @@ const SEC: i64 = 1_000_000_000;
 /// begins a gap after the previous one ended (gaps cycle through 2 s,
 /// 20 s, 45 s and 200 s: inside and past the 30 s attempt window and the
 /// 10 s scan gap), with unrelated traffic in the gaps (so that parts are
-/// swept and connections finish while the capture is read).
-fn strung(out: &Path) -> usize {
+/// swept and connections finish while the capture is read). With `open`,
+/// TCP FINs and resets are left out and the longest gap is 90 s: the
+/// connections of the last ten minutes are still open when the file
+/// ends, and finish there, oldest first.
+fn strung(out: &Path, open: bool) -> usize {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -31,7 +34,12 @@ fn strung(out: &Path) -> usize {
         Format::Pcap,
     )
     .unwrap();
-    let gaps = [2 * SEC, 20 * SEC, 45 * SEC, 200 * SEC];
+    let gaps = [
+        2 * SEC,
+        20 * SEC,
+        45 * SEC,
+        if open { 90 } else { 200 } * SEC,
+    ];
     let (mut t, mut used) = (1_714_557_600 * SEC, 0);
     for p in names {
         let mut r = match Source::open(&p).map(|s| Reader::new(s).ok()) {
@@ -75,6 +83,9 @@ fn strung(out: &Path) -> usize {
                     new_client_port(&mut f.data, client_port(&frames[0].data));
                 }
                 last = last.max(f.ts);
+                if open && fin_or_rst(&f.data) {
+                    continue;
+                }
                 w.write(&f).unwrap();
             }
             // Unrelated traffic through the gap (a frame every 5 ms): the
@@ -108,6 +119,11 @@ fn l4(d: &[u8]) -> Option<usize> {
     }
     let at = 14 + ((d[14] & 0x0f) as usize) * 4;
     (d.len() >= at + 4).then_some(at)
+}
+
+/// A TCP segment with FIN or RST set.
+fn fin_or_rst(d: &[u8]) -> bool {
+    l4(d).is_some_and(|at| d[23] == 6 && d.len() > at + 13 && d[at + 13] & 0x05 != 0)
 }
 
 /// The source port of a sample's first frame (its client's).
@@ -180,10 +196,22 @@ fn outputs(input: &str, dir: &Path, checkpoint: &str, j: &str) -> Vec<(String, V
 
 #[test]
 fn attempts_decided_while_reading_are_the_attempts_decided_at_the_end() {
-    let base = std::env::temp_dir().join(format!("rdpsift-stream-{}", std::process::id()));
+    same_rows_decided_any_time("strung", false);
+}
+
+/// Connections still open at the end of the file are finished a few at a
+/// time (one per part per slice when decided every 8 frames) and the
+/// attempts they close are decided between slices.
+#[test]
+fn connections_open_at_the_end_are_decided_as_they_finish() {
+    same_rows_decided_any_time("open", true);
+}
+
+fn same_rows_decided_any_time(name: &str, open: bool) {
+    let base = std::env::temp_dir().join(format!("rdpsift-stream-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&base).unwrap();
     let cap = base.join("strung.pcap");
-    let used = strung(&cap);
+    let used = strung(&cap, open);
     assert!(used >= 40, "{used} samples strung");
     let cap = cap.to_str().unwrap();
     let once = outputs(cap, &base.join("once"), "0", "1");

@@ -895,32 +895,40 @@ impl Table {
 
     /// End of the capture: finish everything. `end` is the last frame.
     pub fn close(&mut self, end: Mark, cfg: &Config) {
-        let order = self.closing(cfg);
+        let (order, _) = self.closing(cfg);
         self.close_some(&order, end, cfg);
     }
 
     /// End of the capture, a part at a time: the live flows in the order
-    /// they are finished in (first frame), after the fragments are settled.
-    /// The caller finishes them with [`Table::close_some`] and takes what
+    /// they are finished in, after the fragments are settled: DNS and
+    /// Kerberos flows first (what they said is evidence for attempts of any
+    /// time), then the rest by first frame, each with its first packet;
+    /// and how many come first. The caller finishes them with [`Table::close_some`] and takes what
     /// finished ([`Table::take_done`]) between parts, so a million open
     /// flows are not all finished flows at once.
-    pub fn closing(&mut self, cfg: &Config) -> Vec<FlowKey> {
+    pub fn closing(&mut self, cfg: &Config) -> (Vec<(Mark, FlowKey)>, usize) {
         self.defrag.drain(&mut self.frag_dropped);
         self.settle_frags(cfg);
         self.order = Default::default();
-        let mut all: Vec<(u64, FlowKey)> = self
+        let quiet = |i: Interest| matches!(i, Interest::Dns | Interest::Kerberos);
+        let mut all: Vec<(bool, Mark, FlowKey)> = self
             .flows
             .iter()
-            .map(|(k, f)| (f.first.frame, *k))
-            .chain(self.syns.iter().map(|(k, s)| (s.first().frame, *k)))
+            .map(|(k, f)| (!quiet(f.interest), f.first, *k))
+            .chain(
+                self.syns
+                    .iter()
+                    .map(|(k, s)| (!quiet(s.interest), s.first(), *k)),
+            )
             .collect();
-        all.sort_by_key(|x| x.0);
-        all.into_iter().map(|(_, k)| k).collect()
+        all.sort_by_key(|x| (x.0, x.1.frame));
+        let quiet = all.partition_point(|x| !x.0);
+        (all.into_iter().map(|(_, m, k)| (m, k)).collect(), quiet)
     }
 
     /// Finishes these flows (from [`Table::closing`]) at the capture's end.
-    pub fn close_some(&mut self, keys: &[FlowKey], end: Mark, cfg: &Config) {
-        for k in keys {
+    pub fn close_some(&mut self, keys: &[(Mark, FlowKey)], end: Mark, cfg: &Config) {
+        for (_, k) in keys {
             if let Some(f) = self.take(k, cfg) {
                 let e = if f.closed() { f.last } else { end };
                 self.finish(f, cfg, Some(e), Some(end));

@@ -292,6 +292,9 @@ struct Clock {
     now: i64,
 }
 
+/// Flows of each part finished at a time at the capture's end.
+const CLOSE_SLICE: usize = 1024;
+
 /// Every this many chunks, every part is swept for idle flows as of the
 /// capture's clock.
 const SWEEP_ALL: u64 = 16;
@@ -617,18 +620,57 @@ fn analyze_pass(name: &str, src: Source, cfg: &Config, how: &How<'_>, secrets_fi
     }
     report.frames = frames;
 
-    // Finish every flow and judge it.
-    shards.par_iter_mut().for_each(|sh| {
-        // A part at a time: finished flows are judged and released as
-        // they go, not all held at once.
-        let order = sh.table.closing(cfg);
-        for part in order.chunks(4096) {
-            sh.table.close_some(part, end, cfg);
-            sh.judge_finished(cfg);
+    // Finish every flow and judge it: the DNS and Kerberos flows first
+    // (their lookups and messages are handed over whole), then the others
+    // oldest first, a slice of every part at a time. Each slice is handed
+    // over and the stream decides what it can, the frontier being the
+    // first packet of the oldest flow not yet finished: the connections
+    // of a million open flows are not all held at once.
+    // Tests that decide every 8 frames finish one flow a part at a time.
+    let slice = (cfg.checkpoint_frames / 8).clamp(1, CLOSE_SLICE);
+    let orders: Vec<(Vec<(Mark, crate::flow::FlowKey)>, usize)> = shards
+        .par_iter_mut()
+        .map(|sh| {
+            let (order, quiet) = sh.table.closing(cfg);
+            for part in order[..quiet].chunks(slice) {
+                sh.table.close_some(part, end, cfg);
+                sh.judge_finished(cfg);
+            }
+            (order, quiet)
+        })
+        .collect();
+    let mut next: Vec<usize> = orders.iter().map(|o| o.1).collect();
+    loop {
+        let floor = orders
+            .iter()
+            .zip(&next)
+            .filter_map(|(o, &i)| o.0.get(i).map(|x| x.0))
+            .min_by_key(|m| m.frame);
+        hand_over(&mut shards, &mut stream);
+        let Some(floor) = floor else {
+            break;
+        };
+        if cfg.checkpoint_frames > 0 {
+            stream.advance(
+                Frontier {
+                    live: Some(floor),
+                    now: clock.now,
+                    end: None,
+                },
+                &mut emit,
+            );
         }
-        sh.judge_finished(cfg);
-    });
-    hand_over(&mut shards, &mut stream);
+        shards
+            .par_iter_mut()
+            .zip(orders.par_iter().zip(next.par_iter_mut()))
+            .for_each(|(sh, ((order, _), i))| {
+                let to = (*i + slice).min(order.len());
+                sh.table.close_some(&order[*i..to], end, cfg);
+                sh.judge_finished(cfg);
+                *i = to;
+            });
+    }
+    drop(orders);
     stream.advance(
         Frontier {
             live: None,
