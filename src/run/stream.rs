@@ -256,7 +256,9 @@ impl<'c> Stream<'c> {
             for &(g, i) in part {
                 self.numbered += 1;
                 if let Some(gr) = self.grouped.get_mut(&g) {
-                    gr.attempts[i].number = self.numbered;
+                    let a = &mut gr.attempts[i];
+                    a.number = self.numbered;
+                    session::complete(a, &gr.conns, self.cfg);
                 }
             }
             let (grouped, dns, krb, cfg, name) =
@@ -336,7 +338,10 @@ impl<'c> Stream<'c> {
     /// A closed island's attempts, waiting for their turn.
     fn group(&mut self, i: Island) {
         let conns: Vec<Conn> = i.conns.into_iter().map(|c| *c).collect();
-        let attempts = session::group(&conns, &[], Mark::default(), self.cfg);
+        let mut attempts = session::group_bare(&conns, &[], Mark::default(), self.cfg);
+        // Most islands are one attempt, which a vector holds room for four
+        // of (1.4 KB of nothing while it waits its turn).
+        attempts.shrink_to_fit();
         // Connections no attempt took (none today) are let go with it.
         let g = self.next_group;
         self.next_group += 1;

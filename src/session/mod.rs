@@ -261,6 +261,18 @@ fn rpc_in_links(conns: &[Conn]) -> Vec<Option<usize>> {
 /// within the attempt window before it started. With `--target NAME` and
 /// no connection at all, a failed lookup of the name is an attempt.
 pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<Attempt> {
+    let mut attempts = group_bare(conns, dns, end, cfg);
+    for a in attempts.iter_mut().filter(|a| a.lookup.is_none()) {
+        complete(a, conns, cfg);
+    }
+    attempts
+}
+
+/// [`group`] without the attempts' facts, for a caller that holds many
+/// attempts before judging them: each is [`complete`]d when its turn
+/// comes (the facts' strings copied for every attempt waiting were most
+/// of what the waiting cost).
+pub fn group_bare(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<Attempt> {
     let links = UdpLinks::new(conns);
     let udp_link: Vec<Option<usize>> = (0..conns.len())
         .map(|i| {
@@ -380,9 +392,6 @@ pub fn group(conns: &[Conn], dns: &[DnsLookup], end: Mark, cfg: &Config) -> Vec<
             attempts[a].side.push(k);
             attempt_of[k] = Some(a);
         }
-    }
-    for a in &mut attempts {
-        a.facts = merged_facts(a, conns, cfg);
     }
     if let Some(t) = cfg.target.as_ref().filter(|_| attempts.is_empty()) {
         let name = t.trim_end_matches('.').to_ascii_lowercase();
@@ -571,6 +580,11 @@ fn a_last_ts(a: &Attempt, conns: &[Conn]) -> i64 {
         .map(|&k| conns[k].last.ts)
         .max()
         .unwrap_or(i64::MIN)
+}
+
+/// An attempt of [`group_bare`] (with connections) gets its facts.
+pub fn complete(a: &mut Attempt, conns: &[Conn], cfg: &Config) {
+    a.facts = merged_facts(a, conns, cfg);
 }
 
 /// The attempt's facts come from the connection that decided it,
