@@ -626,8 +626,12 @@ fn analyze_pass(name: &str, src: Source, cfg: &Config, how: &How<'_>, secrets_fi
     // over and the stream decides what it can, the frontier being the
     // first packet of the oldest flow not yet finished: the connections
     // of a million open flows are not all held at once.
-    // Tests that decide every 8 frames finish one flow a part at a time.
-    let slice = (cfg.checkpoint_frames / 8).clamp(1, CLOSE_SLICE);
+    // Tests that decide every 8 frames finish one flow a part at a time;
+    // decided only at the end (0), nothing waits for the slices.
+    let slice = match cfg.checkpoint_frames {
+        0 => CLOSE_SLICE,
+        n => (n / 8).clamp(1, CLOSE_SLICE),
+    };
     let orders: Vec<(Vec<(Mark, crate::flow::FlowKey)>, usize)> = shards
         .par_iter_mut()
         .map(|sh| {
