@@ -11,6 +11,26 @@ use rdpsift::run;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
+
+/// The most worker threads `-j` takes: past the capture's 32 parts and a
+/// few files at once, more threads only cost their start-up.
+const MAX_THREADS: u16 = 256;
+
+/// A duration in seconds: a finite number above zero (not NaN, inf, 0 or
+/// negative, which would make every timeout fire at once or never).
+fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("{s} is not a duration: give seconds above 0"));
+    }
+    if v > 86_400.0 * 365.0 {
+        return Err(format!("{s} seconds is more than a year"));
+    }
+    Ok(v)
+}
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Parser, Debug)]
@@ -78,9 +98,10 @@ pub struct Analyze {
     /// Exit with status 1 when a finding is at or above this severity.
     #[arg(long, value_enum, default_value = "error")]
     pub fail_on: FailOn,
-    /// Worker threads (default: all cores).
-    #[arg(short = 'j', long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// Worker threads (default: all cores; at most 256).
+    #[arg(short = 'j', long, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=MAX_THREADS as i64))]
+    pub threads: Option<u16>,
     /// Progress bar on standard error (never when it is not a terminal).
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: When,
@@ -91,10 +112,10 @@ pub struct Analyze {
     #[arg(long = "port", value_name = "N")]
     pub ports: Vec<u16>,
     /// Handshake phase with no progress for this many seconds: tcp.stalled.
-    #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 20.0, value_parser = seconds)]
     pub stall_timeout: f64,
     /// SYN unanswered for this many seconds: tcp.syn_unanswered.
-    #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0, value_parser = seconds)]
     pub syn_timeout: f64,
     /// The server the user tried to reach (host name or address): only its
     /// attempts are reported, and a name is checked against certificates.
@@ -107,7 +128,7 @@ pub struct Analyze {
     pub gateways: Vec<String>,
     /// A client's connections to one server this many seconds apart, after
     /// a failed one, form one attempt (a retry).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = seconds)]
     pub attempt_window: f64,
     /// Bytes per direction handed to protocol parsers (stream depth).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
@@ -205,7 +226,10 @@ fn analyze(a: Analyze) -> Result<u8> {
         checkpoint_frames: a.checkpoint_frames as usize,
         ..Config::default()
     };
-    let threads = a.threads.unwrap_or_else(run::default_threads).max(1);
+    let threads = a
+        .threads
+        .map_or_else(run::default_threads, usize::from)
+        .clamp(1, MAX_THREADS as usize);
     let found = run::discover(&a.paths).map_err(anyhow::Error::msg)?;
     let mut failed_inputs = 0usize;
     for (p, e) in &found.errors {

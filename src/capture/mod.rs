@@ -82,7 +82,8 @@ pub enum ReadEvent {
 pub enum CaptureError {
     Io(std::io::Error),
     Empty,
-    NotCapture,
+    /// Not a capture; what it looks like instead, when its bytes say.
+    NotCapture(Option<&'static str>),
     /// The file ends inside its header.
     Truncated,
     /// Invalid data at this frame (frame 0: in the file header).
@@ -97,8 +98,11 @@ impl fmt::Display for CaptureError {
         match self {
             CaptureError::Io(e) => write!(f, "{e}"),
             CaptureError::Empty => write!(f, "empty file, not a capture"),
-            CaptureError::NotCapture => {
+            CaptureError::NotCapture(None) => {
                 write!(f, "not a pcap or pcapng capture (unknown magic number)")
+            }
+            CaptureError::NotCapture(Some(hint)) => {
+                write!(f, "not a pcap or pcapng capture: {hint}")
             }
             CaptureError::Truncated => write!(f, "file ends inside the capture header"),
             CaptureError::Corrupt { frame: 0, what } => write!(f, "{what}"),
@@ -108,6 +112,25 @@ impl fmt::Display for CaptureError {
 }
 
 impl std::error::Error for CaptureError {}
+
+/// What a file that is not a capture looks like, when its first bytes
+/// say: an archive to unpack, or a Windows trace to convert.
+pub fn not_capture_hint(head: &[u8], name: &str) -> Option<&'static str> {
+    if head.starts_with(b"PK\x03\x04") {
+        return Some("a zip archive; extract the captures from it first");
+    }
+    if head.len() >= 262 && &head[257..262] == b"ustar" {
+        return Some("a tar archive; extract the captures from it first");
+    }
+    if name.to_ascii_lowercase().ends_with(".etl") {
+        return Some(
+            "an Event Trace Log (.etl, from pktmon or netsh trace); convert it first with \
+             `pktmon etl2pcap FILE.etl --out FILE.pcapng` (Windows 10 2004 and later) or \
+             Microsoft's etl2pcapng",
+        );
+    }
+    None
+}
 
 /// pcap (both byte orders, µs/ns, modified) or pcapng magic.
 pub fn is_capture_magic(head: &[u8]) -> bool {

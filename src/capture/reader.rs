@@ -87,14 +87,22 @@ enum Step {
 
 impl Reader {
     /// Reads the file header. Fails when the bytes are not a capture.
-    pub fn new(mut src: Source) -> Result<Reader, CaptureError> {
-        src.fill(64).map_err(CaptureError::Io)?;
+    pub fn new(src: Source) -> Result<Reader, CaptureError> {
+        Reader::named(src, "")
+    }
+
+    /// [`Reader::new`] for a file of this name (what it is instead of a
+    /// capture may show in its name: a `.etl` trace).
+    pub fn named(mut src: Source, name: &str) -> Result<Reader, CaptureError> {
+        src.fill(512).map_err(CaptureError::Io)?;
         let head = src.window();
         if head.is_empty() {
             return Err(CaptureError::Empty);
         }
         if head.len() < 4 || !super::is_capture_magic(head) {
-            return Err(CaptureError::NotCapture);
+            return Err(CaptureError::NotCapture(super::not_capture_hint(
+                head, name,
+            )));
         }
         let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         let (fmt, used) = if magic == SHB_MAGIC {
@@ -857,7 +865,7 @@ mod test {
             |b: &[u8]| Source::from_reader(Box::new(std::io::Cursor::new(b.to_vec()))).unwrap();
         assert!(matches!(
             Reader::new(src(b"hello world")),
-            Err(CaptureError::NotCapture)
+            Err(CaptureError::NotCapture(None))
         ));
         assert!(matches!(Reader::new(src(b"")), Err(CaptureError::Empty)));
         assert!(matches!(

@@ -71,9 +71,10 @@ impl Source {
                 return Ok(Source::Map { map, pos: 0 });
             }
         }
-        // Streams (and files the OS will not map) start over from the top.
-        let file = File::open(path)?;
-        Source::from_reader(Box::new(file))
+        // A stream goes on from the bytes sniffed: a pipe, a FIFO or
+        // `/dev/stdin` cannot be opened again from the top.
+        let head = io::Cursor::new(head[..n].to_vec());
+        Source::from_reader(Box::new(head.chain(file)))
     }
 
     /// Wraps any reader, decompressing gzip or zstd when its first bytes say so.

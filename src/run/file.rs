@@ -487,7 +487,7 @@ fn analyze_pass(name: &str, src: Source, cfg: &Config, how: &How<'_>, secrets_fi
     // The keys are this capture's own layer from its first block on.
     let mut own = !dsbs.is_empty();
     let mut late_sources: Vec<(u16, u64)> = Vec::new();
-    let mut reader = match Reader::new(src) {
+    let mut reader = match Reader::named(src, name) {
         Ok(r) => r,
         Err(e) => {
             report.error = Some(e.to_string());

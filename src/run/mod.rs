@@ -45,14 +45,20 @@ impl Inputs {
     }
 }
 
-/// Finds the captures the user named. Files named must be captures;
-/// directories are walked (sorted, recursively): files with a capture
-/// extension must be captures, others are taken when their first bytes say
-/// so and skipped otherwise. `-` is standard input, at most once.
+/// Finds the captures the user named. Files named must be captures (a
+/// path named is read as a stream whatever it is: a pipe, a FIFO,
+/// `/dev/stdin`); directories are walked (sorted by name, recursively,
+/// hidden files included, symbolic links followed without looping): files
+/// with a capture extension must be captures, others are taken when their
+/// first bytes say so and skipped otherwise, and what is not a regular
+/// file (a FIFO, a socket, a device) is skipped unread. A file reached
+/// twice (a link, a second path) is read once. `-` is standard input, at
+/// most once.
 pub fn discover(paths: &[PathBuf]) -> Result<Inputs, String> {
     let mut found = Inputs::default();
+    let mut seen = Seen::default();
     for p in paths {
-        if let Err(e) = walk(p, &mut found.inputs, &mut found.skipped) {
+        if let Err(e) = walk(p, &mut found, &mut seen) {
             found.errors.push((p.clone(), e));
         }
     }
@@ -68,9 +74,40 @@ pub fn discover(paths: &[PathBuf]) -> Result<Inputs, String> {
     Ok(found)
 }
 
-fn walk(p: &Path, out: &mut Vec<Input>, skipped: &mut usize) -> io::Result<()> {
+/// Files already found, by identity: device and inode on Unix, the
+/// canonical path elsewhere (links resolved; hard links there count twice).
+#[derive(Default)]
+struct Seen(std::collections::HashSet<FileId>);
+
+#[cfg(unix)]
+type FileId = (u64, u64);
+#[cfg(not(unix))]
+type FileId = PathBuf;
+
+impl Seen {
+    /// Whether this file is new (and now remembered).
+    fn first(&mut self, path: &Path, meta: &std::fs::Metadata) -> bool {
+        self.0.insert(file_id(path, meta))
+    }
+}
+
+/// Device and inode. On Windows the canonical path stands for them
+/// ([`file_id`] below): the file index is not in stable Rust there.
+#[cfg(unix)]
+#[allow(clippy::disallowed_methods)]
+fn file_id(_path: &Path, meta: &std::fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn file_id(path: &Path, _meta: &std::fs::Metadata) -> FileId {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn walk(p: &Path, found: &mut Inputs, seen: &mut Seen) -> io::Result<()> {
     if p.as_os_str() == "-" {
-        out.push(Input {
+        found.inputs.push(Input {
             name: "-".into(),
             path: p.to_path_buf(),
         });
@@ -78,38 +115,54 @@ fn walk(p: &Path, out: &mut Vec<Input>, skipped: &mut usize) -> io::Result<()> {
     }
     let meta = std::fs::metadata(p)?;
     if !meta.is_dir() {
-        out.push(Input {
-            name: p.display().to_string(),
-            path: p.to_path_buf(),
-        });
+        if seen.first(p, &meta) {
+            found.inputs.push(Input {
+                name: p.display().to_string(),
+                path: p.to_path_buf(),
+            });
+        }
         return Ok(());
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for e in entries {
-        let Ok(m) = std::fs::metadata(&e) else {
-            *skipped += 1;
+    // Directories are walked once each too: links between sibling trees
+    // would otherwise multiply the paths to every file below them.
+    let mut dirs = Seen::default();
+    dirs.first(p, &meta);
+    let mut entries = walkdir::WalkDir::new(p)
+        .follow_links(true)
+        .sort_by_file_name()
+        .min_depth(1)
+        .into_iter();
+    while let Some(e) = entries.next() {
+        // A link that loops back to a directory above it, or an entry
+        // that cannot be read: skipped.
+        let Ok(e) = e else {
+            found.skipped += 1;
+            continue;
+        };
+        let Ok(m) = e.metadata() else {
+            found.skipped += 1;
             continue;
         };
         if m.is_dir() {
-            walk(&e, out, skipped)?;
+            if !dirs.first(e.path(), &m) {
+                entries.skip_current_dir();
+            }
             continue;
         }
-        let name = e
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        if !m.is_file() || !seen.first(e.path(), &m) {
+            found.skipped += usize::from(!m.is_file());
+            continue;
+        }
+        let name = e.file_name().to_string_lossy();
         if capture::has_capture_extension(&name)
-            || capture::source::sniff_capture(&e).unwrap_or(false)
+            || capture::source::sniff_capture(e.path()).unwrap_or(false)
         {
-            out.push(Input {
-                name: e.display().to_string(),
-                path: e,
+            found.inputs.push(Input {
+                name: e.path().display().to_string(),
+                path: e.path().to_path_buf(),
             });
         } else {
-            *skipped += 1;
+            found.skipped += 1;
         }
     }
     Ok(())
