@@ -95,7 +95,8 @@ pub struct Analyze {
     /// What standard output shows (default: table on a terminal, CSV otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Exit with status 1 when a finding is at or above this severity.
+    /// Exit with status 1 when a finding is at or above this severity (a
+    /// failed attempt counts as an error).
     #[arg(long, value_enum, default_value = "error")]
     pub fail_on: FailOn,
     /// Worker threads (default: all cores; at most 256).
@@ -259,7 +260,12 @@ fn analyze(a: Analyze) -> Result<u8> {
     let format = a
         .format
         .unwrap_or(if tty { Format::Table } else { Format::Csv });
-    let mut out = BufWriter::new(stdout.lock());
+    // A reader that stops early (`| head`) does not stop the run: the
+    // rest is judged unseen, so the exit status is the run's own.
+    let mut out = BufWriter::new(Closable {
+        inner: stdout.lock(),
+        closed: false,
+    });
     let open = |p: &Option<PathBuf>| -> Result<Option<BufWriter<File>>> {
         p.as_ref()
             .map(|p| {
@@ -324,7 +330,13 @@ fn analyze(a: Analyze) -> Result<u8> {
                     .filter(|x| x.outcome == Outcome::Failed)
                     .count();
                 findings += r.findings.len();
-                hit |= threshold.is_some_and(|t| r.findings.iter().any(|f| f.severity >= t));
+                // A failed attempt counts as an error whatever its
+                // verdict's severity (README: exit status).
+                hit |= threshold.is_some_and(|t| {
+                    r.findings.iter().any(|f| f.severity >= t)
+                        || (t <= Severity::Error
+                            && r.attempts.iter().any(|x| x.outcome == Outcome::Failed))
+                });
                 if r.partial {
                     continue;
                 }
@@ -382,9 +394,13 @@ fn analyze(a: Analyze) -> Result<u8> {
     out.flush()?;
 
     if !a.quiet {
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let mut line = format!(
-            "rdpsift: {captures} capture{}, {frames} frames, {attempts} attempts ({failed} failed), {findings} findings",
-            if captures == 1 { "" } else { "s" }
+            "rdpsift: {}, {frames} frames, {} ({failed} failed), {}",
+            plural(captures, "capture", "captures"),
+            plural(attempts, "attempt", "attempts"),
+            plural(findings, "finding", "findings"),
         );
         if skipped > 0 {
             line.push_str(&format!("; {skipped} files skipped (not captures)"));
@@ -392,10 +408,62 @@ fn analyze(a: Analyze) -> Result<u8> {
         eprintln!("{line}");
     }
 
+    // `--target` that matched nothing is said, never a silent pass: the
+    // user asked about one server and these captures show no attempt to it.
+    if let (Some(t), 0) = (&a.target, attempts) {
+        if captures > 0 {
+            eprintln!(
+                "rdpsift: no attempt to {t} in {}: a name must be the one the client used \
+                 (SNI, routing token or certificate name; a short name matches only if the \
+                 client used it) or a DNS lookup of it; an address must be the server's",
+                if captures == 1 {
+                    "this capture"
+                } else {
+                    "these captures"
+                }
+            );
+            hit |= threshold.is_some();
+        }
+    }
     if failed_inputs > 0 {
         return Ok(2);
     }
     Ok(if hit { 1 } else { 0 })
+}
+
+/// Standard output that a reader may close: past a broken pipe, writes
+/// are dropped instead of failing the run.
+struct Closable<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Write for Closable<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            r => r,
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.inner.flush() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            r => r,
+        }
+    }
 }
 
 fn progress_bar(when: When, total: u64) -> Option<indicatif::ProgressBar> {
