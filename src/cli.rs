@@ -11,6 +11,7 @@ use rdpsift::run;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The most worker threads `-j` takes: past the capture's 32 parts and a
 /// few files at once, more threads only cost their start-up.
@@ -31,13 +32,13 @@ fn seconds(s: &str) -> Result<f64, String> {
     }
     Ok(v)
 }
-use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "rdpsift",
     version,
-    about = "Tells from packet captures why Remote Desktop connections failed"
+    about = "Tells from packet captures why Remote Desktop connections failed",
+    after_help = EXAMPLES
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -50,7 +51,24 @@ pub enum Cmd {
     Analyze(Box<Analyze>),
     /// List every finding code this build can report.
     Codes,
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff: `rdpsift man > rdpsift.1`).
+    Man,
 }
+
+/// The three uses, shown under `--help`.
+const EXAMPLES: &str = "\
+Examples:
+  Why did this connection fail? (a table per attempt on a terminal)
+    rdpsift analyze capture.pcapng
+  One server, and the TLS inside with the client's key log:
+    rdpsift analyze capture.pcapng --target rdp-host.example.com --keylog sslkeys.log
+  In CI: every capture under a folder, findings to a file, exit 1 on errors:
+    rdpsift analyze captures/ --csv findings.csv --attempts-csv attempts.csv -q";
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -76,6 +94,7 @@ pub enum When {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Analyze {
     /// Capture files (.pcap, .pcapng, also .gz/.zst), directories, or -.
     #[arg(required = true)]
@@ -202,6 +221,22 @@ pub fn run(args: Args) -> Result<u8> {
             let mut out = io::stdout().lock();
             for c in rdpsift::detect::all_codes() {
                 writeln!(out, "{c}")?;
+            }
+            Ok(0)
+        }
+        Cmd::Completions { shell } => {
+            let mut cmd = <Args as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "rdpsift", &mut io::stdout().lock());
+            Ok(0)
+        }
+        Cmd::Man => {
+            let cmd = <Args as clap::CommandFactory>::command();
+            let mut out = io::stdout().lock();
+            clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+            // The subcommands' own options, as sections of the one page.
+            for sub in cmd.get_subcommands() {
+                let name = format!("rdpsift-{}", sub.get_name());
+                clap_mangen::Man::new(sub.clone().display_name(name)).render(&mut out)?;
             }
             Ok(0)
         }
