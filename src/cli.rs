@@ -87,6 +87,12 @@ pub enum FailOn {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    Findings,
+    Attempts,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum When {
     Auto,
     Always,
@@ -114,6 +120,10 @@ pub struct Analyze {
     /// What standard output shows (default: table on a terminal, CSV otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// With --format csv or json: one row per finding (default) or per
+    /// connection attempt (a healthy attempt has a row, no finding).
+    #[arg(long, value_enum, default_value = "findings")]
+    pub view: View,
     /// Exit with status 1 when a finding is at or above this severity (a
     /// failed attempt counts as an error).
     #[arg(long, value_enum, default_value = "error")]
@@ -402,10 +412,16 @@ fn analyze(a: Analyze) -> Result<u8> {
                     )
                 })?;
             }
-            match format {
-                Format::Table => output::table(&mut out, &reports, tty)?,
-                Format::Csv => output::findings_csv_part(&mut out, &reports, first)?,
-                Format::Json => output::findings_json(&mut out, &reports)?,
+            match (format, a.view) {
+                (Format::Table, _) => output::table(&mut out, &reports, tty)?,
+                (Format::Csv, View::Findings) => {
+                    output::findings_csv_part(&mut out, &reports, first)?
+                }
+                (Format::Csv, View::Attempts) => {
+                    output::attempts_csv_part(&mut out, &reports, first)?
+                }
+                (Format::Json, View::Findings) => output::findings_json(&mut out, &reports)?,
+                (Format::Json, View::Attempts) => output::attempts_json(&mut out, &reports)?,
             }
             first = false;
             Ok(())

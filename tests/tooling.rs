@@ -98,3 +98,42 @@ fn help_shows_the_three_main_uses() {
         }
     }
 }
+
+/// `--view attempts` puts the attempts on standard output, the same bytes
+/// as `--attempts-csv`/`--attempts-json`: a healthy attempt has a row
+/// there where the findings view has nothing to say about it.
+#[test]
+fn standard_output_shows_either_view() {
+    let dir = std::env::temp_dir().join(format!("rdpsift-view-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (format, flag) in [("csv", "--attempts-csv"), ("json", "--attempts-json")] {
+        let file = dir.join(format!("a.{format}"));
+        let out = run(&[
+            "analyze",
+            "samples/healthy.pcap",
+            "-q",
+            "--format",
+            format,
+            "--view",
+            "attempts",
+            flag,
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        let shown = stdout(&out);
+        assert_eq!(shown, std::fs::read_to_string(&file).unwrap(), "{format}");
+        assert!(shown.contains("connected"), "{format}: {shown}");
+        let findings = stdout(&run(&[
+            "analyze",
+            "samples/healthy.pcap",
+            "-q",
+            "--format",
+            format,
+        ]));
+        assert!(
+            !findings.contains("\"outcome\""),
+            "{format}: the findings view is the default"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
