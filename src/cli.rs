@@ -489,31 +489,34 @@ struct Closable<W> {
     closed: bool,
 }
 
+impl<W: Write> Closable<W> {
+    /// What a write or flush returned, a broken pipe taken as done.
+    fn unless_closed<T>(&mut self, r: io::Result<T>, done: T) -> io::Result<T> {
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(done)
+            }
+            r => r,
+        }
+    }
+}
+
 impl<W: Write> Write for Closable<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.closed {
             return Ok(buf.len());
         }
-        match self.inner.write(buf) {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                self.closed = true;
-                Ok(buf.len())
-            }
-            r => r,
-        }
+        let r = self.inner.write(buf);
+        self.unless_closed(r, buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         if self.closed {
             return Ok(());
         }
-        match self.inner.flush() {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                self.closed = true;
-                Ok(())
-            }
-            r => r,
-        }
+        let r = self.inner.flush();
+        self.unless_closed(r, ())
     }
 }
 

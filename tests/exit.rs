@@ -70,38 +70,19 @@ fn a_closed_pipe_does_not_change_the_exit_status() {
 
 #[test]
 fn a_target_that_matches_nothing_is_said_and_is_not_a_pass() {
-    let out = run(&[
-        "analyze",
-        "samples/healthy.pcap",
-        "-q",
-        "--format",
-        "csv",
-        "--target",
-        "rdp-host",
-    ]);
+    let healthy = |extra: &[&str]| {
+        let mut args = vec!["analyze", "samples/healthy.pcap", "-q", "--format", "csv"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let out = healthy(&["--target", "rdp-host"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no attempt to rdp-host"), "{err}");
-    let never = run(&[
-        "analyze",
-        "samples/healthy.pcap",
-        "-q",
-        "--target",
-        "rdp-host",
-        "--fail-on",
-        "never",
-    ]);
+    let never = healthy(&["--target", "rdp-host", "--fail-on", "never"]);
     assert_eq!(never.status.code(), Some(0));
     // The full name the client used matches, and says nothing of the kind.
-    let full = run(&[
-        "analyze",
-        "samples/healthy.pcap",
-        "-q",
-        "--format",
-        "csv",
-        "--target",
-        "rdp-host.example.test",
-    ]);
+    let full = healthy(&["--target", "rdp-host.example.test"]);
     let err = String::from_utf8_lossy(&full.stderr);
     assert!(!err.contains("no attempt"), "{err}");
     assert_eq!(full.status.code(), Some(0), "{err}");

@@ -906,9 +906,10 @@ impl Table {
     /// they are finished in, after the fragments are settled: DNS and
     /// Kerberos flows first (what they said is evidence for attempts of any
     /// time), then the rest by first frame, each with its first packet;
-    /// and how many come first. The caller finishes them with [`Table::close_some`] and takes what
-    /// finished ([`Table::take_done`]) between parts, so a million open
-    /// flows are not all finished flows at once.
+    /// and how many come first. The caller finishes them with
+    /// [`Table::close_some`] and takes what finished ([`Table::take_done`])
+    /// between parts, so a million open flows are not all finished flows
+    /// at once.
     pub fn closing(&mut self, cfg: &Config) -> (Vec<(Mark, FlowKey)>, usize) {
         self.defrag.drain(&mut self.frag_dropped);
         self.settle_frags(cfg);

@@ -149,8 +149,11 @@ fn walk(p: &Path, found: &mut Inputs, seen: &mut Seen) -> io::Result<()> {
             }
             continue;
         }
-        if !m.is_file() || !seen.first(e.path(), &m) {
-            found.skipped += usize::from(!m.is_file());
+        if !m.is_file() {
+            found.skipped += 1;
+            continue;
+        }
+        if !seen.first(e.path(), &m) {
             continue;
         }
         let name = e.file_name().to_string_lossy();
