@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rdpsift::config::Config;
 use rdpsift::proto::keylog::KeyLog;
-use rdpsift::report::model::{CaptureReport, Outcome, Severity};
+use rdpsift::report::model::{CaptureReport, ClientError, Outcome, Severity};
 use rdpsift::report::output;
 use rdpsift::run;
 use std::fs::File;
@@ -31,6 +31,10 @@ fn seconds(s: &str) -> Result<f64, String> {
         return Err(format!("{s} seconds is more than a year"));
     }
     Ok(v)
+}
+
+fn saw(s: &str) -> Result<ClientError, String> {
+    ClientError::parse(s)
 }
 
 #[derive(Parser, Debug)]
@@ -135,6 +139,10 @@ pub struct Analyze {
     /// Progress bar on standard error (never when it is not a terminal).
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: When,
+    /// Colour in the table: auto (on a terminal, unless NO_COLOR is set),
+    /// always or never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: When,
     /// Print nothing on standard error but errors.
     #[arg(short, long)]
     pub quiet: bool,
@@ -183,6 +191,11 @@ pub struct Analyze {
     /// does not depend on it (when no bound is hit).
     #[arg(long, hide = true, value_name = "N", default_value_t = 65536)]
     pub checkpoint_frames: u64,
+    /// The error code the client showed (`0x904/0x7`, `0x204`, `2308`):
+    /// the attempts whose evidence gives that dialog are listed at the end,
+    /// best fit first, or it is said that none does.
+    #[arg(long, value_name = "CODE[/EXT]", value_parser = saw)]
+    pub saw: Option<ClientError>,
     /// The server's RSA private key (PEM or DER, PKCS#1 or PKCS#8) for
     /// TLS_RSA_* sessions (repeatable).
     #[arg(long = "rsa-key", value_name = "FILE")]
@@ -302,6 +315,12 @@ fn analyze(a: Analyze) -> Result<u8> {
     };
     let stdout = io::stdout();
     let tty = stdout.is_terminal();
+    let color = match a.color {
+        When::Always => true,
+        When::Never => false,
+        // NO_COLOR (no-color.org): set and not empty.
+        When::Auto => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
     let format = a
         .format
         .unwrap_or(if tty { Format::Table } else { Format::Csv });
@@ -332,6 +351,7 @@ fn analyze(a: Analyze) -> Result<u8> {
         (0usize, 0u64, 0usize, 0usize, 0usize);
     let mut hit = false;
     let mut first = true;
+    let mut fits = a.saw.map(rdpsift::report::saw::Fits::new);
     // A file's rows handed out before its report (the table waits for it).
     let mut held: Option<CaptureReport> = None;
     let wrote = run::run_each(
@@ -375,6 +395,9 @@ fn analyze(a: Analyze) -> Result<u8> {
                     .filter(|x| x.outcome == Outcome::Failed)
                     .count();
                 findings += r.findings.len();
+                if let Some(f) = &mut fits {
+                    r.attempts.iter().for_each(|x| f.add(x));
+                }
                 // A failed attempt counts as an error whatever its
                 // verdict's severity (README: exit status).
                 hit |= threshold.is_some_and(|t| {
@@ -413,7 +436,7 @@ fn analyze(a: Analyze) -> Result<u8> {
                 })?;
             }
             match (format, a.view) {
-                (Format::Table, _) => output::table(&mut out, &reports, tty)?,
+                (Format::Table, _) => output::table(&mut out, &reports, color)?,
                 (Format::Csv, View::Findings) => {
                     output::findings_csv_part(&mut out, &reports, first)?
                 }
@@ -440,6 +463,13 @@ fn analyze(a: Analyze) -> Result<u8> {
                         .map_or(String::new(), |p| p.display().to_string())
                 )
             })?;
+        }
+    }
+    if let Some(f) = &fits {
+        if format == Format::Table {
+            f.write(&mut out)?;
+        } else if !a.quiet {
+            f.write(io::stderr().lock())?;
         }
     }
     out.flush()?;

@@ -441,6 +441,97 @@ pub struct Draft {
     pub remedy: Cow<'static, str>,
     pub filter: String,
     pub confidence: Confidence,
+    /// The error dialog this finding makes the client show, when the
+    /// detector knows it from the evidence (a CredSSP status, an E_PROXY
+    /// code, an ERRINFO value); otherwise the verdict maps the code.
+    pub client_error: Option<ClientError>,
+}
+
+/// What the client shows (PROTOCOLS.md §9): the disconnect reason mstsc
+/// prints as "Error code", the extended code when one is known, and
+/// whether the mapping is documented or only inferred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientError {
+    pub code: u32,
+    pub ext: Option<u32>,
+    pub inferred: bool,
+}
+
+impl ClientError {
+    pub const fn documented(code: u32) -> ClientError {
+        ClientError {
+            code,
+            ext: None,
+            inferred: false,
+        }
+    }
+
+    pub const fn inferred(code: u32) -> ClientError {
+        ClientError {
+            code,
+            ext: None,
+            inferred: true,
+        }
+    }
+
+    pub const fn with_ext(mut self, ext: u32) -> ClientError {
+        self.ext = Some(ext);
+        self
+    }
+
+    fn hex_one(v: u32) -> String {
+        if v > 0xFFFF {
+            format!("0x{v:08X}")
+        } else {
+            format!("0x{v:X}")
+        }
+    }
+
+    /// `0x904/0x7`, `0x204`, `0x0300001B`: as mstsc prints it.
+    pub fn hex(&self) -> String {
+        match self.ext {
+            Some(e) => format!("{}/{}", Self::hex_one(self.code), Self::hex_one(e)),
+            None => Self::hex_one(self.code),
+        }
+    }
+
+    /// `2308/7`: as Event 1026 and some tools print it.
+    pub fn decimal(&self) -> String {
+        match self.ext {
+            Some(e) => format!("{}/{e}", self.code),
+            None => self.code.to_string(),
+        }
+    }
+
+    /// `documented` or `inferred`.
+    pub fn basis(&self) -> &'static str {
+        if self.inferred {
+            "inferred"
+        } else {
+            "documented"
+        }
+    }
+
+    /// Reads what a user typed: `0x904`, `0x904/0x7`, `2308`, `2308/7`,
+    /// `0x0300001B` (hex with 0x, else decimal; `/` or a space between).
+    pub fn parse(s: &str) -> Result<ClientError, String> {
+        let one = |t: &str| -> Result<u32, String> {
+            let t = t.trim();
+            let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                Some(h) => u32::from_str_radix(h, 16),
+                None => t.parse(),
+            };
+            r.map_err(|_| format!("{t:?} is not an error code (0x904 or 2308)"))
+        };
+        let mut parts = s.trim().splitn(2, ['/', ' ', ',']);
+        let code = one(parts.next().unwrap_or(""))?;
+        let ext = parts.next().map(one).transpose()?;
+        Ok(ClientError {
+            code,
+            ext,
+            inferred: false,
+        })
+    }
 }
 
 impl Draft {
@@ -459,6 +550,7 @@ impl Draft {
             remedy: Cow::Borrowed(""),
             filter: String::new(),
             confidence: Confidence::high(),
+            client_error: None,
         }
     }
 
@@ -490,6 +582,11 @@ impl Draft {
 
     pub fn confidence(mut self, c: Confidence) -> Draft {
         self.confidence = c;
+        self
+    }
+
+    pub fn client_error(mut self, e: ClientError) -> Draft {
+        self.client_error = Some(e);
         self
     }
 }

@@ -39,7 +39,7 @@
 //!   named.
 
 use super::{frames_filter, Context, Detector, Draft};
-use crate::finding::{Code, Dir, Family, Phase, Severity};
+use crate::finding::{ClientError, Code, Dir, Family, Phase, Severity};
 use crate::flow::Flow;
 use crate::proto::gateway::{Exchange, Kind, Leg, Response};
 use crate::proto::{http, rts, tsgu};
@@ -162,7 +162,7 @@ pub fn result_words(code: u32) -> String {
 
 /// Cause, remedy and the client's dialog code (PROTOCOLS.md §9, inferred
 /// from the E_PROXY code) of a gateway's failing result.
-fn result_meaning(code: u32) -> (&'static str, &'static str, Option<&'static str>) {
+fn result_meaning(code: u32) -> (&'static str, &'static str, Option<u32>) {
     match tsgu::result_name(code) {
         Some("rap_access_denied") => (
             "The gateway's resource authorization policy (RD RAP) does not let this user reach \
@@ -171,14 +171,14 @@ fn result_meaning(code: u32) -> (&'static str, &'static str, Option<&'static str
             "In RD Gateway Manager, check the RD RAP: the user's group, and a computer group \
              that names the target exactly as the client asks for it (FQDN and NetBIOS name, or \
              allow any network resource).",
-            Some("0x0300001B"),
+            Some(0x0300001B),
         ),
         Some("nap_access_denied" | "quarantine_access_denied") => (
             "The gateway's connection authorization policy (RD CAP, or its NAP/health check) \
              refused the user or the device.",
             "Check the RD CAP in RD Gateway Manager: the user's groups, the device groups, the \
              authentication method (password or smart card) and any NAP health policy.",
-            Some("0x0300001C"),
+            Some(0x0300001C),
         ),
         Some("ts_connect_failed") => (
             "The gateway could not open a connection to the target RDP server: the target is \
@@ -193,13 +193,13 @@ fn result_meaning(code: u32) -> (&'static str, &'static str, Option<&'static str
              (a health statement, consent or service messages) the client does not offer.",
             "Check the gateway's RD CAP requirements (NAP, device redirection enforcement) and \
              use a client that supports them.",
-            Some("0x03000024"),
+            Some(0x03000024),
         ),
         Some("max_connections_reached") => (
             "The gateway has reached its maximum number of connections.",
             "Raise the limit in RD Gateway Manager (Properties > General) or add gateway \
              capacity.",
-            Some("0x03000022"),
+            Some(0x03000022),
         ),
         Some("session_timeout") => (
             "The gateway's session time-out ended the tunnel.",
@@ -232,10 +232,21 @@ fn result_meaning(code: u32) -> (&'static str, &'static str, Option<&'static str
     }
 }
 
-fn dialog(d: Option<&str>) -> String {
+fn dialog(d: Option<u32>) -> String {
     d.map_or(String::new(), |c| {
-        format!("; the client's dialog code for it is {c} (inferred from the E_PROXY code)")
+        format!(
+            "; the client's dialog code for it is {} (inferred from the E_PROXY code)",
+            ClientError::inferred(c).hex()
+        )
     })
+}
+
+/// The draft with the client's dialog code, when the E_PROXY code gives one.
+fn with_dialog(d: Draft, code: Option<u32>) -> Draft {
+    match code {
+        Some(c) => d.client_error(ClientError::inferred(c)),
+        None => d,
+    }
 }
 
 fn request_words(e: &Exchange) -> String {
@@ -367,7 +378,8 @@ fn http_answers(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
                 "Exempt the gateway's host name from proxy authentication, or from the proxy \
                  (a PAC/bypass list entry), or configure the client's proxy credentials.",
             )
-            .filter(filter),
+            .filter(filter)
+            .client_error(ClientError::inferred(0x0300_0020)),
         ),
         s if s >= 400 => {
             let ws = e
@@ -817,7 +829,7 @@ fn tsg(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
             continue;
         }
         let (cause, remedy, d) = result_meaning(res);
-        out.push(
+        out.push(with_dialog(
             Draft::new(code, Severity::Error, Phase::GatewayTunnel, at.frame, at.ts)
                 .summary(format!(
                     "the gateway's {what} in frame {} carries {}{}{}",
@@ -833,13 +845,14 @@ fn tsg(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
                 .cause(cause)
                 .remedy(remedy)
                 .filter(frames_filter(f, &[at.frame])),
-        );
+            d,
+        ));
         return;
     }
     if let Some((Dir::Server, res, at)) = t.close {
         if tsgu::failed(res) {
             let (cause, remedy, d) = result_meaning(res);
-            out.push(
+            out.push(with_dialog(
                 Draft::new(
                     Code::GatewayTsgClosed,
                     Severity::Warning,
@@ -856,7 +869,8 @@ fn tsg(f: &Flow, g: &Leg, out: &mut Vec<Draft>) {
                 .cause(cause)
                 .remedy(remedy)
                 .filter(frames_filter(f, &[at.frame])),
-            );
+                d,
+            ));
         }
     }
 }

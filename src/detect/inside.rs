@@ -57,23 +57,6 @@ pub fn source_name(f: &Flow, source: u16) -> String {
         .map_or_else(|| format!("key source {source}"), |s| s.name.clone())
 }
 
-/// The dialog mstsc shows for a CredSSP error (PROTOCOLS.md §9; the
-/// mapping is inferred there).
-fn dialog(code: u32) -> Option<&'static str> {
-    Some(match code {
-        0xC000006D | 0xC000006A => "0x807",
-        0xC0000064 => "0xA07",
-        0xC0000072 => "0xB07",
-        0xC000006E => "0xC07",
-        0xC0000234 => "0xD07",
-        0xC0000193 => "0xE07",
-        0xC0000071 => "0xF07",
-        0xC0000224 => "0x1207",
-        0x80090311 => "0x1807",
-        _ => return None,
-    })
-}
-
 /// What a CredSSP error means and what to do, by name.
 fn nla_advice(name: Option<&str>) -> (&'static str, &'static str) {
     match name {
@@ -155,8 +138,9 @@ fn nla_error(f: &Flow, i: &Inside, out: &mut Vec<Draft>) {
         || "not a status this build names".to_string(),
         |n| n.to_uppercase(),
     );
-    let dialog = dialog(code)
-        .map(|d| format!("; the client shows error code {d}"))
+    let dialog = name
+        .and_then(super::verdict::nla_dialog)
+        .map(|d| format!("; the client shows error code {}", d.hex()))
         .unwrap_or_default();
     let versions = versions(i);
     let mut frames = vec![at.frame];

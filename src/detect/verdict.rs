@@ -3,7 +3,7 @@
 //! and whether the evidence fits the client's 0x904 / 0x7 dialog.
 
 use super::{AttemptContext, Placed};
-use crate::finding::{precedence, Code, Dir, Draft, Family, Outcome, Phase, Severity};
+use crate::finding::{precedence, ClientError, Code, Dir, Draft, Family, Outcome, Phase, Severity};
 use crate::flow::{Flow, Transport};
 
 /// A connection's outcome and the phase it failed in. A connection failed
@@ -75,7 +75,11 @@ pub struct Verdict {
     /// The finding that names what happened (`None`: nothing to say).
     pub code: Option<Code>,
     /// Does the evidence fit the client's 0x904 / 0x7: yes | no | unknown.
+    /// Deprecated by `client_error` (schema 2), kept for one version.
     pub fits_0x904: &'static str,
+    /// The error dialog the client shows for this attempt, when the
+    /// evidence names one.
+    pub client_error: Option<ClientError>,
 }
 
 /// The verdict of an attempt from its findings: the most severe (then
@@ -87,12 +91,13 @@ pub struct Verdict {
 pub fn attempt(cx: &AttemptContext<'_>, findings: &[Placed]) -> Verdict {
     let a = cx.attempt;
     let Some(last) = cx.last() else {
-        let code = findings.first().map(|p| p.draft.code);
+        let first = findings.first().map(|p| &p.draft);
         return Verdict {
             outcome: Outcome::Failed,
             failed_phase: Some(Phase::Dns),
-            code,
+            code: first.map(|d| d.code),
             fits_0x904: "no",
+            client_error: first.and_then(|d| client_error(Outcome::Failed, d, false)),
         };
     };
     let outcome = cx.outcome();
@@ -128,12 +133,92 @@ pub fn attempt(cx: &AttemptContext<'_>, findings: &[Placed]) -> Verdict {
         failed_phase = None;
     }
     let server_ended = last.ended_by == Some(crate::finding::Dir::Server);
+    let said = code.and_then(|c| {
+        findings
+            .iter()
+            .map(|p| &p.draft)
+            .filter(|d| d.code == c)
+            .min_by(|x, y| precedence(x, y))
+    });
     Verdict {
         outcome,
         failed_phase,
         code,
         fits_0x904: fits_0x904(outcome, code, server_ended),
+        client_error: said.and_then(|d| client_error(outcome, d, server_ended)),
     }
+}
+
+/// The error dialog the client shows for an attempt whose verdict is
+/// `d` (PROTOCOLS.md §9; docs/findings.md, "The client's dialog code"):
+/// what the detector read from the evidence (an E_PROXY code), else the
+/// dialog the verdict's code maps to. None for a connected attempt, and
+/// where the capture does not tell (a stall, a certificate the user may
+/// accept, a Kerberos error the client may fall back from).
+pub fn client_error(outcome: Outcome, d: &Draft, server_ended: bool) -> Option<ClientError> {
+    if outcome == Outcome::Connected {
+        return None;
+    }
+    if d.client_error.is_some() {
+        return d.client_error;
+    }
+    let doc = ClientError::documented;
+    let inf = ClientError::inferred;
+    Some(match d.code {
+        // Winsock connect failed: refused or unreachable.
+        Code::TcpRefused | Code::TcpIcmpUnreachable => doc(0x204),
+        // The connect timed out: the same Winsock failure, by inference.
+        Code::TcpSynUnanswered => inf(0x204),
+        // FD_CLOSE: the other end (or a device in its name) ended it.
+        Code::TcpClosedByServer | Code::TcpResetByServer | Code::TcpResetByMiddlebox => doc(0x904),
+        Code::X224NoConfirm | Code::TlsNoServerHello | Code::X224LegacyRejected if server_ended => {
+            doc(0x904)
+        }
+        Code::NlaStalled => inf(0x904),
+        // ExtendedDisconnectReasonCode 7 = ERRINFO 7.
+        Code::RdpServerDenied => doc(0x904).with_ext(0x7),
+        Code::Member(Family::RdpErrorInfo, name) => {
+            let v = crate::proto::rdp::ERRINFO
+                .iter()
+                .find(|e| e.1 == name)
+                .map(|e| e.0);
+            match v {
+                // The extended codes equal ERRINFO 1–12 (no 8) and the
+                // licensing range 0x100–0x10A (enum 256–266).
+                Some(v) if (1..=0xC).contains(&v) && v != 8 || (0x100..=0x10A).contains(&v) => {
+                    doc(0x904).with_ext(v)
+                }
+                _ => doc(0x904),
+            }
+        }
+        Code::Member(Family::NlaError, name) => return nla_dialog(name),
+        Code::Member(Family::RdpLicense, _) => inf(0x808),
+        Code::DnsNxdomain => inf(0x208),
+        Code::DnsNoResponse => inf(0x104),
+        Code::GatewayHttpProxyAuth => inf(0x0300_0020),
+        Code::GatewayTsgClosed => inf(0x0300_0018),
+        _ => return None,
+    })
+}
+
+/// The SSL/NLA-class dialog for a CredSSP error, by the NTSTATUS name
+/// (§9 names the dialog codes after the same statuses; a status §9 does
+/// not name is mapped by inference).
+pub fn nla_dialog(name: &str) -> Option<ClientError> {
+    let doc = ClientError::documented;
+    Some(match name {
+        "logon_failure" => doc(0x807),
+        "wrong_password" => ClientError::inferred(0x807),
+        "no_such_user" => doc(0xA07),
+        "account_disabled" => doc(0xB07),
+        "account_restriction" => doc(0xC07),
+        "account_locked_out" => doc(0xD07),
+        "account_expired" => doc(0xE07),
+        "password_expired" => doc(0xF07),
+        "password_must_change" => doc(0x1207),
+        "no_authenticating_authority" => doc(0x1807),
+        _ => return None,
+    })
 }
 
 /// Does the evidence fit the client's 0x904 ("socket closed") / 0x7

@@ -81,6 +81,7 @@ pub fn attempt(
                 cert_subject: fx.cert_subject,
                 cert_not_after: fx.cert_not_after,
                 fits_0x904: v.fits_0x904,
+                client_error: v.client_error,
                 client_name: fx.client_name,
                 client_build: fx.client_build,
                 channels: fx.channels,
@@ -109,6 +110,7 @@ pub fn attempt(
                 last_frame: d.map_or(0, |d| d.last_frame),
                 target: l.name.clone(),
                 fits_0x904: v.fits_0x904,
+                client_error: v.client_error,
                 ..Default::default()
             }
         }

@@ -4,5 +4,6 @@
 pub mod build;
 pub mod model;
 pub mod output;
+pub mod saw;
 
 pub use model::{Attempt, CaptureReport, Finding, Outcome, Phase, Severity};

@@ -1,6 +1,8 @@
 //! The report's public contract: findings and attempts (see docs/findings.md).
 
-pub use crate::finding::{rfc3339, Code, Confidence, Draft, Level, Outcome, Phase, Severity};
+pub use crate::finding::{
+    rfc3339, ClientError, Code, Confidence, Draft, Level, Outcome, Phase, Severity,
+};
 
 /// One finding, as the reports print it: a detector's draft placed in a
 /// capture, an attempt and a pair of endpoints.
@@ -66,7 +68,10 @@ pub struct Attempt {
     /// Certificate notAfter, RFC 3339, empty when not seen.
     pub cert_not_after: String,
     /// Does the evidence fit the client's 0x904 / 0x7: yes | no | unknown.
+    /// Deprecated by `client_error`.
     pub fits_0x904: &'static str,
+    /// The error dialog the client shows for this attempt, when known.
+    pub client_error: Option<ClientError>,
     /// From a plaintext MCS Connect Initial (Standard RDP Security): the
     /// client's computer name, build number and static channels (`;`).
     pub client_name: String,

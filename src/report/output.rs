@@ -79,6 +79,9 @@ pub struct AttemptRow<'a> {
     pub cert_subject: &'a str,
     pub cert_not_after: &'a str,
     pub fits_0x904: &'static str,
+    pub client_error: String,
+    pub client_error_decimal: String,
+    pub client_error_basis: &'static str,
     pub client_name: &'a str,
     pub client_build: &'a str,
     pub channels: &'a str,
@@ -117,6 +120,9 @@ impl<'a> From<&'a Attempt> for AttemptRow<'a> {
             cert_subject: &a.cert_subject,
             cert_not_after: &a.cert_not_after,
             fits_0x904: a.fits_0x904,
+            client_error: a.client_error.map_or(String::new(), |e| e.hex()),
+            client_error_decimal: a.client_error.map_or(String::new(), |e| e.decimal()),
+            client_error_basis: a.client_error.map_or("", |e| e.basis()),
             client_name: &a.client_name,
             client_build: &a.client_build,
             channels: &a.channels,
@@ -409,7 +415,8 @@ mod test {
         let want = "capture,attempt,client,server,transport,start,end,packets,bytes,outcome,\
                     failed_phase,verdict,app,first_frame,last_frame,connections,via,gateway,legs,target,user,\
                     requested,selected,tls_version,tls_cipher,cert_subject,cert_not_after,\
-                    fits_0x904,client_name,client_build,channels,rdp_encryption,timeline";
+                    fits_0x904,client_error,client_error_decimal,client_error_basis,\
+                    client_name,client_build,channels,rdp_encryption,timeline";
         assert_eq!(attempt_header().join(","), want);
         let mut out = Vec::new();
         findings_csv(&mut out, &[]).unwrap();
