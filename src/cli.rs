@@ -94,6 +94,8 @@ pub enum FailOn {
 pub enum View {
     Findings,
     Attempts,
+    /// JSON only: each attempt followed by its findings.
+    All,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,10 +126,12 @@ pub struct Analyze {
     /// What standard output shows (default: table on a terminal, CSV otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// With --format csv or json: one row per finding (default) or per
-    /// connection attempt (a healthy attempt has a row, no finding).
-    #[arg(long, value_enum, default_value = "findings")]
-    pub view: View,
+    /// With --format csv or json: one row per finding, per connection
+    /// attempt (a healthy attempt has a row, no finding), or (JSON) all:
+    /// each attempt then its findings. Default: findings for CSV, all for
+    /// JSON.
+    #[arg(long, value_enum)]
+    pub view: Option<View>,
     /// Exit with status 1 when a finding is at or above this severity (a
     /// failed attempt counts as an error).
     #[arg(long, value_enum, default_value = "error")]
@@ -289,10 +293,33 @@ fn analyze(a: Analyze) -> Result<u8> {
         .threads
         .map_or_else(run::default_threads, usize::from)
         .clamp(1, MAX_THREADS as usize);
+    let stdout = io::stdout();
+    let tty = stdout.is_terminal();
+    let format = a
+        .format
+        .unwrap_or(if tty { Format::Table } else { Format::Csv });
+    let view = match (format, a.view) {
+        (Format::Csv, Some(View::All)) => anyhow::bail!(
+            "--view all is for --format json (findings and attempts have different CSV columns: \
+             use --csv and --attempts-csv for both)"
+        ),
+        (_, Some(v)) => v,
+        (Format::Json, None) => View::All,
+        (_, None) => View::Findings,
+    };
+    // A reader that stops early (`| head`) does not stop the run: the
+    // rest is judged unseen, so the exit status is the run's own.
+    let mut out = BufWriter::new(Closable {
+        inner: stdout.lock(),
+        closed: false,
+    });
     let found = run::discover(&a.paths).map_err(anyhow::Error::msg)?;
     let mut failed_inputs = 0usize;
     for (p, e) in &found.errors {
         eprintln!("rdpsift: {}: {e}", p.display());
+        if format == Format::Json {
+            output::error_json(&mut out, &p.display().to_string(), &e.to_string())?;
+        }
         failed_inputs += 1;
     }
     let skipped = found.skipped;
@@ -313,23 +340,12 @@ fn analyze(a: Analyze) -> Result<u8> {
         FailOn::Error => Some(Severity::Error),
         FailOn::Critical => Some(Severity::Critical),
     };
-    let stdout = io::stdout();
-    let tty = stdout.is_terminal();
     let color = match a.color {
         When::Always => true,
         When::Never => false,
         // NO_COLOR (no-color.org): set and not empty.
         When::Auto => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
-    let format = a
-        .format
-        .unwrap_or(if tty { Format::Table } else { Format::Csv });
-    // A reader that stops early (`| head`) does not stop the run: the
-    // rest is judged unseen, so the exit status is the run's own.
-    let mut out = BufWriter::new(Closable {
-        inner: stdout.lock(),
-        closed: false,
-    });
     let open = |p: &Option<PathBuf>| -> Result<Option<BufWriter<File>>> {
         p.as_ref()
             .map(|p| {
@@ -435,16 +451,26 @@ fn analyze(a: Analyze) -> Result<u8> {
                     )
                 })?;
             }
-            match (format, a.view) {
+            match (format, view) {
                 (Format::Table, _) => output::table(&mut out, &reports, color)?,
-                (Format::Csv, View::Findings) => {
-                    output::findings_csv_part(&mut out, &reports, first)?
-                }
                 (Format::Csv, View::Attempts) => {
                     output::attempts_csv_part(&mut out, &reports, first)?
                 }
-                (Format::Json, View::Findings) => output::findings_json(&mut out, &reports)?,
-                (Format::Json, View::Attempts) => output::attempts_json(&mut out, &reports)?,
+                (Format::Csv, _) => output::findings_csv_part(&mut out, &reports, first)?,
+                (Format::Json, View::All) => output::all_json(&mut out, &reports)?,
+                (Format::Json, v) => {
+                    for r in &reports {
+                        let one = std::slice::from_ref(r);
+                        if v == View::Findings {
+                            output::findings_json(&mut out, one)?
+                        } else {
+                            output::attempts_json(&mut out, one)?
+                        }
+                        if let (Some(e), false) = (&r.error, r.partial) {
+                            output::error_json(&mut out, &r.capture, e)?;
+                        }
+                    }
+                }
             }
             first = false;
             Ok(())
@@ -464,6 +490,19 @@ fn analyze(a: Analyze) -> Result<u8> {
                 )
             })?;
         }
+    }
+    if format == Format::Json {
+        let s = output::Summary {
+            captures: captures as u64,
+            frames,
+            attempts: attempts as u64,
+            failed: failed as u64,
+            findings: findings as u64,
+            errors: failed_inputs as u64,
+            skipped: skipped as u64,
+            ..output::Summary::new()
+        };
+        output::summary_json(&mut out, &s)?;
     }
     if let Some(f) = &fits {
         if format == Format::Table {

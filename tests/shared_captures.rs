@@ -291,8 +291,28 @@ fn websocket_and_http_traces_are_not_gateways(root: &Path) {
     }
 }
 
+/// Every JSON Lines record the public captures give is valid against the
+/// report's JSON Schema (docs/rdpsift.schema.json; tests/schema.rs does
+/// the samples).
+fn json_records_match_the_schema(root: &Path) {
+    let text = std::fs::read_to_string("docs/rdpsift.schema.json").unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let out = run(&["analyze", "-q", "--format", "json", root.to_str().unwrap()]);
+    let text = stdout(&out);
+    let mut n = 0;
+    for line in text.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let errors: Vec<String> = v.iter_errors(&r).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{line}\n{errors:#?}");
+        n += 1;
+    }
+    assert!(n > 20, "{n} records");
+}
+
 fn main() -> std::process::ExitCode {
     harness(shared_tests![
+        json_records_match_the_schema,
         every_shared_capture_is_read_without_panic,
         pcap_parser_format_files_give_their_packets,
         zeek_reset_traces_agree_with_conn_state,

@@ -100,8 +100,9 @@ fn help_shows_the_three_main_uses() {
 }
 
 /// `--view attempts` puts the attempts on standard output, the same bytes
-/// as `--attempts-csv`/`--attempts-json`: a healthy attempt has a row
-/// there where the findings view has nothing to say about it.
+/// as `--attempts-csv`/`--attempts-json` (JSON then ends with the summary
+/// record): a healthy attempt has a row there where the findings view has
+/// nothing to say about it.
 #[test]
 fn standard_output_shows_either_view() {
     let dir = std::env::temp_dir().join(format!("rdpsift-view-{}", std::process::id()));
@@ -121,19 +122,43 @@ fn standard_output_shows_either_view() {
         ]);
         assert_eq!(out.status.code(), Some(0));
         let shown = stdout(&out);
-        assert_eq!(shown, std::fs::read_to_string(&file).unwrap(), "{format}");
+        let file = std::fs::read_to_string(&file).unwrap();
+        if format == "json" {
+            // Standard output ends with the run's summary record.
+            let (rows, last) = shown.trim_end().rsplit_once('\n').unwrap();
+            assert_eq!(format!("{rows}\n"), file);
+            assert!(
+                last.starts_with(r#"{"type":"summary","schema":2,"#),
+                "{last}"
+            );
+        } else {
+            assert_eq!(shown, file, "{format}");
+        }
         assert!(shown.contains("connected"), "{format}: {shown}");
-        let findings = stdout(&run(&[
+        let default = stdout(&run(&[
             "analyze",
             "samples/healthy.pcap",
             "-q",
             "--format",
             format,
         ]));
-        assert!(
-            !findings.contains("\"outcome\""),
-            "{format}: the findings view is the default"
+        // CSV shows findings by default; JSON both kinds of records.
+        assert_eq!(
+            default.contains("\"outcome\"") || default.contains(",outcome,"),
+            format == "json",
+            "{format}: {default}"
         );
     }
+    // Both kinds in one CSV would mix two headers: refused, with the way.
+    let out = run(&[
+        "analyze",
+        "samples/healthy.pcap",
+        "--format",
+        "csv",
+        "--view",
+        "all",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--attempts-csv"));
     std::fs::remove_dir_all(dir).ok();
 }

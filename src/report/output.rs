@@ -197,10 +197,103 @@ fn write_csv<T: Serialize>(
     c.flush()
 }
 
-fn write_jsonl<T: Serialize>(mut w: impl Write, rows: impl Iterator<Item = T>) -> io::Result<()> {
-    for r in rows {
-        serde_json::to_writer(&mut w, &r)?;
+/// The version of the reports' schema (docs/schema.md): the columns of
+/// the CSV reports and the records of the JSON Lines.
+pub const SCHEMA: u32 = 2;
+
+/// A JSON Lines record: its `type` first, then the row's fields.
+#[derive(Serialize)]
+struct Typed<T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    row: T,
+}
+
+fn write_jsonl<T: Serialize>(
+    mut w: impl Write,
+    kind: &'static str,
+    rows: impl Iterator<Item = T>,
+) -> io::Result<()> {
+    for row in rows {
+        serde_json::to_writer(&mut w, &Typed { kind, row })?;
         w.write_all(b"\n")?;
+    }
+    w.flush()
+}
+
+/// The run's totals: the last record of `--format json`. Nothing in it
+/// depends on when or where the run happened.
+#[derive(Serialize, Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub schema: u32,
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub captures: u64,
+    pub frames: u64,
+    pub attempts: u64,
+    pub failed: u64,
+    pub findings: u64,
+    /// Inputs that could not be read (fully): one `error` record each.
+    pub errors: u64,
+    /// Files met in directories that are not captures.
+    pub skipped: u64,
+}
+
+impl Summary {
+    pub fn new() -> Summary {
+        Summary {
+            schema: SCHEMA,
+            tool: "rdpsift",
+            version: env!("CARGO_PKG_VERSION"),
+            ..Default::default()
+        }
+    }
+}
+
+pub fn summary_json(w: impl Write, s: &Summary) -> io::Result<()> {
+    write_jsonl(w, "summary", std::iter::once(s))
+}
+
+/// An input that could not be read, or not fully (the message names the
+/// frame when there is one).
+#[derive(Serialize)]
+struct ErrorRow<'a> {
+    capture: &'a str,
+    message: &'a str,
+}
+
+pub fn error_json(w: impl Write, capture: &str, message: &str) -> io::Result<()> {
+    write_jsonl(w, "error", std::iter::once(ErrorRow { capture, message }))
+}
+
+/// Attempts and findings in one stream: each attempt, then its findings;
+/// a capture's own findings after its attempts; then the capture's
+/// `error` record when it has one.
+pub fn all_json(mut w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
+    for r in reports {
+        // Each attempt's findings, in their report order.
+        let mut of: std::collections::HashMap<&str, Vec<&Finding>> =
+            std::collections::HashMap::new();
+        let ids: std::collections::HashSet<&str> =
+            r.attempts.iter().map(|a| a.attempt.as_str()).collect();
+        let mut rest: Vec<&Finding> = Vec::new();
+        for f in &r.findings {
+            if ids.contains(f.attempt.as_str()) {
+                of.entry(f.attempt.as_str()).or_default().push(f);
+            } else {
+                rest.push(f);
+            }
+        }
+        for a in &r.attempts {
+            write_jsonl(&mut w, "attempt", std::iter::once(AttemptRow::from(a)))?;
+            let mine = of.remove(a.attempt.as_str()).unwrap_or_default();
+            write_jsonl(&mut w, "finding", mine.into_iter().map(FindingRow::from))?;
+        }
+        write_jsonl(&mut w, "finding", rest.into_iter().map(FindingRow::from))?;
+        if let (Some(e), false) = (&r.error, r.partial) {
+            error_json(&mut w, &r.capture, e)?;
+        }
     }
     w.flush()
 }
@@ -240,6 +333,7 @@ pub fn attempts_csv_part(w: impl Write, reports: &[CaptureReport], header: bool)
 pub fn findings_json(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
     write_jsonl(
         w,
+        "finding",
         reports
             .iter()
             .flat_map(|r| &r.findings)
@@ -250,6 +344,7 @@ pub fn findings_json(w: impl Write, reports: &[CaptureReport]) -> io::Result<()>
 pub fn attempts_json(w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
     write_jsonl(
         w,
+        "attempt",
         reports
             .iter()
             .flat_map(|r| &r.attempts)
@@ -439,7 +534,14 @@ mod test {
         let mut out = Vec::new();
         attempts_json(&mut out, &[sample()]).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(v["type"], "attempt");
+        let keys: Vec<&str> = v
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .filter(|k| *k != "type")
+            .collect();
         let mut want = attempt_header();
         want.sort();
         let mut keys = keys;
