@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rdpsift::config::Config;
 use rdpsift::proto::keylog::KeyLog;
-use rdpsift::report::model::{CaptureReport, ClientError, Outcome, Severity};
+use rdpsift::report::model::{ClientError, Outcome, Severity};
 use rdpsift::report::output;
 use rdpsift::run;
 use std::fs::File;
@@ -147,6 +147,9 @@ pub struct Analyze {
     /// always or never.
     #[arg(long, value_enum, default_value = "auto")]
     pub color: When,
+    /// The terminal report shows info findings too (otherwise counted).
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Print nothing on standard error but errors.
     #[arg(short, long)]
     pub quiet: bool,
@@ -307,6 +310,28 @@ fn analyze(a: Analyze) -> Result<u8> {
         (Format::Json, None) => View::All,
         (_, None) => View::Findings,
     };
+    let color = match a.color {
+        When::Always => true,
+        When::Never => false,
+        // NO_COLOR (no-color.org) and CLICOLOR_FORCE, TERM=dumb: what
+        // clap and cargo read (anstyle-query).
+        When::Auto => {
+            anstyle_query::clicolor_force()
+                || (tty && !anstyle_query::no_color() && anstyle_query::term_supports_ansi_color())
+        }
+    };
+    // A Windows console shows escape codes as text until asked not to.
+    #[cfg(windows)]
+    let color = color && anstyle_query::windows::enable_ansi_colors().unwrap_or(false);
+    let look = rdpsift::report::terminal::Look {
+        color,
+        width: if tty {
+            textwrap::termwidth().clamp(40, 120)
+        } else {
+            80
+        },
+        verbose: a.verbose,
+    };
     // A reader that stops early (`| head`) does not stop the run: the
     // rest is judged unseen, so the exit status is the run's own.
     let mut out = BufWriter::new(Closable {
@@ -340,12 +365,6 @@ fn analyze(a: Analyze) -> Result<u8> {
         FailOn::Error => Some(Severity::Error),
         FailOn::Critical => Some(Severity::Critical),
     };
-    let color = match a.color {
-        When::Always => true,
-        When::Never => false,
-        // NO_COLOR (no-color.org): set and not empty.
-        When::Auto => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-    };
     let open = |p: &Option<PathBuf>| -> Result<Option<BufWriter<File>>> {
         p.as_ref()
             .map(|p| {
@@ -368,39 +387,14 @@ fn analyze(a: Analyze) -> Result<u8> {
     let mut hit = false;
     let mut first = true;
     let mut fits = a.saw.map(rdpsift::report::saw::Fits::new);
-    // A file's rows handed out before its report (the table waits for it).
-    let mut held: Option<CaptureReport> = None;
+    let mut terminal = rdpsift::report::terminal::Terminal::new(look);
     let wrote = run::run_each(
         &found.inputs,
         &cfg,
         keys.as_ref(),
         threads,
         &tick,
-        |mut reports| -> Result<()> {
-            if format == Format::Table {
-                // The table is drawn per file: its rows handed out early
-                // wait for the file's own report.
-                let mut whole = Vec::new();
-                for r in reports {
-                    if r.partial {
-                        let p = held.get_or_insert_with(|| CaptureReport {
-                            capture: r.capture.clone(),
-                            ..Default::default()
-                        });
-                        p.attempts.extend(r.attempts);
-                        p.findings.extend(r.findings);
-                    } else if let Some(mut p) = held.take() {
-                        p.frames = r.frames;
-                        p.error = r.error;
-                        p.attempts.extend(r.attempts);
-                        p.findings.extend(r.findings);
-                        whole.push(p);
-                    } else {
-                        whole.push(r);
-                    }
-                }
-                reports = whole;
-            }
+        |reports| -> Result<()> {
             for r in &reports {
                 // Rows count wherever they come (a partial report or the
                 // file's own); the file itself once, with its own report.
@@ -452,7 +446,11 @@ fn analyze(a: Analyze) -> Result<u8> {
                 })?;
             }
             match (format, view) {
-                (Format::Table, _) => output::table(&mut out, &reports, color)?,
+                (Format::Table, _) => {
+                    for r in &reports {
+                        terminal.part(&mut out, r)?;
+                    }
+                }
                 (Format::Csv, View::Attempts) => {
                     output::attempts_csv_part(&mut out, &reports, first)?
                 }

@@ -602,10 +602,37 @@ fn samples_are_reproducible() {
 }
 
 #[test]
-fn table_output_lists_attempts_then_findings() {
-    let o = run(&["analyze", "-q", "--format", "table", "samples/refused.pcap"]);
+fn the_terminal_report_puts_the_verdict_and_its_words_first() {
+    let o = run(&[
+        "analyze",
+        "-q",
+        "--format",
+        "table",
+        "samples/server-denied.pcap",
+    ]);
     let t = stdout(&o);
-    let a = t.find("outcome").expect("attempts table");
-    let f = t.find("tcp.refused").expect("finding");
-    assert!(a < f && t.contains("failed"), "{t}");
+    let at = |s: &str| t.find(s).unwrap_or_else(|| panic!("no {s:?} in\n{t}"));
+    // The attempt, its dialog code, the verdict with its cause, remedy,
+    // confidence and filter, in that order; the info finding folded.
+    let order = [
+        at("#1 FAILED in rdp  198.18.0.10:50112 → 198.19.0.20:3389"),
+        at("The client shows error code 0x904/0x7 (2308/7; documented)"),
+        at("✗ rdp.server_denied  critical  frames 14-60  (the verdict)"),
+        at("Cause: "),
+        at("Fix:   "),
+        at("Confidence: medium"),
+        at("\nip.addr==198.18.0.10 && ip.addr==198.19.0.20 && tcp.port==50112"),
+        at("(1 info finding: -v shows it)"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{t}");
+    assert!(!t.contains("tls.cert.self_signed"), "{t}");
+    let v = stdout(&run(&[
+        "analyze",
+        "-q",
+        "-v",
+        "--format",
+        "table",
+        "samples/server-denied.pcap",
+    ]));
+    assert!(v.contains("· tls.cert.self_signed  info  frame 10"), "{v}");
 }
