@@ -108,7 +108,8 @@ pub enum When {
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXAMPLES)]
 pub struct Analyze {
-    /// Capture files (.pcap, .pcapng, also .gz/.zst), directories, or -.
+    /// Capture files (.pcap, .pcapng, also .gz/.zst), archives of them
+    /// (.tar, .tgz, .tar.zst, .zip), directories, or -.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Write the findings report (CSV, header first) to FILE.
@@ -347,7 +348,7 @@ fn analyze(a: Analyze) -> Result<u8> {
         }
         failed_inputs += 1;
     }
-    let skipped = found.skipped;
+    let mut skipped = found.skipped;
     let total = found.total_bytes();
     let bar = progress_bar(a.progress, total);
     let done = AtomicU64::new(0);
@@ -405,6 +406,7 @@ fn analyze(a: Analyze) -> Result<u8> {
                     .filter(|x| x.outcome == Outcome::Failed)
                     .count();
                 findings += r.findings.len();
+                skipped += r.skipped;
                 if let Some(f) = &mut fits {
                     r.attempts.iter().for_each(|x| f.add(x));
                 }
@@ -521,7 +523,10 @@ fn analyze(a: Analyze) -> Result<u8> {
             plural(findings, "finding", "findings"),
         );
         if skipped > 0 {
-            line.push_str(&format!("; {skipped} files skipped (not captures)"));
+            line.push_str(&format!(
+                "; {} skipped (not captures)",
+                plural(skipped, "file", "files")
+            ));
         }
         eprintln!("{line}");
     }

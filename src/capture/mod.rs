@@ -1,6 +1,7 @@
 //! capture: turns capture files (pcap, pcapng; mapped or streamed, plain or
 //! compressed) into numbered frames with timestamps and link types.
 
+pub mod archive;
 mod mmap;
 pub mod reader;
 pub mod source;
@@ -117,10 +118,16 @@ impl std::error::Error for CaptureError {}
 /// say: an archive to unpack, or a Windows trace to convert.
 pub fn not_capture_hint(head: &[u8], name: &str) -> Option<&'static str> {
     if head.starts_with(b"PK\x03\x04") {
-        return Some("a zip archive; extract the captures from it first");
+        return Some(
+            "a zip archive: archives are read from a file named on the command line or in a \
+             folder, not from a pipe",
+        );
     }
     if head.len() >= 262 && &head[257..262] == b"ustar" {
-        return Some("a tar archive; extract the captures from it first");
+        return Some(
+            "a tar archive: archives are read from a file named on the command line or in a \
+             folder, not from a pipe",
+        );
     }
     if name.to_ascii_lowercase().ends_with(".etl") {
         return Some(

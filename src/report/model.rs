@@ -97,4 +97,7 @@ pub struct CaptureReport {
     /// follow, then the file's own report with the rest (its frames,
     /// error and capture findings). Counts and totals add up across them.
     pub partial: bool,
+    /// Members of an archive that are not captures (the archive's own
+    /// report, `partial` when its captures had theirs).
+    pub skipped: usize,
 }

@@ -398,6 +398,7 @@ mod test {
             }],
             error: None,
             partial: false,
+            skipped: 0,
         }
     }
 

@@ -268,6 +268,11 @@ impl Terminal {
     /// One part of a capture's report (`r.partial`: more parts follow).
     pub fn part(&mut self, mut w: impl Write, r: &CaptureReport) -> io::Result<()> {
         let look = &self.look;
+        // An archive's count of members that are not captures: the run's
+        // summary says it.
+        if r.partial && r.attempts.is_empty() && r.findings.is_empty() {
+            return Ok(());
+        }
         if self.open.as_deref() != Some(r.capture.as_str()) {
             writeln!(w, "{}", look.paint(BOLD, &format!("── {} ", r.capture)))?;
             self.open = Some(r.capture.clone());
@@ -389,6 +394,7 @@ mod test {
             ],
             error: None,
             partial: false,
+            skipped: 0,
         }
     }
 

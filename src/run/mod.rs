@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 pub struct Input {
     pub name: String,
     pub path: PathBuf,
+    /// An archive of captures (read member by member), not a capture.
+    pub archive: Option<capture::archive::Kind>,
 }
 
 /// What input discovery found.
@@ -110,15 +112,24 @@ fn walk(p: &Path, found: &mut Inputs, seen: &mut Seen) -> io::Result<()> {
         found.inputs.push(Input {
             name: "-".into(),
             path: p.to_path_buf(),
+            archive: None,
         });
         return Ok(());
     }
     let meta = std::fs::metadata(p)?;
     if !meta.is_dir() {
         if seen.first(p, &meta) {
+            // Only a regular file is sniffed for an archive: a pipe named
+            // here is read once, as a capture.
+            let archive = if meta.is_file() {
+                capture::archive::kind_of(p)?
+            } else {
+                None
+            };
             found.inputs.push(Input {
                 name: p.display().to_string(),
                 path: p.to_path_buf(),
+                archive,
             });
         }
         return Ok(());
@@ -157,12 +168,19 @@ fn walk(p: &Path, found: &mut Inputs, seen: &mut Seen) -> io::Result<()> {
             continue;
         }
         let name = e.file_name().to_string_lossy();
-        if capture::has_capture_extension(&name)
+        let archive = if capture::has_capture_extension(&name) {
+            None
+        } else {
+            capture::archive::kind_of(e.path()).ok().flatten()
+        };
+        if archive.is_some()
+            || capture::has_capture_extension(&name)
             || capture::source::sniff_capture(e.path()).unwrap_or(false)
         {
             found.inputs.push(Input {
                 name: e.path().display().to_string(),
                 path: e.path().to_path_buf(),
+                archive,
             });
         } else {
             found.skipped += 1;
@@ -193,7 +211,24 @@ pub fn run_each<E: Send>(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
-    for chunk in inputs.chunks(threads) {
+    let mut at = 0;
+    while at < inputs.len() {
+        if inputs[at].archive.is_some() {
+            let i = &inputs[at];
+            at += 1;
+            if let Err(e) = archive(i, cfg, keys, threads, &pool, progress, &mut sink) {
+                return Ok(Err(e));
+            }
+            continue;
+        }
+        // Files side by side, up to one per worker, until an archive.
+        let n = inputs[at..]
+            .iter()
+            .take(threads)
+            .take_while(|i| i.archive.is_none())
+            .count();
+        let chunk = &inputs[at..at + n];
+        at += n;
         // A few rows in flight at most: the judging waits for the writer.
         let (tx, rx) = std::sync::mpsc::sync_channel::<CaptureReport>(2);
         let mut failed: Option<E> = None;
@@ -252,6 +287,112 @@ pub fn run_each<E: Send>(
         return Ok(sink(Vec::new()));
     }
     Ok(Ok(()))
+}
+
+/// An archive's captures, one member after the other as the archive is
+/// read (each analyzed over all the workers, its rows handed out as they
+/// are judged), named `archive.tgz:dir/member.pcap`. Members that are not
+/// captures are counted in a last report (partial, rows none); an archive
+/// without captures, or one that cannot be read to its end, gets an error
+/// report of its own.
+fn archive<E>(
+    input: &Input,
+    cfg: &Config,
+    keys: Option<&std::sync::Arc<crate::proto::keylog::KeyLog>>,
+    threads: usize,
+    pool: &rayon::ThreadPool,
+    progress: Progress<'_>,
+    sink: &mut impl FnMut(Vec<CaptureReport>) -> Result<(), E>,
+) -> Result<(), E> {
+    let kind = input.archive.unwrap_or(capture::archive::Kind::Tar);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<CaptureReport>(2);
+    let mut failed: Option<E> = None;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let emit = |r: CaptureReport| {
+                let _ = tx.send(r);
+            };
+            let emit: &(dyn Fn(CaptureReport) + Sync) = &emit;
+            let (mut captures, mut skipped, mut first_skipped) = (0u64, 0u64, None::<String>);
+            let mut error = None;
+            match capture::archive::members(&input.path, kind) {
+                Err(e) => error = Some(e.to_string()),
+                Ok(members) => {
+                    for item in members {
+                        match item {
+                            capture::archive::Item::Member { name, reader } => {
+                                captures += 1;
+                                let name = format!("{}:{name}", input.name);
+                                let r = match Source::from_reader(Box::new(reader)) {
+                                    Ok(src) => pool.install(|| {
+                                        analyze_rows(
+                                            &name,
+                                            src,
+                                            cfg,
+                                            keys,
+                                            threads,
+                                            progress,
+                                            Some(emit),
+                                        )
+                                    }),
+                                    Err(e) => CaptureReport {
+                                        capture: name,
+                                        error: Some(e.to_string()),
+                                        ..Default::default()
+                                    },
+                                };
+                                emit(r);
+                            }
+                            capture::archive::Item::Skipped { name } => {
+                                skipped += 1;
+                                first_skipped.get_or_insert(name);
+                            }
+                            capture::archive::Item::Error(e) => {
+                                error = Some(e);
+                            }
+                        }
+                    }
+                }
+            }
+            if error.is_none() && captures == 0 {
+                error = Some(match first_skipped {
+                    Some(f) => format!(
+                        "no captures in this archive ({skipped} member{} that {} not a capture, \
+                         the first {f})",
+                        if skipped == 1 { "" } else { "s" },
+                        if skipped == 1 { "is" } else { "are" },
+                    ),
+                    None => "no captures in this archive (it is empty)".to_string(),
+                });
+            }
+            match error {
+                Some(e) => emit(CaptureReport {
+                    capture: input.name.clone(),
+                    error: Some(e),
+                    skipped: skipped as usize,
+                    ..Default::default()
+                }),
+                None if skipped > 0 => emit(CaptureReport {
+                    capture: input.name.clone(),
+                    partial: true,
+                    skipped: skipped as usize,
+                    ..Default::default()
+                }),
+                None => {}
+            }
+        });
+        for r in rx.iter() {
+            if failed.is_none() {
+                if let Err(e) = sink(vec![r]) {
+                    failed = Some(e);
+                }
+            }
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// The default number of workers: the machine's cores.
