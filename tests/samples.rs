@@ -548,7 +548,7 @@ fn directory_walk_takes_captures_by_content_and_skips_the_rest() {
         out.contains("tcp.refused") && out.contains("tcp.syn_unanswered"),
         "{out}"
     );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("1 files skipped"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 file skipped"));
     assert_eq!(o.status.code(), Some(1));
     std::fs::remove_dir_all(&dir).ok();
 }
