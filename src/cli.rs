@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rdpsift::config::Config;
 use rdpsift::proto::keylog::KeyLog;
 use rdpsift::report::model::{ClientError, Outcome, Severity};
-use rdpsift::report::output;
+use rdpsift::report::{ci, output};
 use rdpsift::run;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -199,6 +199,17 @@ pub struct Analyze {
     /// does not depend on it (when no bound is hit).
     #[arg(long, hide = true, value_name = "N", default_value_t = 65536)]
     pub checkpoint_frames: u64,
+    /// Write a JUnit XML report to FILE: one test case per capture, failing
+    /// at --fail-on (at most 20 failures listed per capture, the rest
+    /// counted).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Accepted findings: a findings report of an earlier run (--csv or
+    /// --json). Findings with the same capture, code, client host and
+    /// server address:port, and failed attempts whose verdict is one, no
+    /// longer fail the run.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     /// The error code the client showed (`0x904/0x7`, `0x204`, `2308`):
     /// the attempts whose evidence gives that dialog are listed at the end,
     /// best fit first, or it is said that none does.
@@ -366,6 +377,21 @@ fn analyze(a: Analyze) -> Result<u8> {
         FailOn::Error => Some(Severity::Error),
         FailOn::Critical => Some(Severity::Critical),
     };
+    let baseline = a
+        .baseline
+        .as_ref()
+        .map(|p| {
+            let f = File::open(p).with_context(|| format!("--baseline {}", p.display()))?;
+            ci::Baseline::read(io::BufReader::new(f))
+                .map_err(|e| anyhow::anyhow!("--baseline {}: {e}", p.display()))
+        })
+        .transpose()?;
+    let rule = ci::Rule {
+        threshold,
+        baseline,
+    };
+    let mut junit = a.junit.as_ref().map(|_| ci::Junit::default());
+    let mut accepted = 0usize;
     let open = |p: &Option<PathBuf>| -> Result<Option<BufWriter<File>>> {
         p.as_ref()
             .map(|p| {
@@ -411,12 +437,14 @@ fn analyze(a: Analyze) -> Result<u8> {
                     r.attempts.iter().for_each(|x| f.add(x));
                 }
                 // A failed attempt counts as an error whatever its
-                // verdict's severity (README: exit status).
-                hit |= threshold.is_some_and(|t| {
-                    r.findings.iter().any(|f| f.severity >= t)
-                        || (t <= Severity::Error
-                            && r.attempts.iter().any(|x| x.outcome == Outcome::Failed))
-                });
+                // verdict's severity (README: exit status); what the
+                // baseline accepts does not count.
+                hit |= r.findings.iter().any(|f| rule.finding_fails(f))
+                    || r.attempts.iter().any(|x| rule.attempt_fails(x));
+                accepted += r.findings.iter().filter(|f| rule.accepted(f)).count();
+                if let Some(j) = &mut junit {
+                    j.add(r, &rule);
+                }
                 if r.partial {
                     continue;
                 }
@@ -512,6 +540,11 @@ fn analyze(a: Analyze) -> Result<u8> {
         }
     }
     out.flush()?;
+    if let (Some(j), Some(p)) = (&junit, &a.junit) {
+        let f = File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+        j.write(BufWriter::new(f))
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
 
     if !a.quiet {
         let plural =
@@ -522,6 +555,12 @@ fn analyze(a: Analyze) -> Result<u8> {
             plural(attempts, "attempt", "attempts"),
             plural(findings, "finding", "findings"),
         );
+        if accepted > 0 {
+            line.push_str(&format!(
+                "; {} accepted by the baseline",
+                plural(accepted, "finding", "findings")
+            ));
+        }
         if skipped > 0 {
             line.push_str(&format!(
                 "; {} skipped (not captures)",

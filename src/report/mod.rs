@@ -2,6 +2,7 @@
 //! become rows, and the printers (CSV, JSON Lines, the terminal report).
 
 pub mod build;
+pub mod ci;
 pub mod model;
 pub mod output;
 pub mod saw;
