@@ -586,6 +586,26 @@ fn samples(dir: &Path) -> std::io::Result<()> {
     out.sort_by_key(|p| p.ts);
     write(dir, "dns-nxdomain.pcap", &out, pcap)?;
 
+    // The name the user typed does not resolve (the client's DNS suffix
+    // appended: NXDOMAIN for A and AAAA); a second later the same client
+    // tries the server by address and is refused. Analyzed without
+    // --target: the failed lookup is context of the refused attempt.
+    let mut out = vec![];
+    for (i, qtype) in [1u16, 28].into_iter().enumerate() {
+        let t = T0 + i as i64 * MS;
+        let id = 0x4c00 + i as u16;
+        let q = dns_message(id, false, 0, "rdp-host.corp.example.test", qtype);
+        out.push(synth::udp_pkt(cl, ns, &q, t));
+        let a = dns_message(id, true, 3, "rdp-host.corp.example.test", qtype);
+        out.push(synth::udp_pkt(ns, cl, &a, t + 20 * MS));
+    }
+    let mut c = TcpConv::new(CLIENT, SERVER, T0 + SEC);
+    c.syn(&mut out);
+    c.seq[C] = c.seq[C].wrapping_add(1);
+    c.wait(MS).rst(&mut out, S);
+    out.sort_by_key(|p| p.ts);
+    write(dir, "dns-typed-name.pcap", &out, pcap)?;
+
     // The DNS server never answers: three tries a second apart, and the
     // capture runs on for 3 s more.
     let mut out = vec![];

@@ -2,8 +2,13 @@
 //! routing token, certificate names, `--target`) that DNS never resolved.
 //! For an attempt that still reached an address it is context (a warning);
 //! for a `--target` name that never got as far as a connection, the
-//! failed lookup is the attempt (an error). Evidence: the queries and
-//! answers on port 53 (`session::dns`).
+//! failed lookup is the attempt (an error). Without `--target`, a name the
+//! client looked up in vain in the [`LEAD_NS`] before a failed attempt
+//! (the name the user typed, say, before the client fell back to another)
+//! is context too, unless one of its lookups in that time resolved (a
+//! search suffix that did not apply, then one that did). Other failed
+//! lookups are not reported. Evidence: the queries and answers on port 53
+//! (`session::dns`).
 
 use super::{AttemptContext, AttemptDetector, Placed};
 use crate::finding::{Code, Draft, Outcome, Phase, Severity};
@@ -11,6 +16,37 @@ use crate::proto::dns::rcode_name;
 use crate::session::dns::{unresolved, Unresolved};
 
 pub struct Lookups;
+
+/// How long before an attempt a client's failed lookup is taken as one it
+/// made for this attempt.
+pub const LEAD_NS: i64 = 5_000_000_000;
+
+/// The names the attempt's client host looked up in the [`LEAD_NS`] before
+/// `start`, in capture order, when none of those lookups resolved.
+fn lead_names(cx: &AttemptContext<'_>, client: std::net::IpAddr, start: i64) -> Vec<String> {
+    let near: Vec<&crate::flow::table::DnsLookup> = cx
+        .dns
+        .iter()
+        .filter(|d| {
+            d.client.ip() == client
+                && d.query.at.ts <= start
+                && start.saturating_sub(d.query.at.ts) <= LEAD_NS
+        })
+        .collect();
+    if near
+        .iter()
+        .any(|d| d.query.answer.is_some_and(|a| a.rcode == 0 && a.count > 0))
+    {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = Vec::new();
+    for d in near {
+        if !names.contains(&d.query.name) {
+            names.push(d.query.name.clone());
+        }
+    }
+    names
+}
 
 fn draft(u: &Unresolved<'_>) -> Draft {
     let name = &u.name;
@@ -97,7 +133,14 @@ impl AttemptDetector for Lookups {
                 )
             }
         };
-        let Some(u) = unresolved(&names, cx.dns, before, until) else {
+        let mut lead = false;
+        let u = unresolved(&names, cx.dns, before, until).or_else(|| {
+            let first = cx.attempt.conns.first().map(|&i| &cx.conns[i])?;
+            let names = lead_names(cx, first.client.ip(), first.first.ts);
+            lead = true;
+            unresolved(&names, cx.dns, first.first.ts, until)
+        });
+        let Some(u) = u else {
             return;
         };
         let first = u.lookups[0];
@@ -105,8 +148,21 @@ impl AttemptDetector for Lookups {
         if lookup.is_none() {
             // The client still reached an address: context, a warning.
             d.severity = Severity::Warning;
-            d.summary
-                .push_str("; the client connected to an address nevertheless");
+            if lead {
+                d.summary.push_str(&format!(
+                    "; the client looked it up {} before this attempt and tried an \
+                     address nevertheless",
+                    crate::finding::secs(
+                        cx.attempt
+                            .conns
+                            .first()
+                            .map_or(0, |&i| cx.conns[i].first.ts - first.query.at.ts)
+                    )
+                ));
+            } else {
+                d.summary
+                    .push_str("; the client tried an address nevertheless");
+            }
         }
         out.push(Placed {
             ends: Some((first.client, first.server)),
@@ -153,7 +209,7 @@ mod test {
 
     fn judge(conns: Vec<crate::session::Conn>, dns: &[DnsLookup], target: &str) -> Vec<Placed> {
         let cfg = Config {
-            target: Some(target.into()),
+            target: (!target.is_empty()).then(|| target.into()),
             ..Config::default()
         };
         let end = Mark {
@@ -198,12 +254,44 @@ mod test {
         );
         assert!(
             d.summary
-                .ends_with("the client connected to an address nevertheless"),
+                .ends_with("the client tried an address nevertheless"),
             "{}",
             d.summary
         );
         // A connected attempt says nothing about DNS.
         c.outcome = Outcome::Connected;
         assert!(judge(vec![c], &[lookup(1, None)], "198.18.0.2").is_empty());
+    }
+
+    #[test]
+    fn a_name_looked_up_in_vain_just_before_a_failed_attempt_is_context() {
+        // Failed lookups at 4 s (NXDOMAIN) then a failed connection at 6 s
+        // to an address, without --target: said, as a warning.
+        let mut c = conn(Transport::Tcp, 50000, 6, 8);
+        c.outcome = Outcome::Failed;
+        let cfg_target = "";
+        let out = judge(vec![c.clone()], &[lookup(4, Some(3))], cfg_target);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let d = &out[0].draft;
+        assert_eq!((d.code, d.severity), (Code::DnsNxdomain, Severity::Warning));
+        assert!(
+            d.summary
+                .contains("looked it up 2.000 s before this attempt"),
+            "{}",
+            d.summary
+        );
+        // Longer ago than the lead: not this attempt's.
+        assert!(judge(vec![c.clone()], &[lookup(0, Some(3))], cfg_target).is_empty());
+        // One lookup in the lead resolved (another search suffix): quiet.
+        let mut ok = lookup(5, Some(0));
+        ok.query.name = "rdp.corp.example.test".into();
+        if let Some(a) = &mut ok.query.answer {
+            a.count = 1;
+        }
+        assert!(judge(vec![c.clone()], &[lookup(4, Some(3)), ok], cfg_target).is_empty());
+        // Another client host's failed lookup: not this attempt's.
+        let mut other = lookup(4, Some(3));
+        other.client = "198.18.0.9:53000".parse().unwrap();
+        assert!(judge(vec![c], &[other], cfg_target).is_empty());
     }
 }
