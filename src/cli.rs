@@ -210,6 +210,11 @@ pub struct Analyze {
     /// longer fail the run.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+    /// Replace user names, host names and addresses in every output, the
+    /// same value by the same stand-in (user-1, host-2.example,
+    /// 198.18.0.3), for reports that leave the company.
+    #[arg(long)]
+    pub redact: bool,
     /// The error code the client showed (`0x904/0x7`, `0x204`, `2308`):
     /// the attempts whose evidence gives that dialog are listed at the end,
     /// best fit first, or it is said that none does.
@@ -392,6 +397,7 @@ fn analyze(a: Analyze) -> Result<u8> {
     };
     let mut junit = a.junit.as_ref().map(|_| ci::Junit::default());
     let mut accepted = 0usize;
+    let mut redactor = a.redact.then(rdpsift::report::redact::Redactor::default);
     let open = |p: &Option<PathBuf>| -> Result<Option<BufWriter<File>>> {
         p.as_ref()
             .map(|p| {
@@ -421,7 +427,10 @@ fn analyze(a: Analyze) -> Result<u8> {
         keys.as_ref(),
         threads,
         &tick,
-        |reports| -> Result<()> {
+        |mut reports| -> Result<()> {
+            if let Some(r) = &mut redactor {
+                reports.iter_mut().for_each(|rep| r.report(rep));
+            }
             for r in &reports {
                 // Rows count wherever they come (a partial report or the
                 // file's own); the file itself once, with its own report.

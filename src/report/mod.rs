@@ -5,6 +5,7 @@ pub mod build;
 pub mod ci;
 pub mod model;
 pub mod output;
+pub mod redact;
 pub mod saw;
 pub mod terminal;
 
