@@ -21,18 +21,29 @@ pub struct Lookups;
 /// made for this attempt.
 pub const LEAD_NS: i64 = 5_000_000_000;
 
+/// Lookups looked at before an attempt, at most (the nearest first): a
+/// capture full of lookups costs each failed attempt this much, no more.
+const LEAD_LOOKUPS: usize = 256;
+
 /// The names the attempt's client host looked up in the [`LEAD_NS`] before
-/// `start`, in capture order, when none of those lookups resolved.
-fn lead_names(cx: &AttemptContext<'_>, client: std::net::IpAddr, start: i64) -> Vec<String> {
-    let near: Vec<&crate::flow::table::DnsLookup> = cx
-        .dns
+/// `start` (its first frame `frame`), in capture order, when none of those
+/// lookups resolved. `cx.dns` is in capture order: the search starts at
+/// the attempt's first frame and walks back.
+fn lead_names(
+    cx: &AttemptContext<'_>,
+    client: std::net::IpAddr,
+    frame: u64,
+    start: i64,
+) -> Vec<String> {
+    let end = cx.dns.partition_point(|d| d.query.at.frame <= frame);
+    let mut near: Vec<&crate::flow::table::DnsLookup> = cx.dns[..end]
         .iter()
-        .filter(|d| {
-            d.client.ip() == client
-                && d.query.at.ts <= start
-                && start.saturating_sub(d.query.at.ts) <= LEAD_NS
-        })
+        .rev()
+        .take(LEAD_LOOKUPS)
+        .take_while(|d| start.saturating_sub(d.query.at.ts) <= LEAD_NS)
+        .filter(|d| d.client.ip() == client && d.query.at.ts <= start)
         .collect();
+    near.reverse();
     if near
         .iter()
         .any(|d| d.query.answer.is_some_and(|a| a.rcode == 0 && a.count > 0))
@@ -136,7 +147,7 @@ impl AttemptDetector for Lookups {
         let mut lead = false;
         let u = unresolved(&names, cx.dns, before, until).or_else(|| {
             let first = cx.attempt.conns.first().map(|&i| &cx.conns[i])?;
-            let names = lead_names(cx, first.client.ip(), first.first.ts);
+            let names = lead_names(cx, first.client.ip(), first.first.frame, first.first.ts);
             lead = true;
             unresolved(&names, cx.dns, first.first.ts, until)
         });
