@@ -7,7 +7,7 @@
 //!
 //! The tar and zip formats are read by the `tar` and `zip` crates.
 
-use super::source::{Compression, Source};
+use super::source::{decompressed, read_full, Compression, Source};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
@@ -211,15 +211,19 @@ fn hand_out(name: &str, mut r: impl Read, tx: &SyncSender<Item>) -> bool {
     true
 }
 
+/// A member that is not a directory: a file is handed out, anything else
+/// (a link, a device) is skipped. False when the reader of the items is
+/// gone.
+fn member(name: &str, file: bool, r: impl Read, tx: &SyncSender<Item>) -> bool {
+    if file {
+        hand_out(name, r, tx)
+    } else {
+        tx.send(Item::Skipped { name: clean(name) }).is_ok()
+    }
+}
+
 fn tar_members(file: File, tx: &SyncSender<Item>) -> io::Result<()> {
-    let src = BufReader::with_capacity(256 << 10, file);
-    let mut head = src;
-    let peek = io::BufRead::fill_buf(&mut head)?.to_vec();
-    let inner: Box<dyn Read> = match Compression::sniff(&peek) {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(head)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(head)?),
-        Compression::None => Box::new(head),
-    };
+    let inner = decompressed(Box::new(file))?;
     let mut a = tar::Archive::new(inner);
     for e in a.entries()? {
         let e = e?;
@@ -228,12 +232,7 @@ fn tar_members(file: File, tx: &SyncSender<Item>) -> io::Result<()> {
         if kind.is_dir() {
             continue;
         }
-        let ok = if kind.is_file() {
-            hand_out(&name, e, tx)
-        } else {
-            tx.send(Item::Skipped { name: clean(&name) }).is_ok()
-        };
-        if !ok {
+        if !member(&name, kind.is_file(), e, tx) {
             break;
         }
     }
@@ -261,29 +260,12 @@ fn zip_members(file: File, tx: &SyncSender<Item>) -> io::Result<()> {
         if e.is_dir() {
             continue;
         }
-        let ok = if e.is_file() {
-            hand_out(&name, e, tx)
-        } else {
-            tx.send(Item::Skipped { name: clean(&name) }).is_ok()
-        };
-        if !ok {
+        let file = e.is_file();
+        if !member(&name, file, e, tx) {
             break;
         }
     }
     Ok(())
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

@@ -79,15 +79,8 @@ impl Source {
 
     /// Wraps any reader, decompressing gzip or zstd when its first bytes say so.
     pub fn from_reader(reader: Box<dyn Read + Send>) -> io::Result<Source> {
-        let mut reader = BufReader::with_capacity(256 << 10, reader);
-        let head = io::BufRead::fill_buf(&mut reader)?.to_vec();
-        let inner: Box<dyn Read + Send> = match Compression::sniff(&head) {
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
-            Compression::None => Box::new(reader),
-        };
         Ok(Source::Stream {
-            reader: inner,
+            reader: decompressed(reader)?,
             buf: Vec::new(),
             start: 0,
             end: 0,
@@ -171,7 +164,19 @@ impl Source {
     }
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// `reader`, decompressed when its first bytes say gzip or zstd.
+pub(crate) fn decompressed(reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+    let mut reader = BufReader::with_capacity(256 << 10, reader);
+    let head = io::BufRead::fill_buf(&mut reader)?.to_vec();
+    Ok(match Compression::sniff(&head) {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
+        Compression::None => Box::new(reader),
+    })
+}
+
+/// Reads until `buf` is full or the stream ends; the bytes read.
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {

@@ -101,3 +101,29 @@ pub struct CaptureReport {
     /// report, `partial` when its captures had theirs).
     pub skipped: usize,
 }
+
+impl CaptureReport {
+    /// Each attempt with its findings (in report order), then the findings
+    /// that belong to no attempt here (the capture's own): how the JSON
+    /// `all` view and the terminal report walk a report.
+    pub fn grouped(&self) -> (Vec<(&Attempt, Vec<&Finding>)>, Vec<&Finding>) {
+        let mut of: std::collections::HashMap<&str, Vec<&Finding>> =
+            std::collections::HashMap::new();
+        let ids: std::collections::HashSet<&str> =
+            self.attempts.iter().map(|a| a.attempt.as_str()).collect();
+        let mut rest = Vec::new();
+        for f in &self.findings {
+            if ids.contains(f.attempt.as_str()) {
+                of.entry(f.attempt.as_str()).or_default().push(f);
+            } else {
+                rest.push(f);
+            }
+        }
+        let attempts = self
+            .attempts
+            .iter()
+            .map(|a| (a, of.remove(a.attempt.as_str()).unwrap_or_default()))
+            .collect();
+        (attempts, rest)
+    }
+}

@@ -272,22 +272,9 @@ pub fn error_json(w: impl Write, capture: &str, message: &str) -> io::Result<()>
 /// `error` record when it has one.
 pub fn all_json(mut w: impl Write, reports: &[CaptureReport]) -> io::Result<()> {
     for r in reports {
-        // Each attempt's findings, in their report order.
-        let mut of: std::collections::HashMap<&str, Vec<&Finding>> =
-            std::collections::HashMap::new();
-        let ids: std::collections::HashSet<&str> =
-            r.attempts.iter().map(|a| a.attempt.as_str()).collect();
-        let mut rest: Vec<&Finding> = Vec::new();
-        for f in &r.findings {
-            if ids.contains(f.attempt.as_str()) {
-                of.entry(f.attempt.as_str()).or_default().push(f);
-            } else {
-                rest.push(f);
-            }
-        }
-        for a in &r.attempts {
+        let (attempts, rest) = r.grouped();
+        for (a, mine) in attempts {
             write_jsonl(&mut w, "attempt", std::iter::once(AttemptRow::from(a)))?;
-            let mine = of.remove(a.attempt.as_str()).unwrap_or_default();
             write_jsonl(&mut w, "finding", mine.into_iter().map(FindingRow::from))?;
         }
         write_jsonl(&mut w, "finding", rest.into_iter().map(FindingRow::from))?;

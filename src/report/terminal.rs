@@ -285,25 +285,14 @@ impl Terminal {
             .iter()
             .filter(|a| a.outcome == Outcome::Failed)
             .count();
-        // Each attempt's findings, in report order.
-        let mut of: std::collections::HashMap<&str, Vec<&Finding>> =
-            std::collections::HashMap::new();
-        for f in &r.findings {
-            of.entry(f.attempt.as_str()).or_default().push(f);
-        }
-        for a in &r.attempts {
+        let (attempts, rest) = r.grouped();
+        for (a, mine) in attempts {
             writeln!(w)?;
             head(&mut w, look, a)?;
-            let mine = of.remove(a.attempt.as_str()).unwrap_or_default();
             let mine = ordered(mine.into_iter(), &a.verdict);
             findings(&mut w, look, mine, &a.verdict, None)?;
         }
         // The capture's own findings, and any whose attempt is not here.
-        let rest: Vec<&Finding> = r
-            .findings
-            .iter()
-            .filter(|f| of.contains_key(f.attempt.as_str()))
-            .collect();
         if !rest.is_empty() {
             let rest = ordered(rest.into_iter(), "");
             findings(&mut w, look, rest, "", Some("The capture"))?;
